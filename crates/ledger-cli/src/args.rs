@@ -1,0 +1,88 @@
+//! The command-line grammar (clap derive). Kept apart from behaviour so the whole
+//! surface of `ledger` can be read in one file.
+
+use clap::{Args, Parser, Subcommand};
+use ledger_core::Stage;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ledger",
+    version,
+    about = "Signed, tamper-evident evidence for every stage of a release pipeline",
+    after_help = "Exit codes: 0 ok, 1 stage failed (evidence recorded), 2 bad input, 3 gate denied, 4 verification failed, 5 infrastructure unreachable."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Evidence store: a folder or a bucket URL [default: .artifacts at the repository root]
+    #[arg(long, global = true, env = "LEDGER_STORE", value_name = "PATH|URL")]
+    pub store: Option<String>,
+    /// Policy file [default: policy/pipeline-policy.json at the repository root]
+    #[arg(long, global = true, env = "LEDGER_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set up ledger in this git repository: a signing key, a policy, .gitignore entries
+    Init,
+    /// Generate key pairs and compute key ids
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run a pipeline stage and record its signed evidence
+    Stage(StageArgs),
+    /// Verify all evidence stored for a commit, offline
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new Ed25519 key pair (PKCS#8 private key, mode 0600; SPKI public key)
+    Generate {
+        #[arg(long, value_name = "FILE")]
+        private_key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+    },
+    /// Print the key id (securesystemslib form) of a public or private PEM key
+    Id {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// Stage to run: commit, integration, build, publish, deploy, smoke, decide
+    #[arg(value_name = "STAGE")]
+    pub stage: Stage,
+    /// Commit under test [default: git rev-parse HEAD]
+    #[arg(long, value_name = "SHA")]
+    pub sha: Option<String>,
+    /// Private key file [default: $LEDGER_SIGNING_KEY, else .ledger/signing.key]
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Also treat this environment variable's value as secret (repeatable)
+    #[arg(long = "redact-env", value_name = "NAME")]
+    pub redact_env: Vec<String>,
+    /// The command to wrap (commit and integration)
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Commit whose evidence to verify
+    #[arg(value_name = "SHA")]
+    pub sha: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}

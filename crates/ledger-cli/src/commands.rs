@@ -1,0 +1,315 @@
+//! One function per command: resolve inputs, call the library, print, pick the code.
+
+use crate::args::{Cli, Command, KeysCommand, StageArgs, VerifyArgs};
+use crate::context::{self, DEFAULT_KEY_PATH, DEFAULT_POLICY_PATH};
+use crate::exit::{Code, Failure, Result};
+use ledger_core::predicate::Outcome;
+use ledger_core::{GitSha, PublicKey, SigningKey, Stage};
+use ledger_pipeline::evidence::{ChainReport, Evidence};
+use ledger_pipeline::record::Recorder;
+use ledger_pipeline::stage::{run_command_stage, CommandStage};
+use std::io::Write;
+use std::path::Path;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<Code> {
+    match cli.command {
+        Command::Init => init(),
+        Command::Keys(KeysCommand::Generate {
+            private_key,
+            public_key,
+        }) => keys_generate(&private_key, &public_key),
+        Command::Keys(KeysCommand::Id { file }) => keys_id(&file),
+        Command::Stage(args) => stage(&cli.global, args).await,
+        Command::Verify(args) => verify(&cli.global, args).await,
+    }
+}
+
+/// Creates `path` with `contents`, failing if it exists; `private` sets mode 0600
+/// from the start, so the secret is never readable by others, not even briefly.
+fn create_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::input(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::input(format!(
+                "{} already exists; refusing to overwrite it",
+                path.display()
+            ))
+            .hint("move it away first if you really mean to replace it")
+        } else {
+            Failure::input(format!("cannot create {}: {e}", path.display()))
+        }
+    })?;
+    file.write_all(contents)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Failure::input(format!("cannot write {}: {e}", path.display())))
+}
+
+fn key_pems(key: &SigningKey) -> Result<(ledger_core::keys::zeroize_string::Secret, String)> {
+    let private = key
+        .to_pkcs8_pem()
+        .map_err(|e| Failure::input(format!("cannot encode the new key: {e}")))?;
+    let public = key
+        .public()
+        .to_pem()
+        .map_err(|e| Failure::input(format!("cannot encode the new key: {e}")))?;
+    Ok((private, public))
+}
+
+fn keys_generate(private_path: &Path, public_path: &Path) -> Result<Code> {
+    for p in [private_path, public_path] {
+        if p.exists() {
+            return Err(Failure::input(format!(
+                "{} already exists; refusing to overwrite it",
+                p.display()
+            )));
+        }
+    }
+    let key = SigningKey::generate();
+    let (private, public) = key_pems(&key)?;
+    create_new(private_path, private.expose().as_bytes(), true)?;
+    create_new(public_path, public.as_bytes(), false)?;
+    println!(
+        "wrote private key {} (mode 0600; keep it secret)",
+        private_path.display()
+    );
+    println!("wrote public key  {}", public_path.display());
+    println!("key id {}", key.key_id());
+    Ok(Code::Success)
+}
+
+fn keys_id(file: &Path) -> Result<Code> {
+    let text = String::from_utf8(context::read_limited(file, "key file")?)
+        .map_err(|_| Failure::input(format!("{} is not PEM text", file.display())))?;
+    let id = if text.contains("PRIVATE KEY") {
+        SigningKey::from_pem(&text)
+            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?
+            .key_id()
+            .clone()
+    } else {
+        PublicKey::from_pem(&text)
+            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?
+            .key_id()
+            .clone()
+    };
+    println!("{id}");
+    Ok(Code::Success)
+}
+
+const GITIGNORE_LINES: [&str; 2] = [".artifacts/", ".ledger/"];
+
+fn init() -> Result<Code> {
+    let root = context::repo_root()?;
+    if !root.join(".git").exists() {
+        eprintln!(
+            "warning: {} is not a git repository; setting up ledger here anyway",
+            root.display()
+        );
+    }
+    let key_path = root.join(DEFAULT_KEY_PATH);
+    let policy_path = root.join(DEFAULT_POLICY_PATH);
+    for p in [&key_path, &policy_path] {
+        if p.exists() {
+            return Err(Failure::input(format!("{} already exists; ledger is already set up here", p.display()))
+                .hint("nothing was changed; to start over, move .ledger/ and policy/pipeline-policy.json away"));
+        }
+    }
+    let key = SigningKey::generate();
+    let (private, public) = key_pems(&key)?;
+    let policy = ledger_policy::default_policy_json(key.public())
+        .map_err(|e| Failure::input(format!("cannot encode the policy: {e}")))?;
+    create_new(&key_path, private.expose().as_bytes(), true)?;
+    create_new(&root.join(".ledger/signing.pub"), public.as_bytes(), false)?;
+    create_new(&policy_path, policy.as_bytes(), false)?;
+    let added = update_gitignore(&root.join(".gitignore"))?;
+
+    println!("ledger is set up in {}", root.display());
+    println!("  created .ledger/signing.key   private signing key, mode 0600, ignored by git: never commit it");
+    println!("  created .ledger/signing.pub   its public key");
+    println!(
+        "  created {DEFAULT_POLICY_PATH}   trusts key {} for every stage",
+        key.key_id().short()
+    );
+    if !added.is_empty() {
+        println!("  updated .gitignore            added {}", added.join(" "));
+    }
+    println!();
+    println!("Commit the policy and .gitignore:");
+    println!("  git add {DEFAULT_POLICY_PATH} .gitignore && git commit -m 'Add ledger policy'");
+    println!("In CI, pass the private key as a secret in LEDGER_SIGNING_KEY, then run e.g.");
+    println!("  ledger stage commit -- cargo test");
+    Ok(Code::Success)
+}
+
+fn update_gitignore(path: &Path) -> Result<Vec<&'static str>> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Failure::input(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let present = |line: &str| {
+        existing.lines().any(|l| {
+            l.trim() == line
+                || l.trim() == format!("/{line}")
+                || l.trim() == line.trim_end_matches('/')
+        })
+    };
+    let added: Vec<&str> = GITIGNORE_LINES
+        .into_iter()
+        .filter(|l| !present(l))
+        .collect();
+    if added.is_empty() {
+        return Ok(added);
+    }
+    let mut text = existing.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# ledger: local evidence store and private signing key\n");
+    for l in &added {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(path, text)
+        .map_err(|e| Failure::input(format!("cannot write {}: {e}", path.display())))?;
+    Ok(added)
+}
+
+async fn stage(global: &crate::args::Global, args: StageArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
+    if !matches!(args.stage, Stage::Commit | Stage::Integration) {
+        return Err(Failure::input(format!(
+            "stage `{}` is not available in this version of ledger; commit and integration are",
+            args.stage
+        )));
+    }
+    if args.command.is_empty() {
+        return Err(Failure::input(format!(
+            "stage `{}` wraps a command, and none was given",
+            args.stage
+        ))
+        .hint(format!("ledger stage {} -- cargo test", args.stage)));
+    }
+    let (policy, policy_bytes) = context::load_policy(global, &root)?;
+    let key = context::load_signing_key(args.key.as_deref(), &root)?;
+    let store = context::open_store(global, &root).await?;
+    let env = context::env_map();
+    let runner = ledger_pipeline::runner::detect(&env, &ledger_pipeline::runner::host_name());
+    let rec = Recorder {
+        store: &store,
+        policy: &policy,
+        policy_bytes: &policy_bytes,
+        key: &key,
+    };
+    let outcome = run_command_stage(
+        &rec,
+        CommandStage {
+            stage: args.stage,
+            sha,
+            argv: args.command,
+            redact_env: args.redact_env,
+            env,
+            runner,
+            echo: true,
+            inputs: vec![],
+        },
+    )
+    .await?;
+    let exit = outcome
+        .exit_code
+        .map_or("a signal".to_owned(), |c| format!("exit code {c}"));
+    eprintln!(
+        "ledger: {} {} (attempt {}, {exit}); evidence {} in {}",
+        args.stage,
+        outcome.result.as_str(),
+        outcome.r.attempt,
+        outcome.r.key(),
+        store.location()
+    );
+    Ok(match outcome.result {
+        Outcome::Pass => Code::Success,
+        Outcome::Fail => Code::StageFailed,
+    })
+}
+
+async fn verify(global: &crate::args::Global, args: VerifyArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = GitSha::parse(&args.sha).map_err(Failure::input)?;
+    let (policy, _) = context::load_policy(global, &root)?;
+    let store = context::open_store(global, &root).await?;
+    let report = Evidence::new(&store, &policy).check_sha(&sha).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::new(Code::Infrastructure, e))?;
+        println!("{text}");
+    } else {
+        print_chain(&report, store.location());
+    }
+    Ok(if report.ok {
+        Code::Success
+    } else {
+        Code::VerificationFailed
+    })
+}
+
+fn print_chain(report: &ChainReport, location: &str) {
+    if report.artifacts.is_empty() {
+        println!("no evidence stored for {} in {location}", report.sha);
+        println!("verification FAILED: nothing to verify");
+        return;
+    }
+    for a in &report.artifacts {
+        if a.ok {
+            let result = a.result.map(|r| r.as_str()).unwrap_or("-");
+            let signer = a
+                .signers
+                .first()
+                .map(|s| &s[..12.min(s.len())])
+                .unwrap_or("-");
+            println!("ok    {:<64} {result:<4} signed by {signer}", a.key);
+            for n in &a.notes {
+                println!("      note: {n}");
+            }
+        } else {
+            println!("FAIL  {}", a.key);
+            for p in &a.problems {
+                println!("      {p}");
+            }
+        }
+    }
+    for u in &report.unexpected {
+        println!("FAIL  {u}\n      not ledger evidence: an object that no stage writes sits among this commit's evidence");
+    }
+    let failed = report.artifacts.iter().filter(|a| !a.ok).count() + report.unexpected.len();
+    if report.ok {
+        println!(
+            "verified: {} artifact(s) for {}",
+            report.artifacts.len(),
+            report.sha
+        );
+    } else {
+        println!(
+            "verification FAILED: {failed} of {} object(s) for {} do not verify",
+            report.artifacts.len() + report.unexpected.len(),
+            report.sha
+        );
+    }
+}

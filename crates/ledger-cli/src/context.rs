@@ -1,0 +1,140 @@
+//! Resolving what a command works on: repository root, store, policy, signing key,
+//! commit SHA. Each lookup fails with a message that names the place it looked and
+//! the command that fixes it.
+
+use crate::args::Global;
+use crate::exit::{Failure, Result};
+use ledger_core::{GitSha, SigningKey};
+use ledger_policy::Policy;
+use ledger_store::{Store, StoreLocation};
+use std::path::{Path, PathBuf};
+
+/// Environment variable holding the signing key's PEM text, or a path to it.
+pub const SIGNING_KEY_ENV: &str = "LEDGER_SIGNING_KEY";
+
+/// Where `ledger init` puts the private key, relative to the repository root.
+pub const DEFAULT_KEY_PATH: &str = ".ledger/signing.key";
+
+/// Where the policy lives, relative to the repository root.
+pub const DEFAULT_POLICY_PATH: &str = "policy/pipeline-policy.json";
+
+/// The repository root: the nearest ancestor of the working directory holding `.git`,
+/// else the working directory itself.
+pub fn repo_root() -> Result<PathBuf> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::input(format!("cannot read the working directory: {e}")))?;
+    Ok(cwd
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(&cwd)
+        .to_path_buf())
+}
+
+/// Opens the evidence store chosen by `--store`/`LEDGER_STORE`, or `.artifacts/`.
+pub async fn open_store(global: &Global, root: &Path) -> Result<Store> {
+    let location = match &global.store {
+        Some(s) => StoreLocation::parse(s)?,
+        None => StoreLocation::default_for(root),
+    };
+    Ok(Store::open(location).await?)
+}
+
+/// The policy file's path.
+pub fn policy_path(global: &Global, root: &Path) -> PathBuf {
+    global
+        .policy
+        .clone()
+        .unwrap_or_else(|| root.join(DEFAULT_POLICY_PATH))
+}
+
+/// Reads and checks the policy; returns it with the exact bytes read.
+pub fn load_policy(global: &Global, root: &Path) -> Result<(Policy, Vec<u8>)> {
+    let path = policy_path(global, root);
+    let bytes = read_limited(&path, "policy").map_err(|f| {
+        if global.policy.is_none() {
+            f.hint("run `ledger init` to create one, or pass --policy FILE")
+        } else {
+            f
+        }
+    })?;
+    let policy =
+        Policy::parse(&bytes).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+    Ok((policy, bytes))
+}
+
+/// Reads a file of at most `ledger_core::MAX_JSON_BYTES`.
+pub fn read_limited(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Failure::input(format!("cannot read {what} {}: {e}", path.display())))?;
+    if meta.len() > ledger_core::MAX_JSON_BYTES as u64 {
+        return Err(Failure::input(format!(
+            "{what} {} is {} bytes, over the {}-byte limit",
+            path.display(),
+            meta.len(),
+            ledger_core::MAX_JSON_BYTES
+        )));
+    }
+    std::fs::read(path)
+        .map_err(|e| Failure::input(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// Loads the signing key from `--key`, `$LEDGER_SIGNING_KEY` (PEM or path), or
+/// `.ledger/signing.key`. Errors never include key material.
+pub fn load_signing_key(explicit: Option<&Path>, root: &Path) -> Result<SigningKey> {
+    let (pem, source) = if let Some(path) = explicit {
+        (read_key_file(path)?, format!("--key {}", path.display()))
+    } else if let Some(value) = std::env::var_os(SIGNING_KEY_ENV).filter(|v| !v.is_empty()) {
+        let value = value.to_string_lossy().into_owned();
+        if value.trim_start().starts_with("-----BEGIN") {
+            (value, format!("${SIGNING_KEY_ENV}"))
+        } else {
+            let path = PathBuf::from(value.trim());
+            (
+                read_key_file(&path)?,
+                format!("${SIGNING_KEY_ENV} ({})", path.display()),
+            )
+        }
+    } else {
+        let path = root.join(DEFAULT_KEY_PATH);
+        if !path.exists() {
+            return Err(Failure::input(format!("no signing key: {} does not exist and ${SIGNING_KEY_ENV} is not set", path.display()))
+                .hint("run `ledger init`, pass --key FILE, or set LEDGER_SIGNING_KEY to the PEM text or a path"));
+        }
+        (read_key_file(&path)?, path.display().to_string())
+    };
+    SigningKey::from_pem(&pem)
+        .map_err(|e| Failure::input(format!("signing key from {source}: {e}")))
+}
+
+fn read_key_file(path: &Path) -> Result<String> {
+    let bytes = read_limited(path, "key file")?;
+    String::from_utf8(bytes)
+        .map_err(|_| Failure::input(format!("key file {} is not PEM text", path.display())))
+}
+
+/// The SHA from `--sha`, else `git rev-parse HEAD`.
+pub fn resolve_sha(explicit: Option<&str>, root: &Path) -> Result<GitSha> {
+    if let Some(s) = explicit {
+        return GitSha::parse(s).map_err(Failure::input);
+    }
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| {
+            Failure::input(format!("--sha not given and git could not be run: {e}"))
+                .hint("pass --sha <40-hex commit>")
+        })?;
+    if !out.status.success() {
+        return Err(Failure::input("--sha not given and `git rev-parse HEAD` failed (not a git repository, or no commits yet)").hint("pass --sha <40-hex commit>"));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    GitSha::parse(text.trim()).map_err(Failure::input)
+}
+
+/// The process environment as a map (names and values that are valid UTF-8).
+pub fn env_map() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}

@@ -1,0 +1,46 @@
+//! `ledger`: the command line. Argument parsing, output and exit codes only; every
+//! operation is a library call into `ledger-pipeline` that returns a value.
+//!
+//! Exit codes (the same for every command, see the README):
+//! 0 success · 1 the stage's own work failed (evidence recorded) · 2 bad input or
+//! configuration · 3 gate denied · 4 verification failed · 5 infrastructure failing.
+
+mod args;
+mod commands;
+mod context;
+mod exit;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return exit::Code::Infrastructure.into();
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code.into(),
+        Err(failure) => {
+            failure.print();
+            failure.code.into()
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}

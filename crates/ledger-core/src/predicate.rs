@@ -1,0 +1,117 @@
+//! The fields every predicate shares, and the predicate of wrapped-command stages.
+//!
+//! Writers build these typed values and serialize them; readers validate the JSON
+//! against the kind's schema first and then read the shared [`Header`] out of it, so
+//! that gates and reports get typed access without trusting unchecked input.
+
+use crate::digest::Sha256Digest;
+use crate::sha::GitSha;
+use crate::stage::Stage;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The outcome of a stage's own work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+}
+
+impl Outcome {
+    /// `pass` or `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+        }
+    }
+}
+
+/// Where a stage ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runner {
+    pub host: String,
+    /// `github-actions`, `gitlab-ci` or `local`.
+    pub ci_provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// A hash link: an envelope the stage's gate consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    pub key: String,
+    pub sha256: Sha256Digest,
+}
+
+/// The fields every predicate carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub stage: Stage,
+    pub sha: GitSha,
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    pub result: Outcome,
+    pub runner: Runner,
+    pub inputs: Vec<Input>,
+    pub policy_sha256: Sha256Digest,
+    pub ledger_version: String,
+}
+
+impl Header {
+    /// Reads the shared fields out of a (schema-valid) predicate.
+    pub fn from_predicate(predicate: &serde_json::Value) -> Result<Header, serde_json::Error> {
+        Header::deserialize(predicate)
+    }
+
+    /// Wall time of the stage's own work, in milliseconds (0 if the clock went back).
+    pub fn duration_ms(&self) -> u64 {
+        let d = self.finished_at - self.started_at;
+        u64::try_from(d.whole_milliseconds()).unwrap_or(0)
+    }
+}
+
+/// The wrapped command of a `commit` or `integration` stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub argv: Vec<String>,
+    /// `None` when the process was ended by a signal.
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+}
+
+/// The captured output of a wrapped command, stored as its own object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    pub key: String,
+    pub sha256: Sha256Digest,
+    pub bytes: u64,
+    pub redacted: Vec<String>,
+}
+
+/// Test counts recognised in a wrapped command's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestCounts {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+}
+
+/// The predicate of `commit` and `integration`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandPredicate {
+    #[serde(flatten)]
+    pub header: Header,
+    pub command: Command,
+    pub output: Output,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestCounts>,
+}

@@ -1,0 +1,208 @@
+//! JSON Schema validation of predicates and policies.
+//!
+//! The schemas in `schemas/` are the published contract, hand-written and versioned;
+//! they are compiled into the binary so that validation needs no file system and no
+//! network (remote `$ref`s are impossible: `jsonschema` is built without its HTTP
+//! retriever, and shared definitions come from `common.v1.schema.json` registered
+//! locally). Predicates are validated before they are signed and again on verify.
+
+use crate::stage::ArtifactKind;
+use jsonschema::{Registry, Resource, Validator};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The base URI of every schema `$id`.
+pub const SCHEMA_BASE: &str = "https://ledger.dev/schemas/";
+
+/// Every schema shipped, by file name, with its text.
+pub const SOURCES: &[(&str, &str)] = &[
+    (
+        "common.v1.schema.json",
+        include_str!("../../../schemas/common.v1.schema.json"),
+    ),
+    (
+        "commit.v1.schema.json",
+        include_str!("../../../schemas/commit.v1.schema.json"),
+    ),
+    (
+        "integration.v1.schema.json",
+        include_str!("../../../schemas/integration.v1.schema.json"),
+    ),
+    (
+        "build.v1.schema.json",
+        include_str!("../../../schemas/build.v1.schema.json"),
+    ),
+    (
+        "manifest.v1.schema.json",
+        include_str!("../../../schemas/manifest.v1.schema.json"),
+    ),
+    (
+        "deployment.v1.schema.json",
+        include_str!("../../../schemas/deployment.v1.schema.json"),
+    ),
+    (
+        "smoke.v1.schema.json",
+        include_str!("../../../schemas/smoke.v1.schema.json"),
+    ),
+    (
+        "decision.v1.schema.json",
+        include_str!("../../../schemas/decision.v1.schema.json"),
+    ),
+    (
+        "timing.v1.schema.json",
+        include_str!("../../../schemas/timing.v1.schema.json"),
+    ),
+    (
+        "policy.v1.schema.json",
+        include_str!("../../../schemas/policy.v1.schema.json"),
+    ),
+];
+
+/// Which document a schema describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Document {
+    Predicate(ArtifactKind),
+    Policy,
+}
+
+impl Document {
+    /// The schema file name for this document.
+    pub fn file_name(self) -> String {
+        match self {
+            Document::Predicate(kind) => format!("{}.v1.schema.json", kind.as_str()),
+            Document::Policy => "policy.v1.schema.json".to_owned(),
+        }
+    }
+
+    /// Every document with a schema.
+    pub fn all() -> impl Iterator<Item = Document> {
+        ArtifactKind::ALL
+            .into_iter()
+            .map(Document::Predicate)
+            .chain([Document::Policy])
+    }
+}
+
+/// One way a document breaks its schema: where (JSON pointer) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub path: String,
+    pub message: String,
+}
+
+/// A document that does not match its schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("{schema}: {}", render(.violations))]
+    Invalid {
+        schema: String,
+        violations: Vec<Violation>,
+    },
+    /// A shipped schema does not compile: a bug in `ledger`, caught by its tests.
+    #[error("internal error: schema {0} does not compile: {1}")]
+    Broken(String, String),
+}
+
+fn render(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| {
+            let at = if v.path.is_empty() { "(root)" } else { &v.path };
+            format!("at {at}: {}", v.message)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+type Compiled = Result<BTreeMap<String, Validator>, (String, String)>;
+
+fn compiled() -> &'static Compiled {
+    static CELL: OnceLock<Compiled> = OnceLock::new();
+    CELL.get_or_init(compile_all)
+}
+
+fn parse_source(name: &str, text: &str) -> Result<Value, (String, String)> {
+    serde_json::from_str(text).map_err(|e| (name.to_owned(), e.to_string()))
+}
+
+fn compile_all() -> Compiled {
+    let (common_name, common_text) = SOURCES[0];
+    let common = parse_source(common_name, common_text)?;
+    let registry = Registry::new()
+        .add(
+            format!("{SCHEMA_BASE}{common_name}"),
+            Resource::from_contents(common),
+        )
+        .and_then(|b| b.prepare())
+        .map_err(|e| (common_name.to_owned(), e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (name, text) in &SOURCES[1..] {
+        let schema = parse_source(name, text)?;
+        let validator = jsonschema::options()
+            .with_registry(&registry)
+            .should_validate_formats(true)
+            .build(&schema)
+            .map_err(|e| ((*name).to_owned(), e.to_string()))?;
+        out.insert((*name).to_owned(), validator);
+    }
+    Ok(out)
+}
+
+/// Validates `instance` against the schema of `doc`, reporting every violation.
+pub fn validate(doc: Document, instance: &Value) -> Result<(), SchemaError> {
+    let name = doc.file_name();
+    let validators = compiled()
+        .as_ref()
+        .map_err(|(n, e)| SchemaError::Broken(n.clone(), e.clone()))?;
+    let Some(validator) = validators.get(&name) else {
+        return Err(SchemaError::Broken(name, "not shipped".to_owned()));
+    };
+    let violations: Vec<Violation> = validator
+        .iter_errors(instance)
+        .take(20)
+        .map(|e| Violation {
+            path: e.instance_path().to_string(),
+            message: e.to_string(),
+        })
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(SchemaError::Invalid {
+            schema: name,
+            violations,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_schema_compiles() {
+        if let Err((name, e)) = compiled() {
+            panic!("{name}: {e}");
+        }
+        assert_eq!(compiled().as_ref().unwrap().len(), SOURCES.len() - 1);
+    }
+
+    #[test]
+    fn every_document_has_a_schema() {
+        for doc in Document::all() {
+            assert!(
+                SOURCES.iter().any(|(n, _)| *n == doc.file_name()),
+                "{doc:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn violations_name_the_path() {
+        let e = validate(Document::Policy, &serde_json::json!({"version": "one"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("policy.v1.schema.json"), "{e}");
+    }
+}

@@ -1,0 +1,61 @@
+//! The pipeline's typed errors and the class each belongs to.
+//!
+//! The class is what the binary turns into an exit code (DESIGN.md): bad input 2,
+//! denied 3, verification 4, infrastructure 5. Deciding the class here, next to the
+//! error, keeps the CLI a thin mapping and keeps the classes consistent.
+
+use crate::command::CommandError;
+use ledger_core::schema::SchemaError;
+use ledger_core::Stage;
+use ledger_store::StoreError;
+
+/// What kind of failure an error is; one exit code each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Usage, configuration, keys, malformed input: exit 2.
+    Input,
+    /// A gate refused: exit 3.
+    Denied,
+    /// Evidence does not verify: exit 4.
+    Verification,
+    /// Store, engine or registry unreachable or failing: exit 5.
+    Infrastructure,
+}
+
+/// Everything that can stop a pipeline operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("signing key {keyid} is not trusted by the policy to sign stage `{stage}`{revoked}; add it to the key's `stages` in the policy, or sign with a key the policy trusts")]
+    KeyNotTrusted {
+        keyid: String,
+        stage: Stage,
+        revoked: String,
+    },
+    #[error("stage `{0}` does not wrap a command; run it without `-- CMD`")]
+    NotAWrapperStage(Stage),
+    #[error("internal error: the {what} ledger built does not match its own schema: {source}")]
+    OwnSchema { what: String, source: SchemaError },
+    #[error("stored policy object {key} does not hash to its name: the store was altered")]
+    PolicyObjectAltered { key: String },
+    #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA; try again")]
+    AttemptContention { stage: Stage, tries: u32 },
+}
+
+impl Error {
+    /// The class that decides the exit code.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Store(e) => crate::store_class(e),
+            Error::Command(_) | Error::KeyNotTrusted { .. } | Error::NotAWrapperStage(_) => {
+                ErrorClass::Input
+            }
+            Error::OwnSchema { .. } => ErrorClass::Input,
+            Error::PolicyObjectAltered { .. } => ErrorClass::Verification,
+            Error::AttemptContention { .. } => ErrorClass::Infrastructure,
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Reading evidence back and checking every link of it.
+//!
+//! [`Evidence`] verifies one artifact completely: the envelope's signature by a key the
+//! policy trusts for that stage (not revoked at the artifact's time, enough distinct
+//! signers), the predicate type and schema, that subject, `sha`, `stage` and `attempt`
+//! agree with the key it was stored under, that every `inputs` hash link and the
+//! captured log still hash to what was signed, and that the policy which gated it is
+//! stored intact. Every failed check is reported; nothing is skipped silently.
+
+use crate::error::Error;
+use ledger_core::dsse::Envelope;
+use ledger_core::predicate::{Header, Outcome};
+use ledger_core::schema::{self, Document};
+use ledger_core::{ArtifactRef, GitSha, KeyId, Sha256Digest, Statement};
+use ledger_policy::Policy;
+use ledger_store::{ObjectKey, Store};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Limit for captured logs read back for hashing.
+pub const MAX_LOG_BYTES: usize = 256 * 1024 * 1024;
+
+/// The key of the stored copy of a policy with this digest.
+pub fn policy_key(digest: &Sha256Digest) -> Result<ObjectKey, Error> {
+    let key = ObjectKey::parse(&format!("policies/{}.json", digest.to_hex()))
+        .map_err(ledger_store::StoreError::from)?;
+    Ok(key)
+}
+
+/// The key of an artifact reference.
+pub fn object_key(r: &ArtifactRef) -> ObjectKey {
+    ObjectKey::from_artifact(r)
+}
+
+/// The key of an artifact's log.
+pub fn log_object_key(r: &ArtifactRef) -> ObjectKey {
+    ObjectKey::from_artifact_log(r)
+}
+
+/// An artifact that passed every check.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub r: ArtifactRef,
+    /// SHA-256 of the stored envelope bytes (what downstream `inputs` link to).
+    pub digest: Sha256Digest,
+    pub statement: Statement,
+    pub header: Header,
+    pub signers: Vec<KeyId>,
+    /// Remarks that are not failures (e.g. gated by an earlier policy version).
+    pub notes: Vec<String>,
+}
+
+impl Artifact {
+    /// The predicate JSON.
+    pub fn predicate(&self) -> &serde_json::Value {
+        &self.statement.predicate
+    }
+}
+
+/// One artifact's verification result, as reported to people and machines.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactReport {
+    pub key: String,
+    pub kind: String,
+    pub stage: String,
+    pub attempt: u32,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Outcome>,
+    pub signers: Vec<String>,
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// The verification of every artifact stored for one SHA.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainReport {
+    pub sha: GitSha,
+    pub ok: bool,
+    pub artifacts: Vec<ArtifactReport>,
+    /// Objects under this SHA's prefixes that are not `ledger` evidence.
+    pub unexpected: Vec<String>,
+}
+
+/// Verifies artifacts against a store and a policy, caching what it reads.
+pub struct Evidence<'a> {
+    store: &'a Store,
+    policy: &'a Policy,
+    bytes: HashMap<String, Option<bytes::Bytes>>,
+}
+
+impl<'a> Evidence<'a> {
+    /// A verifier over `store` trusting what `policy` trusts.
+    pub fn new(store: &'a Store, policy: &'a Policy) -> Self {
+        Evidence {
+            store,
+            policy,
+            bytes: HashMap::new(),
+        }
+    }
+
+    async fn fetch(&mut self, key: &ObjectKey) -> Result<Option<bytes::Bytes>, Error> {
+        if let Some(b) = self.bytes.get(key.as_str()) {
+            return Ok(b.clone());
+        }
+        let b = self.store.get(key).await?;
+        self.bytes.insert(key.as_str().to_owned(), b.clone());
+        Ok(b)
+    }
+
+    /// Verifies one artifact. `Ok(Err(problems))` is evidence that does not hold;
+    /// `Err` is a failure to read the store at all.
+    pub async fn check(&mut self, r: &ArtifactRef) -> Result<Result<Artifact, Vec<String>>, Error> {
+        let key = object_key(r);
+        let Some(bytes) = self.fetch(&key).await? else {
+            return Ok(Err(vec![format!("{key} is missing from the store")]));
+        };
+        let digest = Sha256Digest::of(&bytes);
+        let stage = r.kind.stage();
+        let policy = self.policy;
+        let verified = match Envelope::verify(
+            &bytes,
+            |id| policy.key_for(stage, id),
+            &format!("for stage `{stage}`"),
+        ) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(vec![e.to_string()])),
+        };
+        let statement = verified.statement().clone();
+        let mut problems = Vec::new();
+        let mut notes = Vec::new();
+
+        if statement.kind() != Some(r.kind) {
+            problems.push(format!(
+                "predicateType is {:?}, but {key} must hold {:?}",
+                statement.predicate_type,
+                r.kind.predicate_type()
+            ));
+        }
+        if !statement.is_about(&r.sha) {
+            problems.push(format!("no subject names git commit {}", r.sha));
+        }
+        if let Some(other) = statement.git_commits().find(|c| *c != r.sha.as_str()) {
+            problems.push(format!("a subject names another git commit, {other}"));
+        }
+        if let Err(e) = schema::validate(Document::Predicate(r.kind), &statement.predicate) {
+            problems.push(format!("predicate does not match its schema: {e}"));
+            return Ok(Err(problems));
+        }
+        let header = match Header::from_predicate(&statement.predicate) {
+            Ok(h) => h,
+            Err(e) => {
+                problems.push(format!("predicate header unreadable: {e}"));
+                return Ok(Err(problems));
+            }
+        };
+        if header.stage != stage {
+            problems.push(format!(
+                "predicate stage is `{}`, expected `{stage}`",
+                header.stage
+            ));
+        }
+        if header.sha != r.sha {
+            problems.push(format!(
+                "predicate sha is {}, but it is stored under {}",
+                header.sha, r.sha
+            ));
+        }
+        if header.attempt != r.attempt {
+            problems.push(format!(
+                "predicate attempt is {}, but it is stored as attempt {}",
+                header.attempt, r.attempt
+            ));
+        }
+        let mut signers = Vec::new();
+        for id in verified.signers() {
+            match policy.revoked_for(id, header.finished_at) {
+                Some(at) => problems.push(format!(
+                    "signed by key {} which the policy revoked at {at}, before this evidence's time {}",
+                    id.short(),
+                    header.finished_at
+                )),
+                None => signers.push(id.clone()),
+            }
+        }
+        let need = policy.min_signatures(stage);
+        if signers.len() < need {
+            problems.push(format!(
+                "{} distinct trusted signature(s), the policy requires {need} for stage `{stage}`",
+                signers.len()
+            ));
+        }
+        for input in &header.inputs {
+            let Some(input_ref) = ArtifactRef::parse_key(&input.key) else {
+                problems.push(format!("input {:?} is not an evidence key", input.key));
+                continue;
+            };
+            match self.fetch(&object_key(&input_ref)).await? {
+                None => problems.push(format!("input {} is missing from the store", input.key)),
+                Some(b) if Sha256Digest::of(&b) != input.sha256 => problems.push(format!(
+                    "hash link broken: input {} has sha256 {}, but this artifact was made from {}",
+                    input.key,
+                    Sha256Digest::of(&b),
+                    input.sha256
+                )),
+                Some(_) => {}
+            }
+        }
+        self.check_log(r, &statement.predicate, &mut problems)
+            .await?;
+        self.check_policy(&header.policy_sha256, &mut problems, &mut notes)
+            .await?;
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        Ok(Ok(Artifact {
+            r: *r,
+            digest,
+            statement,
+            header,
+            signers,
+            notes,
+        }))
+    }
+
+    async fn check_log(
+        &mut self,
+        r: &ArtifactRef,
+        predicate: &serde_json::Value,
+        problems: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        let Some(output) = predicate.get("output") else {
+            return Ok(());
+        };
+        let expected_key = r.log_key();
+        let (Some(key), Some(sha)) = (
+            output.get("key").and_then(|v| v.as_str()),
+            output.get("sha256").and_then(|v| v.as_str()),
+        ) else {
+            return Ok(());
+        };
+        if key != expected_key {
+            problems.push(format!(
+                "output log key is {key:?}, expected {expected_key:?}"
+            ));
+            return Ok(());
+        }
+        match self
+            .store
+            .get_limited(&log_object_key(r), MAX_LOG_BYTES)
+            .await?
+        {
+            None => problems.push(format!("captured output {key} is missing from the store")),
+            Some(b) if Sha256Digest::of(&b).to_hex() != sha => problems.push(format!(
+                "captured output {key} was altered: its sha256 is {}, the signed record says {sha}",
+                Sha256Digest::of(&b)
+            )),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn check_policy(
+        &mut self,
+        recorded: &Sha256Digest,
+        problems: &mut Vec<String>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        let key = policy_key(recorded)?;
+        match self.fetch(&key).await? {
+            None => problems.push(format!(
+                "the policy that gated this stage ({key}) is not in the store"
+            )),
+            Some(b) if Sha256Digest::of(&b) != *recorded => problems.push(format!(
+                "stored policy {key} was altered after the fact: it now hashes to {}",
+                Sha256Digest::of(&b)
+            )),
+            Some(_) if *recorded != self.policy.digest() => notes.push(format!(
+                "gated by policy {}, not the one verified with ({})",
+                &recorded.to_hex()[..12],
+                &self.policy.digest().to_hex()[..12]
+            )),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Verifies every artifact stored for `sha`.
+    pub async fn check_sha(&mut self, sha: &GitSha) -> Result<ChainReport, Error> {
+        let mut artifacts = Vec::new();
+        let mut unexpected = Vec::new();
+        for kind in ledger_core::ArtifactKind::ALL {
+            let prefix = kind.prefix(sha);
+            let mut refs = Vec::new();
+            for key in self.store.list(&prefix).await? {
+                if let Some(r) = ArtifactRef::parse_key(&key).filter(|r| r.kind == kind) {
+                    refs.push(r);
+                } else if !is_known_log(&key, kind, sha) {
+                    unexpected.push(key);
+                }
+            }
+            refs.sort();
+            for r in refs {
+                artifacts.push(self.report(&r).await?);
+            }
+        }
+        let ok = !artifacts.is_empty() && artifacts.iter().all(|a| a.ok) && unexpected.is_empty();
+        Ok(ChainReport {
+            sha: *sha,
+            ok,
+            artifacts,
+            unexpected,
+        })
+    }
+
+    async fn report(&mut self, r: &ArtifactRef) -> Result<ArtifactReport, Error> {
+        let base = ArtifactReport {
+            key: r.key(),
+            kind: r.kind.as_str().to_owned(),
+            stage: r.kind.stage().as_str().to_owned(),
+            attempt: r.attempt,
+            ok: false,
+            result: None,
+            signers: vec![],
+            problems: vec![],
+            notes: vec![],
+        };
+        Ok(match self.check(r).await? {
+            Ok(a) => ArtifactReport {
+                ok: true,
+                result: Some(a.header.result),
+                signers: a.signers.iter().map(|k| k.to_string()).collect(),
+                notes: a.notes,
+                ..base
+            },
+            Err(problems) => ArtifactReport { problems, ..base },
+        })
+    }
+}
+
+fn is_known_log(key: &str, kind: ledger_core::ArtifactKind, sha: &GitSha) -> bool {
+    let Some(json) = key.strip_suffix(".log").map(|k| format!("{k}.json")) else {
+        return false;
+    };
+    matches!(
+        kind,
+        ledger_core::ArtifactKind::Commit | ledger_core::ArtifactKind::Integration
+    ) && ArtifactRef::parse_key(&json).is_some_and(|r| r.kind == kind && r.sha == *sha)
+}

@@ -1,0 +1,30 @@
+//! `ledger-pipeline`: what each stage does, and how evidence is checked.
+//!
+//! This crate is the library behind every `ledger` command. It combines the pure
+//! formats (`ledger-core`) and rules (`ledger-policy`) with the write-once store
+//! (`ledger-store`): run a stage, record its evidence, verify a chain. It knows
+//! nothing of the command line; every operation returns a value or a typed [`Error`]
+//! whose [`ErrorClass`] decides the exit code.
+
+pub mod command;
+pub mod error;
+pub mod evidence;
+pub mod record;
+pub mod redact;
+pub mod runner;
+pub mod stage;
+
+pub use error::{Error, ErrorClass};
+
+use ledger_store::StoreError;
+
+/// The class of a store failure.
+pub(crate) fn store_class(e: &StoreError) -> ErrorClass {
+    match e {
+        StoreError::Unsupported { .. }
+        | StoreError::InvalidKey(_)
+        | StoreError::InvalidLocation { .. } => ErrorClass::Input,
+        StoreError::TooLarge { .. } => ErrorClass::Verification,
+        _ => ErrorClass::Infrastructure,
+    }
+}

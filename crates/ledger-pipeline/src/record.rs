@@ -1,0 +1,105 @@
+//! Writing evidence: validate, sign, store create-only, never overwrite.
+//!
+//! Attempts are reserved by a create-only put: whoever creates the first object of
+//! attempt *n* owns it, and a writer that loses the race moves on to *n + 1*. The
+//! policy that gated a stage is stored content-addressed beside the evidence, so an
+//! auditor can always see exactly which rules were in force.
+
+use crate::error::Error;
+use crate::evidence::{object_key, policy_key};
+use ledger_core::dsse::Envelope;
+use ledger_core::schema::{self, Document};
+use ledger_core::{
+    ArtifactKind, ArtifactRef, GitSha, Sha256Digest, SigningKey, Statement, Subject,
+};
+use ledger_policy::Policy;
+use ledger_store::{PutOutcome, Store, StoreError};
+
+/// How many times a writer moves to the next attempt before giving up.
+pub const MAX_ATTEMPT_RACES: u32 = 16;
+
+/// Everything needed to write evidence.
+pub struct Recorder<'a> {
+    pub store: &'a Store,
+    pub policy: &'a Policy,
+    pub policy_bytes: &'a [u8],
+    pub key: &'a SigningKey,
+}
+
+impl Recorder<'_> {
+    /// Stores the policy's bytes under their digest (idempotent).
+    pub async fn store_policy(&self) -> Result<(), Error> {
+        let key = policy_key(&self.policy.digest())?;
+        match self
+            .store
+            .put_create(&key, self.policy_bytes.to_vec())
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Same name, other bytes: someone altered the stored copy.
+            Err(StoreError::AlreadyExists { .. }) => Err(Error::PolicyObjectAltered {
+                key: key.as_str().to_owned(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Validates, signs and stores one artifact at exactly `r`. Returns the SHA-256
+    /// of the stored envelope bytes.
+    pub async fn write(
+        &self,
+        r: &ArtifactRef,
+        subjects: Vec<Subject>,
+        predicate: serde_json::Value,
+    ) -> Result<Sha256Digest, Error> {
+        let envelope = self.seal(r.kind, subjects, predicate)?;
+        let bytes = envelope.to_bytes();
+        let digest = Sha256Digest::of(&bytes);
+        match self.store.put_create(&object_key(r), bytes).await? {
+            PutOutcome::Created | PutOutcome::AlreadyPresent => Ok(digest),
+        }
+    }
+
+    /// Writes the next free attempt of `kind`, building the predicate for the attempt
+    /// number it gets; moves on when another writer took that attempt first.
+    pub async fn write_next(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        subjects: Vec<Subject>,
+        predicate_for: impl Fn(u32) -> serde_json::Value,
+    ) -> Result<(ArtifactRef, Sha256Digest), Error> {
+        let mut attempt = self.store.next_attempt(kind, sha).await?;
+        for _ in 0..MAX_ATTEMPT_RACES {
+            let r = ArtifactRef::new(kind, *sha, attempt);
+            match self
+                .write(&r, subjects.clone(), predicate_for(attempt))
+                .await
+            {
+                Ok(d) => return Ok((r, d)),
+                Err(Error::Store(StoreError::AlreadyExists { .. })) => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::AttemptContention {
+            stage: kind.stage(),
+            tries: MAX_ATTEMPT_RACES,
+        })
+    }
+
+    fn seal(
+        &self,
+        kind: ArtifactKind,
+        subjects: Vec<Subject>,
+        predicate: serde_json::Value,
+    ) -> Result<Envelope, Error> {
+        schema::validate(Document::Predicate(kind), &predicate).map_err(|source| {
+            Error::OwnSchema {
+                what: format!("{kind} predicate"),
+                source,
+            }
+        })?;
+        let statement = Statement::new(kind, subjects, predicate);
+        Ok(Envelope::sign(&statement, self.key))
+    }
+}

@@ -1,0 +1,133 @@
+//! The policy `ledger init` writes: seed 003's chain, every stage trusting one key.
+//!
+//! commit → integration → build → publish → deploy → smoke → decide, each stage
+//! requiring a passing previous stage; the release decision requires every stage to
+//! have passed, every smoke check to be ok and the smoke p95 latency and deploy time
+//! to stay within bounds (seed 004's ten-minute deploy goal).
+
+use crate::model::{Condition, Gate, KeyDoc, Op, PolicyDoc, Requirement};
+use ledger_core::{PublicKey, Stage};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// The `$schema` reference written into policy files.
+pub const POLICY_SCHEMA_ID: &str = "https://ledger.dev/schemas/policy.v1.schema.json";
+
+fn passed(stage: Stage) -> Requirement {
+    Requirement {
+        stage,
+        conditions: vec![Condition {
+            path: "/result".into(),
+            op: Op::Eq,
+            value: Some(json!("pass")),
+            description: None,
+        }],
+        max_age_seconds: None,
+        description: None,
+    }
+}
+
+fn cond(path: &str, op: Op, value: serde_json::Value, description: &str) -> Condition {
+    Condition {
+        path: path.into(),
+        op,
+        value: Some(value),
+        description: Some(description.into()),
+    }
+}
+
+/// The default policy document trusting `key` for every stage.
+pub fn default_policy(key: &PublicKey, public_pem: &str) -> PolicyDoc {
+    let chain = [
+        (Stage::Integration, Stage::Commit),
+        (Stage::Build, Stage::Integration),
+        (Stage::Publish, Stage::Build),
+        (Stage::Deploy, Stage::Publish),
+        (Stage::Smoke, Stage::Deploy),
+    ];
+    let mut stages: BTreeMap<Stage, Gate> = chain
+        .into_iter()
+        .map(|(s, dep)| {
+            (
+                s,
+                Gate {
+                    requires: vec![passed(dep)],
+                    min_signatures: None,
+                },
+            )
+        })
+        .collect();
+    // The decision runs whatever smoke found: a failed smoke must yield a recorded
+    // reject, so the gate asks only that smoke evidence exists and verifies.
+    stages.insert(
+        Stage::Decide,
+        Gate {
+            requires: vec![Requirement {
+                stage: Stage::Smoke,
+                conditions: vec![],
+                max_age_seconds: Some(24 * 3600),
+                description: Some("a fresh smoke run of the deployed release".into()),
+            }],
+            min_signatures: None,
+        },
+    );
+    let mut release: Vec<Requirement> = [
+        Stage::Commit,
+        Stage::Integration,
+        Stage::Build,
+        Stage::Publish,
+        Stage::Deploy,
+    ]
+    .into_iter()
+    .map(passed)
+    .collect();
+    if let Some(deploy) = release.last_mut() {
+        deploy.conditions.push(cond(
+            "/duration_ms",
+            Op::Le,
+            json!(600_000),
+            "deploy finished within the 10-minute goal",
+        ));
+    }
+    let mut smoke = passed(Stage::Smoke);
+    smoke.conditions.extend([
+        cond("/checks/*/ok", Op::Eq, json!(true), "every smoke check ok"),
+        cond(
+            "/latency_ms/p95",
+            Op::Le,
+            json!(1000),
+            "smoke p95 latency at most 1 s",
+        ),
+    ]);
+    release.push(smoke);
+    PolicyDoc {
+        schema: Some(POLICY_SCHEMA_ID.into()),
+        description: Some(
+            "ledger pipeline policy: trusted keys and the gate of every stage".into(),
+        ),
+        version: 1,
+        keys: vec![KeyDoc {
+            keyid: key.key_id().to_string(),
+            public_key: public_pem.to_owned(),
+            stages: Stage::ALL.to_vec(),
+            revoked_at: None,
+            comment: Some("made by `ledger init`".into()),
+        }],
+        stages,
+        release: Some(Gate {
+            requires: release,
+            min_signatures: None,
+        }),
+        replay: None,
+        rollback: Some(json!({"require_decision": "promote"})),
+    }
+}
+
+/// The default policy as the pretty JSON text written to disk.
+pub fn default_policy_json(key: &PublicKey) -> Result<String, ledger_core::keys::KeyError> {
+    let pem = key.to_pem()?;
+    let doc = default_policy(key, &pem);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    Ok(text)
+}

@@ -1,0 +1,142 @@
+//! Turning policy bytes into a checked [`Policy`], with errors that point at the
+//! offending JSON path so an operator can fix the file.
+
+use crate::model::PolicyDoc;
+use crate::trust::{Policy, TrustedKey};
+use ledger_core::schema::{self, Document, SchemaError};
+use ledger_core::{PublicKey, Sha256Digest, Stage, MAX_JSON_BYTES};
+use std::collections::{BTreeMap, BTreeSet};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Why a policy file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy is {0} bytes, over the {MAX_JSON_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("policy is not valid JSON: {0}")]
+    Json(String),
+    #[error("policy does not match its schema: {0}")]
+    Schema(#[from] SchemaError),
+    #[error("policy at /keys/{index}/public_key: {message}")]
+    BadKey { index: usize, message: String },
+    #[error("policy at /keys/{index}/keyid: declared {declared} but the public key's id is {computed}; run `ledger keys id <public key file>` and copy its output")]
+    KeyIdMismatch {
+        index: usize,
+        declared: String,
+        computed: String,
+    },
+    #[error("policy at /keys/{index}: key {keyid} is listed twice")]
+    DuplicateKey { index: usize, keyid: String },
+    #[error("policy at /keys/{index}/revoked_at: {value:?} is not an RFC 3339 time")]
+    BadTime { index: usize, value: String },
+    #[error("policy at /stages/{stage}/requires: circular requirement {cycle}; a stage cannot depend on itself")]
+    Cycle { stage: Stage, cycle: String },
+}
+
+impl Policy {
+    /// Parses and checks a policy file's bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Policy, PolicyError> {
+        if bytes.len() > MAX_JSON_BYTES {
+            return Err(PolicyError::TooLarge(bytes.len()));
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| PolicyError::Json(e.to_string()))?;
+        schema::validate(Document::Policy, &value)?;
+        // The schema admits exactly what these types describe.
+        let doc: PolicyDoc =
+            serde_json::from_value(value).map_err(|e| PolicyError::Json(e.to_string()))?;
+        let keys = check_keys(&doc)?;
+        check_cycles(&doc)?;
+        Ok(Policy::new(doc, keys, Sha256Digest::of(bytes)))
+    }
+}
+
+fn check_keys(doc: &PolicyDoc) -> Result<Vec<TrustedKey>, PolicyError> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(doc.keys.len());
+    for (index, k) in doc.keys.iter().enumerate() {
+        let key = PublicKey::from_pem(&k.public_key).map_err(|e| PolicyError::BadKey {
+            index,
+            message: e.to_string(),
+        })?;
+        if key.key_id().as_str() != k.keyid {
+            return Err(PolicyError::KeyIdMismatch {
+                index,
+                declared: k.keyid.clone(),
+                computed: key.key_id().to_string(),
+            });
+        }
+        if !seen.insert(k.keyid.clone()) {
+            return Err(PolicyError::DuplicateKey {
+                index,
+                keyid: k.keyid.clone(),
+            });
+        }
+        let revoked_at = match &k.revoked_at {
+            None => None,
+            Some(t) => {
+                Some(
+                    OffsetDateTime::parse(t, &Rfc3339).map_err(|_| PolicyError::BadTime {
+                        index,
+                        value: t.clone(),
+                    })?,
+                )
+            }
+        };
+        out.push(TrustedKey {
+            key,
+            stages: k.stages.iter().copied().collect(),
+            revoked_at,
+            comment: k.comment.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Depth-first search over "stage requires stage" edges.
+fn check_cycles(doc: &PolicyDoc) -> Result<(), PolicyError> {
+    let edges: BTreeMap<Stage, Vec<Stage>> = doc
+        .stages
+        .iter()
+        .map(|(s, g)| (*s, g.requires.iter().map(|r| r.stage).collect()))
+        .collect();
+    fn visit(
+        s: Stage,
+        edges: &BTreeMap<Stage, Vec<Stage>>,
+        path: &mut Vec<Stage>,
+        done: &mut BTreeSet<Stage>,
+    ) -> Option<Vec<Stage>> {
+        if let Some(pos) = path.iter().position(|p| *p == s) {
+            let mut cycle = path[pos..].to_vec();
+            cycle.push(s);
+            return Some(cycle);
+        }
+        if done.contains(&s) {
+            return None;
+        }
+        path.push(s);
+        for next in edges.get(&s).into_iter().flatten() {
+            if let Some(c) = visit(*next, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(s);
+        None
+    }
+    let mut done = BTreeSet::new();
+    for s in edges.keys() {
+        if let Some(cycle) = visit(*s, &edges, &mut Vec::new(), &mut done) {
+            return Err(PolicyError::Cycle {
+                stage: cycle[0],
+                cycle: cycle
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" -> "),
+            });
+        }
+    }
+    Ok(())
+}

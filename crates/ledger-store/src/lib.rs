@@ -1,0 +1,231 @@
+//! `ledger-store`: the write-once evidence store.
+//!
+//! The only crate that talks to `object_store`, so the write-once rule lives in one
+//! place: every put is `PutMode::Create`, nothing is ever overwritten or deleted. A put
+//! that meets an existing object reads it back: identical bytes mean a retried request
+//! already succeeded; different bytes are refused. Keys are [`ObjectKey`]s, built from
+//! validated parts only, so no input can address anything outside the store's layout.
+
+mod key;
+mod location;
+
+pub use key::{KeyError, ObjectKey};
+pub use location::StoreLocation;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::sync::Arc;
+
+/// What a create-only put found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The object was created by this call.
+    Created,
+    /// An identical object was already there (a retried request); nothing changed.
+    AlreadyPresent,
+}
+
+/// Why a store operation failed. Messages name the key or location and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key} already exists in the store with different contents; evidence is write-once and was not overwritten (a retried stage writes a new attempt instead)")]
+    AlreadyExists { key: String },
+    #[error("{key} is {size} bytes, over the {limit}-byte limit; refusing to read it")]
+    TooLarge {
+        key: String,
+        size: u64,
+        limit: usize,
+    },
+    #[error("store URL scheme `{scheme}://` is not supported by this build of ledger; use a local folder")]
+    Unsupported { scheme: String },
+    #[error("invalid store location {location:?}: {why}")]
+    InvalidLocation { location: String, why: String },
+    #[error(transparent)]
+    InvalidKey(#[from] KeyError),
+    #[error("evidence store {location} is unreachable or failing: {source}; check that it exists and is writable")]
+    Unreachable {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// An opened evidence store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    location: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.location)
+    }
+}
+
+/// Objects read for evidence are at most this large unless a caller says otherwise.
+pub const DEFAULT_READ_LIMIT: usize = ledger_core::MAX_JSON_BYTES;
+
+impl Store {
+    /// Opens (and for a local folder, creates) the store at `location`.
+    pub async fn open(location: StoreLocation) -> Result<Store, StoreError> {
+        location.open()
+    }
+
+    /// Wraps any `object_store` implementation (tests, other backends).
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>, location: impl Into<String>) -> Store {
+        Store {
+            inner,
+            location: location.into(),
+        }
+    }
+
+    /// The store's location, for messages.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn unreachable(&self, source: object_store::Error) -> StoreError {
+        StoreError::Unreachable {
+            location: self.location.clone(),
+            source,
+        }
+    }
+
+    /// Creates `key` with `bytes`; never overwrites.
+    pub async fn put_create(
+        &self,
+        key: &ObjectKey,
+        bytes: impl Into<Bytes>,
+    ) -> Result<PutOutcome, StoreError> {
+        let bytes: Bytes = bytes.into();
+        let path = Path::from(key.as_str());
+        let opts = PutOptions::from(PutMode::Create);
+        match self
+            .inner
+            .put_opts(&path, PutPayload::from(bytes.clone()), opts)
+            .await
+        {
+            Ok(_) => {
+                tracing::debug!(key = key.as_str(), "created");
+                Ok(PutOutcome::Created)
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                match self.get_limited(key, bytes.len().max(1)).await {
+                    Ok(Some(existing)) if existing == bytes => Ok(PutOutcome::AlreadyPresent),
+                    Ok(_) | Err(StoreError::TooLarge { .. }) => Err(StoreError::AlreadyExists {
+                        key: key.as_str().to_owned(),
+                    }),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
+    /// Reads `key` (at most [`DEFAULT_READ_LIMIT`] bytes); `None` when absent.
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Bytes>, StoreError> {
+        self.get_limited(key, DEFAULT_READ_LIMIT).await
+    }
+
+    /// Reads `key` if it is at most `limit` bytes; `None` when absent.
+    pub async fn get_limited(
+        &self,
+        key: &ObjectKey,
+        limit: usize,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let path = Path::from(key.as_str());
+        let result = match self.inner.get(&path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.unreachable(e)),
+        };
+        let too_large = |size: u64| StoreError::TooLarge {
+            key: key.as_str().to_owned(),
+            size,
+            limit,
+        };
+        if result.meta.size > limit as u64 {
+            return Err(too_large(result.meta.size));
+        }
+        let bytes = result.bytes().await.map_err(|e| self.unreachable(e))?;
+        if bytes.len() > limit {
+            return Err(too_large(bytes.len() as u64));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Every key under `prefix` (which must end with `/`), sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = ObjectKey::parse_prefix(prefix)?;
+        let path = Path::from(prefix.trim_end_matches('/'));
+        let metas: Vec<_> = self
+            .inner
+            .list(Some(&path))
+            .try_collect()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let mut keys: Vec<String> = metas.into_iter().map(|m| m.location.to_string()).collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The attempt numbers stored for `kind` and `sha`, ascending.
+    pub async fn attempts(&self, kind: ArtifactKind, sha: &GitSha) -> Result<Vec<u32>, StoreError> {
+        let mut out: Vec<u32> = self
+            .list(&kind.prefix(sha))
+            .await?
+            .iter()
+            .filter_map(|k| ArtifactRef::parse_key(k))
+            .filter(|r| r.kind == kind && r.sha == *sha)
+            .map(|r| r.attempt)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The latest stored attempt of `kind` for `sha`.
+    pub async fn latest(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+    ) -> Result<Option<ArtifactRef>, StoreError> {
+        Ok(self
+            .attempts(kind, sha)
+            .await?
+            .last()
+            .map(|a| ArtifactRef::new(kind, *sha, *a)))
+    }
+
+    /// The attempt number a new run of `kind` for `sha` would take.
+    pub async fn next_attempt(&self, kind: ArtifactKind, sha: &GitSha) -> Result<u32, StoreError> {
+        Ok(self.attempts(kind, sha).await?.last().map_or(1, |a| a + 1))
+    }
+
+    /// Every SHA with evidence of any kind, sorted; lists folder names only.
+    pub async fn shas(&self) -> Result<Vec<GitSha>, StoreError> {
+        let mut dirs: Vec<&str> = ArtifactKind::ALL.iter().map(|k| k.dir()).collect();
+        dirs.dedup();
+        let mut out = std::collections::BTreeSet::new();
+        for dir in dirs {
+            let listing = self
+                .inner
+                .list_with_delimiter(Some(&Path::from(dir)))
+                .await
+                .map_err(|e| self.unreachable(e))?;
+            for p in listing.common_prefixes {
+                if let Some(sha) = p.filename().and_then(|s| GitSha::parse(s).ok()) {
+                    out.insert(sha);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Bad input for every command: a clear message, the documented exit code, no panic,
+//! and nothing written to the store.
+
+use crate::{assert_code, stderr_of, text, Repo, SHA};
+
+fn assert_clean_refusal(repo: &Repo, out: &std::process::Output, code: i32, needle: &str) {
+    assert_code(out, code);
+    let shown = text(out);
+    assert!(shown.contains(needle), "expected {needle:?} in\n{shown}");
+    assert!(!shown.contains("panicked"), "{shown}");
+    let evidence: Vec<String> = repo
+        .stored()
+        .into_iter()
+        .filter(|f| !f.starts_with("policies/"))
+        .collect();
+    assert!(evidence.is_empty(), "nothing may be written: {evidence:?}");
+}
+
+#[test]
+fn malformed_shas() {
+    let repo = Repo::new();
+    for (sha, why) in [
+        ("abc", "40 characters"),
+        (&SHA[..39], "40 characters"),
+        (&SHA.to_uppercase(), "lowercase"),
+        (
+            "../../../../../../../../../../../../etc/passwd",
+            "40 characters",
+        ),
+        ("0123456789abcdef0123456789abcdef0123456z", "hex digits"),
+    ] {
+        let out = repo.ledger(&["stage", "commit", "--sha", sha, "--", "true"]);
+        assert_clean_refusal(&repo, &out, 2, why);
+        let out = repo.ledger(&["verify", sha]);
+        assert_clean_refusal(&repo, &out, 2, "malformed git SHA");
+    }
+}
+
+#[test]
+fn unknown_stage() {
+    let repo = Repo::new();
+    let out = repo.ledger(&["stage", "deploy2", "--sha", SHA, "--", "true"]);
+    assert_clean_refusal(&repo, &out, 2, "unknown stage \"deploy2\"");
+}
+
+#[test]
+fn no_command_to_wrap() {
+    let repo = Repo::new();
+    let out = repo.ledger(&["stage", "commit", "--sha", SHA]);
+    assert_clean_refusal(&repo, &out, 2, "none was given");
+}
+
+#[test]
+fn a_command_that_cannot_start() {
+    let repo = Repo::new();
+    let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "no-such-program-xyz"]);
+    assert_clean_refusal(&repo, &out, 2, "could not start `no-such-program-xyz`");
+}
+
+#[test]
+fn missing_and_broken_keys() {
+    let repo = Repo::new();
+    std::fs::remove_file(repo.path().join(".ledger/signing.key")).unwrap();
+    let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]);
+    assert_clean_refusal(&repo, &out, 2, "no signing key");
+    insta::assert_snapshot!("missing_key", stderr_of(&out, &repo));
+
+    std::fs::write(
+        repo.path().join("broken.pem"),
+        "-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let out = repo.ledger(&[
+        "stage",
+        "commit",
+        "--sha",
+        SHA,
+        "--key",
+        "broken.pem",
+        "--",
+        "true",
+    ]);
+    assert_clean_refusal(&repo, &out, 2, "not a PKCS#8 PEM Ed25519 private key");
+
+    let out = repo.ledger_env(
+        &["stage", "commit", "--sha", SHA, "--", "true"],
+        &[(
+            "LEDGER_SIGNING_KEY",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )],
+    );
+    assert_clean_refusal(&repo, &out, 2, "$LEDGER_SIGNING_KEY");
+}
+
+#[test]
+fn a_key_the_policy_does_not_trust() {
+    let repo = Repo::new();
+    assert_code(
+        &repo.ledger(&[
+            "keys",
+            "generate",
+            "--private-key",
+            "other.pem",
+            "--public-key",
+            "other.pub",
+        ]),
+        0,
+    );
+    let out = repo.ledger(&[
+        "stage",
+        "commit",
+        "--sha",
+        SHA,
+        "--key",
+        "other.pem",
+        "--",
+        "true",
+    ]);
+    assert_clean_refusal(
+        &repo,
+        &out,
+        2,
+        "is not trusted by the policy to sign stage `commit`",
+    );
+}
+
+#[test]
+fn broken_policies() {
+    let repo = Repo::new();
+    let path = repo.path().join("policy/pipeline-policy.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let cases = [
+        ("{ not json", "not valid JSON"),
+        (&good[..good.len() / 2], "not valid JSON"),
+        ("{\"version\": 1, \"keys\": []}", "/keys"),
+        (
+            &good.replace("\"version\": 1", "\"version\": 2"),
+            "/version",
+        ),
+        (&good.replacen("\"commit\"", "\"comit\"", 1), "comit"),
+    ];
+    for (text_, needle) in cases {
+        std::fs::write(&path, text_).unwrap();
+        let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]);
+        assert_clean_refusal(&repo, &out, 2, needle);
+    }
+    std::fs::write(&path, vec![b' '; ledger_core::MAX_JSON_BYTES + 10]).unwrap();
+    let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]);
+    assert_clean_refusal(&repo, &out, 2, "over the");
+    std::fs::remove_file(&path).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_clean_refusal(&repo, &out, 2, "ledger init");
+}
+
+#[test]
+fn a_policy_whose_key_id_is_wrong() {
+    let repo = Repo::new();
+    let path = repo.path().join("policy/pipeline-policy.json");
+    let mut policy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    policy["keys"][0]["keyid"] = "0".repeat(64).into();
+    std::fs::write(&path, serde_json::to_vec(&policy).unwrap()).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_clean_refusal(&repo, &out, 2, "/keys/0/keyid");
+}
+
+#[test]
+fn unsupported_store_urls() {
+    let repo = Repo::new();
+    let out = repo.ledger(&[
+        "--store",
+        "ftp://example/x",
+        "stage",
+        "commit",
+        "--sha",
+        SHA,
+        "--",
+        "true",
+    ]);
+    assert_clean_refusal(&repo, &out, 2, "ftp://");
+}
+
+#[test]
+fn verify_with_no_evidence_fails() {
+    let repo = Repo::new();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(text(&out).contains("no evidence stored"), "{}", text(&out));
+}

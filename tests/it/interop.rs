@@ -1,0 +1,118 @@
+//! Interop both ways with Python securesystemslib, the reference implementation of
+//! DSSE and key ids: envelopes ledger writes verify there, envelopes it signs verify
+//! here, and both compute the same key id. `bash .ci/run` installs securesystemslib;
+//! set `LEDGER_SKIP_INTEROP=1` to skip on a machine without Python.
+
+use crate::{assert_code, text, Repo, SHA};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/sslib_interop.py")
+}
+
+/// Runs the script; `None` when interop is skipped on purpose.
+fn sslib(args: &[&Path]) -> Option<std::process::Output> {
+    if std::env::var_os("LEDGER_SKIP_INTEROP").is_some() {
+        eprintln!("LEDGER_SKIP_INTEROP is set: skipping securesystemslib interop");
+        return None;
+    }
+    let out = Command::new("python3")
+        .arg(script())
+        .args(args)
+        .output()
+        .expect(
+        "python3 is needed for the interop tests: run `bash .ci/run`, or set LEDGER_SKIP_INTEROP=1",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "securesystemslib is not installed: run `bash .ci/run` or `pip install 'securesystemslib[crypto]'`\n{stderr}"
+    );
+    Some(out)
+}
+
+#[test]
+fn key_ids_agree() {
+    let repo = Repo::new();
+    let public = repo.path().join(".ledger/signing.pub");
+    let Some(out) = sslib(&[Path::new("keyid"), &public]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let ours = repo.ledger(&["keys", "id", ".ledger/signing.pub"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&ours.stdout).trim()
+    );
+}
+
+#[test]
+fn ledger_envelopes_verify_with_securesystemslib() {
+    let repo = Repo::new();
+    assert_code(
+        &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
+        0,
+    );
+    let envelope = repo.object(&format!("commit/{SHA}/commit.json"));
+    let public = repo.path().join(".ledger/signing.pub");
+    let Some(out) = sslib(&[Path::new("verify"), &envelope, &public]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        printed["payload"]["_type"],
+        "https://in-toto.io/Statement/v1"
+    );
+    assert_eq!(printed["payload"]["subject"][0]["digest"]["gitCommit"], SHA);
+
+    // securesystemslib refuses a tampered ledger envelope too.
+    let mut env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&envelope).unwrap()).unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+    let last = payload.len() - 2;
+    payload[last] ^= 1;
+    env["payload"] = b64.encode(payload).into();
+    let tampered = repo.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_vec(&env).unwrap()).unwrap();
+    let out = sslib(&[Path::new("verify"), &tampered, &public]).unwrap();
+    assert!(
+        !out.status.success(),
+        "securesystemslib accepted a tampered envelope"
+    );
+}
+
+#[test]
+fn securesystemslib_envelopes_verify_with_ledger() {
+    let repo = Repo::new();
+    // ledger writes real evidence, then securesystemslib re-signs the same statement
+    // with the same key; the re-signed envelope must verify in ledger.
+    assert_code(
+        &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
+        0,
+    );
+    let envelope_path = repo.object(&format!("commit/{SHA}/commit.json"));
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&envelope_path).unwrap()).unwrap();
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap())
+        .unwrap();
+    let payload_path = repo.path().join("payload.json");
+    std::fs::write(&payload_path, &payload).unwrap();
+    let signed = repo.path().join("sslib-envelope.json");
+    let key = repo.path().join(".ledger/signing.key");
+    let Some(out) = sslib(&[Path::new("sign"), &key, &payload_path, &signed]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    // Put the securesystemslib envelope in place of ledger's (the store is write-once
+    // through ledger; an auditor's copy is just files).
+    std::fs::remove_file(&envelope_path).unwrap();
+    std::fs::copy(&signed, &envelope_path).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 0);
+}

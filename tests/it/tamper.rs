@@ -1,0 +1,143 @@
+//! Tampering with stored evidence must make `ledger verify` fail (exit 4): every byte
+//! of an envelope, the captured log, the stored policy, truncation and oversize.
+
+use crate::{assert_code, text, Repo, SHA};
+use ledger_pipeline::evidence::Evidence;
+
+fn repo_with_evidence() -> Repo {
+    let repo = Repo::new();
+    assert_code(
+        &repo.ledger(&[
+            "stage",
+            "commit",
+            "--sha",
+            SHA,
+            "--",
+            "sh",
+            "-c",
+            "echo 1 passed, 0 failed",
+        ]),
+        0,
+    );
+    assert_code(&repo.ledger(&["verify", SHA]), 0);
+    repo
+}
+
+fn envelope_path(repo: &Repo) -> std::path::PathBuf {
+    repo.object(&format!("commit/{SHA}/commit.json"))
+}
+
+#[test]
+fn flipping_any_byte_of_an_envelope_fails_verification() {
+    let repo = repo_with_evidence();
+    let path = envelope_path(&repo);
+    let original = std::fs::read(&path).unwrap();
+    let policy_bytes = std::fs::read(repo.path().join("policy/pipeline-policy.json")).unwrap();
+    let policy = ledger_policy::Policy::parse(&policy_bytes).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt
+        .block_on(ledger_store::Store::open(
+            ledger_store::StoreLocation::Local(repo.store()),
+        ))
+        .unwrap();
+    let sha = ledger_core::GitSha::parse(SHA).unwrap();
+    // Every position, every bit: the library verifier, in process.
+    for i in 0..original.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut bytes = original.clone();
+            bytes[i] ^= bit;
+            std::fs::write(&path, &bytes).unwrap();
+            let report = rt
+                .block_on(Evidence::new(&store, &policy).check_sha(&sha))
+                .unwrap();
+            assert!(
+                !report.ok,
+                "flipping bit {bit:#x} of byte {i} ({:?}) went unnoticed",
+                original[i] as char
+            );
+        }
+    }
+    // A sample through the real binary: exit code 4.
+    for i in (0..original.len()).step_by(original.len() / 12 + 1) {
+        let mut bytes = original.clone();
+        bytes[i] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_code(&repo.ledger(&["verify", SHA]), 4);
+    }
+    std::fs::write(&path, &original).unwrap();
+    assert_code(&repo.ledger(&["verify", SHA]), 0);
+}
+
+#[test]
+fn truncated_and_oversized_envelopes_fail() {
+    let repo = repo_with_evidence();
+    let path = envelope_path(&repo);
+    let original = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &original[..original.len() / 2]).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(text(&out).contains("not valid DSSE JSON"), "{}", text(&out));
+    std::fs::write(&path, vec![b' '; ledger_core::MAX_JSON_BYTES + 1]).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(text(&out).contains("limit"), "{}", text(&out));
+}
+
+#[test]
+fn an_altered_log_fails() {
+    let repo = repo_with_evidence();
+    let log = repo.object(&format!("commit/{SHA}/commit.log"));
+    std::fs::write(&log, b"1 passed, 0 failed\nand something added later\n").unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(text(&out).contains("captured output"), "{}", text(&out));
+}
+
+#[test]
+fn an_altered_stored_policy_fails() {
+    let repo = repo_with_evidence();
+    let stored = repo.stored();
+    let policy = stored.iter().find(|f| f.starts_with("policies/")).unwrap();
+    let path = repo.object(policy);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b" ");
+    std::fs::write(&path, bytes).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(
+        text(&out).contains("altered after the fact"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn an_envelope_of_another_sha_copied_into_place_fails() {
+    let repo = repo_with_evidence();
+    let other = "f".repeat(40);
+    assert_code(
+        &repo.ledger(&["stage", "commit", "--sha", &other, "--", "true"]),
+        0,
+    );
+    let from = repo.object(&format!("commit/{other}/commit.json"));
+    std::fs::copy(from, envelope_path(&repo)).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(
+        text(&out).contains("another git commit") || text(&out).contains("no subject names"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_stray_object_among_the_evidence_fails() {
+    let repo = repo_with_evidence();
+    std::fs::write(repo.object(&format!("commit/{SHA}/extra.json")), b"{}").unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(text(&out).contains("not ledger evidence"), "{}", text(&out));
+}

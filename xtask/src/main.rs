@@ -1,0 +1,73 @@
+//! `cargo xtask`: the project's automation, in Rust so anyone can read it.
+//!
+//! * `cargo xtask test`: the test command CI runs: tidy checks, then every test.
+//! * `cargo xtask demo`: the main job: a throwaway git repository runs the pipeline
+//!   on the local store and verifies its evidence.
+//! * `cargo xtask tidy`: architecture and hygiene checks on the source tree.
+//!
+//! Only the standard library is used, so the tool costs nothing to build.
+
+mod demo;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
+        Some("tidy") => tidy::run(),
+        _ => {
+            eprintln!("usage: cargo xtask <test|demo|tidy>");
+            eprintln!("  test   tidy checks, then the whole test suite (what CI runs)");
+            eprintln!("  demo   run the pipeline end to end in a throwaway repository");
+            eprintln!("  tidy   architecture and hygiene checks");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The cargo that runs this xtask.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs `cmd`, failing with its description when it fails.
+pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    tidy::run()?;
+    run_checked(
+        cargo()
+            .args(["test", "--workspace", "--all-targets"])
+            .args(extra),
+    )
+}
