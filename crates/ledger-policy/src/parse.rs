@@ -140,3 +140,107 @@ fn check_cycles(doc: &PolicyDoc) -> Result<(), PolicyError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::SigningKey;
+
+    fn default_text() -> (SigningKey, String) {
+        let key = SigningKey::from_seed(&[3; 32]);
+        let text = crate::default_policy_json(key.public()).unwrap();
+        (key, text)
+    }
+
+    #[test]
+    fn the_default_policy_parses_and_trusts_its_key_everywhere() {
+        let (key, text) = default_text();
+        let policy = Policy::parse(text.as_bytes()).unwrap();
+        for stage in Stage::ALL {
+            assert!(policy.key_for(stage, key.key_id()).is_some(), "{stage}");
+        }
+        assert_eq!(policy.digest(), Sha256Digest::of(text.as_bytes()));
+        assert_eq!(
+            policy.gate(Stage::Integration).requires[0].stage,
+            Stage::Commit
+        );
+        assert!(policy.gate(Stage::Commit).requires.is_empty());
+    }
+
+    fn edit(f: impl FnOnce(&mut serde_json::Value)) -> Result<Policy, PolicyError> {
+        let (_, text) = default_text();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        f(&mut v);
+        Policy::parse(&serde_json::to_vec(&v).unwrap())
+    }
+
+    #[test]
+    fn circular_requirements_are_refused_with_the_cycle() {
+        let e = edit(|v| {
+            v["stages"]["commit"] = serde_json::json!({"requires": [{"stage": "smoke"}]});
+        })
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, PolicyError::Cycle { .. }), "{msg}");
+        assert!(
+            msg.contains("commit -> smoke -> deploy -> publish -> build -> integration -> commit"),
+            "{msg}"
+        );
+        let e = edit(|v| {
+            v["stages"]["build"] = serde_json::json!({"requires": [{"stage": "build"}]});
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("/stages/build/requires"), "{e}");
+    }
+
+    #[test]
+    fn schema_violations_name_the_json_path() {
+        let e = edit(|v| v["stages"]["comit"] = serde_json::json!({"requires": []})).unwrap_err();
+        assert!(e.to_string().contains("/stages"), "{e}");
+        let e = edit(|v| {
+            v["release"]["requires"][0]["conditions"] =
+                serde_json::json!([{"path": "x", "op": "eq"}])
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/release/requires/0/conditions/0/path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn key_problems() {
+        let e = edit(|v| v["keys"][0]["keyid"] = "0".repeat(64).into()).unwrap_err();
+        assert!(
+            matches!(e, PolicyError::KeyIdMismatch { index: 0, .. }),
+            "{e}"
+        );
+        let e = edit(|v| {
+            let k = v["keys"][0].clone();
+            v["keys"].as_array_mut().unwrap().push(k);
+        })
+        .unwrap_err();
+        assert!(
+            matches!(e, PolicyError::DuplicateKey { index: 1, .. }),
+            "{e}"
+        );
+        let e = edit(|v| {
+            v["keys"][0]["public_key"] =
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into()
+        })
+        .unwrap_err();
+        assert!(matches!(e, PolicyError::BadKey { index: 0, .. }), "{e}");
+    }
+
+    #[test]
+    fn revocation_is_relative_to_the_evidence_time() {
+        let (key, _) = default_text();
+        let p = edit(|v| v["keys"][0]["revoked_at"] = "2026-06-01T00:00:00Z".into()).unwrap();
+        let before = time::macros::datetime!(2026-05-31 23:59 UTC);
+        let after = time::macros::datetime!(2026-06-01 00:00 UTC);
+        assert!(p.revoked_for(key.key_id(), before).is_none());
+        assert!(p.revoked_for(key.key_id(), after).is_some());
+        assert!(!p.may_sign(&key, Stage::Commit, after));
+    }
+}
