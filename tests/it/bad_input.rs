@@ -155,11 +155,7 @@ fn broken_policies() {
 #[test]
 fn a_policy_whose_key_id_is_wrong() {
     let repo = Repo::new();
-    let path = repo.path().join("policy/pipeline-policy.json");
-    let mut policy: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    policy["keys"][0]["keyid"] = "0".repeat(64).into();
-    std::fs::write(&path, serde_json::to_vec(&policy).unwrap()).unwrap();
+    repo.edit_policy(|p| p["keys"][0]["keyid"] = "0".repeat(64).into());
     let out = repo.ledger(&["verify", SHA]);
     assert_clean_refusal(&repo, &out, 2, "/keys/0/keyid");
 }

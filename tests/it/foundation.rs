@@ -165,7 +165,7 @@ fn commit_pass_fail_and_verify() {
 fn output_is_captured_redacted_and_hashed() {
     let repo = Repo::new();
     let out = repo.ledger_env(
-        &["stage", "integration", "--sha", SHA, "--redact-env", "MY_VALUE", "--", "sh", "-c",
+        &["stage", "commit", "--sha", SHA, "--redact-env", "MY_VALUE", "--", "sh", "-c",
           "echo visible; echo \"db $DB_PASSWORD\"; echo \"v $MY_VALUE\"; echo 4 passed, 1 failed >&2"],
         &[("DB_PASSWORD", "hunter2hunter2"), ("MY_VALUE", "my-custom-value")],
     );
@@ -176,8 +176,7 @@ fn output_is_captured_redacted_and_hashed() {
         !shown.contains("hunter2hunter2") && !shown.contains("my-custom-value"),
         "{shown}"
     );
-    let log = std::fs::read_to_string(repo.object(&format!("integration/{SHA}/integration.log")))
-        .unwrap();
+    let log = std::fs::read_to_string(repo.object(&format!("commit/{SHA}/commit.log"))).unwrap();
     assert!(
         log.contains("visible") && log.contains("db ***") && log.contains("v ***"),
         "{log}"

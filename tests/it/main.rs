@@ -4,9 +4,14 @@
 
 mod bad_input;
 mod foundation;
+mod gates;
 mod interop;
 mod tamper;
 
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage};
+use ledger_pipeline::record::Recorder;
+use ledger_store::{ObjectKey, Store, StoreLocation};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -92,6 +97,151 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         } else if let Ok(rel) = p.strip_prefix(root) {
             out.push(rel.display().to_string());
         }
+    }
+}
+
+impl Repo {
+    /// Writes signed evidence of `kind` for `sha` as the next attempt, the way a stage
+    /// would: the predicate starts from the kind's first valid schema fixture, gets
+    /// this SHA, attempt, current times and policy digest, then `edit` adjusts it.
+    /// Signed with `key_file` (relative to the repository). Returns the key written.
+    pub fn record_with(
+        &self,
+        kind: ArtifactKind,
+        sha: &str,
+        key_file: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(self.record_async(kind, sha, key_file, edit))
+    }
+
+    pub fn record(&self, kind: ArtifactKind, sha: &str, edit: impl FnOnce(&mut Value)) -> String {
+        self.record_with(kind, sha, ".ledger/signing.key", edit)
+    }
+
+    async fn record_async(
+        &self,
+        kind: ArtifactKind,
+        sha: &str,
+        key_file: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> String {
+        let sha = GitSha::parse(sha).unwrap();
+        let policy_bytes = std::fs::read(self.path().join("policy/pipeline-policy.json")).unwrap();
+        let policy = ledger_policy::Policy::parse(&policy_bytes).unwrap();
+        let pem = std::fs::read_to_string(self.path().join(key_file)).unwrap();
+        let key = ledger_core::SigningKey::from_pem(&pem).unwrap();
+        let store = Store::open(StoreLocation::Local(self.store()))
+            .await
+            .unwrap();
+        let attempt = store.next_attempt(kind, &sha).await.unwrap();
+        let r = ArtifactRef::new(kind, sha, attempt);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../schemas/fixtures")
+            .join(kind.as_str())
+            .join("valid");
+        let mut first: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        first.sort();
+        let mut p: Value = serde_json::from_slice(&std::fs::read(&first[0]).unwrap()).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        p["sha"] = sha.to_string().into();
+        p["attempt"] = attempt.into();
+        p["result"] = "pass".into();
+        p["started_at"] = fmt(now - time::Duration::seconds(2)).into();
+        p["finished_at"] = fmt(now).into();
+        p["policy_sha256"] = policy.digest().to_hex().into();
+        p["inputs"] = serde_json::json!([]);
+        if matches!(kind, ArtifactKind::Commit | ArtifactKind::Integration) {
+            let log = b"1 passed, 0 failed\n".to_vec();
+            p["output"]["key"] = r.log_key().into();
+            p["output"]["sha256"] = ledger_core::Sha256Digest::of(&log).to_hex().into();
+            p["output"]["bytes"] = log.len().into();
+            store
+                .put_create(&ObjectKey::from_artifact_log(&r), log)
+                .await
+                .unwrap();
+        }
+        edit(&mut p);
+        let rec = Recorder {
+            store: &store,
+            policy: &policy,
+            policy_bytes: &policy_bytes,
+            key: &key,
+        };
+        rec.store_policy().await.unwrap();
+        rec.write(&r, vec![ledger_core::Subject::git(&sha)], p)
+            .await
+            .unwrap();
+        r.key()
+    }
+
+    /// Rewrites the policy file through `edit`.
+    pub fn edit_policy(&self, edit: impl FnOnce(&mut Value)) {
+        let path = self.path().join("policy/pipeline-policy.json");
+        let mut policy: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut policy);
+        std::fs::write(&path, serde_json::to_vec_pretty(&policy).unwrap()).unwrap();
+    }
+
+    /// Generates `<name>.key`/`<name>.pub` with `ledger keys generate`; returns the key id.
+    pub fn generate_key(&self, name: &str) -> String {
+        let (private, public) = (format!("{name}.key"), format!("{name}.pub"));
+        let out = self.ledger(&[
+            "keys",
+            "generate",
+            "--private-key",
+            &private,
+            "--public-key",
+            &public,
+        ]);
+        assert_code(&out, 0);
+        self.key_id(&public)
+    }
+
+    /// `ledger keys id FILE`.
+    pub fn key_id(&self, file: &str) -> String {
+        let out = self.ledger(&["keys", "id", file]);
+        assert_code(&out, 0);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Adds the public key `<name>.pub` to the policy, trusted for `stages`.
+    pub fn trust_key(&self, name: &str, id: &str, stages: &[&str]) {
+        let pem = std::fs::read_to_string(self.path().join(format!("{name}.pub"))).unwrap();
+        self.edit_policy(|p| {
+            p["keys"].as_array_mut().unwrap().push(serde_json::json!({
+                "keyid": id, "public_key": pem, "stages": stages,
+            }))
+        });
+    }
+
+    /// Records passing evidence of every stage before `stage`, in order.
+    pub fn chain_before(&self, stage: Stage, sha: &str) {
+        for s in Stage::ALL.into_iter().take_while(|s| *s != stage) {
+            self.record(s.primary_artifact(), sha, |_| {});
+        }
+    }
+
+    /// The predicate of a stored envelope.
+    pub fn predicate(&self, key: &str) -> Value {
+        use base64::Engine as _;
+        let env: Value = serde_json::from_slice(&std::fs::read(self.object(key)).unwrap()).unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(env["payload"].as_str().unwrap())
+            .unwrap();
+        let st: Value = serde_json::from_slice(&payload).unwrap();
+        st["predicate"].clone()
     }
 }
 

@@ -40,6 +40,21 @@ pub enum Command {
     Stage(StageArgs),
     /// Verify all evidence stored for a commit, offline
     Verify(VerifyArgs),
+    /// Evaluate a stage's gate without running anything
+    Gate(GateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Stage whose gate to evaluate
+    #[arg(value_name = "STAGE")]
+    pub stage: Stage,
+    /// Commit under test [default: git rev-parse HEAD]
+    #[arg(long, value_name = "SHA")]
+    pub sha: Option<String>,
+    /// Print the verdict as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

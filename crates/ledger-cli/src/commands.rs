@@ -1,10 +1,11 @@
 //! One function per command: resolve inputs, call the library, print, pick the code.
 
-use crate::args::{Cli, Command, KeysCommand, StageArgs, VerifyArgs};
+use crate::args::{Cli, Command, GateArgs, Global, KeysCommand, StageArgs, VerifyArgs};
 use crate::context::{self, DEFAULT_KEY_PATH, DEFAULT_POLICY_PATH};
 use crate::exit::{Code, Failure, Result};
 use ledger_core::predicate::Outcome;
 use ledger_core::{GitSha, PublicKey, SigningKey, Stage};
+use ledger_pipeline::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
 use ledger_pipeline::evidence::{ChainReport, Evidence};
 use ledger_pipeline::record::Recorder;
 use ledger_pipeline::stage::{run_command_stage, CommandStage};
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> Result<Code> {
         Command::Keys(KeysCommand::Id { file }) => keys_id(&file),
         Command::Stage(args) => stage(&cli.global, args).await,
         Command::Verify(args) => verify(&cli.global, args).await,
+        Command::Gate(args) => gate(&cli.global, args).await,
     }
 }
 
@@ -192,21 +194,22 @@ fn update_gitignore(path: &Path) -> Result<Vec<&'static str>> {
     Ok(added)
 }
 
-async fn stage(global: &crate::args::Global, args: StageArgs) -> Result<Code> {
+async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     let root = context::repo_root()?;
     let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
-    if !matches!(args.stage, Stage::Commit | Stage::Integration) {
-        return Err(Failure::input(format!(
-            "stage `{}` is not available in this version of ledger; commit and integration are",
-            args.stage
-        )));
-    }
-    if args.command.is_empty() {
+    let wraps = matches!(args.stage, Stage::Commit | Stage::Integration);
+    if wraps && args.command.is_empty() {
         return Err(Failure::input(format!(
             "stage `{}` wraps a command, and none was given",
             args.stage
         ))
         .hint(format!("ledger stage {} -- cargo test", args.stage)));
+    }
+    if !wraps && !args.command.is_empty() {
+        return Err(Failure::input(format!(
+            "stage `{}` does not wrap a command; drop everything after `--`",
+            args.stage
+        )));
     }
     let (policy, policy_bytes) = context::load_policy(global, &root)?;
     let key = context::load_signing_key(args.key.as_deref(), &root)?;
@@ -219,38 +222,143 @@ async fn stage(global: &crate::args::Global, args: StageArgs) -> Result<Code> {
         policy_bytes: &policy_bytes,
         key: &key,
     };
-    let outcome = run_command_stage(
-        &rec,
-        CommandStage {
-            stage: args.stage,
-            sha,
-            argv: args.command,
-            redact_env: args.redact_env,
-            env,
-            runner,
-            echo: true,
-            inputs: vec![],
-        },
+    match args.stage {
+        Stage::Commit | Stage::Integration => {
+            let outcome = run_command_stage(
+                &rec,
+                CommandStage {
+                    stage: args.stage,
+                    sha,
+                    argv: args.command,
+                    redact_env: args.redact_env,
+                    env,
+                    runner,
+                    echo: true,
+                },
+            )
+            .await
+            .map_err(denied)?;
+            let exit = outcome
+                .exit_code
+                .map_or("a signal".to_owned(), |c| format!("exit code {c}"));
+            eprintln!(
+                "ledger: {} {} (attempt {}, {exit}); evidence {} in {}",
+                args.stage,
+                outcome.result.as_str(),
+                outcome.r.attempt,
+                outcome.r.key(),
+                store.location()
+            );
+            Ok(match outcome.result {
+                Outcome::Pass => Code::Success,
+                Outcome::Fail => Code::StageFailed,
+            })
+        }
+        Stage::Decide => {
+            let outcome = run_decide(
+                &rec,
+                DecideRequest {
+                    sha,
+                    runner,
+                    replay: false,
+                    rollback_from: None,
+                },
+            )
+            .await
+            .map_err(denied)?;
+            print_decision(&outcome);
+            Ok(match outcome.decision {
+                Decision::Promote => Code::Success,
+                Decision::Reject => Code::StageFailed,
+            })
+        }
+        other => {
+            // The gate still applies, so a missing prerequisite says so first.
+            ledger_pipeline::stage::pass_gate(&rec, other, &sha)
+                .await
+                .map_err(denied)?;
+            Err(Failure::input(format!(
+                "stage `{other}` is not available in this version of ledger (its gate passed; nothing ran)"
+            )))
+        }
+    }
+}
+
+fn print_decision(outcome: &DecideOutcome) {
+    match outcome.decision {
+        Decision::Promote => eprintln!("ledger: decision PROMOTE; every release rule holds"),
+        Decision::Reject => {
+            eprintln!(
+                "ledger: decision REJECT; {} release rule(s) failed:",
+                outcome.reasons.len()
+            );
+            for r in &outcome.reasons {
+                eprintln!("  x {}: {}", r.rule, r.message);
+            }
+        }
+    }
+    eprintln!(
+        "ledger: evidence {} and {} (lead time {} ms)",
+        outcome.decision_key, outcome.timing_key, outcome.lead_time_ms
+    );
+}
+
+/// Turns a gate denial into exit code 3 with its reasons; other errors pass through.
+fn denied(e: ledger_pipeline::Error) -> Failure {
+    match e {
+        ledger_pipeline::Error::Denied(report) => {
+            let mut message = format!(
+                "gate denied `{}` for {}: nothing ran, nothing was written",
+                report.subject, report.sha
+            );
+            for r in &report.verdict.reasons {
+                message.push_str(&format!("\n  x {}: {}", r.rule, r.message));
+            }
+            Failure::new(Code::Denied, message).hint(format!(
+                "`ledger gate {} --sha {} --json` shows the verdict as JSON",
+                report.subject, report.sha
+            ))
+        }
+        other => other.into(),
+    }
+}
+
+async fn gate(global: &Global, args: GateArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
+    let (policy, _) = context::load_policy(global, &root)?;
+    let store = context::open_store(global, &root).await?;
+    let mut evidence = Evidence::new(&store, &policy);
+    let report = ledger_pipeline::gate::check_stage(
+        &mut evidence,
+        args.stage,
+        &sha,
+        time::OffsetDateTime::now_utc(),
     )
     .await?;
-    let exit = outcome
-        .exit_code
-        .map_or("a signal".to_owned(), |c| format!("exit code {c}"));
-    eprintln!(
-        "ledger: {} {} (attempt {}, {exit}); evidence {} in {}",
-        args.stage,
-        outcome.result.as_str(),
-        outcome.r.attempt,
-        outcome.r.key(),
-        store.location()
-    );
-    Ok(match outcome.result {
-        Outcome::Pass => Code::Success,
-        Outcome::Fail => Code::StageFailed,
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::new(Code::Infrastructure, e))?;
+        println!("{text}");
+    } else if report.allowed() {
+        println!("gate for `{}` ALLOWS {}", args.stage, sha);
+        for u in &report.verdict.used {
+            println!("  uses {} (attempt {})", u.key, u.attempt);
+        }
+    } else {
+        println!("gate for `{}` DENIES {}", args.stage, sha);
+        for r in &report.verdict.reasons {
+            println!("  x {}: {}", r.rule, r.message);
+        }
+    }
+    Ok(if report.allowed() {
+        Code::Success
+    } else {
+        Code::Denied
     })
 }
 
-async fn verify(global: &crate::args::Global, args: VerifyArgs) -> Result<Code> {
+async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
     let root = context::repo_root()?;
     let sha = GitSha::parse(&args.sha).map_err(Failure::input)?;
     let (policy, _) = context::load_policy(global, &root)?;

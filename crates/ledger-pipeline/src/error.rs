@@ -41,6 +41,8 @@ pub enum Error {
     OwnSchema { what: String, source: SchemaError },
     #[error("stored policy object {key} does not hash to its name: the store was altered")]
     PolicyObjectAltered { key: String },
+    #[error("gate denied: {} of the policy's rules for `{}` do not hold for {}", .0.verdict.reasons.len(), .0.subject, .0.sha)]
+    Denied(Box<crate::gate::GateReport>),
     #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA; try again")]
     AttemptContention { stage: Stage, tries: u32 },
 }
@@ -56,6 +58,7 @@ impl Error {
             Error::OwnSchema { .. } => ErrorClass::Input,
             Error::PolicyObjectAltered { .. } => ErrorClass::Verification,
             Error::AttemptContention { .. } => ErrorClass::Infrastructure,
+            Error::Denied(_) => ErrorClass::Denied,
         }
     }
 }

@@ -99,6 +99,16 @@ impl<'a> Evidence<'a> {
         }
     }
 
+    /// The store evidence is read from.
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    /// The policy evidence is checked against.
+    pub fn policy(&self) -> &'a Policy {
+        self.policy
+    }
+
     async fn fetch(&mut self, key: &ObjectKey) -> Result<Option<bytes::Bytes>, Error> {
         if let Some(b) = self.bytes.get(key.as_str()) {
             return Ok(b.clone());

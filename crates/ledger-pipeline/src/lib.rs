@@ -7,8 +7,10 @@
 //! whose [`ErrorClass`] decides the exit code.
 
 pub mod command;
+pub mod decide;
 pub mod error;
 pub mod evidence;
+pub mod gate;
 pub mod record;
 pub mod redact;
 pub mod runner;

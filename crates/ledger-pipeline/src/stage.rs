@@ -8,7 +8,8 @@
 
 use crate::command::{self, CommandRun};
 use crate::error::Error;
-use crate::evidence::log_object_key;
+use crate::evidence::{log_object_key, Evidence};
+use crate::gate::{self, GateReport};
 use crate::record::{Recorder, MAX_ATTEMPT_RACES};
 use crate::redact::Redactor;
 use ledger_core::predicate::{Command, CommandPredicate, Header, Input, Outcome, Output, Runner};
@@ -30,8 +31,6 @@ pub struct CommandStage {
     pub runner: Runner,
     /// Echo the command's output to the terminal.
     pub echo: bool,
-    /// Hash links of the evidence the gate consumed.
-    pub inputs: Vec<Input>,
 }
 
 /// What a stage wrote.
@@ -62,6 +61,22 @@ pub fn check_signer(rec: &Recorder<'_>, stage: Stage) -> Result<(), Error> {
     })
 }
 
+/// Evaluates the policy's gate for `stage`; a denial is [`Error::Denied`] and
+/// nothing has run or been written.
+pub async fn pass_gate(
+    rec: &Recorder<'_>,
+    stage: Stage,
+    sha: &GitSha,
+) -> Result<GateReport, Error> {
+    let mut evidence = Evidence::new(rec.store, rec.policy);
+    let report = gate::check_stage(&mut evidence, stage, sha, OffsetDateTime::now_utc()).await?;
+    if report.allowed() {
+        Ok(report)
+    } else {
+        Err(Error::Denied(Box::new(report)))
+    }
+}
+
 /// Runs a `commit` or `integration` stage and records its evidence.
 pub async fn run_command_stage(
     rec: &Recorder<'_>,
@@ -71,6 +86,7 @@ pub async fn run_command_stage(
         return Err(Error::NotAWrapperStage(req.stage));
     }
     check_signer(rec, req.stage)?;
+    let gate = pass_gate(rec, req.stage, &req.sha).await?;
     rec.store_policy().await?;
     let redactor = Redactor::from_env(&req.env, &req.redact_env);
     let run = command::run(&req.argv, &redactor, req.echo).await?;
@@ -100,7 +116,7 @@ pub async fn run_command_stage(
         tries: MAX_ATTEMPT_RACES,
     })?;
 
-    let predicate = predicate(&req, &r, &run, &redactor, rec.policy.digest());
+    let predicate = predicate(&req, &r, &run, &redactor, rec.policy.digest(), gate.inputs);
     let value = serde_json::to_value(&predicate).map_err(|e| Error::OwnSchema {
         what: "predicate".into(),
         source: ledger_core::schema::SchemaError::Broken("serialize".into(), e.to_string()),
@@ -121,6 +137,7 @@ fn predicate(
     run: &CommandRun,
     redactor: &Redactor,
     policy_sha256: Sha256Digest,
+    inputs: Vec<Input>,
 ) -> CommandPredicate {
     let result = if run.exit_code == Some(0) {
         Outcome::Pass
@@ -136,7 +153,7 @@ fn predicate(
             finished_at: run.finished_at,
             result,
             runner: req.runner.clone(),
-            inputs: req.inputs.clone(),
+            inputs,
             policy_sha256,
             ledger_version: LEDGER_VERSION.to_owned(),
         },

@@ -134,13 +134,16 @@ fn check_requirement(
             }
             for (j, c) in req.conditions.iter().enumerate() {
                 if let Err((found, message)) = check_condition(c, predicate) {
-                    let what = c.description.clone().unwrap_or_else(|| describe(c));
+                    let what = match &c.description {
+                        Some(d) => format!("\"{d}\" ({})", describe(c)),
+                        None => describe(c),
+                    };
                     reasons.push(Reason {
                         rule: format!("{rule}/conditions/{j}"),
                         artifact: Some(key.clone()),
                         found,
                         required: Some(Value::from(describe(c))),
-                        message: format!("`{stage}` evidence {key} (attempt {attempt}) fails \"{what}\": {message}"),
+                        message: format!("`{stage}` evidence {key} (attempt {attempt}) fails {what}: {message}"),
                     });
                 }
             }

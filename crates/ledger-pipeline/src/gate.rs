@@ -1,0 +1,142 @@
+//! The gate in front of every stage: gather evidence, verify it, apply the policy.
+//!
+//! For each stage a gate requires, the latest attempt of that stage's primary
+//! artifact for the SHA is fully verified ([`Evidence::check`]); the pure evaluator in
+//! `ledger-policy` then applies conditions and ages. What the gate relied on becomes
+//! the `inputs` hash links of whatever runs next, so the evidence forms a DAG.
+
+use crate::error::Error;
+use crate::evidence::{Artifact, Evidence};
+use ledger_core::predicate::Input;
+use ledger_core::{GitSha, Stage};
+use ledger_policy::{evaluate, Found, Gate, Verdict};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// A gate's verdict and the evidence it used.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateReport {
+    /// What the gate guards: a stage name, `release`, `replay` …
+    pub subject: String,
+    pub sha: GitSha,
+    /// JSON path of the gate in the policy.
+    pub rule: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// Hash links to record in the next predicate.
+    pub inputs: Vec<Input>,
+    #[serde(skip)]
+    pub artifacts: BTreeMap<Stage, Artifact>,
+}
+
+impl GateReport {
+    /// Whether the gate lets the stage run.
+    pub fn allowed(&self) -> bool {
+        self.verdict.allowed
+    }
+}
+
+/// Finds and verifies the latest attempt of every stage in `stages`.
+pub async fn gather(
+    evidence: &mut Evidence<'_>,
+    sha: &GitSha,
+    stages: impl IntoIterator<Item = Stage>,
+) -> Result<
+    (
+        BTreeMap<Stage, Artifact>,
+        BTreeMap<Stage, (String, Vec<String>)>,
+    ),
+    Error,
+> {
+    let mut verified = BTreeMap::new();
+    let mut invalid = BTreeMap::new();
+    for stage in stages {
+        if verified.contains_key(&stage) || invalid.contains_key(&stage) {
+            continue;
+        }
+        let kind = stage.primary_artifact();
+        let Some(r) = evidence.store().latest(kind, sha).await? else {
+            continue;
+        };
+        match evidence.check(&r).await? {
+            Ok(a) => {
+                verified.insert(stage, a);
+            }
+            Err(problems) => {
+                invalid.insert(stage, (r.key(), problems));
+            }
+        }
+    }
+    Ok((verified, invalid))
+}
+
+/// Evaluates `gate` (at JSON path `rule` in the policy) for `sha` at `now`.
+pub async fn check(
+    evidence: &mut Evidence<'_>,
+    subject: &str,
+    rule: &str,
+    gate: &Gate,
+    sha: &GitSha,
+    now: OffsetDateTime,
+) -> Result<GateReport, Error> {
+    let (verified, invalid) = gather(evidence, sha, gate.requires.iter().map(|r| r.stage)).await?;
+    let mut found: BTreeMap<Stage, Found<'_>> = BTreeMap::new();
+    for (stage, (key, problems)) in &invalid {
+        found.insert(
+            *stage,
+            Found::Invalid {
+                key: key.clone(),
+                problems: problems.clone(),
+            },
+        );
+    }
+    for (stage, a) in &verified {
+        found.insert(
+            *stage,
+            Found::Verified {
+                key: a.r.key(),
+                attempt: a.r.attempt,
+                finished_at: a.header.finished_at,
+                predicate: a.predicate(),
+            },
+        );
+    }
+    let verdict = evaluate(gate, rule, &found, now);
+    let inputs = verdict
+        .used
+        .iter()
+        .filter_map(|u| verified.get(&u.stage))
+        .map(|a| Input {
+            key: a.r.key(),
+            sha256: a.digest,
+        })
+        .collect();
+    Ok(GateReport {
+        subject: subject.to_owned(),
+        sha: *sha,
+        rule: rule.to_owned(),
+        verdict,
+        inputs,
+        artifacts: verified,
+    })
+}
+
+/// The gate in front of `stage` under the evidence's policy.
+pub async fn check_stage(
+    evidence: &mut Evidence<'_>,
+    stage: Stage,
+    sha: &GitSha,
+    now: OffsetDateTime,
+) -> Result<GateReport, Error> {
+    let gate = evidence.policy().gate(stage);
+    check(
+        evidence,
+        stage.as_str(),
+        &format!("/stages/{stage}"),
+        &gate,
+        sha,
+        now,
+    )
+    .await
+}
