@@ -103,7 +103,7 @@ pub fn run() -> Result<(), String> {
             }
         }
     }
-    for dir in ["crates", "xtask"] {
+    for dir in ["crates", "xtask", "examples"] {
         check_doc_comments(&root().join(dir), &mut problems);
     }
     if problems.is_empty() {

@@ -84,6 +84,12 @@ pub struct StageArgs {
     /// Private key file [default: $LEDGER_SIGNING_KEY, else .ledger/signing.key]
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Environment to deploy to or smoke-test (deploy, smoke)
+    #[arg(long = "env", value_name = "NAME", default_value = "production")]
+    pub environment: String,
+    /// Seconds to wait for another deploy's lease on the environment (deploy)
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lease_wait: u64,
     /// Also treat this environment variable's value as secret (repeatable)
     #[arg(long = "redact-env", value_name = "NAME")]
     pub redact_env: Vec<String>,

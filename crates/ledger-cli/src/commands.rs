@@ -8,7 +8,7 @@ use ledger_core::{GitSha, PublicKey, SigningKey, Stage};
 use ledger_pipeline::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
 use ledger_pipeline::evidence::{ChainReport, Evidence};
 use ledger_pipeline::record::Recorder;
-use ledger_pipeline::stage::{run_command_stage, CommandStage};
+use ledger_pipeline::stage::{pass_gate, run_command_stage, CommandStage};
 use std::io::Write;
 use std::path::Path;
 
@@ -222,7 +222,8 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         policy_bytes: &policy_bytes,
         key: &key,
     };
-    match args.stage {
+    let progress = |line: &str| eprintln!("ledger: {line}");
+    let recorded = match args.stage {
         Stage::Commit | Stage::Integration => {
             let outcome = run_command_stage(
                 &rec,
@@ -249,10 +250,10 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                 outcome.r.key(),
                 store.location()
             );
-            Ok(match outcome.result {
+            return Ok(match outcome.result {
                 Outcome::Pass => Code::Success,
                 Outcome::Fail => Code::StageFailed,
-            })
+            });
         }
         Stage::Decide => {
             let outcome = run_decide(
@@ -267,21 +268,74 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
             .await
             .map_err(denied)?;
             print_decision(&outcome);
-            Ok(match outcome.decision {
+            return Ok(match outcome.decision {
                 Decision::Promote => Code::Success,
                 Decision::Reject => Code::StageFailed,
-            })
+            });
         }
-        other => {
-            // The gate still applies, so a missing prerequisite says so first.
-            ledger_pipeline::stage::pass_gate(&rec, other, &sha)
-                .await
-                .map_err(denied)?;
-            Err(Failure::input(format!(
-                "stage `{other}` is not available in this version of ledger (its gate passed; nothing ran)"
-            )))
+        Stage::Publish => ledger_pipeline::publish::run_publish(&rec, sha, &runner).await,
+        Stage::Build | Stage::Deploy | Stage::Smoke => {
+            // The gate first: a denial must not depend on config or infrastructure.
+            let passed = pass_gate(&rec, args.stage, &sha).await.map_err(denied)?;
+            let config = ledger_pipeline::config::Config::load(&root)
+                .map_err(ledger_pipeline::Error::from)?;
+            match args.stage {
+                Stage::Build => {
+                    let engine = connect_engine().await?;
+                    ledger_pipeline::build::run_build(
+                        &rec, &engine, &config, sha, &runner, passed, &progress,
+                    )
+                    .await
+                }
+                Stage::Deploy => {
+                    let engine = connect_engine().await?;
+                    let req = ledger_pipeline::deploy::DeployRequest {
+                        sha,
+                        environment: args.environment.clone(),
+                        runner: runner.clone(),
+                        lease_wait: std::time::Duration::from_secs(args.lease_wait),
+                        lease_ttl: std::time::Duration::from_secs(15 * 60),
+                        replay: false,
+                        rollback_from: None,
+                        env,
+                    };
+                    ledger_pipeline::deploy::run_deploy(
+                        &rec, &engine, &config, &req, passed, &progress,
+                    )
+                    .await
+                }
+                _ => {
+                    let env_config = config
+                        .environment(&args.environment)
+                        .map_err(ledger_pipeline::Error::from)?;
+                    ledger_pipeline::smoke::run_smoke(
+                        &rec, env_config, sha, &runner, passed, &progress,
+                    )
+                    .await
+                }
+            }
         }
-    }
+    };
+    let recorded = recorded.map_err(denied)?;
+    eprintln!(
+        "ledger: {} {} (attempt {}): {}; evidence {} in {}",
+        args.stage,
+        recorded.result.as_str(),
+        recorded.r.attempt,
+        recorded.summary,
+        recorded.r.key(),
+        store.location()
+    );
+    Ok(match recorded.result {
+        Outcome::Pass => Code::Success,
+        Outcome::Fail => Code::StageFailed,
+    })
+}
+
+async fn connect_engine() -> Result<ledger_docker::Engine> {
+    Ok(ledger_docker::Engine::connect()
+        .await
+        .map_err(ledger_pipeline::Error::from)?)
 }
 
 fn print_decision(outcome: &DecideOutcome) {

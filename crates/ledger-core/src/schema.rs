@@ -57,6 +57,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         "policy.v1.schema.json",
         include_str!("../../../schemas/policy.v1.schema.json"),
     ),
+    (
+        "config.v1.schema.json",
+        include_str!("../../../schemas/config.v1.schema.json"),
+    ),
 ];
 
 /// Which document a schema describes.
@@ -64,6 +68,8 @@ pub const SOURCES: &[(&str, &str)] = &[
 pub enum Document {
     Predicate(ArtifactKind),
     Policy,
+    /// `ledger.toml`, read as JSON.
+    Config,
 }
 
 impl Document {
@@ -72,6 +78,7 @@ impl Document {
         match self {
             Document::Predicate(kind) => format!("{}.v1.schema.json", kind.as_str()),
             Document::Policy => "policy.v1.schema.json".to_owned(),
+            Document::Config => "config.v1.schema.json".to_owned(),
         }
     }
 
@@ -80,7 +87,7 @@ impl Document {
         ArtifactKind::ALL
             .into_iter()
             .map(Document::Predicate)
-            .chain([Document::Policy])
+            .chain([Document::Policy, Document::Config])
     }
 }
 

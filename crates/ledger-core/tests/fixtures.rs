@@ -18,6 +18,7 @@ fn name(doc: Document) -> &'static str {
     match doc {
         Document::Predicate(k) => k.as_str(),
         Document::Policy => "policy",
+        Document::Config => "config",
     }
 }
 

@@ -109,7 +109,9 @@ fn with_header(header: &Header, attempt: u32, fields: serde_json::Value) -> serd
 pub async fn run_decide(rec: &Recorder<'_>, req: DecideRequest) -> Result<DecideOutcome, Error> {
     check_signer(rec, Stage::Decide)?;
     let started_at = OffsetDateTime::now_utc();
-    let gate_report = pass_gate(rec, Stage::Decide, &req.sha).await?;
+    let gate_report = pass_gate(rec, Stage::Decide, &req.sha)
+        .await?
+        .expect(Stage::Decide, &req.sha)?;
     rec.store_policy().await?;
 
     let mut evidence = Evidence::new(rec.store, rec.policy);

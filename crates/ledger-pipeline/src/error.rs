@@ -43,6 +43,19 @@ pub enum Error {
     PolicyObjectAltered { key: String },
     #[error("gate denied: {} of the policy's rules for `{}` do not hold for {}", .0.verdict.reasons.len(), .0.subject, .0.sha)]
     Denied(Box<crate::gate::GateReport>),
+    #[error("environment `{environment}` is being deployed by {holder} (SHA {sha}); its lease is held by {holder} until {expires_at}; wait for it to finish, or retry after the lease expires")]
+    LeaseHeld {
+        environment: String,
+        holder: String,
+        sha: String,
+        expires_at: time::OffsetDateTime,
+    },
+    #[error(transparent)]
+    Docker(#[from] ledger_docker::DockerError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Refused(String),
     #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA; try again")]
     AttemptContention { stage: Stage, tries: u32 },
 }
@@ -59,6 +72,10 @@ impl Error {
             Error::PolicyObjectAltered { .. } => ErrorClass::Verification,
             Error::AttemptContention { .. } => ErrorClass::Infrastructure,
             Error::Denied(_) => ErrorClass::Denied,
+            Error::LeaseHeld { .. } => ErrorClass::Infrastructure,
+            Error::Docker(_) => ErrorClass::Infrastructure,
+            Error::Config(_) => ErrorClass::Input,
+            Error::Refused(_) => ErrorClass::Verification,
         }
     }
 }

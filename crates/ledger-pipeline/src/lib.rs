@@ -6,14 +6,20 @@
 //! nothing of the command line; every operation returns a value or a typed [`Error`]
 //! whose [`ErrorClass`] decides the exit code.
 
+pub mod build;
 pub mod command;
+pub mod config;
 pub mod decide;
+pub mod deploy;
 pub mod error;
 pub mod evidence;
 pub mod gate;
+pub mod lease;
+pub mod publish;
 pub mod record;
 pub mod redact;
 pub mod runner;
+pub mod smoke;
 pub mod stage;
 
 pub use error::{Error, ErrorClass};

@@ -8,15 +8,76 @@
 use crate::error::Error;
 use crate::evidence::{object_key, policy_key};
 use ledger_core::dsse::Envelope;
+use ledger_core::predicate::{Header, Input, Outcome, Runner};
 use ledger_core::schema::{self, Document};
 use ledger_core::{
-    ArtifactKind, ArtifactRef, GitSha, Sha256Digest, SigningKey, Statement, Subject,
+    ArtifactKind, ArtifactRef, GitSha, Sha256Digest, SigningKey, Stage, Statement, Subject,
+    LEDGER_VERSION,
 };
 use ledger_policy::Policy;
 use ledger_store::{PutOutcome, Store, StoreError};
+use time::OffsetDateTime;
 
 /// How many times a writer moves to the next attempt before giving up.
 pub const MAX_ATTEMPT_RACES: u32 = 16;
+
+/// A predicate in the making: the header fields known before a stage's work starts.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub stage: Stage,
+    pub sha: GitSha,
+    pub runner: Runner,
+    pub inputs: Vec<Input>,
+    pub started_at: OffsetDateTime,
+    pub policy_sha256: Sha256Digest,
+}
+
+impl Draft {
+    /// A draft for `stage`, started now.
+    pub fn new(
+        rec: &Recorder<'_>,
+        stage: Stage,
+        sha: GitSha,
+        runner: &Runner,
+        inputs: Vec<Input>,
+    ) -> Draft {
+        Draft {
+            stage,
+            sha,
+            runner: runner.clone(),
+            inputs,
+            started_at: OffsetDateTime::now_utc(),
+            policy_sha256: rec.policy.digest(),
+        }
+    }
+
+    /// The finished predicate: the header plus the stage's own `fields`.
+    pub fn finish(
+        &self,
+        attempt: u32,
+        finished_at: OffsetDateTime,
+        result: Outcome,
+        fields: serde_json::Value,
+    ) -> serde_json::Value {
+        let header = Header {
+            stage: self.stage,
+            sha: self.sha,
+            attempt,
+            started_at: self.started_at,
+            finished_at,
+            result,
+            runner: self.runner.clone(),
+            inputs: self.inputs.clone(),
+            policy_sha256: self.policy_sha256,
+            ledger_version: LEDGER_VERSION.to_owned(),
+        };
+        let mut v = serde_json::to_value(header).unwrap_or_default();
+        if let (Some(obj), Some(extra)) = (v.as_object_mut(), fields.as_object()) {
+            obj.extend(extra.clone());
+        }
+        v
+    }
+}
 
 /// Everything needed to write evidence.
 pub struct Recorder<'a> {

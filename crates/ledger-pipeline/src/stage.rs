@@ -61,17 +61,40 @@ pub fn check_signer(rec: &Recorder<'_>, stage: Stage) -> Result<(), Error> {
     })
 }
 
-/// Evaluates the policy's gate for `stage`; a denial is [`Error::Denied`] and
-/// nothing has run or been written.
-pub async fn pass_gate(
-    rec: &Recorder<'_>,
+/// Proof that a stage's gate passed: only [`pass_gate`] makes one, and the stages
+/// that need infrastructure take it as an argument, so the gate is always evaluated
+/// before any engine, registry or config is touched.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    report: GateReport,
     stage: Stage,
-    sha: &GitSha,
-) -> Result<GateReport, Error> {
+}
+
+impl Passed {
+    /// The gate's report: the evidence it used and the hash links to record.
+    pub fn report(&self) -> &GateReport {
+        &self.report
+    }
+
+    /// Checks the token was issued for `stage` and `sha`.
+    pub(crate) fn expect(self, stage: Stage, sha: &GitSha) -> Result<GateReport, Error> {
+        if self.stage != stage || self.report.sha != *sha {
+            return Err(Error::Refused(format!(
+                "internal error: a gate passed for {} {} was presented to {stage} {sha}",
+                self.stage, self.report.sha
+            )));
+        }
+        Ok(self.report)
+    }
+}
+
+/// Evaluates the policy's gate for `stage` (and, for `build`, the build-once rule);
+/// a denial is [`Error::Denied`] and nothing has run or been written.
+pub async fn pass_gate(rec: &Recorder<'_>, stage: Stage, sha: &GitSha) -> Result<Passed, Error> {
     let mut evidence = Evidence::new(rec.store, rec.policy);
     let report = gate::check_stage(&mut evidence, stage, sha, OffsetDateTime::now_utc()).await?;
     if report.allowed() {
-        Ok(report)
+        Ok(Passed { report, stage })
     } else {
         Err(Error::Denied(Box::new(report)))
     }
@@ -86,7 +109,9 @@ pub async fn run_command_stage(
         return Err(Error::NotAWrapperStage(req.stage));
     }
     check_signer(rec, req.stage)?;
-    let gate = pass_gate(rec, req.stage, &req.sha).await?;
+    let gate = pass_gate(rec, req.stage, &req.sha)
+        .await?
+        .expect(req.stage, &req.sha)?;
     rec.store_policy().await?;
     let redactor = Redactor::from_env(&req.env, &req.redact_env);
     let run = command::run(&req.argv, &redactor, req.echo).await?;

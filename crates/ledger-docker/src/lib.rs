@@ -1,0 +1,63 @@
+//! `ledger-docker`: the Docker Engine, through `bollard`, and nothing else.
+//!
+//! The only crate that talks to an engine. It knows images, digests, labels and
+//! containers, never evidence or policy: the pipeline decides *what* to build or run,
+//! this crate does it against the real engine (the local socket or `DOCKER_HOST`) and
+//! reports facts back. Engine behaviour this code relies on, measured:
+//! creating a container does not pull, so images are pulled by digest first; a push
+//! reply carries no digest, so `RepoDigests` is read from an inspect after the push;
+//! API versions differ between engines, so the version is negotiated; servers in
+//! `FROM scratch` images ignore SIGTERM unless the container runs with `init`.
+
+mod context;
+mod engine;
+
+pub use context::tar_context;
+pub use engine::{BuildSpec, BuiltImage, ContainerInfo, Engine, ImageInfo, RunSpec};
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "Docker engine at {endpoint} is unreachable: {source}; start Docker or set DOCKER_HOST"
+    )]
+    Unreachable {
+        endpoint: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("Docker engine at {endpoint} failed to {op}: {source}")]
+    Engine {
+        endpoint: String,
+        op: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("building image {image} failed: {message}")]
+    Build { image: String, message: String },
+    #[error(
+        "pushing {reference} failed: {message}; check that the registry is running and reachable"
+    )]
+    Push { reference: String, message: String },
+    #[error("image {reference} is not available: {message}; it may have been pruned, or the registry is down")]
+    Missing { reference: String, message: String },
+    #[error("cannot read build context {path}: {message}")]
+    Context { path: String, message: String },
+    #[error("container {name} did not become healthy within {seconds} s: {state}")]
+    Unhealthy {
+        name: String,
+        seconds: u64,
+        state: String,
+    },
+}
+
+impl DockerError {
+    /// Whether the failure is the work's own (a build that fails, a container that
+    /// never gets healthy) rather than the engine or registry being unavailable.
+    pub fn is_work_failure(&self) -> bool {
+        matches!(
+            self,
+            DockerError::Build { .. } | DockerError::Unhealthy { .. }
+        )
+    }
+}

@@ -1,0 +1,310 @@
+//! `ledger.toml`: what to build, where to deploy, what to smoke-test.
+//!
+//! Kept apart from the policy on purpose: the policy is what auditors read (rules and
+//! keys); this file is operational detail. It is read as TOML, checked against
+//! `schemas/config.v1.schema.json` (so every mistake names its path), then checked for
+//! references a schema cannot follow (a service naming an unknown image).
+
+use ledger_core::schema::{self, Document, SchemaError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The file name, at the repository root.
+pub const CONFIG_FILE: &str = "ledger.toml";
+
+/// The environment a deploy goes to when none is named.
+pub const DEFAULT_ENV: &str = "production";
+
+/// Why `ledger.toml` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}; create it (see docs/configuration.md)")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {message}")]
+    Toml { path: String, message: String },
+    #[error("{path} does not match its schema: {source}")]
+    Schema { path: String, source: SchemaError },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub repository: String,
+    pub source: String,
+    #[serde(default)]
+    pub registry: Option<String>,
+    pub images: Vec<ImageConfig>,
+    pub environments: Vec<Environment>,
+    /// The folder the file was read from; build contexts are relative to it.
+    #[serde(skip)]
+    pub root: PathBuf,
+}
+
+/// An image to build.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageConfig {
+    pub name: String,
+    pub context: String,
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".into()
+}
+
+/// An environment: the services it runs and the checks that prove them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Environment {
+    pub name: String,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+/// One image running in an environment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Service {
+    pub image: String,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout_seconds: u64,
+}
+
+fn default_health_timeout() -> u64 {
+    60
+}
+
+/// A published port (host side bound to 127.0.0.1).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Port {
+    pub container: u16,
+    pub host: u16,
+}
+
+/// An HTTP smoke check.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Check {
+    pub name: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub url: String,
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    #[serde(default)]
+    pub max_latency_ms: Option<f64>,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_status() -> u16 {
+    200
+}
+fn default_retries() -> u32 {
+    20
+}
+fn default_interval() -> u64 {
+    250
+}
+
+impl Config {
+    /// Reads `ledger.toml` from `root`.
+    pub fn load(root: &Path) -> Result<Config, ConfigError> {
+        let path = root.join(CONFIG_FILE);
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Config::parse(&text, root, &shown)
+    }
+
+    /// Parses configuration text; `root` anchors relative paths, `shown` names it.
+    pub fn parse(text: &str, root: &Path, shown: &str) -> Result<Config, ConfigError> {
+        if text.len() > ledger_core::MAX_JSON_BYTES {
+            return Err(ConfigError::Invalid {
+                path: shown.into(),
+                message: "the file is over the 4 MiB limit".into(),
+            });
+        }
+        let value: serde_json::Value = toml::from_str(text).map_err(|e| ConfigError::Toml {
+            path: shown.into(),
+            message: e.to_string(),
+        })?;
+        schema::validate(Document::Config, &value).map_err(|source| ConfigError::Schema {
+            path: shown.into(),
+            source,
+        })?;
+        let mut config: Config =
+            serde_json::from_value(value).map_err(|e| ConfigError::Invalid {
+                path: shown.into(),
+                message: e.to_string(),
+            })?;
+        config.root = root.to_path_buf();
+        config.check(shown)?;
+        Ok(config)
+    }
+
+    fn check(&self, shown: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: shown.into(),
+            message,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, image) in self.images.iter().enumerate() {
+            if !seen.insert(&image.name) {
+                return Err(invalid(format!(
+                    "/images/{i}/name: image {:?} is listed twice",
+                    image.name
+                )));
+            }
+            if Path::new(&image.context)
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                return Err(invalid(format!(
+                    "/images/{i}/context: {:?} leaves the repository",
+                    image.context
+                )));
+            }
+        }
+        let mut envs = std::collections::BTreeSet::new();
+        for (e, env) in self.environments.iter().enumerate() {
+            if !envs.insert(&env.name) {
+                return Err(invalid(format!(
+                    "/environments/{e}/name: environment {:?} is listed twice",
+                    env.name
+                )));
+            }
+            for (s, service) in env.services.iter().enumerate() {
+                if !self.images.iter().any(|i| i.name == service.image) {
+                    return Err(invalid(format!(
+                        "/environments/{e}/services/{s}/image: no image named {:?} in [[images]]",
+                        service.image
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment called `name`.
+    pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+        self.environments
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| ConfigError::Invalid {
+                path: CONFIG_FILE.into(),
+                message: format!(
+                    "no environment {name:?}; configured: {}",
+                    self.environments
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+
+    /// The repository (without tag) an image is built and pushed as.
+    pub fn image_repo(&self, image: &str) -> String {
+        match &self.registry {
+            Some(r) => format!("{r}/{}/{image}", self.repository),
+            None => format!("{}/{image}", self.repository),
+        }
+    }
+
+    /// An image's build context folder.
+    pub fn context_dir(&self, image: &ImageConfig) -> PathBuf {
+        self.root.join(&image.context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+repository = "shop"
+source = "https://github.com/acme/shop"
+registry = "127.0.0.1:5000"
+
+[[images]]
+name = "api"
+context = "service"
+
+[[environments]]
+name = "production"
+  [[environments.services]]
+  image = "api"
+  ports = [{ container = 8080, host = 18080 }]
+  [[environments.checks]]
+  name = "health"
+  url = "http://127.0.0.1:18080/health"
+"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let c = Config::parse(GOOD, Path::new("/repo"), "ledger.toml").unwrap();
+        assert_eq!(c.images[0].dockerfile, "Dockerfile");
+        assert_eq!(c.image_repo("api"), "127.0.0.1:5000/shop/api");
+        let env = c.environment("production").unwrap();
+        assert_eq!(env.checks[0].method, "GET");
+        assert_eq!(env.checks[0].expect_status, 200);
+        assert_eq!(env.services[0].health_timeout_seconds, 60);
+        assert!(c
+            .environment("staging")
+            .unwrap_err()
+            .to_string()
+            .contains("configured: production"));
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let cases = [
+            (
+                GOOD.replace("name = \"api\"", "name = \"API\""),
+                "/images/0/name",
+            ),
+            (
+                GOOD.replace("http://127", "https://127"),
+                "/environments/0/checks/0/url",
+            ),
+            (
+                GOOD.replace("image = \"api\"", "image = \"web\""),
+                "no image named \"web\"",
+            ),
+            (
+                GOOD.replace("context = \"service\"", "context = \"../outside\""),
+                "leaves the repository",
+            ),
+            (format!("{GOOD}\nunknown = 1\n"), "unknown"),
+            ("repository = ".to_string(), "not valid TOML"),
+        ];
+        for (text, needle) in cases {
+            let e = Config::parse(&text, Path::new("/r"), "ledger.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The `deploy` stage: run the manifest's digests in an environment, or restore.
+//!
+//! Order of operations, each a guarantee:
+//! 1. the gate passes and the manifest verified (it is the only source of images);
+//! 2. every reference is a digest, never a tag; every image is present (pulled by
+//!    digest from the registry when needed) and its revision label equals the SHA;
+//!    all of this before any container is touched;
+//! 3. the environment's lease is held, so deploys to one environment never overlap;
+//! 4. what ran before is stopped but kept; the new containers must become healthy;
+//!    on failure they are removed and the previous ones started again;
+//! 5. the outcome, pass or fail, is recorded, and the lease released.
+
+use crate::build::{Recorded, REVISION_LABEL};
+use crate::config::{Config, Environment};
+use crate::error::Error;
+use crate::evidence::Artifact;
+use crate::lease::{self, Lease};
+use crate::record::{Draft, Recorder};
+use crate::stage::{check_signer, Passed};
+use ledger_core::predicate::{Input, Outcome, Runner};
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject};
+use ledger_docker::{ContainerInfo, Engine, RunSpec};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Container labels `ledger` sets on everything it runs.
+pub mod labels {
+    pub const SHA: &str = "dev.ledger.sha";
+    pub const ENV: &str = "dev.ledger.environment";
+    pub const IMAGE: &str = "dev.ledger.image";
+    pub const ATTEMPT: &str = "dev.ledger.attempt";
+    pub const EVIDENCE: &str = "dev.ledger.evidence";
+    pub const MANAGED: &str = "dev.ledger.managed";
+}
+
+/// How a deploy runs.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub sha: GitSha,
+    pub environment: String,
+    pub runner: Runner,
+    /// How long to wait for another deploy's lease.
+    pub lease_wait: Duration,
+    /// How long a lease lasts if its holder dies.
+    pub lease_ttl: Duration,
+    pub replay: bool,
+    pub rollback_from: Option<GitSha>,
+    /// The process environment, for secret values (never recorded).
+    pub env: BTreeMap<String, String>,
+}
+
+/// One image of a manifest, checked and ready to run.
+#[derive(Debug, Clone)]
+struct Ready {
+    name: String,
+    reference: String,
+    digest: String,
+}
+
+/// A container this deploy started.
+struct Started<'a> {
+    id: String,
+    name: String,
+    image: &'a Ready,
+    ports: Vec<(u16, u16)>,
+}
+
+/// The manifest entries, validated: digest references only.
+fn manifest_images(manifest: &Artifact) -> Result<Vec<(String, String, String)>, Error> {
+    let images = manifest.predicate()["images"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (name, entry) in images {
+        let reference = entry["ref"].as_str().unwrap_or_default().to_owned();
+        let digest = entry["digest"].as_str().unwrap_or_default().to_owned();
+        let by_digest = reference.contains("@sha256:") || reference.starts_with("sha256:");
+        if !by_digest {
+            return Err(Error::Refused(format!(
+                "manifest {} names image {name} by {reference:?}, not by digest; deploy runs digests only",
+                manifest.r.key()
+            )));
+        }
+        out.push((name, reference, digest));
+    }
+    Ok(out)
+}
+
+/// Makes sure every image is on the engine and was built from `sha`.
+async fn prepare(
+    engine: &Engine,
+    sha: &GitSha,
+    images: &[(String, String, String)],
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<Ready>, Error> {
+    let mut ready = Vec::new();
+    for (name, reference, digest) in images {
+        let mut info = engine.inspect_image(reference).await?;
+        if info.is_none() && reference.contains('@') {
+            progress(&format!("pulling {reference}"));
+            engine.pull(reference).await?;
+            info = engine.inspect_image(reference).await?;
+        }
+        let Some(info) = info else {
+            return Err(ledger_docker::DockerError::Missing {
+                reference: reference.clone(),
+                message: "the engine does not have it and it has no registry to pull from".into(),
+            }
+            .into());
+        };
+        match info.labels.get(REVISION_LABEL) {
+            Some(rev) if rev == sha.as_str() => {}
+            other => {
+                return Err(Error::Refused(format!(
+                    "image {name} ({reference}) has revision label {}, not {sha}; refusing to deploy an image built from another commit",
+                    other.map_or("(none)".to_owned(), |r| format!("{r:?}"))
+                )))
+            }
+        }
+        ready.push(Ready {
+            name: name.clone(),
+            reference: reference.clone(),
+            digest: digest.clone(),
+        });
+    }
+    Ok(ready)
+}
+
+/// Checks that every secret an environment's services need is set (names only).
+pub fn check_secrets(
+    env_config: &Environment,
+    env: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    for service in &env_config.services {
+        for name in &service.secrets {
+            if env.get(name).is_none_or(|v| v.is_empty()) {
+                return Err(Error::Config(crate::config::ConfigError::Invalid {
+                    path: crate::config::CONFIG_FILE.into(),
+                    message: format!(
+                        "environment `{}` needs the secret variable {name} (for service {}), and it is not set; set it in the deploy job's environment",
+                        env_config.name, service.image
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `deploy` for `req.sha` into `req.environment`.
+pub async fn run_deploy(
+    rec: &Recorder<'_>,
+    engine: &Engine,
+    config: &Config,
+    req: &DeployRequest,
+    passed: Passed,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Recorded, Error> {
+    check_signer(rec, Stage::Deploy)?;
+    let gate = passed.expect(Stage::Deploy, &req.sha)?;
+    let env_config = config.environment(&req.environment)?;
+    check_secrets(env_config, &req.env)?;
+    let Some(manifest) = gate.artifacts.get(&Stage::Publish) else {
+        return Err(Error::Refused(
+            "the policy's gate for deploy does not require publish evidence, so there is no manifest to deploy; add a publish requirement to /stages/deploy".into(),
+        ));
+    };
+    let images = manifest_images(manifest)?;
+    let ready = prepare(engine, &req.sha, &images, progress).await?;
+    rec.store_policy().await?;
+    let holder = format!(
+        "{}/{}",
+        req.runner.host,
+        req.runner
+            .run_id
+            .clone()
+            .unwrap_or_else(|| std::process::id().to_string())
+    );
+    let held = lease::acquire(
+        rec.store,
+        &req.environment,
+        &holder,
+        req.sha.as_str(),
+        req.lease_ttl,
+        req.lease_wait,
+    )
+    .await?;
+    let result = deploy_holding_lease(
+        rec,
+        engine,
+        env_config,
+        req,
+        &gate.inputs,
+        manifest,
+        &ready,
+        &held,
+        progress,
+    )
+    .await;
+    let released = lease::release(rec.store, &held).await;
+    let recorded = result?;
+    released?;
+    Ok(recorded)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deploy_holding_lease(
+    rec: &Recorder<'_>,
+    engine: &Engine,
+    env_config: &Environment,
+    req: &DeployRequest,
+    inputs: &[Input],
+    manifest: &Artifact,
+    ready: &[Ready],
+    held: &Lease,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Recorded, Error> {
+    let draft = Draft::new(rec, Stage::Deploy, req.sha, &req.runner, inputs.to_vec());
+    let clock = std::time::Instant::now();
+    let attempt = rec
+        .store
+        .next_attempt(ArtifactKind::Deployment, &req.sha)
+        .await?;
+    let r = ArtifactRef::new(ArtifactKind::Deployment, req.sha, attempt);
+
+    let previous = engine
+        .containers(&[(labels::ENV, &req.environment)])
+        .await?;
+    let previous: Vec<ContainerInfo> = previous.into_iter().filter(|c| c.running).collect();
+    let previous_release = previous
+        .iter()
+        .find_map(|c| c.labels.get(labels::SHA).cloned());
+    for c in &previous {
+        progress(&format!(
+            "stopping {} ({})",
+            c.name,
+            c.labels
+                .get(labels::SHA)
+                .map_or("?", |s| &s[..12.min(s.len())])
+        ));
+        engine.stop(&c.id).await?;
+    }
+
+    let mut started: Vec<Started<'_>> = Vec::new();
+    let mut failure: Option<String> = None;
+    let nonce = OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000;
+    for service in &env_config.services {
+        let Some(image) = ready.iter().find(|i| i.name == service.image) else {
+            failure = Some(format!(
+                "the manifest has no image {} for this environment's service",
+                service.image
+            ));
+            break;
+        };
+        let name = format!(
+            "ledger-{}-{}-{}-{attempt}-{nonce}",
+            req.environment,
+            image.name,
+            req.sha.short()
+        );
+        let ports: Vec<(u16, u16)> = service
+            .ports
+            .iter()
+            .map(|p| (p.container, p.host))
+            .collect();
+        let mut env: Vec<(String, String)> = service
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for secret in &service.secrets {
+            env.push((
+                secret.clone(),
+                req.env.get(secret).cloned().unwrap_or_default(),
+            ));
+        }
+        let spec = RunSpec {
+            name: name.clone(),
+            image: image.reference.clone(),
+            labels: BTreeMap::from([
+                (labels::SHA.to_owned(), req.sha.to_string()),
+                (labels::ENV.to_owned(), req.environment.clone()),
+                (labels::IMAGE.to_owned(), image.name.clone()),
+                (labels::ATTEMPT.to_owned(), attempt.to_string()),
+                (labels::EVIDENCE.to_owned(), r.key()),
+                (labels::MANAGED.to_owned(), "true".to_owned()),
+            ]),
+            ports: ports.clone(),
+            env,
+        };
+        progress(&format!("starting {name} from {}", image.reference));
+        match engine.run(&spec).await {
+            Ok(id) => {
+                started.push(Started {
+                    id: id.clone(),
+                    name: name.clone(),
+                    image,
+                    ports,
+                });
+                if let Err(e) = engine
+                    .wait_healthy(
+                        &id,
+                        &name,
+                        Duration::from_secs(service.health_timeout_seconds),
+                    )
+                    .await
+                {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+            Err(e) if matches!(e, ledger_docker::DockerError::Unreachable { .. }) => {
+                return Err(e.into())
+            }
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+    }
+
+    let mut restored = false;
+    if let Some(why) = &failure {
+        progress(&format!(
+            "deploy failed ({why}); restoring the previous release"
+        ));
+        for s in &started {
+            engine.remove(&s.id).await?;
+        }
+        for c in &previous {
+            engine.start(&c.id).await?;
+        }
+        restored = true;
+    } else {
+        for c in &previous {
+            engine.remove(&c.id).await?;
+        }
+    }
+
+    let containers: Vec<Value> = if failure.is_some() {
+        vec![]
+    } else {
+        started
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name, "image": s.image.name, "ref": s.image.reference, "digest": s.image.digest,
+                    "container_id": s.id,
+                    "ports": s.ports.iter().map(|(c, h)| json!({"container": c, "host": h})).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    };
+    let mut fields = json!({
+        "environment": req.environment,
+        "manifest": { "key": manifest.r.key(), "sha256": manifest.digest },
+        "containers": containers,
+        "previous_release": previous_release,
+        "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "replay": req.replay,
+        "lease": {
+            "holder": held.holder,
+            "acquired_at": held.acquired_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "expires_at": held.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "takeover": held.takeover_of.is_some(),
+        },
+    });
+    if let Some(from) = req.rollback_from {
+        fields["rollback_from"] = json!(from);
+    }
+    if let Some(why) = &failure {
+        fields["failure"] = json!({ "message": why, "restored": restored });
+    }
+    let result = if failure.is_some() {
+        Outcome::Fail
+    } else {
+        Outcome::Pass
+    };
+    let mut subjects = vec![Subject::git(&req.sha)];
+    subjects.extend(ready.iter().map(|i| Subject::image(&i.name, &i.digest)));
+    let finished = OffsetDateTime::now_utc();
+    let predicate = draft.finish(attempt, finished, result, fields.clone());
+    let r = match rec.write(&r, subjects.clone(), predicate).await {
+        Ok(_) => r,
+        // Another deploy of this SHA (to another environment) took the number.
+        Err(Error::Store(ledger_store::StoreError::AlreadyExists { .. })) => {
+            rec.write_next(ArtifactKind::Deployment, &req.sha, subjects, |a| {
+                draft.finish(a, finished, result, fields.clone())
+            })
+            .await?
+            .0
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Recorded {
+        r,
+        result,
+        summary: match failure {
+            None => format!(
+                "{} container(s) running in {}",
+                started.len(),
+                req.environment
+            ),
+            Some(why) => format!("failed and restored the previous release: {why}"),
+        },
+    })
+}

@@ -1,0 +1,250 @@
+//! The `smoke` stage: HTTP checks against what was deployed, with readiness retries.
+//!
+//! Each check is retried (a just-started service may not listen yet) until it passes
+//! or its retries run out; the last try is what is recorded: status, latency, ok.
+//! The stage passes only if every check passed, and records p50/p95/max latency so
+//! the release policy can bound them. With no checks configured nothing is proven,
+//! so the stage fails.
+
+use crate::build::Recorded;
+use crate::config::{Check, Environment};
+use crate::error::Error;
+use crate::record::{Draft, Recorder};
+use crate::stage::{check_signer, Passed};
+use ledger_core::predicate::{Outcome, Runner};
+use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// The result of one check.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    pub ok: bool,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+async fn try_once(
+    client: &reqwest::Client,
+    check: &Check,
+) -> (Option<u16>, f64, Result<(), String>) {
+    let method =
+        reqwest::Method::from_bytes(check.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let clock = Instant::now();
+    let response = client.request(method, &check.url).send().await;
+    let (status, body) = match response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (Some(status), r.text().await.unwrap_or_default())
+        }
+        Err(e) => {
+            let latency = clock.elapsed().as_secs_f64() * 1000.0;
+            return (None, latency, Err(format!("request failed: {e}")));
+        }
+    };
+    let latency = clock.elapsed().as_secs_f64() * 1000.0;
+    let verdict = if status != Some(check.expect_status) {
+        Err(format!(
+            "status {} , expected {}",
+            status.unwrap_or_default(),
+            check.expect_status
+        )
+        .replace(" ,", ","))
+    } else if let Some(needle) = check
+        .body_contains
+        .as_deref()
+        .filter(|n| !body.contains(*n))
+    {
+        Err(format!("body does not contain {needle:?}"))
+    } else if let Some(max) = check.max_latency_ms.filter(|m| latency > *m) {
+        Err(format!("latency {latency:.1} ms over the {max} ms bound"))
+    } else {
+        Ok(())
+    };
+    (status, latency, verdict)
+}
+
+/// Runs one check with its readiness retries.
+pub async fn run_check(client: &reqwest::Client, check: &Check) -> CheckResult {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (status, latency_ms, verdict) = try_once(client, check).await;
+        let done = verdict.is_ok() || attempts >= check.retries;
+        if done {
+            return CheckResult {
+                status,
+                latency_ms,
+                ok: verdict.is_ok(),
+                attempts,
+                error: verdict.err(),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(check.interval_ms)).await;
+    }
+}
+
+/// Nearest-rank percentile of `values` (0 when empty).
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1]
+}
+
+fn round(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+/// Runs `smoke` for `sha` against `env`.
+pub async fn run_smoke(
+    rec: &Recorder<'_>,
+    env: &Environment,
+    sha: GitSha,
+    runner: &Runner,
+    passed: Passed,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Recorded, Error> {
+    check_signer(rec, Stage::Smoke)?;
+    let gate = passed.expect(Stage::Smoke, &sha)?;
+    rec.store_policy().await?;
+    let draft = Draft::new(rec, Stage::Smoke, sha, runner, gate.inputs);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::Refused(format!("cannot create an HTTP client: {e}")))?;
+    let mut checks: Vec<Value> = Vec::new();
+    let mut latencies = Vec::new();
+    let mut all_ok = !env.checks.is_empty();
+    for check in &env.checks {
+        let res = run_check(&client, check).await;
+        progress(&format!(
+            "{} {} {} -> {} in {:.1} ms{}",
+            if res.ok { "ok  " } else { "FAIL" },
+            check.method,
+            check.url,
+            res.status
+                .map_or("no response".to_owned(), |s| s.to_string()),
+            res.latency_ms,
+            res.error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+        all_ok &= res.ok;
+        latencies.push(res.latency_ms);
+        let mut entry = json!({
+            "name": check.name, "method": check.method, "url": check.url,
+            "expected_status": check.expect_status, "status": res.status,
+            "latency_ms": round(res.latency_ms), "ok": res.ok, "attempts": res.attempts,
+        });
+        if let Some(max) = check.max_latency_ms {
+            entry["max_latency_ms"] = json!(max);
+        }
+        if let Some(e) = res.error {
+            entry["error"] = json!(e);
+        }
+        checks.push(entry);
+    }
+    if env.checks.is_empty() {
+        progress(&format!(
+            "no smoke checks are configured for environment `{}`: nothing is proven",
+            env.name
+        ));
+    }
+    let result = if all_ok { Outcome::Pass } else { Outcome::Fail };
+    let fields = json!({
+        "environment": env.name,
+        "checks": checks,
+        "latency_ms": {
+            "p50": round(percentile(&latencies, 50.0)),
+            "p95": round(percentile(&latencies, 95.0)),
+            "max": round(latencies.iter().copied().fold(0.0, f64::max)),
+        },
+    });
+    let finished = OffsetDateTime::now_utc();
+    let (r, _) = rec
+        .write_next(
+            ArtifactKind::Smoke,
+            &sha,
+            vec![Subject::git(&sha)],
+            |attempt| draft.finish(attempt, finished, result, fields.clone()),
+        )
+        .await?;
+    let passed = checks.iter().filter(|c| c["ok"] == true).count();
+    Ok(Recorded {
+        r,
+        result,
+        summary: format!("{passed} of {} check(s) ok", checks.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v = [5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(percentile(&v, 50.0), 3.0);
+        assert_eq!(percentile(&v, 95.0), 5.0);
+        assert_eq!(percentile(&[], 95.0), 0.0);
+        assert_eq!(percentile(&[7.0], 50.0), 7.0);
+    }
+
+    /// A one-shot HTTP server on loopback answering `status` with `body`.
+    async fn serve(status: u16, body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}/health")
+    }
+
+    fn check(url: String) -> Check {
+        Check {
+            name: "health".into(),
+            method: "GET".into(),
+            url,
+            expect_status: 200,
+            body_contains: Some("ok".into()),
+            max_latency_ms: None,
+            retries: 2,
+            interval_ms: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn checks_pass_and_fail_for_the_right_reasons() {
+        let client = reqwest::Client::new();
+        let ok = run_check(&client, &check(serve(200, "ok").await)).await;
+        assert!(
+            ok.ok && ok.status == Some(200) && ok.attempts == 1,
+            "{ok:?}"
+        );
+        let bad = run_check(&client, &check(serve(503, "down").await)).await;
+        assert!(!bad.ok && bad.attempts == 2, "{bad:?}");
+        assert!(bad.error.unwrap().contains("status 503, expected 200"));
+        let body = run_check(&client, &check(serve(200, "nope").await)).await;
+        assert!(body.error.unwrap().contains("body does not contain"));
+        let refused = run_check(&client, &check("http://127.0.0.1:9/health".into())).await;
+        assert!(!refused.ok && refused.status.is_none());
+    }
+}
