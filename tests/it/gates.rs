@@ -342,3 +342,24 @@ fn key_rotation_keeps_old_evidence_valid_and_refuses_the_revoked_key() {
         "{shown}"
     );
 }
+
+#[test]
+fn the_build_gate_refuses_a_second_build_and_points_at_replay() {
+    let repo = Repo::new();
+    repo.chain_before(Stage::Build, SHA);
+    assert_eq!(gate(&repo, Stage::Build).0, 0);
+    repo.record(ArtifactKind::Build, SHA, |_| {});
+    let (code, v) = gate(&repo, Stage::Build);
+    assert_eq!(code, 3);
+    assert_eq!(v["reasons"][0]["rule"], "build-once");
+    assert!(
+        reasons(&v).contains(&format!("ledger replay {SHA}")),
+        "{}",
+        reasons(&v)
+    );
+    // A failed build does not count: the SHA may be built again.
+    let repo = Repo::new();
+    repo.chain_before(Stage::Build, SHA);
+    repo.record(ArtifactKind::Build, SHA, |p| p["result"] = "fail".into());
+    assert_eq!(gate(&repo, Stage::Build).0, 0);
+}

@@ -3,6 +3,7 @@
 //! case a few lines.
 
 mod bad_input;
+mod docker;
 mod foundation;
 mod gates;
 mod interop;

@@ -33,6 +33,8 @@ pub mod labels {
     pub const ATTEMPT: &str = "dev.ledger.attempt";
     pub const EVIDENCE: &str = "dev.ledger.evidence";
     pub const MANAGED: &str = "dev.ledger.managed";
+    /// The `repository` of `ledger.toml`: environments are per project.
+    pub const PROJECT: &str = "dev.ledger.project";
 }
 
 /// How a deploy runs.
@@ -188,37 +190,48 @@ pub async fn run_deploy(
         req.lease_wait,
     )
     .await?;
-    let result = deploy_holding_lease(
-        rec,
-        engine,
+    let plan = Plan {
+        config,
         env_config,
-        req,
-        &gate.inputs,
+        inputs: &gate.inputs,
         manifest,
-        &ready,
-        &held,
-        progress,
-    )
-    .await;
+        ready: &ready,
+        lease: &held,
+    };
+    let result = deploy_holding_lease(rec, engine, req, &plan, progress).await;
     let released = lease::release(rec.store, &held).await;
     let recorded = result?;
     released?;
     Ok(recorded)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a deploy works from once its checks have passed and its lease is held.
+struct Plan<'a> {
+    config: &'a Config,
+    env_config: &'a Environment,
+    inputs: &'a [Input],
+    manifest: &'a Artifact,
+    ready: &'a [Ready],
+    lease: &'a Lease,
+}
+
 async fn deploy_holding_lease(
     rec: &Recorder<'_>,
     engine: &Engine,
-    env_config: &Environment,
     req: &DeployRequest,
-    inputs: &[Input],
-    manifest: &Artifact,
-    ready: &[Ready],
-    held: &Lease,
+    plan: &Plan<'_>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
+    let Plan {
+        config,
+        env_config,
+        inputs,
+        manifest,
+        ready,
+        lease: held,
+    } = *plan;
     let draft = Draft::new(rec, Stage::Deploy, req.sha, &req.runner, inputs.to_vec());
+    let project = config.repository.clone();
     let clock = std::time::Instant::now();
     let attempt = rec
         .store
@@ -287,6 +300,7 @@ async fn deploy_holding_lease(
                 (labels::ATTEMPT.to_owned(), attempt.to_string()),
                 (labels::EVIDENCE.to_owned(), r.key()),
                 (labels::MANAGED.to_owned(), "true".to_owned()),
+                (labels::PROJECT.to_owned(), project.clone()),
             ]),
             ports: ports.clone(),
             env,

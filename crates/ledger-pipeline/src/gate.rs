@@ -130,13 +130,13 @@ pub async fn check_stage(
     now: OffsetDateTime,
 ) -> Result<GateReport, Error> {
     let gate = evidence.policy().gate(stage);
-    check(
-        evidence,
-        stage.as_str(),
-        &format!("/stages/{stage}"),
-        &gate,
-        sha,
-        now,
-    )
-    .await
+    let rule = format!("/stages/{stage}");
+    let mut report = check(evidence, stage.as_str(), &rule, &gate, sha, now).await?;
+    if stage == Stage::Build {
+        if let Some(reason) = crate::build::already_built(evidence, sha).await? {
+            report.verdict.allowed = false;
+            report.verdict.reasons.push(reason);
+        }
+    }
+    Ok(report)
 }
