@@ -1,9 +1,11 @@
 //! `cargo xtask demo`: the main job, end to end, on the local store.
 //!
-//! Builds `ledger`, makes a throwaway git repository under `target/ledger-demo`, and
-//! runs what a CI job would: `ledger init`, the commit and integration stages around
-//! real commands, then `ledger verify` on the evidence. It prints every command so the
-//! output doubles as a tutorial.
+//! Builds `ledger` and the example service (a static binary for a `FROM scratch`
+//! image), makes a throwaway git repository under `target/ledger-demo`, and runs what CI
+//! jobs would: `ledger init`, then all seven stages (commit and integration around real
+//! commands, build, publish, deploy and smoke on the local Docker engine, decide), then
+//! `ledger verify` on the evidence. It prints every command so the output doubles as a
+//! tutorial. Set `LEDGER_DEMO_REGISTRY=127.0.0.1:5000` to push to a registry.
 
 use crate::{cargo, root, run_checked};
 use std::fs;
@@ -27,12 +29,53 @@ echo "checked $n settings"
 echo "$n passed, 0 failed"
 "#;
 
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 fn ledger_bin() -> Result<PathBuf, String> {
     run_checked(cargo().args(["build", "--quiet", "-p", "ledger-cli"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    Ok(target.join("debug").join("ledger"))
+    Ok(target_dir().join("debug").join("ledger"))
+}
+
+fn host_triple() -> String {
+    Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        })
+        .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into())
+}
+
+/// The example service as a statically linked binary (a scratch image has no libc).
+pub fn service_bin() -> Result<PathBuf, String> {
+    let triple = host_triple();
+    let dir = target_dir().join("example");
+    run_checked(
+        cargo()
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "-p",
+                "ledger-example-service",
+                "--target",
+                &triple,
+            ])
+            .arg("--target-dir")
+            .arg(&dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )?;
+    Ok(dir
+        .join(triple)
+        .join("release")
+        .join("ledger-example-service"))
 }
 
 fn show(cmd: &mut Command, dir: &Path) -> Result<std::process::ExitStatus, String> {
@@ -61,6 +104,7 @@ fn expect(cmd: &mut Command, dir: &Path, code: i32) -> Result<(), String> {
 
 pub fn run(_args: &[String]) -> Result<(), String> {
     let ledger = ledger_bin()?;
+    let service = service_bin()?;
     let dir = root().join("target").join("ledger-demo");
     if dir.exists() {
         fs::remove_dir_all(&dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
@@ -74,6 +118,25 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     write("service.conf", "port=8080\nlog=info\n")?;
     write("unit-tests.sh", UNIT_TESTS)?;
     write("integration-tests.sh", INTEGRATION_TESTS)?;
+    let example = root().join("examples").join("service");
+    let mut config =
+        fs::read_to_string(example.join("ledger.toml")).map_err(|e| format!("ledger.toml: {e}"))?;
+    if let Ok(registry) = std::env::var("LEDGER_DEMO_REGISTRY") {
+        config = config.replace(
+            "# registry = \"127.0.0.1:5000\"",
+            &format!("registry = \"{registry}\""),
+        );
+    }
+    write("ledger.toml", &config)?;
+    fs::create_dir_all(dir.join("image")).map_err(|e| format!("image/: {e}"))?;
+    fs::copy(
+        example.join("image").join("Dockerfile"),
+        dir.join("image").join("Dockerfile"),
+    )
+    .map_err(|e| format!("Dockerfile: {e}"))?;
+    fs::copy(&service, dir.join("image").join("ledger-example-service"))
+        .map_err(|e| format!("service binary: {e}"))?;
+    write(".gitignore", "image/ledger-example-service\n")?;
 
     let git = |args: &[&str]| {
         let mut c = Command::new("git");
@@ -111,14 +174,21 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         &dir,
         0,
     )?;
+    for stage in ["build", "publish", "deploy", "smoke", "decide"] {
+        expect(&mut ledger_cmd(&["stage", stage]), &dir, 0)?;
+    }
     expect(&mut ledger_cmd(&["verify", &sha]), &dir, 0)?;
 
-    println!("\nDemo complete. Commit {sha} has verified evidence in");
-    println!("  {}", dir.join(".artifacts").display());
+    println!("\nDemo complete: commit {sha} went through all seven stages.");
+    println!("Evidence:  {}", dir.join(".artifacts").display());
+    println!("Service:   curl http://127.0.0.1:18080/  (label dev.ledger.project=ledger-demo)");
     println!(
-        "Inspect it with: cd {} && {} verify {sha} --json",
+        "Verify:    cd {} && {} verify {sha}",
         dir.display(),
         ledger.display()
+    );
+    println!(
+        "Stop it:   docker rm -f $(docker ps -q --filter label=dev.ledger.project=ledger-demo)"
     );
     Ok(())
 }
