@@ -102,10 +102,12 @@ fn expect(cmd: &mut Command, dir: &Path, code: i32) -> Result<(), String> {
     }
 }
 
-pub fn run(_args: &[String]) -> Result<(), String> {
+/// Builds what the demo needs and makes its repository in `dir`, with `ledger init`
+/// done and one commit. Returns the `ledger` binary and the commit SHA.
+pub fn setup(dir: &Path) -> Result<(PathBuf, String), String> {
     let ledger = ledger_bin()?;
     let service = service_bin()?;
-    let dir = root().join("target").join("ledger-demo");
+    let dir = dir.to_path_buf();
     if dir.exists() {
         fs::remove_dir_all(&dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
     }
@@ -158,7 +160,12 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         .output()
         .map_err(|e| format!("git rev-parse: {e}"))?;
     let sha = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok((ledger, sha))
+}
 
+pub fn run(_args: &[String]) -> Result<(), String> {
+    let dir = root().join("target").join("ledger-demo");
+    let (ledger, sha) = setup(&dir)?;
     let ledger_cmd = |args: &[&str]| {
         let mut c = Command::new(&ledger);
         c.args(args);

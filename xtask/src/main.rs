@@ -4,9 +4,11 @@
 //! * `cargo xtask demo`: the main job: a throwaway git repository runs the pipeline
 //!   on the local store and verifies its evidence.
 //! * `cargo xtask tidy`: architecture and hygiene checks on the source tree.
+//! * `cargo xtask bench`: per-stage overhead of `ledger` beside the work it wraps.
 //!
 //! Only the standard library is used, so the tool costs nothing to build.
 
+mod bench;
 mod demo;
 mod tidy;
 
@@ -19,11 +21,13 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("tidy") => tidy::run(),
+        Some("bench") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|tidy>");
+            eprintln!("usage: cargo xtask <test|demo|tidy|bench>");
             eprintln!("  test   tidy checks, then the whole test suite (what CI runs)");
             eprintln!("  demo   run the pipeline end to end in a throwaway repository");
             eprintln!("  tidy   architecture and hygiene checks");
+            eprintln!("  bench  per-stage overhead of ledger beside the work it wraps");
             return ExitCode::from(2);
         }
     };
