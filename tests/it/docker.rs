@@ -49,7 +49,7 @@ fn host_triple() -> String {
         .to_owned()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,7 +57,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// The engine, or `None` (skip) when none answers and it is not required.
-fn engine() -> Option<Engine> {
+pub(crate) fn engine() -> Option<Engine> {
     match runtime().block_on(Engine::connect()) {
         Ok(e) => Some(e),
         Err(e) if std::env::var_os("LEDGER_REQUIRE_DOCKER").is_none() => {
@@ -70,7 +70,7 @@ fn engine() -> Option<Engine> {
     }
 }
 
-fn registry() -> Option<String> {
+pub(crate) fn registry() -> Option<String> {
     let r = std::env::var("LEDGER_TEST_REGISTRY").ok();
     if r.is_none() && std::env::var_os("LEDGER_REQUIRE_DOCKER").is_some() {
         panic!("LEDGER_REQUIRE_DOCKER is set but LEDGER_TEST_REGISTRY is not; run `bash .ci/run`");
@@ -78,7 +78,7 @@ fn registry() -> Option<String> {
     r
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -88,15 +88,15 @@ fn free_port() -> u16 {
 
 /// A repository set up for the Docker stages, with a unique project and port, whose
 /// containers and images are removed when it is dropped.
-struct Project {
-    repo: Repo,
-    name: String,
-    port: u16,
-    registry: Option<String>,
+pub(crate) struct Project {
+    pub(crate) repo: Repo,
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) registry: Option<String>,
 }
 
 impl Project {
-    fn new(registry: Option<String>) -> Project {
+    pub(crate) fn new(registry: Option<String>) -> Project {
         let repo = Repo::new();
         let unique = format!(
             "{:x}",
@@ -124,7 +124,12 @@ impl Project {
     }
 
     /// Writes `ledger.toml`; `service_env` is extra TOML for the service's env table.
-    fn configure(&self, service_env: &str) {
+    pub(crate) fn configure(&self, service_env: &str) {
+        self.configure_with(service_env, "/health");
+    }
+
+    /// Writes `ledger.toml` with the smoke check aimed at `check_path`.
+    pub(crate) fn configure_with(&self, service_env: &str, check_path: &str) {
         let registry = self
             .registry
             .as_ref()
@@ -147,7 +152,7 @@ name = "production"
   env = {{ APP_VERSION = "it" {service_env} }}
   [[environments.checks]]
   name = "health"
-  url = "http://127.0.0.1:{port}/health"
+  url = "http://127.0.0.1:{port}{check_path}"
   body_contains = "ok"
   retries = 40
   interval_ms = 100
@@ -158,12 +163,12 @@ name = "production"
         std::fs::write(self.repo.path().join("ledger.toml"), text).unwrap();
     }
 
-    fn ledger(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn ledger(&self, args: &[&str]) -> std::process::Output {
         self.repo.ledger(args)
     }
 
     /// Runs commit through `last` (inclusive) for `sha`, asserting success.
-    fn run_through(&self, sha: &str, last: &str) {
+    pub(crate) fn run_through(&self, sha: &str, last: &str) {
         for stage in [
             "commit",
             "integration",
@@ -186,14 +191,14 @@ name = "production"
         }
     }
 
-    fn containers(&self) -> Vec<ledger_docker::ContainerInfo> {
+    pub(crate) fn containers(&self) -> Vec<ledger_docker::ContainerInfo> {
         let engine = engine().unwrap();
         runtime()
             .block_on(engine.containers(&[("dev.ledger.project", &self.name)]))
             .unwrap()
     }
 
-    fn get(&self, path: &str) -> Option<String> {
+    pub(crate) fn get(&self, path: &str) -> Option<String> {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.write_all(
@@ -227,7 +232,7 @@ impl Drop for Project {
     }
 }
 
-fn shas_of(repo: &Repo) -> Vec<String> {
+pub(crate) fn shas_of(repo: &Repo) -> Vec<String> {
     std::fs::read_dir(repo.store().join("build"))
         .map(|d| {
             d.flatten()
@@ -237,7 +242,7 @@ fn shas_of(repo: &Repo) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn sha(n: u8) -> String {
+pub(crate) fn sha(n: u8) -> String {
     format!("{:040x}", 0xabc0_u64 + u64::from(n))
 }
 

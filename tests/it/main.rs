@@ -7,6 +7,7 @@ mod docker;
 mod foundation;
 mod gates;
 mod interop;
+mod replay;
 mod tamper;
 
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage};

@@ -42,6 +42,43 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Evaluate a stage's gate without running anything
     Gate(GateArgs),
+    /// Deploy, smoke and decide a published release again from its stored digest
+    /// manifest, without rebuilding
+    Replay(ReplayArgs),
+    /// Roll an environment back to a promoted release, checking each step first
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Commit whose release to run again
+    #[arg(value_name = "SHA")]
+    pub sha: String,
+    #[command(flatten)]
+    pub run: ReleaseRunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The promoted commit to roll back to
+    #[arg(long = "to", value_name = "SHA")]
+    pub to: String,
+    #[command(flatten)]
+    pub run: ReleaseRunArgs,
+}
+
+/// Options shared by replay and rollback.
+#[derive(Debug, Args)]
+pub struct ReleaseRunArgs {
+    /// Environment to deploy to
+    #[arg(long = "env", value_name = "NAME", default_value = "production")]
+    pub environment: String,
+    /// Private key file [default: $LEDGER_SIGNING_KEY, else .ledger/signing.key]
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Seconds to wait for another deploy's lease on the environment
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lease_wait: u64,
 }
 
 #[derive(Debug, Args)]

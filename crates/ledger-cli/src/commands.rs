@@ -1,13 +1,15 @@
 //! One function per command: resolve inputs, call the library, print, pick the code.
 
-use crate::args::{Cli, Command, GateArgs, Global, KeysCommand, StageArgs, VerifyArgs};
+use crate::args::{
+    Cli, Command, GateArgs, Global, KeysCommand, ReleaseRunArgs, StageArgs, VerifyArgs,
+};
 use crate::context::{self, DEFAULT_KEY_PATH, DEFAULT_POLICY_PATH};
 use crate::exit::{Code, Failure, Result};
 use ledger_core::predicate::Outcome;
 use ledger_core::{GitSha, PublicKey, SigningKey, Stage};
 use ledger_pipeline::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
 use ledger_pipeline::evidence::{ChainReport, Evidence};
-use ledger_pipeline::record::Recorder;
+use ledger_pipeline::replay::{Mode, ReplayRequest};
 use ledger_pipeline::stage::{pass_gate, run_command_stage, CommandStage};
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +26,8 @@ pub async fn run(cli: Cli) -> Result<Code> {
         Command::Stage(args) => stage(&cli.global, args).await,
         Command::Verify(args) => verify(&cli.global, args).await,
         Command::Gate(args) => gate(&cli.global, args).await,
+        Command::Replay(args) => replay(&cli.global, &args.sha, &args.run, Mode::Replay).await,
+        Command::Rollback(args) => replay(&cli.global, &args.to, &args.run, Mode::Rollback).await,
     }
 }
 
@@ -211,17 +215,9 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
             args.stage
         )));
     }
-    let (policy, policy_bytes) = context::load_policy(global, &root)?;
-    let key = context::load_signing_key(args.key.as_deref(), &root)?;
-    let store = context::open_store(global, &root).await?;
-    let env = context::env_map();
-    let runner = ledger_pipeline::runner::detect(&env, &ledger_pipeline::runner::host_name());
-    let rec = Recorder {
-        store: &store,
-        policy: &policy,
-        policy_bytes: &policy_bytes,
-        key: &key,
-    };
+    let writer = context::Writer::load(global, &root, args.key.as_deref()).await?;
+    let rec = writer.recorder();
+    let (store, env, runner) = (&writer.store, writer.env.clone(), writer.runner.clone());
     let progress = |line: &str| eprintln!("ledger: {line}");
     let recorded = match args.stage {
         Stage::Commit | Stage::Integration => {
@@ -261,8 +257,7 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                 DecideRequest {
                     sha,
                     runner,
-                    replay: false,
-                    rollback_from: None,
+                    replay: None,
                 },
             )
             .await
@@ -295,8 +290,7 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                         runner: runner.clone(),
                         lease_wait: std::time::Duration::from_secs(args.lease_wait),
                         lease_ttl: std::time::Duration::from_secs(15 * 60),
-                        replay: false,
-                        rollback_from: None,
+                        replay: None,
                         env,
                     };
                     ledger_pipeline::deploy::run_deploy(
@@ -309,7 +303,7 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                         .environment(&args.environment)
                         .map_err(ledger_pipeline::Error::from)?;
                     ledger_pipeline::smoke::run_smoke(
-                        &rec, env_config, sha, &runner, passed, &progress,
+                        &rec, env_config, sha, &runner, passed, None, &progress,
                     )
                     .await
                 }
@@ -360,6 +354,10 @@ fn print_decision(outcome: &DecideOutcome) {
 /// Turns a gate denial into exit code 3 with its reasons; other errors pass through.
 fn denied(e: ledger_pipeline::Error) -> Failure {
     match e {
+        ledger_pipeline::Error::At { step, source } => {
+            eprintln!("  x {step}");
+            denied(*source)
+        }
         ledger_pipeline::Error::Denied(report) => {
             let mut message = format!(
                 "gate denied `{}` for {}: nothing ran, nothing was written",
@@ -474,4 +472,70 @@ fn print_chain(report: &ChainReport, location: &str) {
             report.sha
         );
     }
+}
+
+/// `ledger replay SHA` and `ledger rollback --to SHA`: the validation chain step by
+/// step, then deploy, smoke and decide as new attempts.
+async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mode) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = GitSha::parse(sha).map_err(|e| {
+        Failure::input(e).hint(match mode {
+            Mode::Replay => "give the full 40-character commit SHA: ledger replay <sha>",
+            Mode::Rollback => "give the full 40-character commit SHA: ledger rollback --to <sha>",
+        })
+    })?;
+    let writer = context::Writer::load(global, &root, args.key.as_deref()).await?;
+    let rec = writer.recorder();
+    let config =
+        ledger_pipeline::config::Config::load(&root).map_err(ledger_pipeline::Error::from)?;
+    let what = match mode {
+        Mode::Replay => "replay",
+        Mode::Rollback => "rollback",
+    };
+    eprintln!(
+        "ledger: {what} of {sha} to `{}`; checking each step first",
+        args.environment
+    );
+    eprintln!("  ok SHA is a full commit SHA: {sha}");
+    let engine = connect_engine().await?;
+    let req = ReplayRequest {
+        mode,
+        sha,
+        environment: args.environment.clone(),
+        runner: writer.runner.clone(),
+        lease_wait: std::time::Duration::from_secs(args.lease_wait),
+        lease_ttl: std::time::Duration::from_secs(15 * 60),
+        env: writer.env.clone(),
+    };
+    let step = |s: ledger_pipeline::replay::Step, detail: &str| eprintln!("  ok {s}: {detail}");
+    let progress = |line: &str| eprintln!("ledger: {line}");
+    let outcome = ledger_pipeline::replay::run(&rec, &engine, &config, &req, &step, &progress)
+        .await
+        .map_err(denied)?;
+    if outcome.deploy.result != Outcome::Pass {
+        eprintln!("  x deploy: {}", outcome.deploy.summary);
+    }
+    if let Some(smoke) = outcome.smoke.as_ref().filter(|s| s.result != Outcome::Pass) {
+        eprintln!("  x smoke: {}", smoke.summary);
+    }
+    if let Some(decision) = &outcome.decision {
+        print_decision(decision);
+    }
+    if mode == Mode::Rollback {
+        eprintln!(
+            "ledger: rolled back from {}",
+            outcome
+                .rollback_from
+                .map_or("(nothing running)".to_owned(), |s| s.to_string())
+        );
+    }
+    Ok(if outcome.promoted() {
+        eprintln!(
+            "ledger: {what} of {sha} done: the same digests run in `{}`; no image was built",
+            args.environment
+        );
+        Code::Success
+    } else {
+        Code::StageFailed
+    })
 }

@@ -138,3 +138,44 @@ pub fn env_map() -> std::collections::BTreeMap<String, String> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
 }
+
+/// What every command that writes evidence loads first: the policy, the signing key,
+/// the store, the process environment and the runner it describes.
+pub struct Writer {
+    pub policy: Policy,
+    pub policy_bytes: Vec<u8>,
+    pub key: SigningKey,
+    pub store: Store,
+    pub env: std::collections::BTreeMap<String, String>,
+    pub runner: ledger_core::predicate::Runner,
+}
+
+impl Writer {
+    /// Loads policy, key (`explicit` or the default places) and store, in that order,
+    /// so a bad policy or key is reported before the store is touched.
+    pub async fn load(global: &Global, root: &Path, explicit_key: Option<&Path>) -> Result<Writer> {
+        let (policy, policy_bytes) = load_policy(global, root)?;
+        let key = load_signing_key(explicit_key, root)?;
+        let store = open_store(global, root).await?;
+        let env = env_map();
+        let runner = ledger_pipeline::runner::detect(&env, &ledger_pipeline::runner::host_name());
+        Ok(Writer {
+            policy,
+            policy_bytes,
+            key,
+            store,
+            env,
+            runner,
+        })
+    }
+
+    /// The recorder that signs and stores with this writer's key and policy.
+    pub fn recorder(&self) -> ledger_pipeline::record::Recorder<'_> {
+        ledger_pipeline::record::Recorder {
+            store: &self.store,
+            policy: &self.policy,
+            policy_bytes: &self.policy_bytes,
+            key: &self.key,
+        }
+    }
+}

@@ -4,8 +4,8 @@ use crate::DockerError;
 use bollard::models::{ContainerCreateBody, HealthStatusEnum, HostConfig, PortBinding};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, PushImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -381,6 +381,33 @@ impl Engine {
                 image_id: c.image_id.unwrap_or_default(),
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
                 running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+            })
+            .collect())
+    }
+
+    /// Images carrying every label in `labels` (e.g. a revision), as the engine lists
+    /// them: id, repository digests, labels and size.
+    pub async fn images(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageInfo>, DockerError> {
+        let filters: HashMap<&str, Vec<String>> = HashMap::from([(
+            "label",
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListImagesOptionsBuilder::default()
+            .all(false)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(self.failed("list images"))?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageInfo {
+                id: i.id,
+                repo_digests: i.repo_digests,
+                labels: i.labels.into_iter().collect(),
+                size: i.size,
             })
             .collect())
     }

@@ -31,10 +31,8 @@ pub enum Decision {
 pub struct DecideRequest {
     pub sha: GitSha,
     pub runner: Runner,
-    /// Set when the decision is part of a replay.
-    pub replay: bool,
-    /// The SHA that was running when a rollback to this one began.
-    pub rollback_from: Option<GitSha>,
+    /// Set when the decision is part of a replay or rollback.
+    pub replay: Option<crate::replay::ReplayOf>,
 }
 
 /// What `decide` wrote.
@@ -146,11 +144,8 @@ pub async fn run_decide(rec: &Recorder<'_>, req: DecideRequest) -> Result<Decide
             subjects.clone(),
             |attempt| {
                 let mut fields = json!({ "decision": decision, "reasons": reasons });
-                if req.replay {
-                    fields["replay"] = json!(true);
-                }
-                if let Some(from) = req.rollback_from {
-                    fields["rollback_from"] = json!(from);
+                if let Some(replay) = &req.replay {
+                    replay.annotate(&mut fields);
                 }
                 with_header(&decision_header, attempt, fields)
             },

@@ -16,10 +16,11 @@ use crate::error::Error;
 use crate::evidence::Artifact;
 use crate::lease::{self, Lease};
 use crate::record::{Draft, Recorder};
+use crate::replay::ReplayOf;
 use crate::stage::{check_signer, Passed};
 use ledger_core::predicate::{Input, Outcome, Runner};
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject};
-use ledger_docker::{ContainerInfo, Engine, RunSpec};
+use ledger_docker::{ContainerInfo, Engine, ImageInfo, RunSpec};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,30 +48,31 @@ pub struct DeployRequest {
     pub lease_wait: Duration,
     /// How long a lease lasts if its holder dies.
     pub lease_ttl: Duration,
-    pub replay: bool,
-    pub rollback_from: Option<GitSha>,
+    /// Set when this deploy runs a stored release again (replay, rollback).
+    pub replay: Option<ReplayOf>,
     /// The process environment, for secret values (never recorded).
     pub env: BTreeMap<String, String>,
 }
 
-/// One image of a manifest, checked and ready to run.
-#[derive(Debug, Clone)]
-struct Ready {
-    name: String,
-    reference: String,
-    digest: String,
+/// One image of a manifest: its name, the reference to run (digest form only) and
+/// the digest recorded for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestImage {
+    pub name: String,
+    pub reference: String,
+    pub digest: String,
 }
 
 /// A container this deploy started.
 struct Started<'a> {
     id: String,
     name: String,
-    image: &'a Ready,
+    image: &'a ManifestImage,
     ports: Vec<(u16, u16)>,
 }
 
-/// The manifest entries, validated: digest references only.
-fn manifest_images(manifest: &Artifact) -> Result<Vec<(String, String, String)>, Error> {
+/// The manifest's entries, validated: digest references only.
+pub fn manifest_images(manifest: &Artifact) -> Result<Vec<ManifestImage>, Error> {
     let images = manifest.predicate()["images"]
         .as_object()
         .cloned()
@@ -86,20 +88,26 @@ fn manifest_images(manifest: &Artifact) -> Result<Vec<(String, String, String)>,
                 manifest.r.key()
             )));
         }
-        out.push((name, reference, digest));
+        out.push(ManifestImage {
+            name,
+            reference,
+            digest,
+        });
     }
     Ok(out)
 }
 
-/// Makes sure every image is on the engine and was built from `sha`.
-async fn prepare(
+/// Makes sure every image is on the engine, pulling by digest from the registry when
+/// needed; returns what the engine knows of each. A missing image is exit 5 naming
+/// the digest (pruned, or the registry is down).
+pub async fn ensure_present(
     engine: &Engine,
-    sha: &GitSha,
-    images: &[(String, String, String)],
+    images: &[ManifestImage],
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<Ready>, Error> {
-    let mut ready = Vec::new();
-    for (name, reference, digest) in images {
+) -> Result<Vec<ImageInfo>, Error> {
+    let mut infos = Vec::new();
+    for image in images {
+        let reference = &image.reference;
         let mut info = engine.inspect_image(reference).await?;
         if info.is_none() && reference.contains('@') {
             progress(&format!("pulling {reference}"));
@@ -113,22 +121,32 @@ async fn prepare(
             }
             .into());
         };
+        infos.push(info);
+    }
+    Ok(infos)
+}
+
+/// Refuses any image whose revision label is not `sha`: an image built from another
+/// commit must never run under this commit's evidence.
+pub fn check_revisions(
+    sha: &GitSha,
+    images: &[ManifestImage],
+    infos: &[ImageInfo],
+) -> Result<(), Error> {
+    for (image, info) in images.iter().zip(infos) {
         match info.labels.get(REVISION_LABEL) {
             Some(rev) if rev == sha.as_str() => {}
             other => {
                 return Err(Error::Refused(format!(
-                    "image {name} ({reference}) has revision label {}, not {sha}; refusing to deploy an image built from another commit",
+                    "image {} ({}) has revision label {}, not {sha}; refusing to deploy an image built from another commit",
+                    image.name,
+                    image.reference,
                     other.map_or("(none)".to_owned(), |r| format!("{r:?}"))
                 )))
             }
         }
-        ready.push(Ready {
-            name: name.clone(),
-            reference: reference.clone(),
-            digest: digest.clone(),
-        });
     }
-    Ok(ready)
+    Ok(())
 }
 
 /// Checks that every secret an environment's services need is set (names only).
@@ -170,8 +188,9 @@ pub async fn run_deploy(
             "the policy's gate for deploy does not require publish evidence, so there is no manifest to deploy; add a publish requirement to /stages/deploy".into(),
         ));
     };
-    let images = manifest_images(manifest)?;
-    let ready = prepare(engine, &req.sha, &images, progress).await?;
+    let ready = manifest_images(manifest)?;
+    let infos = ensure_present(engine, &ready, progress).await?;
+    check_revisions(&req.sha, &ready, &infos)?;
     rec.store_policy().await?;
     let holder = format!(
         "{}/{}",
@@ -211,7 +230,7 @@ struct Plan<'a> {
     env_config: &'a Environment,
     inputs: &'a [Input],
     manifest: &'a Artifact,
-    ready: &'a [Ready],
+    ready: &'a [ManifestImage],
     lease: &'a Lease,
 }
 
@@ -240,7 +259,10 @@ async fn deploy_holding_lease(
     let r = ArtifactRef::new(ArtifactKind::Deployment, req.sha, attempt);
 
     let previous = engine
-        .containers(&[(labels::ENV, &req.environment)])
+        .containers(&[
+            (labels::PROJECT, project.as_str()),
+            (labels::ENV, req.environment.as_str()),
+        ])
         .await?;
     let previous: Vec<ContainerInfo> = previous.into_iter().filter(|c| c.running).collect();
     let previous_release = previous
@@ -374,7 +396,7 @@ async fn deploy_holding_lease(
         "containers": containers,
         "previous_release": previous_release,
         "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "replay": req.replay,
+        "replay": req.replay.is_some(),
         "lease": {
             "holder": held.holder,
             "acquired_at": held.acquired_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
@@ -382,8 +404,8 @@ async fn deploy_holding_lease(
             "takeover": held.takeover_of.is_some(),
         },
     });
-    if let Some(from) = req.rollback_from {
-        fields["rollback_from"] = json!(from);
+    if let Some(replay) = &req.replay {
+        replay.annotate(&mut fields);
     }
     if let Some(why) = &failure {
         fields["failure"] = json!({ "message": why, "restored": restored });

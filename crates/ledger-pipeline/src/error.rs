@@ -56,6 +56,14 @@ pub enum Error {
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Refused(String),
+    #[error("{key} does not verify: {}; `ledger verify` shows the whole chain", problems.join("; "))]
+    EvidenceInvalid { key: String, problems: Vec<String> },
+    /// A step of a replay or rollback failed; `source` says why.
+    #[error("{step}: {source}")]
+    At {
+        step: crate::replay::Step,
+        source: Box<Error>,
+    },
     #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA; try again")]
     AttemptContention { stage: Stage, tries: u32 },
 }
@@ -75,7 +83,19 @@ impl Error {
             Error::LeaseHeld { .. } => ErrorClass::Infrastructure,
             Error::Docker(_) => ErrorClass::Infrastructure,
             Error::Config(_) => ErrorClass::Input,
-            Error::Refused(_) => ErrorClass::Verification,
+            Error::Refused(_) | Error::EvidenceInvalid { .. } => ErrorClass::Verification,
+            Error::At { source, .. } => source.class(),
+        }
+    }
+
+    /// Marks the error as the failure of `step` (of a replay or rollback).
+    pub fn at(self, step: crate::replay::Step) -> Error {
+        match self {
+            already @ Error::At { .. } => already,
+            other => Error::At {
+                step,
+                source: Box::new(other),
+            },
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod lease;
 pub mod publish;
 pub mod record;
 pub mod redact;
+pub mod replay;
 pub mod runner;
 pub mod smoke;
 pub mod stage;

@@ -10,6 +10,7 @@ use crate::build::Recorded;
 use crate::config::{Check, Environment};
 use crate::error::Error;
 use crate::record::{Draft, Recorder};
+use crate::replay::ReplayOf;
 use crate::stage::{check_signer, Passed};
 use ledger_core::predicate::{Outcome, Runner};
 use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
@@ -109,6 +110,7 @@ pub async fn run_smoke(
     sha: GitSha,
     runner: &Runner,
     passed: Passed,
+    replay: Option<&ReplayOf>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
     check_signer(rec, Stage::Smoke)?;
@@ -160,7 +162,7 @@ pub async fn run_smoke(
         ));
     }
     let result = if all_ok { Outcome::Pass } else { Outcome::Fail };
-    let fields = json!({
+    let mut fields = json!({
         "environment": env.name,
         "checks": checks,
         "latency_ms": {
@@ -169,6 +171,9 @@ pub async fn run_smoke(
             "max": round(latencies.iter().copied().fold(0.0, f64::max)),
         },
     });
+    if let Some(replay) = replay {
+        replay.annotate(&mut fields);
+    }
     let finished = OffsetDateTime::now_utc();
     let (r, _) = rec
         .write_next(

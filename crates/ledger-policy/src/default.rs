@@ -5,7 +5,7 @@
 //! have passed, every smoke check to be ok and the smoke p95 latency and deploy time
 //! to stay within bounds (seed 004's ten-minute deploy goal).
 
-use crate::model::{Condition, Gate, KeyDoc, Op, PolicyDoc, Requirement};
+use crate::model::{Condition, Freshness, Gate, KeyDoc, Op, PolicyDoc, Requirement};
 use ledger_core::{PublicKey, Stage};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -118,8 +118,29 @@ pub fn default_policy(key: &PublicKey, public_pem: &str) -> PolicyDoc {
             requires: release,
             min_signatures: None,
         }),
-        replay: None,
+        replay: Some(default_replay_gate()),
         rollback: Some(json!({"require_decision": "promote"})),
+        freshness: Some(Freshness {
+            max_running_age_seconds: 30 * 24 * 3600,
+        }),
+    }
+}
+
+/// Replay and rollback need the chain up to `publish` to have passed: the manifest
+/// and the tested, built commit it names. No age limit: an old release stays
+/// replayable as long as its evidence verifies.
+pub fn default_replay_gate() -> Gate {
+    Gate {
+        requires: [
+            Stage::Commit,
+            Stage::Integration,
+            Stage::Build,
+            Stage::Publish,
+        ]
+        .into_iter()
+        .map(passed)
+        .collect(),
+        min_signatures: None,
     }
 }
 

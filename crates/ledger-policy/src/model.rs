@@ -25,6 +25,16 @@ pub struct PolicyDoc {
     pub replay: Option<Gate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
+}
+
+/// When `ledger status` raises its freshness alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freshness {
+    /// An environment running one release longer than this is stale.
+    pub max_running_age_seconds: u64,
 }
 
 /// A trusted public key and the stages it may sign.

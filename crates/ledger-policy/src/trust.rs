@@ -82,6 +82,24 @@ impl Policy {
         self.doc.release.clone().unwrap_or_default()
     }
 
+    /// What a replay or rollback demands of the stored chain before it runs again:
+    /// the policy's `replay` gate, or else passing evidence of every stage up to
+    /// `publish` (the manifest and everything it was built from).
+    pub fn replay(&self) -> Gate {
+        self.doc
+            .replay
+            .clone()
+            .unwrap_or_else(crate::default::default_replay_gate)
+    }
+
+    /// The age after which a running release raises the freshness alarm, if set.
+    pub fn max_running_age(&self) -> Option<std::time::Duration> {
+        self.doc
+            .freshness
+            .as_ref()
+            .map(|f| std::time::Duration::from_secs(f.max_running_age_seconds))
+    }
+
     /// How many distinct trusted signatures each artifact of `stage` needs.
     pub fn min_signatures(&self, stage: Stage) -> usize {
         self.doc

@@ -1,0 +1,383 @@
+//! Replay and rollback: run a stored release again from its digest manifest.
+//!
+//! Both take a SHA whose images were built and published earlier and run `deploy`,
+//! `smoke` and `decide` again as new attempts whose predicates name the manifest they
+//! replayed and carry `replay: true`. Rollback adds the promote-history rule (only to
+//! a SHA whose latest decision is `promote`) and records the SHA that was running.
+//!
+//! The order is seed 002's validation chain; each step is reported as it passes and
+//! the first that fails explains itself ([`Error::At`]): SHA shape (the caller parsed
+//! it) → promoted (rollback only) → the stored chain verifies and passes the policy's
+//! `replay` gate → every digest present → revision labels equal the SHA → deploy →
+//! smoke → decision. Nothing on this path can build an image: this module never calls
+//! the build stage, and the real-engine tests count images and build evidence to prove
+//! it stays that way.
+
+use crate::build::Recorded;
+use crate::config::Config;
+use crate::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
+use crate::deploy::{self, check_revisions, ensure_present, manifest_images, DeployRequest};
+use crate::error::Error;
+use crate::evidence::Evidence;
+use crate::gate::{self, GateReport};
+use crate::record::Recorder;
+use crate::smoke::run_smoke;
+use crate::stage::pass_gate;
+use ledger_core::predicate::{Input, Outcome, Runner};
+use ledger_core::{ArtifactKind, GitSha, Stage};
+use ledger_docker::Engine;
+use ledger_policy::{Reason, Verdict};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// What marks a stage run as part of a replay or rollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayOf {
+    /// The release-candidate manifest being run again (key and envelope digest).
+    pub manifest: Input,
+    /// `Some` for a rollback: the SHA that was running when it began (`None` inside
+    /// when the environment ran nothing).
+    pub rollback_from: Option<Option<GitSha>>,
+}
+
+impl ReplayOf {
+    /// Adds `replay`, `manifest` and, for a rollback, `rollback_from` to a predicate.
+    pub fn annotate(&self, fields: &mut Value) {
+        fields["replay"] = json!(true);
+        fields["manifest"] = json!({ "key": self.manifest.key, "sha256": self.manifest.sha256 });
+        if let Some(from) = &self.rollback_from {
+            fields["rollback_from"] = json!(from);
+        }
+    }
+}
+
+/// Replay or rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Replay,
+    Rollback,
+}
+
+/// One step of the validation chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Promoted,
+    Chain,
+    Digests,
+    Revisions,
+    Deploy,
+    Smoke,
+    Decide,
+}
+
+impl Step {
+    /// What the step establishes, for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Promoted => "latest decision is promote",
+            Step::Chain => "stored chain verifies and passes the replay policy",
+            Step::Digests => "every digest of the manifest is present",
+            Step::Revisions => "revision labels equal the SHA",
+            Step::Deploy => "deploy",
+            Step::Smoke => "smoke",
+            Step::Decide => "decision",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.title())
+    }
+}
+
+/// A replay or rollback to run.
+#[derive(Debug, Clone)]
+pub struct ReplayRequest {
+    pub mode: Mode,
+    pub sha: GitSha,
+    pub environment: String,
+    pub runner: Runner,
+    pub lease_wait: Duration,
+    pub lease_ttl: Duration,
+    /// The process environment, for secret values (never recorded).
+    pub env: BTreeMap<String, String>,
+}
+
+/// What a replay or rollback did.
+#[derive(Debug, Clone)]
+pub struct ReplayOutcome {
+    pub deploy: Recorded,
+    /// `None` when the deploy failed (its previous release was restored).
+    pub smoke: Option<Recorded>,
+    pub decision: Option<DecideOutcome>,
+    /// For a rollback: the SHA that was running before.
+    pub rollback_from: Option<GitSha>,
+}
+
+impl ReplayOutcome {
+    /// Whether every stage passed and the decision is promote.
+    pub fn promoted(&self) -> bool {
+        self.deploy.result == Outcome::Pass
+            && self
+                .smoke
+                .as_ref()
+                .is_some_and(|s| s.result == Outcome::Pass)
+            && self
+                .decision
+                .as_ref()
+                .is_some_and(|d| d.decision == Decision::Promote)
+    }
+}
+
+fn denial(sha: &GitSha, subject: &str, rule: &str, reason: Reason) -> Error {
+    Error::Denied(Box::new(GateReport {
+        subject: subject.to_owned(),
+        sha: *sha,
+        rule: rule.to_owned(),
+        verdict: Verdict {
+            allowed: false,
+            reasons: vec![reason],
+            used: vec![],
+        },
+        inputs: vec![],
+        artifacts: BTreeMap::new(),
+    }))
+}
+
+/// The promote-history rule: the latest decision for `sha` must verify and be
+/// `promote`. Returns the key of that decision.
+pub async fn check_promoted(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<String, Error> {
+    const RULE: &str = "/rollback/require_decision";
+    let refuse = |artifact: Option<String>, found: &str, message: String| {
+        let reason = Reason {
+            rule: RULE.into(),
+            artifact,
+            found: Some(json!(found)),
+            required: Some(json!("promote")),
+            message,
+        };
+        denial(sha, "rollback", RULE, reason)
+    };
+    let Some(r) = evidence.store().latest(ArtifactKind::Decision, sha).await? else {
+        return Err(refuse(
+            None,
+            "no decision",
+            format!("{sha} was never decided (no release/{sha}/decision.json); only a release whose latest decision is promote can be rolled back to"),
+        ));
+    };
+    let a = evidence
+        .check(&r)
+        .await?
+        .map_err(|problems| Error::EvidenceInvalid {
+            key: r.key(),
+            problems,
+        })?;
+    let decision = a.predicate()["decision"].as_str().unwrap_or_default();
+    if decision != "promote" {
+        let failed: Vec<&str> = a.predicate()["reasons"]
+            .as_array()
+            .map(|rs| rs.iter().filter_map(|r| r["rule"].as_str()).collect())
+            .unwrap_or_default();
+        let failed = if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" (failed rules: {})", failed.join(", "))
+        };
+        return Err(refuse(
+            Some(r.key()),
+            decision,
+            format!(
+                "the latest decision for {sha} (attempt {}) is {decision}{failed}; only promoted releases can be rolled back to",
+                r.attempt
+            ),
+        ));
+    }
+    Ok(r.key())
+}
+
+/// Verifies the stored chain against the policy's `replay` gate. Evidence that does
+/// not verify is exit 4 (tampering is not a missing prerequisite); a rule that does
+/// not hold is a denial.
+async fn check_chain(rec: &Recorder<'_>, sha: &GitSha) -> Result<GateReport, Error> {
+    let mut evidence = Evidence::new(rec.store, rec.policy);
+    let gate = rec.policy.replay();
+    let (_, invalid) =
+        gate::gather(&mut evidence, sha, gate.requires.iter().map(|r| r.stage)).await?;
+    if let Some((_, (key, problems))) = invalid.into_iter().next() {
+        return Err(Error::EvidenceInvalid { key, problems });
+    }
+    let report = gate::check(
+        &mut evidence,
+        "replay",
+        "/replay",
+        &gate,
+        sha,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    if !report.allowed() {
+        return Err(Error::Denied(Box::new(report)));
+    }
+    Ok(report)
+}
+
+/// The SHA the engine runs in `environment` for this project, if any.
+async fn running_sha(
+    engine: &Engine,
+    config: &Config,
+    environment: &str,
+) -> Result<Option<GitSha>, Error> {
+    let containers = engine
+        .containers(&[
+            (deploy::labels::PROJECT, config.repository.as_str()),
+            (deploy::labels::ENV, environment),
+        ])
+        .await?;
+    Ok(containers
+        .iter()
+        .filter(|c| c.running)
+        .find_map(|c| c.labels.get(deploy::labels::SHA))
+        .and_then(|s| GitSha::parse(s).ok()))
+}
+
+/// Runs a replay or rollback of `req.sha`; `step` hears each step that passed.
+pub async fn run(
+    rec: &Recorder<'_>,
+    engine: &Engine,
+    config: &Config,
+    req: &ReplayRequest,
+    step: &(dyn Fn(Step, &str) + Sync),
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ReplayOutcome, Error> {
+    let sha = req.sha;
+    let env_config = config.environment(&req.environment)?;
+    deploy::check_secrets(env_config, &req.env)?;
+
+    if req.mode == Mode::Rollback {
+        let mut evidence = Evidence::new(rec.store, rec.policy);
+        let key = check_promoted(&mut evidence, &sha)
+            .await
+            .map_err(|e| e.at(Step::Promoted))?;
+        step(Step::Promoted, &key);
+    }
+
+    let chain = check_chain(rec, &sha)
+        .await
+        .map_err(|e| e.at(Step::Chain))?;
+    let manifest = pass_gate(rec, Stage::Deploy, &sha)
+        .await
+        .and_then(|passed| {
+            passed
+                .report()
+                .artifacts
+                .get(&Stage::Publish)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Refused(
+                        "the policy's gate for deploy does not require publish evidence, so there is no manifest to replay; add a publish requirement to /stages/deploy".into(),
+                    )
+                })
+        })
+        .map_err(|e| e.at(Step::Chain))?;
+    step(
+        Step::Chain,
+        &format!(
+            "{} artifact(s) verified; manifest {}",
+            chain.verdict.used.len(),
+            manifest.r.key()
+        ),
+    );
+
+    let images = manifest_images(&manifest).map_err(|e| e.at(Step::Digests))?;
+    let infos = ensure_present(engine, &images, progress)
+        .await
+        .map_err(|e| e.at(Step::Digests))?;
+    step(
+        Step::Digests,
+        &images
+            .iter()
+            .map(|i| format!("{} {}", i.name, i.digest))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    check_revisions(&sha, &images, &infos).map_err(|e| e.at(Step::Revisions))?;
+    step(Step::Revisions, &format!("{} image(s)", images.len()));
+
+    let rollback_from = match req.mode {
+        Mode::Replay => None,
+        Mode::Rollback => Some(running_sha(engine, config, &req.environment).await?),
+    };
+    let replay = ReplayOf {
+        manifest: Input {
+            key: manifest.r.key(),
+            sha256: manifest.digest,
+        },
+        rollback_from,
+    };
+    let deploy_req = DeployRequest {
+        sha,
+        environment: req.environment.clone(),
+        runner: req.runner.clone(),
+        lease_wait: req.lease_wait,
+        lease_ttl: req.lease_ttl,
+        replay: Some(replay.clone()),
+        env: req.env.clone(),
+    };
+    let passed = pass_gate(rec, Stage::Deploy, &sha)
+        .await
+        .map_err(|e| e.at(Step::Deploy))?;
+    let deployed = deploy::run_deploy(rec, engine, config, &deploy_req, passed, progress)
+        .await
+        .map_err(|e| e.at(Step::Deploy))?;
+    let mut outcome = ReplayOutcome {
+        deploy: deployed,
+        smoke: None,
+        decision: None,
+        rollback_from: rollback_from.flatten(),
+    };
+    if outcome.deploy.result != Outcome::Pass {
+        return Ok(outcome);
+    }
+    step(Step::Deploy, &outcome.deploy.summary);
+
+    let passed = pass_gate(rec, Stage::Smoke, &sha)
+        .await
+        .map_err(|e| e.at(Step::Smoke))?;
+    let smoked = run_smoke(
+        rec,
+        env_config,
+        sha,
+        &req.runner,
+        passed,
+        Some(&replay),
+        progress,
+    )
+    .await
+    .map_err(|e| e.at(Step::Smoke))?;
+    if smoked.result == Outcome::Pass {
+        step(Step::Smoke, &smoked.summary);
+    }
+    outcome.smoke = Some(smoked);
+
+    // A failed smoke still gets its decision recorded: a reject is evidence too.
+    let decided = run_decide(
+        rec,
+        DecideRequest {
+            sha,
+            runner: req.runner.clone(),
+            replay: Some(replay),
+        },
+    )
+    .await
+    .map_err(|e| e.at(Step::Decide))?;
+    if decided.decision == Decision::Promote {
+        step(Step::Decide, &decided.decision_key);
+    }
+    outcome.decision = Some(decided);
+    Ok(outcome)
+}

@@ -1,0 +1,200 @@
+//! Replay and rollback on the real engine: a stored release runs again from its
+//! digest manifest with no build (image sets and build evidence are compared before
+//! and after), rollback goes only to promoted releases, and every refusal names its
+//! step with the documented exit code before anything running is touched.
+
+use crate::docker::{engine, runtime, sha, Project};
+use crate::{assert_code, text};
+use ledger_docker::Engine;
+use std::collections::BTreeSet;
+
+/// Ids of the images the engine holds that were built from any of `shas`.
+fn images_of(engine: &Engine, shas: &[&str]) -> BTreeSet<String> {
+    let rt = runtime();
+    shas.iter()
+        .flat_map(|s| {
+            rt.block_on(engine.images(&[("org.opencontainers.image.revision", s)]))
+                .unwrap()
+        })
+        .map(|i| i.id)
+        .collect()
+}
+
+/// The SHA of the one running container of the project.
+fn running(p: &Project) -> String {
+    let running: Vec<_> = p.containers().into_iter().filter(|c| c.running).collect();
+    assert_eq!(running.len(), 1, "{running:?}");
+    running[0].labels["dev.ledger.sha"].clone()
+}
+
+fn stored_under(p: &Project, prefix: &str) -> Vec<String> {
+    p.repo
+        .stored()
+        .into_iter()
+        .filter(|k| k.starts_with(prefix))
+        .collect()
+}
+
+fn sha256_of(path: &std::path::Path) -> String {
+    ledger_core::Sha256Digest::of(&std::fs::read(path).unwrap()).to_string()
+}
+
+#[test]
+fn replay_runs_an_earlier_release_again_without_building() {
+    let Some(engine) = engine() else { return };
+    let p = Project::new(None);
+    let (first, second) = (sha(20), sha(21));
+    p.run_through(&first, "decide");
+    p.run_through(&second, "decide");
+    assert_eq!(running(&p), second, "the environment moved on");
+    let images_before = images_of(&engine, &[&first, &second]);
+    let manifest_key = format!("release-candidate/{first}/manifest.json");
+    let digest = p.repo.predicate(&manifest_key)["images"]["api"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = p.ledger(&["replay", &first]);
+    assert_code(&out, 0);
+    let shown = text(&out);
+    for line in [
+        "ok stored chain verifies",
+        "ok every digest of the manifest is present",
+        "ok revision labels equal the SHA",
+        "no image was built",
+    ] {
+        assert!(shown.contains(line), "missing {line:?} in\n{shown}");
+    }
+
+    // The same digests run; nothing was built.
+    assert_eq!(running(&p), first);
+    let container = p.containers().into_iter().find(|c| c.running).unwrap();
+    assert_eq!(container.image_id, digest);
+    assert_eq!(images_of(&engine, &[&first, &second]), images_before);
+    assert_eq!(
+        stored_under(&p, &format!("build/{first}/")),
+        vec![format!("build/{first}/build.json")]
+    );
+
+    // New attempts, each naming the replayed manifest.
+    let manifest_sha256 = sha256_of(&p.repo.object(&manifest_key));
+    for key in [
+        format!("infra/{first}/deployment.attempt-2.json"),
+        format!("deploy/{first}/api-smoke.attempt-2.json"),
+        format!("release/{first}/decision.attempt-2.json"),
+    ] {
+        let pred = p.repo.predicate(&key);
+        assert_eq!(pred["replay"], true, "{key}");
+        assert_eq!(pred["manifest"]["key"], manifest_key.as_str(), "{key}");
+        assert_eq!(
+            pred["manifest"]["sha256"],
+            manifest_sha256.as_str(),
+            "{key}"
+        );
+        assert!(pred.get("rollback_from").is_none(), "{key}");
+    }
+    let decision = p
+        .repo
+        .predicate(&format!("release/{first}/decision.attempt-2.json"));
+    assert_eq!(decision["decision"], "promote");
+    assert_code(&p.ledger(&["verify", &first]), 0);
+    assert!(p.get("/health").unwrap().contains("200"));
+}
+
+#[test]
+fn rollback_goes_only_to_promoted_releases_and_says_which_step_refused() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let (good, rejected, undecided) = (sha(22), sha(23), sha(24));
+    p.run_through(&good, "decide");
+    // `rejected` deploys, but its smoke check fails: the decision is reject.
+    p.run_through(&rejected, "deploy");
+    p.configure_with("", "/missing");
+    assert_code(&p.ledger(&["stage", "smoke", "--sha", &rejected]), 1);
+    assert_code(&p.ledger(&["stage", "decide", "--sha", &rejected]), 1);
+    p.configure("");
+    p.run_through(&undecided, "publish");
+    assert_eq!(running(&p), rejected);
+
+    let out = p.ledger(&["rollback", "--to", "abc123"]);
+    assert_code(&out, 2);
+    assert!(text(&out).contains("40"), "{}", text(&out));
+
+    let out = p.ledger(&["rollback", "--to", &rejected]);
+    assert_code(&out, 3);
+    let shown = text(&out);
+    assert!(shown.contains("x latest decision is promote"), "{shown}");
+    assert!(shown.contains("/rollback/require_decision"), "{shown}");
+    assert!(shown.contains("is reject"), "{shown}");
+
+    let out = p.ledger(&["rollback", "--to", &undecided]);
+    assert_code(&out, 3);
+    assert!(text(&out).contains("was never decided"), "{}", text(&out));
+    assert_eq!(running(&p), rejected, "refusals touch nothing");
+
+    let out = p.ledger(&["rollback", "--to", &good]);
+    assert_code(&out, 0);
+    assert!(
+        text(&out).contains(&format!("rolled back from {rejected}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(running(&p), good);
+    for key in [
+        format!("infra/{good}/deployment.attempt-2.json"),
+        format!("deploy/{good}/api-smoke.attempt-2.json"),
+        format!("release/{good}/decision.attempt-2.json"),
+    ] {
+        let pred = p.repo.predicate(&key);
+        assert_eq!(pred["rollback_from"], rejected.as_str(), "{key}");
+        assert_eq!(pred["replay"], true, "{key}");
+    }
+    assert_code(&p.ledger(&["verify", &good]), 0);
+}
+
+#[test]
+fn rollback_to_a_pruned_or_tampered_release_fails_before_anything_stops() {
+    let Some(engine) = engine() else { return };
+    let p = Project::new(None);
+    let (old, current) = (sha(25), sha(26));
+    p.run_through(&old, "decide");
+    p.run_through(&current, "decide");
+
+    // The old release's image is gone from the engine (pruned): exit 5, digest named.
+    let digest = p
+        .repo
+        .predicate(&format!("release-candidate/{old}/manifest.json"))["images"]["api"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    runtime().block_on(engine.remove_image(&digest)).unwrap();
+    let out = p.ledger(&["rollback", "--to", &old]);
+    assert_code(&out, 5);
+    let shown = text(&out);
+    assert!(shown.contains(&digest), "{shown}");
+    assert!(shown.contains("pruned"), "{shown}");
+    assert!(
+        shown.contains("x every digest of the manifest is present"),
+        "{shown}"
+    );
+    assert_eq!(running(&p), current);
+    assert!(stored_under(&p, &format!("infra/{old}/deployment.attempt-2")).is_empty());
+
+    // The current release's manifest altered after the fact: exit 4.
+    let path = p
+        .repo
+        .object(&format!("release-candidate/{current}/manifest.json"));
+    let mut envelope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let sig = envelope["signatures"][0]["sig"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    envelope["signatures"][0]["sig"] = format!("{flipped}{}", &sig[1..]).into();
+    std::fs::write(&path, serde_json::to_vec(&envelope).unwrap()).unwrap();
+    let out = p.ledger(&["rollback", "--to", &current]);
+    assert_code(&out, 4);
+    assert!(text(&out).contains("does not verify"), "{}", text(&out));
+    assert_eq!(running(&p), current);
+}
