@@ -7,6 +7,7 @@ mod docker;
 mod foundation;
 mod gates;
 mod interop;
+mod prune;
 mod replay;
 mod tamper;
 

@@ -47,6 +47,39 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Roll an environment back to a promoted release, checking each step first
     Rollback(RollbackArgs),
+    /// What runs in each environment, the last promoted release, freshness alarms
+    Status(StatusArgs),
+    /// Delete images of never-promoted releases (dry run unless --apply)
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show only this environment
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete the listed images (default: only list them)
+    #[arg(long)]
+    pub apply: bool,
+    /// Delete even when more images than the safety threshold would go
+    #[arg(long)]
+    pub force: bool,
+    /// Only SHAs built at least this many days ago [default: ledger.toml [prune] min_age_days, else 14]
+    #[arg(long, value_name = "DAYS")]
+    pub min_age_days: Option<u64>,
+    /// Private key that signs the prune record (with --apply)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Print the plan (and what was deleted) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,8 @@
 //! One function per command: resolve inputs, call the library, print, pick the code.
 
 use crate::args::{
-    Cli, Command, GateArgs, Global, KeysCommand, ReleaseRunArgs, StageArgs, VerifyArgs,
+    Cli, Command, GateArgs, Global, KeysCommand, PruneArgs, ReleaseRunArgs, StageArgs, StatusArgs,
+    VerifyArgs,
 };
 use crate::context::{self, DEFAULT_KEY_PATH, DEFAULT_POLICY_PATH};
 use crate::exit::{Code, Failure, Result};
@@ -11,6 +12,7 @@ use ledger_pipeline::decide::{run_decide, DecideOutcome, DecideRequest, Decision
 use ledger_pipeline::evidence::{ChainReport, Evidence};
 use ledger_pipeline::replay::{Mode, ReplayRequest};
 use ledger_pipeline::stage::{pass_gate, run_command_stage, CommandStage};
+use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 
@@ -28,6 +30,8 @@ pub async fn run(cli: Cli) -> Result<Code> {
         Command::Gate(args) => gate(&cli.global, args).await,
         Command::Replay(args) => replay(&cli.global, &args.sha, &args.run, Mode::Replay).await,
         Command::Rollback(args) => replay(&cli.global, &args.to, &args.run, Mode::Rollback).await,
+        Command::Status(args) => status(&cli.global, args).await,
+        Command::Prune(args) => prune(&cli.global, args).await,
     }
 }
 
@@ -538,4 +542,231 @@ async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mode) -
     } else {
         Code::StageFailed
     })
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| Failure::new(Code::Infrastructure, e))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn ago(since: time::OffsetDateTime) -> String {
+    let d = time::OffsetDateTime::now_utc() - since;
+    if d.whole_days() > 0 {
+        format!("{} d ago", d.whole_days())
+    } else if d.whole_hours() > 0 {
+        format!("{} h ago", d.whole_hours())
+    } else {
+        format!("{} min ago", d.whole_minutes())
+    }
+}
+
+/// `ledger status`: what the evidence says runs where.
+async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let (policy, _) = context::load_policy(global, &root)?;
+    let store = context::open_store(global, &root).await?;
+    // Environments named in ledger.toml are listed even when nothing runs there; an
+    // auditor without the file still gets everything the evidence records.
+    let configured: Vec<String> = ledger_pipeline::config::Config::load(&root)
+        .map(|c| c.environments.into_iter().map(|e| e.name).collect())
+        .unwrap_or_default();
+    let mut evidence = Evidence::new(&store, &policy);
+    let report = ledger_pipeline::status::status(
+        &mut evidence,
+        &configured,
+        args.environment.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
+    if args.json {
+        print_json(&report)?;
+        return Ok(Code::Success);
+    }
+    for env in &report.environments {
+        match &env.running {
+            None => println!("{:<12} nothing deployed", env.environment),
+            Some(r) => {
+                let how = match (&r.rollback_from, r.replay) {
+                    (Some(from), _) => format!(", rollback from {}", &from[..12.min(from.len())]),
+                    (None, true) => ", replay".to_owned(),
+                    (None, false) => String::new(),
+                };
+                println!(
+                    "{:<12} runs {} since {} ({}; {} attempt {}{how})",
+                    env.environment,
+                    r.sha,
+                    rfc3339(r.since),
+                    ago(r.since),
+                    r.deployment,
+                    r.attempt
+                );
+                for (image, digest) in &r.images {
+                    println!("{:<12}   {image} {digest}", "");
+                }
+            }
+        }
+        for alarm in &env.alarms {
+            println!("{:<12}   FRESHNESS ALARM: {alarm}", "");
+        }
+    }
+    match &report.last_promoted {
+        Some(p) => println!(
+            "last promoted {} at {} ({})",
+            p.sha,
+            rfc3339(p.decided_at),
+            p.decision
+        ),
+        None => println!("last promoted: none yet"),
+    }
+    for i in &report.ignored {
+        println!("ignored (does not verify): {i}");
+    }
+    Ok(Code::Success)
+}
+
+/// `ledger prune`: list (or with --apply delete) images of never-promoted SHAs.
+async fn prune(global: &Global, args: PruneArgs) -> Result<Code> {
+    use ledger_pipeline::prune;
+    let root = context::repo_root()?;
+    let config =
+        ledger_pipeline::config::Config::load(&root).map_err(ledger_pipeline::Error::from)?;
+    // With --apply the key is loaded first: a missing key fails before any deletion.
+    let writer = if args.apply {
+        Some(context::Writer::load(global, &root, args.key.as_deref()).await?)
+    } else {
+        None
+    };
+    let (policy, _) = context::load_policy(global, &root)?;
+    let store = context::open_store(global, &root).await?;
+    let engine = connect_engine().await?;
+    let registry = ledger_pipeline::registry::Registry::new()?;
+    let min_age = args.min_age_days.unwrap_or(config.prune.min_age_days);
+    let mut evidence = Evidence::new(&store, &policy);
+    let plan = prune::plan(
+        &mut evidence,
+        &engine,
+        &registry,
+        &config,
+        min_age,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
+    if !args.json {
+        print_prune_plan(&plan, args.apply);
+    }
+    let Some(writer) = writer else {
+        if args.json {
+            print_json(&plan)?;
+        }
+        return Ok(Code::Success);
+    };
+    prune::check_threshold(&plan, args.force).map_err(denied)?;
+    if plan.candidates.is_empty() {
+        if args.json {
+            print_json(&json!({ "plan": plan, "deleted": [], "record": null }))?;
+        }
+        return Ok(Code::Success);
+    }
+    // Pruning changes what can be deployed: the key must be trusted for deploy.
+    ledger_pipeline::stage::check_signer(&writer.recorder(), ledger_core::Stage::Deploy)?;
+    let deleted = prune::apply(&plan, &engine, &registry).await;
+    let key = prune::record(
+        &writer.recorder(),
+        &writer.runner,
+        &plan,
+        &deleted,
+        args.force,
+    )
+    .await?;
+    let failed = deleted.iter().filter(|d| !d.ok).count();
+    if args.json {
+        print_json(&json!({ "plan": plan, "deleted": deleted, "record": key }))?;
+    } else {
+        for d in &deleted {
+            let c = &d.candidate;
+            match &d.error {
+                None => println!("deleted {} {}", place(c.place), c.reference),
+                Some(e) => println!("FAILED  {} {}: {e}", place(c.place), c.reference),
+            }
+        }
+        println!(
+            "pruned {} of {} image copies; record {key} in {}",
+            deleted.len() - failed,
+            deleted.len(),
+            store.location()
+        );
+    }
+    Ok(if failed == 0 {
+        Code::Success
+    } else {
+        Code::Infrastructure
+    })
+}
+
+fn place(p: ledger_pipeline::prune::Place) -> &'static str {
+    match p {
+        ledger_pipeline::prune::Place::Engine => "engine  ",
+        ledger_pipeline::prune::Place::Registry => "registry",
+    }
+}
+
+fn print_prune_plan(plan: &ledger_pipeline::prune::PrunePlan, apply: bool) {
+    let shas: std::collections::BTreeSet<_> = plan.candidates.iter().map(|c| c.sha).collect();
+    println!(
+        "{} image copies of {} never-promoted SHA(s), {:.1} MB on the engine{}",
+        plan.candidates.len(),
+        shas.len(),
+        plan.bytes() as f64 / 1e6,
+        if apply {
+            ""
+        } else {
+            " (dry run: nothing is deleted)"
+        }
+    );
+    for c in &plan.candidates {
+        let size = c
+            .size
+            .map(|s| format!(" {:.1} MB", s as f64 / 1e6))
+            .unwrap_or_default();
+        println!(
+            "  {} {} {} {}{size}",
+            c.sha.short(),
+            c.image,
+            place(c.place),
+            c.reference
+        );
+    }
+    println!(
+        "protected (promoted or running): {} digest(s)",
+        plan.protected.len()
+    );
+    for p in &plan.protected {
+        println!("  {} {}", p.digest, p.why);
+    }
+    if !plan.too_young.is_empty() {
+        println!(
+            "left alone: {} SHA(s) built less than {} day(s) ago or whose build failed",
+            plan.too_young.len(),
+            plan.min_age_days
+        );
+    }
+    for i in &plan.ignored {
+        println!("left alone (does not verify): {i}");
+    }
+    if plan.candidates.len() > plan.threshold {
+        println!(
+            "more than the safety threshold of {}: --apply also needs --force",
+            plan.threshold
+        );
+    }
+    if !apply && !plan.candidates.is_empty() {
+        println!("run `ledger prune --apply` to delete them");
+    }
 }

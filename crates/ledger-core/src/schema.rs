@@ -61,6 +61,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         "config.v1.schema.json",
         include_str!("../../../schemas/config.v1.schema.json"),
     ),
+    (
+        "prune.v1.schema.json",
+        include_str!("../../../schemas/prune.v1.schema.json"),
+    ),
 ];
 
 /// Which document a schema describes.
@@ -70,6 +74,8 @@ pub enum Document {
     Policy,
     /// `ledger.toml`, read as JSON.
     Config,
+    /// The record of a `ledger prune --apply` run.
+    Prune,
 }
 
 impl Document {
@@ -79,6 +85,7 @@ impl Document {
             Document::Predicate(kind) => format!("{}.v1.schema.json", kind.as_str()),
             Document::Policy => "policy.v1.schema.json".to_owned(),
             Document::Config => "config.v1.schema.json".to_owned(),
+            Document::Prune => "prune.v1.schema.json".to_owned(),
         }
     }
 
@@ -87,7 +94,7 @@ impl Document {
         ArtifactKind::ALL
             .into_iter()
             .map(Document::Predicate)
-            .chain([Document::Policy, Document::Config])
+            .chain([Document::Policy, Document::Config, Document::Prune])
     }
 }
 

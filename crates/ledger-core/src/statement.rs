@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 /// `_type` of every in-toto Statement v1.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 
+/// The predicate type of a prune record (`prune/<time>-<keyid>.json`).
+pub const PRUNE_PREDICATE_TYPE: &str = "https://ledger.dev/predicate/prune/v1";
+
 /// The subject name `ledger` gives the git commit.
 pub const GIT_SUBJECT_NAME: &str = "git-commit";
 
@@ -74,6 +77,21 @@ impl Statement {
             statement_type: STATEMENT_TYPE.to_owned(),
             subject: subjects,
             predicate_type: kind.predicate_type().to_owned(),
+            predicate,
+        }
+    }
+
+    /// A statement with an explicit predicate type, for records that are not a
+    /// stage's artifact (e.g. [`PRUNE_PREDICATE_TYPE`]).
+    pub fn with_type(
+        predicate_type: &str,
+        subjects: Vec<Subject>,
+        predicate: serde_json::Value,
+    ) -> Self {
+        Statement {
+            statement_type: STATEMENT_TYPE.to_owned(),
+            subject: subjects,
+            predicate_type: predicate_type.to_owned(),
             predicate,
         }
     }

@@ -19,6 +19,7 @@ fn name(doc: Document) -> &'static str {
         Document::Predicate(k) => k.as_str(),
         Document::Policy => "policy",
         Document::Config => "config",
+        Document::Prune => "prune",
     }
 }
 

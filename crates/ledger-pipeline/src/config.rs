@@ -41,9 +41,39 @@ pub struct Config {
     pub registry: Option<String>,
     pub images: Vec<ImageConfig>,
     pub environments: Vec<Environment>,
+    #[serde(default)]
+    pub prune: PruneConfig,
     /// The folder the file was read from; build contexts are relative to it.
     #[serde(skip)]
     pub root: PathBuf,
+}
+
+/// Limits of `ledger prune`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PruneConfig {
+    /// Refuse to delete more images than this in one run unless forced.
+    #[serde(default = "default_prune_threshold")]
+    pub threshold: usize,
+    /// Only images of SHAs built at least this many days ago are candidates.
+    #[serde(default = "default_prune_min_age_days")]
+    pub min_age_days: u64,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            threshold: default_prune_threshold(),
+            min_age_days: default_prune_min_age_days(),
+        }
+    }
+}
+
+fn default_prune_threshold() -> usize {
+    50
+}
+
+fn default_prune_min_age_days() -> u64 {
+    14
 }
 
 /// An image to build.

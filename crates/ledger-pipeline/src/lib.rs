@@ -15,13 +15,16 @@ pub mod error;
 pub mod evidence;
 pub mod gate;
 pub mod lease;
+pub mod prune;
 pub mod publish;
 pub mod record;
 pub mod redact;
+pub mod registry;
 pub mod replay;
 pub mod runner;
 pub mod smoke;
 pub mod stage;
+pub mod status;
 
 pub use error::{Error, ErrorClass};
 

@@ -1,0 +1,348 @@
+//! `ledger prune`: delete the images of SHAs that were never promoted.
+//!
+//! The protection invariant, checked for every candidate: no digest of a SHA that any
+//! decision ever promoted, and no digest running in any environment (what the engine
+//! runs for this project, and what the evidence says runs), is ever a candidate. Only
+//! SHAs whose build is older than `min_age_days` are considered, so a release still on
+//! its way through the pipeline is never touched. A dry run is the default; applying
+//! refuses more deletions than the configured threshold unless forced, and what was
+//! deleted is recorded as a signed in-toto statement (`prune/<time>-<keyid>.json`,
+//! predicate type [`PRUNE_PREDICATE_TYPE`]) whose subjects are the deleted digests.
+
+use crate::config::Config;
+use crate::deploy::labels;
+use crate::error::Error;
+use crate::evidence::Evidence;
+use crate::record::Recorder;
+use crate::registry::{DigestRef, Registry};
+use ledger_core::predicate::{Outcome, Runner};
+use ledger_core::schema::{self, Document};
+use ledger_core::statement::PRUNE_PREDICATE_TYPE;
+use ledger_core::{ArtifactKind, ArtifactRef, Envelope, GitSha, Stage, Statement, Subject};
+use ledger_docker::Engine;
+use ledger_policy::{Reason, Verdict};
+use ledger_store::ObjectKey;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+
+/// Where an image copy lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    Engine,
+    Registry,
+}
+
+/// One image copy that may be deleted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub sha: GitSha,
+    pub image: String,
+    #[serde(rename = "where")]
+    pub place: Place,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub digest: String,
+    /// Bytes, when the engine knows it.
+    pub size: Option<i64>,
+}
+
+/// A digest the protection invariant keeps, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Protected {
+    pub digest: String,
+    pub why: String,
+}
+
+/// What a prune would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrunePlan {
+    pub candidates: Vec<Candidate>,
+    pub protected: Vec<Protected>,
+    /// SHAs left alone because their build is younger than `min_age_days`.
+    pub too_young: Vec<GitSha>,
+    /// Evidence that did not verify: its SHA is left alone, never guessed about.
+    pub ignored: Vec<String>,
+    pub threshold: usize,
+    pub min_age_days: u64,
+}
+
+impl PrunePlan {
+    /// Total bytes of the candidates the engine could size.
+    pub fn bytes(&self) -> i64 {
+        self.candidates.iter().filter_map(|c| c.size).sum()
+    }
+}
+
+/// The outcome of deleting one candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deleted {
+    #[serde(flatten)]
+    pub candidate: Candidate,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn digest_of(reference: &str) -> &str {
+    reference.rsplit_once('@').map_or(reference, |(_, d)| d)
+}
+
+/// Whether any verified decision for `sha` ever said `promote`.
+async fn ever_promoted(
+    evidence: &mut Evidence<'_>,
+    sha: &GitSha,
+    ignored: &mut Vec<String>,
+) -> Result<Option<String>, Error> {
+    for attempt in evidence
+        .store()
+        .attempts(ArtifactKind::Decision, sha)
+        .await?
+    {
+        let r = ArtifactRef::new(ArtifactKind::Decision, *sha, attempt);
+        match evidence.check(&r).await? {
+            Ok(a) if a.predicate()["decision"] == "promote" => return Ok(Some(r.key())),
+            Ok(_) => {}
+            Err(problems) => ignored.push(format!("{}: {}", r.key(), problems.join("; "))),
+        }
+    }
+    Ok(None)
+}
+
+/// One built image of a SHA: its engine id and, when pushed, its registry reference.
+struct Built {
+    name: String,
+    image_id: String,
+    repo_digest: Option<String>,
+}
+
+/// Works out what a prune would delete, without deleting anything.
+pub async fn plan(
+    evidence: &mut Evidence<'_>,
+    engine: &Engine,
+    registry: &Registry,
+    config: &Config,
+    min_age_days: u64,
+    now: OffsetDateTime,
+) -> Result<PrunePlan, Error> {
+    let mut ignored = Vec::new();
+    let mut protected: BTreeMap<String, String> = BTreeMap::new();
+    let mut unpromoted: Vec<(GitSha, Vec<Built>)> = Vec::new();
+    let mut too_young = Vec::new();
+    let cutoff =
+        now - time::Duration::days(i64::try_from(min_age_days).unwrap_or(i64::MAX / 86_400 / 2));
+
+    for sha in evidence.store().shas().await? {
+        let Some(r) = evidence.store().latest(ArtifactKind::Build, &sha).await? else {
+            continue;
+        };
+        let build = match evidence.check(&r).await? {
+            Ok(a) => a,
+            Err(problems) => {
+                ignored.push(format!("{}: {}", r.key(), problems.join("; ")));
+                continue;
+            }
+        };
+        let images: Vec<Built> = build.predicate()["images"]
+            .as_array()
+            .map(|is| {
+                is.iter()
+                    .map(|i| Built {
+                        name: i["name"].as_str().unwrap_or_default().to_owned(),
+                        image_id: i["image_id"].as_str().unwrap_or_default().to_owned(),
+                        repo_digest: i["repo_digest"].as_str().map(str::to_owned),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(decision) = ever_promoted(evidence, &sha, &mut ignored).await? {
+            for i in &images {
+                let why = format!("{} was promoted ({decision})", sha.short());
+                protected.insert(i.image_id.clone(), why.clone());
+                if let Some(rd) = &i.repo_digest {
+                    protected.insert(digest_of(rd).to_owned(), why);
+                }
+            }
+        } else if build.header.finished_at > cutoff || build.header.result != Outcome::Pass {
+            too_young.push(sha);
+        } else {
+            unpromoted.push((sha, images));
+        }
+    }
+
+    // Running now, on the engine and according to the evidence.
+    for c in engine
+        .containers(&[(labels::PROJECT, config.repository.as_str())])
+        .await?
+        .into_iter()
+        .filter(|c| c.running)
+    {
+        let env = c.labels.get(labels::ENV).cloned().unwrap_or_default();
+        protected
+            .entry(c.image_id.clone())
+            .or_insert_with(|| format!("running in {env} (container {})", c.name));
+    }
+    let configured: Vec<String> = config.environments.iter().map(|e| e.name.clone()).collect();
+    let status = crate::status::status(evidence, &configured, None, now).await?;
+    for env in &status.environments {
+        if let Some(run) = &env.running {
+            for digest in run.images.values() {
+                protected.entry(digest.clone()).or_insert_with(|| {
+                    format!(
+                        "recorded as running in {} ({})",
+                        env.environment, run.deployment
+                    )
+                });
+            }
+        }
+    }
+
+    let mut candidates = Vec::new();
+    for (sha, images) in unpromoted {
+        for i in images {
+            let registry_digest = i.repo_digest.as_deref().map(digest_of);
+            // An image is protected as a whole: all its copies stay if any is protected.
+            let keep = protected.contains_key(&i.image_id)
+                || registry_digest.is_some_and(|d| protected.contains_key(d));
+            if keep {
+                continue;
+            }
+            if let Some(info) = engine.inspect_image(&i.image_id).await? {
+                candidates.push(Candidate {
+                    sha,
+                    image: i.name.clone(),
+                    place: Place::Engine,
+                    reference: i.image_id.clone(),
+                    digest: i.image_id.clone(),
+                    size: Some(info.size),
+                });
+            }
+            if let Some(r) = i.repo_digest.as_deref().and_then(DigestRef::parse) {
+                if registry.has(&r).await? {
+                    candidates.push(Candidate {
+                        sha,
+                        image: i.name.clone(),
+                        place: Place::Registry,
+                        reference: i.repo_digest.clone().unwrap_or_default(),
+                        digest: r.digest.clone(),
+                        size: None,
+                    });
+                }
+            }
+        }
+    }
+    Ok(PrunePlan {
+        candidates,
+        protected: protected
+            .into_iter()
+            .map(|(digest, why)| Protected { digest, why })
+            .collect(),
+        too_young,
+        ignored,
+        threshold: config.prune.threshold,
+        min_age_days,
+    })
+}
+
+/// Refuses a plan over the threshold unless forced (exit 3: nothing was deleted).
+pub fn check_threshold(plan: &PrunePlan, force: bool) -> Result<(), Error> {
+    if force || plan.candidates.len() <= plan.threshold {
+        return Ok(());
+    }
+    const RULE: &str = "prune.threshold";
+    Err(Error::Denied(Box::new(crate::gate::GateReport {
+        subject: "prune".into(),
+        sha: plan.candidates[0].sha,
+        rule: RULE.into(),
+        verdict: Verdict {
+            allowed: false,
+            reasons: vec![Reason {
+                rule: RULE.into(),
+                artifact: None,
+                found: Some(json!(plan.candidates.len())),
+                required: Some(json!(format!("at most {}", plan.threshold))),
+                message: format!(
+                    "{} image copies would be deleted, more than the safety threshold of {} (ledger.toml [prune] threshold); nothing was deleted. Check the list, then rerun with --force",
+                    plan.candidates.len(),
+                    plan.threshold
+                ),
+            }],
+            used: vec![],
+        },
+        inputs: vec![],
+        artifacts: BTreeMap::new(),
+    })))
+}
+
+/// Deletes every candidate, engine copies first; failures are reported, not fatal.
+pub async fn apply(plan: &PrunePlan, engine: &Engine, registry: &Registry) -> Vec<Deleted> {
+    let mut out = Vec::new();
+    for c in &plan.candidates {
+        let result = match c.place {
+            Place::Engine => engine
+                .remove_image(&c.reference)
+                .await
+                .map_err(|e| e.to_string()),
+            Place::Registry => match DigestRef::parse(&c.reference) {
+                Some(r) => registry.delete(&r).await,
+                None => Err("not a registry reference".into()),
+            },
+        };
+        out.push(Deleted {
+            candidate: c.clone(),
+            ok: result.is_ok(),
+            error: result.err(),
+        });
+    }
+    out
+}
+
+/// Signs and stores the record of an applied prune; returns its key. The key must be
+/// trusted for `deploy`: pruning changes what can be deployed.
+pub async fn record(
+    rec: &Recorder<'_>,
+    runner: &Runner,
+    plan: &PrunePlan,
+    deleted: &[Deleted],
+    forced: bool,
+) -> Result<String, Error> {
+    crate::stage::check_signer(rec, Stage::Deploy)?;
+    rec.store_policy().await?;
+    let now = OffsetDateTime::now_utc();
+    let predicate = json!({
+        "pruned_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "runner": runner,
+        "policy_sha256": rec.policy.digest(),
+        "ledger_version": ledger_core::LEDGER_VERSION,
+        "threshold": plan.threshold,
+        "forced": forced,
+        "min_age_days": plan.min_age_days,
+        "protected": plan.protected.len(),
+        "deleted": deleted,
+    });
+    schema::validate(Document::Prune, &predicate).map_err(|source| Error::OwnSchema {
+        what: "prune record".into(),
+        source,
+    })?;
+    let subjects: BTreeSet<(String, String)> = deleted
+        .iter()
+        .map(|d| (d.candidate.reference.clone(), d.candidate.digest.clone()))
+        .collect();
+    let subjects: Vec<Subject> = subjects
+        .iter()
+        .map(|(name, digest)| Subject::image(name, digest))
+        .collect();
+    let statement = Statement::with_type(PRUNE_PREDICATE_TYPE, subjects, predicate);
+    let envelope = Envelope::sign(&statement, rec.key);
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]-[hour][minute][second]-[subsecond digits:9]"
+        ))
+        .unwrap_or_default();
+    let key = ObjectKey::parse(&format!("prune/{stamp}-{}.json", rec.key.key_id().short()))
+        .map_err(ledger_store::StoreError::from)?;
+    rec.store.put_create(&key, envelope.to_bytes()).await?;
+    Ok(key.as_str().to_owned())
+}

@@ -1,0 +1,307 @@
+//! What runs where, according to the evidence: `ledger status`.
+//!
+//! The store is the record: for each environment, the newest passing deployment
+//! (failed deploys restored what ran before, so they change nothing); the last
+//! promoted release is the SHA whose latest decision is `promote`, newest first.
+//! Only evidence that verifies counts; anything else is listed as ignored, never
+//! silently trusted. The freshness alarm fires when an environment runs something
+//! older than the newest promoted release, or has run one release longer than the
+//! policy's `freshness.max_running_age_seconds`.
+//!
+//! Cost: one listing per artifact folder and one verification per deployment and per
+//! SHA's latest decision, linear in the store.
+
+use crate::error::Error;
+use crate::evidence::Evidence;
+use ledger_core::predicate::Outcome;
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// What one environment runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentStatus {
+    pub environment: String,
+    /// `None` when no passing deployment to the environment is recorded.
+    pub running: Option<Running>,
+    /// Why this environment needs attention; empty when it is fresh.
+    pub alarms: Vec<String>,
+}
+
+/// The release an environment runs and the deployment that started it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Running {
+    pub sha: GitSha,
+    pub deployment: String,
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// Image name → digest.
+    pub images: BTreeMap<String, String>,
+    pub replay: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_from: Option<String>,
+}
+
+/// The newest release whose latest decision is `promote`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Promoted {
+    pub sha: GitSha,
+    pub decision: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub decided_at: OffsetDateTime,
+}
+
+/// The whole answer of `ledger status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+    pub environments: Vec<EnvironmentStatus>,
+    pub last_promoted: Option<Promoted>,
+    /// Evidence that did not verify and was left out, with why.
+    pub ignored: Vec<String>,
+}
+
+impl StatusReport {
+    /// Whether any environment raised an alarm.
+    pub fn alarmed(&self) -> bool {
+        self.environments.iter().any(|e| !e.alarms.is_empty())
+    }
+}
+
+/// Every stored artifact of `kind`, found by listing its folder once.
+async fn refs_of(evidence: &Evidence<'_>, kind: ArtifactKind) -> Result<Vec<ArtifactRef>, Error> {
+    Ok(evidence
+        .store()
+        .list(&format!("{}/", kind.dir()))
+        .await?
+        .iter()
+        .filter_map(|k| ArtifactRef::parse_key(k))
+        .filter(|r| r.kind == kind)
+        .collect())
+}
+
+/// The newest promoted release: for each SHA its latest decision, if that says
+/// `promote`, newest by decision time.
+pub async fn last_promoted(
+    evidence: &mut Evidence<'_>,
+    ignored: &mut Vec<String>,
+) -> Result<Option<Promoted>, Error> {
+    let mut latest: BTreeMap<GitSha, ArtifactRef> = BTreeMap::new();
+    for r in refs_of(evidence, ArtifactKind::Decision).await? {
+        let newer = latest.get(&r.sha).is_none_or(|l| l.attempt < r.attempt);
+        if newer {
+            latest.insert(r.sha, r);
+        }
+    }
+    let mut best: Option<Promoted> = None;
+    for r in latest.into_values() {
+        match evidence.check(&r).await? {
+            Ok(a) if a.predicate()["decision"] == "promote" => {
+                let decided_at = a.header.finished_at;
+                if best.as_ref().is_none_or(|b| b.decided_at < decided_at) {
+                    best = Some(Promoted {
+                        sha: r.sha,
+                        decision: r.key(),
+                        decided_at,
+                    });
+                }
+            }
+            Ok(_) => {}
+            Err(problems) => ignored.push(format!("{}: {}", r.key(), problems.join("; "))),
+        }
+    }
+    Ok(best)
+}
+
+/// What runs in each environment; `configured` lists environments to show even when
+/// nothing was deployed there; `only` restricts the answer to one environment.
+pub async fn status(
+    evidence: &mut Evidence<'_>,
+    configured: &[String],
+    only: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<StatusReport, Error> {
+    let mut ignored = Vec::new();
+    let mut running: BTreeMap<String, Running> = BTreeMap::new();
+    for r in refs_of(evidence, ArtifactKind::Deployment).await? {
+        let a = match evidence.check(&r).await? {
+            Ok(a) => a,
+            Err(problems) => {
+                ignored.push(format!("{}: {}", r.key(), problems.join("; ")));
+                continue;
+            }
+        };
+        if a.header.result != Outcome::Pass {
+            continue;
+        }
+        let p = a.predicate();
+        let env = p["environment"].as_str().unwrap_or_default().to_owned();
+        let since = a.header.finished_at;
+        if running.get(&env).is_some_and(|cur| cur.since >= since) {
+            continue;
+        }
+        let images = p["containers"]
+            .as_array()
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        let field = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+                        (field("image"), field("digest"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        running.insert(
+            env,
+            Running {
+                sha: r.sha,
+                deployment: r.key(),
+                attempt: r.attempt,
+                since,
+                images,
+                replay: p["replay"] == true,
+                rollback_from: p["rollback_from"].as_str().map(str::to_owned),
+            },
+        );
+    }
+    let last = last_promoted(evidence, &mut ignored).await?;
+    let max_age = evidence.policy().max_running_age();
+
+    let mut names: Vec<String> = configured.to_vec();
+    for env in running.keys() {
+        if !names.contains(env) {
+            names.push(env.clone());
+        }
+    }
+    if let Some(only) = only {
+        names.retain(|n| n == only);
+        if names.is_empty() {
+            names.push(only.to_owned());
+        }
+    }
+    let environments = names
+        .into_iter()
+        .map(|environment| {
+            let running = running.remove(&environment);
+            let alarms = running
+                .as_ref()
+                .map(|r| alarms(r, last.as_ref(), max_age, now))
+                .unwrap_or_default();
+            EnvironmentStatus {
+                environment,
+                running,
+                alarms,
+            }
+        })
+        .collect();
+    Ok(StatusReport {
+        generated_at: now,
+        environments,
+        last_promoted: last,
+        ignored,
+    })
+}
+
+/// The freshness alarm for one environment.
+fn alarms(
+    running: &Running,
+    last: Option<&Promoted>,
+    max_age: Option<std::time::Duration>,
+    now: OffsetDateTime,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(last) = last {
+        if last.sha != running.sha && running.since < last.decided_at {
+            out.push(format!(
+                "runs {} (deployed {}), older than the newest promoted release {} (promoted {}); deploy it with `ledger replay {}`",
+                running.sha.short(),
+                rfc3339(running.since),
+                last.sha,
+                rfc3339(last.decided_at),
+                last.sha
+            ));
+        }
+    }
+    if let Some(max) = max_age {
+        let age = now - running.since;
+        if age > max {
+            out.push(format!(
+                "has run {} for {} days, longer than the policy's freshness limit of {} days (/freshness/max_running_age_seconds)",
+                running.sha.short(),
+                age.whole_days(),
+                max.as_secs() / 86_400
+            ));
+        }
+    }
+    out
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    fn sha(n: u8) -> GitSha {
+        GitSha::parse(&format!("{n:040x}")).unwrap()
+    }
+
+    fn running(n: u8, since: OffsetDateTime) -> Running {
+        Running {
+            sha: sha(n),
+            deployment: format!("infra/{}/deployment.json", sha(n)),
+            attempt: 1,
+            since,
+            images: BTreeMap::new(),
+            replay: false,
+            rollback_from: None,
+        }
+    }
+
+    #[test]
+    fn an_environment_behind_the_newest_promotion_raises_the_alarm() {
+        let now = OffsetDateTime::now_utc();
+        let last = Promoted {
+            sha: sha(2),
+            decision: "release/x/decision.json".into(),
+            decided_at: now - Duration::hours(1),
+        };
+        let stale = alarms(
+            &running(1, now - Duration::hours(2)),
+            Some(&last),
+            None,
+            now,
+        );
+        assert_eq!(stale.len(), 1);
+        assert!(
+            stale[0].contains(&format!("ledger replay {}", sha(2))),
+            "{stale:?}"
+        );
+        // The promoted release itself, or something deployed after it, is fresh.
+        assert!(alarms(
+            &running(2, now - Duration::hours(2)),
+            Some(&last),
+            None,
+            now
+        )
+        .is_empty());
+        assert!(alarms(&running(3, now), Some(&last), None, now).is_empty());
+    }
+
+    #[test]
+    fn a_release_running_longer_than_the_policy_allows_raises_the_alarm() {
+        let now = OffsetDateTime::now_utc();
+        let max = Some(std::time::Duration::from_secs(7 * 86_400));
+        let old = alarms(&running(1, now - Duration::days(8)), None, max, now);
+        assert_eq!(old.len(), 1);
+        assert!(old[0].contains("8 days"), "{old:?}");
+        assert!(alarms(&running(1, now - Duration::days(6)), None, max, now).is_empty());
+    }
+}

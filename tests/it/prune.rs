@@ -1,0 +1,181 @@
+//! `ledger status` and `ledger prune` on the real engine and registry: the protection
+//! invariant (nothing promoted or running is ever a candidate), dry run by default,
+//! the safety threshold, the signed prune record, and what status reports.
+
+use crate::docker::{engine, registry, runtime, sha, Project};
+use crate::{assert_code, text};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn build_image(p: &Project, s: &str) -> (String, String) {
+    let build = p.repo.predicate(&format!("build/{s}/build.json"));
+    let image = &build["images"][0];
+    (
+        image["image_id"].as_str().unwrap().to_owned(),
+        image["repo_digest"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn in_registry(reference: &str) -> bool {
+    let (repo, digest) = reference.split_once('@').unwrap();
+    let (host, name) = repo.split_once('/').unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+        .args([
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg(format!("http://{host}/v2/{name}/manifests/{digest}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout) == "200"
+}
+
+fn on_engine(id: &str) -> bool {
+    let engine = engine().unwrap();
+    runtime()
+        .block_on(engine.inspect_image(id))
+        .unwrap()
+        .is_some()
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+#[test]
+fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
+    let Some(_) = engine() else { return };
+    let Some(registry) = registry() else {
+        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
+        return;
+    };
+    let p = Project::new(Some(registry));
+    let (promoted, unpromoted, running) = (sha(30), sha(31), sha(32));
+    p.run_through(&promoted, "decide");
+    p.run_through(&unpromoted, "publish");
+    // `running` is deployed but rejected: never promoted, yet protected while it runs.
+    p.run_through(&running, "deploy");
+    p.configure_with("", "/missing");
+    assert_code(&p.ledger(&["stage", "smoke", "--sha", &running]), 1);
+    assert_code(&p.ledger(&["stage", "decide", "--sha", &running]), 1);
+    p.configure("");
+    let toml = p.repo.path().join("ledger.toml");
+    let mut config = std::fs::read_to_string(&toml).unwrap();
+    config.push_str("\n[prune]\nthreshold = 1\n");
+    std::fs::write(&toml, config).unwrap();
+    let (gone_id, gone_ref) = build_image(&p, &unpromoted);
+    let kept: Vec<(String, String)> = [&promoted, &running]
+        .iter()
+        .map(|s| build_image(&p, s))
+        .collect();
+
+    // Status: what runs, and the last promoted release.
+    let out = p.ledger(&["status", "--json"]);
+    assert_code(&out, 0);
+    let status = json_of(&out);
+    assert_eq!(status["environments"][0]["environment"], "production");
+    assert_eq!(
+        status["environments"][0]["running"]["sha"],
+        running.as_str()
+    );
+    assert_eq!(status["last_promoted"]["sha"], promoted.as_str());
+
+    // Everything is younger than the default 14 days: nothing is a candidate.
+    let out = p.ledger(&["prune", "--json"]);
+    assert_code(&out, 0);
+    assert_eq!(json_of(&out)["candidates"].as_array().unwrap().len(), 0);
+
+    // Dry run: lists exactly the unpromoted SHA's two copies, deletes nothing.
+    let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
+    assert_code(&out, 0);
+    let plan = json_of(&out);
+    let candidates = plan["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2, "{plan:#}");
+    assert!(candidates.iter().all(|c| c["sha"] == unpromoted.as_str()));
+    let refs: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["ref"].as_str().unwrap())
+        .collect();
+    assert!(refs.contains(&gone_id.as_str()) && refs.contains(&gone_ref.as_str()));
+    assert!(
+        on_engine(&gone_id) && in_registry(&gone_ref),
+        "a dry run deletes nothing"
+    );
+
+    // Over the threshold (1): refused without --force, nothing deleted.
+    let out = p.ledger(&["prune", "--min-age-days", "0", "--apply"]);
+    assert_code(&out, 3);
+    assert!(text(&out).contains("safety threshold"), "{}", text(&out));
+    assert!(on_engine(&gone_id) && in_registry(&gone_ref));
+    assert!(!p.repo.store().join("prune").exists());
+
+    let out = p.ledger(&["prune", "--min-age-days", "0", "--apply", "--force"]);
+    assert_code(&out, 0);
+    assert!(!on_engine(&gone_id), "{}", text(&out));
+    assert!(!in_registry(&gone_ref), "{}", text(&out));
+    for (id, reference) in &kept {
+        assert!(on_engine(id), "protected image {id} was deleted");
+        assert!(in_registry(reference), "protected {reference} was deleted");
+    }
+    // The service still runs.
+    assert!(p.get("/health").unwrap().contains("200"));
+
+    // The record: one signed statement naming what was deleted, verifiable by a
+    // standard DSSE implementation.
+    let records: Vec<_> = std::fs::read_dir(p.repo.store().join("prune"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1);
+    let envelope: Value = serde_json::from_slice(&std::fs::read(&records[0]).unwrap()).unwrap();
+    use base64::Engine as _;
+    let statement: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        statement["predicateType"],
+        "https://ledger.dev/predicate/prune/v1"
+    );
+    let deleted = statement["predicate"]["deleted"].as_array().unwrap();
+    assert_eq!(deleted.len(), 2);
+    assert!(deleted
+        .iter()
+        .all(|d| d["ok"] == true && d["sha"] == unpromoted.as_str()));
+    assert_eq!(statement["predicate"]["forced"], true);
+    if std::env::var_os("LEDGER_SKIP_INTEROP").is_none() {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/sslib_interop.py");
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg("verify")
+            .arg(&records[0])
+            .arg(p.repo.path().join(".ledger/signing.pub"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    // Pruning again finds nothing; the promoted chain still verifies.
+    let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
+    assert_eq!(json_of(&out)["candidates"].as_array().unwrap().len(), 0);
+    assert_code(&p.ledger(&["verify", &promoted]), 0);
+
+    // A policy freshness limit of one second: the running release is now stale.
+    p.repo.edit_policy(|policy| {
+        policy["freshness"] = serde_json::json!({ "max_running_age_seconds": 1 });
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let out = p.ledger(&["status"]);
+    assert_code(&out, 0);
+    assert!(text(&out).contains("FRESHNESS ALARM"), "{}", text(&out));
+    assert!(
+        text(&out).contains("max_running_age_seconds"),
+        "{}",
+        text(&out)
+    );
+}
