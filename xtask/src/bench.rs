@@ -86,26 +86,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut work: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     for run in 0..runs {
         if run > 0 {
-            std::fs::write(dir.join("CHANGES"), format!("run {run}\n"))
-                .map_err(|e| e.to_string())?;
-            let git = |args: &[&str]| {
-                Command::new("git")
-                    .args([
-                        "-c",
-                        "user.name=bench",
-                        "-c",
-                        "user.email=bench@example.invalid",
-                    ])
-                    .args(args)
-                    .current_dir(&dir)
-                    .output()
-                    .map_err(|e| e.to_string())
-            };
-            git(&["add", "."])?;
-            git(&["commit", "--quiet", "-m", "bench"])?;
-            sha = String::from_utf8_lossy(&git(&["rev-parse", "HEAD"])?.stdout)
-                .trim()
-                .to_owned();
+            sha = demo::new_commit(&dir, "CHANGES", &format!("run {run}\n"))?;
         }
         for (i, stage) in STAGES.iter().enumerate() {
             let mut cmd = Command::new(&ledger);

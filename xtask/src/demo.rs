@@ -163,28 +163,79 @@ pub fn setup(dir: &Path) -> Result<(PathBuf, String), String> {
     Ok((ledger, sha))
 }
 
-pub fn run(_args: &[String]) -> Result<(), String> {
-    let dir = root().join("target").join("ledger-demo");
-    let (ledger, sha) = setup(&dir)?;
+/// Commits a change to `file` in the demo repository; returns the new SHA.
+pub fn new_commit(dir: &Path, file: &str, text: &str) -> Result<String, String> {
+    fs::write(dir.join(file), text).map_err(|e| format!("cannot write {file}: {e}"))?;
+    let git = |args: &[&str]| -> Result<std::process::Output, String> {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=ledger demo",
+                "-c",
+                "user.email=demo@example.invalid",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("git: {e}"))?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(format!(
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    git(&["add", "."])?;
+    git(&["commit", "--quiet", "-m", &format!("Change {file}")])?;
+    let out = git(&["rev-parse", "HEAD"])?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// All seven stages for HEAD, each expected to pass, then `verify`.
+fn release(ledger: &Path, dir: &Path, sha: &str) -> Result<(), String> {
     let ledger_cmd = |args: &[&str]| {
-        let mut c = Command::new(&ledger);
+        let mut c = Command::new(ledger);
         c.args(args);
         c
     };
     expect(
         &mut ledger_cmd(&["stage", "commit", "--", "sh", "unit-tests.sh"]),
-        &dir,
+        dir,
         0,
     )?;
     expect(
         &mut ledger_cmd(&["stage", "integration", "--", "sh", "integration-tests.sh"]),
-        &dir,
+        dir,
         0,
     )?;
     for stage in ["build", "publish", "deploy", "smoke", "decide"] {
-        expect(&mut ledger_cmd(&["stage", stage]), &dir, 0)?;
+        expect(&mut ledger_cmd(&["stage", stage]), dir, 0)?;
     }
-    expect(&mut ledger_cmd(&["verify", &sha]), &dir, 0)?;
+    expect(&mut ledger_cmd(&["verify", sha]), dir, 0)
+}
+
+/// `cargo xtask demo [--replay]`: one release end to end; with `--replay`, a second
+/// release follows and the first is then replayed from its stored manifest.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let replay = match args {
+        [] => false,
+        [flag] if flag == "--replay" => true,
+        _ => return Err("usage: cargo xtask demo [--replay]".into()),
+    };
+    let dir = root().join("target").join("ledger-demo");
+    let (ledger, sha) = setup(&dir)?;
+    release(&ledger, &dir, &sha)?;
+    if replay {
+        let second = new_commit(&dir, "VERSION", "1.1.0\n")?;
+        release(&ledger, &dir, &second)?;
+        expect(Command::new(&ledger).args(["replay", &sha]), &dir, 0)?;
+        expect(Command::new(&ledger).arg("status"), &dir, 0)?;
+        println!(
+            "\nReplayed {sha} after {second}: the first release's digests run again, built once."
+        );
+    }
 
     println!("\nDemo complete: commit {sha} went through all seven stages.");
     println!("Evidence:  {}", dir.join(".artifacts").display());

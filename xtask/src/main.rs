@@ -2,7 +2,8 @@
 //!
 //! * `cargo xtask test`: the test command CI runs: tidy checks, then every test.
 //! * `cargo xtask demo`: the main job: a throwaway git repository runs the pipeline
-//!   on the local store and verifies its evidence.
+//!   on the local store and verifies its evidence; `--replay` adds a second release
+//!   and replays the first from its stored manifest.
 //! * `cargo xtask tidy`: architecture and hygiene checks on the source tree.
 //! * `cargo xtask bench`: per-stage overhead of `ledger` beside the work it wraps.
 //!
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
             eprintln!("usage: cargo xtask <test|demo|tidy|bench>");
             eprintln!("  test   tidy checks, then the whole test suite (what CI runs)");
             eprintln!("  demo   run the pipeline end to end in a throwaway repository");
+            eprintln!("         (--replay: a second release, then the first replayed)");
             eprintln!("  tidy   architecture and hygiene checks");
             eprintln!("  bench  per-stage overhead of ledger beside the work it wraps");
             return ExitCode::from(2);
