@@ -145,6 +145,7 @@ context = "service"
 
 [[environments]]
 name = "production"
+lease_ttl_seconds = 600
   [[environments.services]]
   image = "api"
   ports = [{{ container = 8080, host = {port} }}]
@@ -445,6 +446,16 @@ fn concurrent_deploys_to_one_environment_are_serialized() {
     );
     assert_eq!(later["previous_release"], s.as_str());
     assert_eq!(p.containers().into_iter().filter(|c| c.running).count(), 1);
+    // The lease lasts the environment's configured `lease_ttl_seconds`.
+    let at = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let ttl = at(&l1["expires_at"]) - at(&l1["acquired_at"]);
+    assert_eq!(ttl.whole_seconds(), 600, "{l1}");
 }
 
 #[test]

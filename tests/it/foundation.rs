@@ -1,6 +1,6 @@
 //! The foundation loop: init, keys, wrapped commit/integration stages, verify.
 
-use crate::{assert_code, text, Repo, SHA};
+use crate::{assert_code, text, Backend, Repo, SHA};
 
 #[test]
 fn init_sets_up_a_repository_and_refuses_to_run_twice() {
@@ -127,18 +127,16 @@ fn an_openssl_key_signs_evidence_that_verifies() {
     assert!(text(&out).contains(&id[..12]), "{}", text(&out));
 }
 
-#[test]
-fn commit_pass_fail_and_verify() {
-    let repo = Repo::new();
+fn commit_pass_fail_and_verify(backend: Backend) {
+    let repo = Repo::on(&backend);
     assert_code(
         &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
         0,
     );
     let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "false"]);
     assert_code(&out, 1);
-    let second = repo.object(&format!("commit/{SHA}/commit.attempt-2.json"));
-    let envelope: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(second).unwrap()).unwrap();
+    let second = repo.read_object(&format!("commit/{SHA}/commit.attempt-2.json"));
+    let envelope: serde_json::Value = serde_json::from_slice(&second).unwrap();
     use base64::Engine as _;
     let payload = base64::engine::general_purpose::STANDARD
         .decode(envelope["payload"].as_str().unwrap())
@@ -240,3 +238,5 @@ fn a_store_elsewhere_is_used_when_asked() {
         0,
     );
 }
+
+on_both_backends!(commit_pass_fail_and_verify);

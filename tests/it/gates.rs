@@ -1,8 +1,9 @@
 //! Policy gates in front of every stage: allowed with complete passing evidence, and
 //! denied (exit 3, nothing written) for missing, failing, stale, wrongly signed,
-//! foreign or broken-linked evidence; the decision and its timing.
+//! foreign or broken-linked evidence; the decision and its timing. Every case runs on
+//! the local folder and on the S3 server.
 
-use crate::{assert_code, text, Repo, SHA};
+use crate::{assert_code, text, Backend, Repo, SHA};
 use ledger_core::{ArtifactKind, Stage};
 use serde_json::{json, Value};
 
@@ -38,10 +39,9 @@ fn reasons(v: &Value) -> String {
         .join("\n")
 }
 
-#[test]
-fn every_gate_allows_complete_passing_evidence() {
+fn every_gate_allows_complete_passing_evidence(backend: Backend) {
     for (stage, _) in GATED {
-        let repo = Repo::new();
+        let repo = Repo::on(&backend);
         repo.chain_before(stage, SHA);
         let (code, v) = gate(&repo, stage);
         assert_eq!(code, 0, "{stage}: {v}");
@@ -49,10 +49,9 @@ fn every_gate_allows_complete_passing_evidence() {
     }
 }
 
-#[test]
-fn every_gate_denies_missing_evidence_and_the_stage_writes_nothing() {
+fn every_gate_denies_missing_evidence_and_the_stage_writes_nothing(backend: Backend) {
     for (stage, required) in GATED {
-        let repo = Repo::new();
+        let repo = Repo::on(&backend);
         let (code, v) = gate(&repo, stage);
         assert_eq!(code, 3, "{stage}");
         assert!(
@@ -75,10 +74,9 @@ fn every_gate_denies_missing_evidence_and_the_stage_writes_nothing() {
     }
 }
 
-#[test]
-fn every_gate_with_a_result_condition_denies_failing_evidence() {
+fn every_gate_with_a_result_condition_denies_failing_evidence(backend: Backend) {
     for (stage, required) in GATED.into_iter().filter(|(s, _)| *s != Stage::Decide) {
-        let repo = Repo::new();
+        let repo = Repo::on(&backend);
         repo.chain_before(required, SHA);
         repo.record(required.primary_artifact(), SHA, |p| {
             p["result"] = "fail".into()
@@ -93,9 +91,8 @@ fn every_gate_with_a_result_condition_denies_failing_evidence() {
     }
 }
 
-#[test]
-fn stale_evidence_is_denied() {
-    let repo = Repo::new();
+fn stale_evidence_is_denied(backend: Backend) {
+    let repo = Repo::on(&backend);
     repo.chain_before(Stage::Smoke, SHA);
     repo.record(ArtifactKind::Smoke, SHA, |p| {
         p["started_at"] = "2026-01-01T00:00:00Z".into();
@@ -110,9 +107,8 @@ fn stale_evidence_is_denied() {
     assert_eq!(v["reasons"][0]["required"], 86400);
 }
 
-#[test]
-fn evidence_signed_by_a_key_not_trusted_for_its_stage_is_denied() {
-    let repo = Repo::new();
+fn evidence_signed_by_a_key_not_trusted_for_its_stage_is_denied(backend: Backend) {
+    let repo = Repo::on(&backend);
     let id = repo.generate_key("ci");
     repo.trust_key("ci", &id, &["commit"]);
 
@@ -140,14 +136,11 @@ fn evidence_signed_by_a_key_not_trusted_for_its_stage_is_denied() {
     assert_code(&out, 2);
 }
 
-#[test]
-fn evidence_of_another_sha_does_not_satisfy_a_gate() {
-    let repo = Repo::new();
+fn evidence_of_another_sha_does_not_satisfy_a_gate(backend: Backend) {
+    let repo = Repo::on(&backend);
     let other = "f".repeat(40);
     let key = repo.record(ArtifactKind::Commit, &other, |_| {});
-    let target = repo.object(&key.replace(&other, SHA));
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::copy(repo.object(&key), &target).unwrap();
+    repo.tamper_object(&key.replace(&other, SHA), repo.read_object(&key));
     let (code, v) = gate(&repo, Stage::Integration);
     assert_eq!(code, 3);
     assert!(
@@ -157,9 +150,8 @@ fn evidence_of_another_sha_does_not_satisfy_a_gate() {
     );
 }
 
-#[test]
-fn a_broken_inputs_link_is_denied() {
-    let repo = Repo::new();
+fn a_broken_inputs_link_is_denied(backend: Backend) {
+    let repo = Repo::on(&backend);
     repo.chain_before(Stage::Integration, SHA);
     repo.record(ArtifactKind::Integration, SHA, |p| {
         p["inputs"] =
@@ -170,9 +162,8 @@ fn a_broken_inputs_link_is_denied() {
     assert!(reasons(&v).contains("hash link broken"), "{}", reasons(&v));
 }
 
-#[test]
-fn the_latest_attempt_counts_and_the_gate_says_which() {
-    let repo = Repo::new();
+fn the_latest_attempt_counts_and_the_gate_says_which(backend: Backend) {
+    let repo = Repo::on(&backend);
     repo.record(ArtifactKind::Commit, SHA, |_| {});
     repo.record(ArtifactKind::Commit, SHA, |p| p["result"] = "fail".into());
     let (code, v) = gate(&repo, Stage::Integration);
@@ -188,9 +179,8 @@ fn the_latest_attempt_counts_and_the_gate_says_which() {
     );
 }
 
-#[test]
-fn stages_record_the_hash_links_their_gate_consumed() {
-    let repo = Repo::new();
+fn stages_record_the_hash_links_their_gate_consumed(backend: Backend) {
+    let repo = Repo::on(&backend);
     assert_code(
         &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
         0,
@@ -201,24 +191,22 @@ fn stages_record_the_hash_links_their_gate_consumed() {
     );
     let p = repo.predicate(&format!("integration/{SHA}/integration.json"));
     let commit_key = format!("commit/{SHA}/commit.json");
-    let digest = ledger_core::Sha256Digest::of(&std::fs::read(repo.object(&commit_key)).unwrap());
+    let digest = ledger_core::Sha256Digest::of(&repo.read_object(&commit_key));
     assert_eq!(
         p["inputs"],
         json!([{ "key": commit_key, "sha256": digest.to_hex() }])
     );
     // Altering the upstream envelope breaks verification downstream as well.
-    let path = repo.object(&commit_key);
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = repo.read_object(&commit_key);
     bytes.extend_from_slice(b"\n");
-    std::fs::write(&path, bytes).unwrap();
+    repo.tamper_object(&commit_key, bytes);
     let out = repo.ledger(&["verify", SHA]);
     assert_code(&out, 4);
     assert!(text(&out).contains("hash link broken"), "{}", text(&out));
 }
 
-#[test]
-fn denial_output_is_pinned() {
-    let repo = Repo::new();
+fn denial_output_is_pinned(backend: Backend) {
+    let repo = Repo::on(&backend);
     repo.record(ArtifactKind::Commit, SHA, |p| p["result"] = "fail".into());
     let out = repo.ledger(&["stage", "integration", "--sha", SHA, "--", "true"]);
     assert_code(&out, 3);
@@ -228,9 +216,8 @@ fn denial_output_is_pinned() {
     insta::assert_snapshot!("decide_gate_text", String::from_utf8_lossy(&out.stdout));
 }
 
-#[test]
-fn decide_promotes_a_passing_chain_and_times_it() {
-    let repo = Repo::new();
+fn decide_promotes_a_passing_chain_and_times_it(backend: Backend) {
+    let repo = Repo::on(&backend);
     repo.chain_before(Stage::Decide, SHA);
     let out = repo.ledger(&["stage", "decide", "--sha", SHA]);
     assert_code(&out, 0);
@@ -253,9 +240,8 @@ fn decide_promotes_a_passing_chain_and_times_it() {
     assert_code(&repo.ledger(&["verify", SHA]), 0);
 }
 
-#[test]
-fn decide_rejects_when_smoke_failed_and_records_why() {
-    let repo = Repo::new();
+fn decide_rejects_when_smoke_failed_and_records_why(backend: Backend) {
+    let repo = Repo::on(&backend);
     repo.chain_before(Stage::Smoke, SHA);
     repo.record(ArtifactKind::Smoke, SHA, |p| {
         p["result"] = "fail".into();
@@ -279,13 +265,12 @@ fn decide_rejects_when_smoke_failed_and_records_why() {
             "/release/requires/5/conditions/1"
         ]
     );
-    assert!(repo.object(&format!("pipeline/{SHA}/timing.json")).exists());
+    assert!(repo.has_object(&format!("pipeline/{SHA}/timing.json")));
     assert_code(&repo.ledger(&["verify", SHA]), 0);
 }
 
-#[test]
-fn a_circular_policy_is_bad_input_with_its_path() {
-    let repo = Repo::new();
+fn a_circular_policy_is_bad_input_with_its_path(backend: Backend) {
+    let repo = Repo::on(&backend);
     repo.edit_policy(|p| p["stages"]["commit"] = json!({"requires": [{"stage": "decide"}]}));
     let out = repo.ledger(&["gate", "integration", "--sha", SHA]);
     assert_code(&out, 2);
@@ -297,9 +282,8 @@ fn a_circular_policy_is_bad_input_with_its_path() {
     );
 }
 
-#[test]
-fn key_rotation_keeps_old_evidence_valid_and_refuses_the_revoked_key() {
-    let repo = Repo::new();
+fn key_rotation_keeps_old_evidence_valid_and_refuses_the_revoked_key(backend: Backend) {
+    let repo = Repo::on(&backend);
     let old_id = repo.key_id(".ledger/signing.pub");
     assert_code(
         &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
@@ -343,9 +327,8 @@ fn key_rotation_keeps_old_evidence_valid_and_refuses_the_revoked_key() {
     );
 }
 
-#[test]
-fn the_build_gate_refuses_a_second_build_and_points_at_replay() {
-    let repo = Repo::new();
+fn the_build_gate_refuses_a_second_build_and_points_at_replay(backend: Backend) {
+    let repo = Repo::on(&backend);
     repo.chain_before(Stage::Build, SHA);
     assert_eq!(gate(&repo, Stage::Build).0, 0);
     repo.record(ArtifactKind::Build, SHA, |_| {});
@@ -358,8 +341,26 @@ fn the_build_gate_refuses_a_second_build_and_points_at_replay() {
         reasons(&v)
     );
     // A failed build does not count: the SHA may be built again.
-    let repo = Repo::new();
+    let repo = Repo::on(&backend);
     repo.chain_before(Stage::Build, SHA);
     repo.record(ArtifactKind::Build, SHA, |p| p["result"] = "fail".into());
     assert_eq!(gate(&repo, Stage::Build).0, 0);
 }
+
+on_both_backends!(
+    every_gate_allows_complete_passing_evidence,
+    every_gate_denies_missing_evidence_and_the_stage_writes_nothing,
+    every_gate_with_a_result_condition_denies_failing_evidence,
+    stale_evidence_is_denied,
+    evidence_signed_by_a_key_not_trusted_for_its_stage_is_denied,
+    evidence_of_another_sha_does_not_satisfy_a_gate,
+    a_broken_inputs_link_is_denied,
+    the_latest_attempt_counts_and_the_gate_says_which,
+    stages_record_the_hash_links_their_gate_consumed,
+    denial_output_is_pinned,
+    decide_promotes_a_passing_chain_and_times_it,
+    decide_rejects_when_smoke_failed_and_records_why,
+    a_circular_policy_is_bad_input_with_its_path,
+    key_rotation_keeps_old_evidence_valid_and_refuses_the_revoked_key,
+    the_build_gate_refuses_a_second_build_and_points_at_replay,
+);

@@ -1,8 +1,27 @@
 //! The cross-crate suite: runs the real `ledger` binary on real files, the way CI jobs
 //! and auditors do. One test binary; each module is one area, and `Repo` makes each
-//! case a few lines.
+//! case a few lines. A `Repo` keeps its evidence in a local folder or, for the cases
+//! declared with [`on_both_backends!`], also under a fresh prefix of the loopback S3
+//! server `.ci/run` starts.
+
+/// Declares each listed `fn name(backend: Backend)` as two tests, `on_local::name`
+/// and `on_s3::name`. The S3 one passes without running when no server is
+/// configured, except under `LEDGER_REQUIRE_S3=1` (CI), where that is a failure.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_local {
+            $( #[test] fn $name() { super::$name($crate::Backend::Local) } )*
+        }
+        mod on_s3 {
+            $( #[test] fn $name() {
+                if let Some(b) = $crate::Backend::s3() { super::$name(b) }
+            } )*
+        }
+    };
+}
 
 mod bad_input;
+mod bucket;
 mod docker;
 mod foundation;
 mod gates;
@@ -13,6 +32,7 @@ mod tamper;
 
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage};
 use ledger_pipeline::record::Recorder;
+use ledger_store::testing::S3Server;
 use ledger_store::{ObjectKey, Store, StoreLocation};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -21,26 +41,112 @@ use std::process::Output;
 /// A commit SHA used throughout.
 pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
+/// Where a [`Repo`] keeps its evidence.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// `.artifacts/` in the repository.
+    Local,
+    /// A fresh prefix in the test bucket.
+    S3(S3Server),
+}
+
+impl Backend {
+    /// The S3 backend when a test server is configured.
+    pub fn s3() -> Option<Backend> {
+        S3Server::from_env().map(Backend::S3)
+    }
+}
+
 /// A throwaway git repository with `ledger` set up in it.
 pub struct Repo {
     pub dir: tempfile::TempDir,
+    /// The bucket server and this repository's prefix in it, when not local.
+    s3: Option<(S3Server, String)>,
 }
 
 impl Repo {
     /// An empty repository (git initialised, no ledger yet).
     pub fn bare() -> Repo {
+        Repo::bare_on(&Backend::Local)
+    }
+
+    /// An empty repository whose evidence goes to `backend`.
+    pub fn bare_on(backend: &Backend) -> Repo {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join(".git")).expect(".git");
-        Repo { dir }
+        let s3 = match backend {
+            Backend::Local => None,
+            Backend::S3(server) => Some((server.clone(), S3Server::unique_prefix("it"))),
+        };
+        Repo { dir, s3 }
     }
 
     /// A repository after `ledger init`.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Repo {
-        let repo = Repo::bare();
+        Repo::on(&Backend::Local)
+    }
+
+    /// A repository after `ledger init`, its evidence on `backend`.
+    pub fn on(backend: &Backend) -> Repo {
+        let repo = Repo::bare_on(backend);
         let out = repo.ledger(&["init"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_code(&out, 0);
         repo
+    }
+
+    /// Opens this repository's store in-process.
+    pub async fn open_store(&self) -> Store {
+        match &self.s3 {
+            None => Store::open(StoreLocation::Local(self.store())).await,
+            Some((server, prefix)) => server.open(prefix).await,
+        }
+        .expect("open the test store")
+    }
+
+    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// The bytes of a stored object.
+    pub fn read_object(&self, key: &str) -> Vec<u8> {
+        match &self.s3 {
+            None => std::fs::read(self.object(key)).unwrap_or_else(|e| panic!("{key}: {e}")),
+            Some(_) => self.block_on(async {
+                let store = self.open_store().await;
+                store.raw_get(key).await.unwrap().expect(key).to_vec()
+            }),
+        }
+    }
+
+    /// Whether an object exists.
+    pub fn has_object(&self, key: &str) -> bool {
+        match &self.s3 {
+            None => self.object(key).exists(),
+            Some(_) => self.block_on(async {
+                let store = self.open_store().await;
+                store.raw_get(key).await.unwrap().is_some()
+            }),
+        }
+    }
+
+    /// Writes an object directly, bypassing `ledger`: the attacker's move.
+    pub fn tamper_object(&self, key: &str, bytes: Vec<u8>) {
+        match &self.s3 {
+            None => {
+                let path = self.object(key);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, bytes).unwrap();
+            }
+            Some(_) => self.block_on(async {
+                let store = self.open_store().await;
+                store.tamper(key, bytes).await.unwrap()
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -57,6 +163,16 @@ impl Repo {
     }
 
     pub fn ledger_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run ledger")
+    }
+
+    /// The `ledger` command with this repository's directory and store environment,
+    /// not yet started.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"));
         cmd.args(args).current_dir(self.path());
         for var in [
@@ -69,14 +185,19 @@ impl Repo {
             cmd.env_remove(var);
         }
         cmd.env("NO_COLOR", "1");
-        for (k, v) in env {
-            cmd.env(k, v);
+        if let Some((server, prefix)) = &self.s3 {
+            for (k, v) in server.env(prefix) {
+                cmd.env(k, v);
+            }
         }
-        cmd.output().expect("run ledger")
+        cmd
     }
 
     /// Every file under the store, relative, sorted.
     pub fn stored(&self) -> Vec<String> {
+        if self.s3.is_some() {
+            return self.block_on(async { self.open_store().await.all_keys().await.unwrap() });
+        }
         let mut out = Vec::new();
         walk(&self.store(), &self.store(), &mut out);
         out.sort();
@@ -85,6 +206,10 @@ impl Repo {
 
     /// Path of a stored object.
     pub fn object(&self, key: &str) -> PathBuf {
+        assert!(
+            self.s3.is_none(),
+            "object() is a local path; use read_object"
+        );
         self.store().join(key)
     }
 }
@@ -115,11 +240,7 @@ impl Repo {
         key_file: &str,
         edit: impl FnOnce(&mut Value),
     ) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(self.record_async(kind, sha, key_file, edit))
+        self.block_on(self.record_async(kind, sha, key_file, edit))
     }
 
     pub fn record(&self, kind: ArtifactKind, sha: &str, edit: impl FnOnce(&mut Value)) -> String {
@@ -138,9 +259,7 @@ impl Repo {
         let policy = ledger_policy::Policy::parse(&policy_bytes).unwrap();
         let pem = std::fs::read_to_string(self.path().join(key_file)).unwrap();
         let key = ledger_core::SigningKey::from_pem(&pem).unwrap();
-        let store = Store::open(StoreLocation::Local(self.store()))
-            .await
-            .unwrap();
+        let store = self.open_store().await;
         let attempt = store.next_attempt(kind, &sha).await.unwrap();
         let r = ArtifactRef::new(kind, sha, attempt);
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -239,7 +358,7 @@ impl Repo {
     /// The predicate of a stored envelope.
     pub fn predicate(&self, key: &str) -> Value {
         use base64::Engine as _;
-        let env: Value = serde_json::from_slice(&std::fs::read(self.object(key)).unwrap()).unwrap();
+        let env: Value = serde_json::from_slice(&self.read_object(key)).unwrap();
         let payload = base64::engine::general_purpose::STANDARD
             .decode(env["payload"].as_str().unwrap())
             .unwrap();

@@ -293,7 +293,6 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                         environment: args.environment.clone(),
                         runner: runner.clone(),
                         lease_wait: std::time::Duration::from_secs(args.lease_wait),
-                        lease_ttl: std::time::Duration::from_secs(15 * 60),
                         replay: None,
                         env,
                     };
@@ -508,7 +507,6 @@ async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mode) -
         environment: args.environment.clone(),
         runner: writer.runner.clone(),
         lease_wait: std::time::Duration::from_secs(args.lease_wait),
-        lease_ttl: std::time::Duration::from_secs(15 * 60),
         env: writer.env.clone(),
     };
     let step = |s: ledger_pipeline::replay::Step, detail: &str| eprintln!("  ok {s}: {detail}");

@@ -93,10 +93,18 @@ fn default_dockerfile() -> String {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Environment {
     pub name: String,
+    /// How long a deploy lease on this environment lasts if its holder dies without
+    /// releasing it; another deploy may take it over after that.
+    #[serde(default = "default_lease_ttl_seconds")]
+    pub lease_ttl_seconds: u64,
     #[serde(default)]
     pub services: Vec<Service>,
     #[serde(default)]
     pub checks: Vec<Check>,
+}
+
+fn default_lease_ttl_seconds() -> u64 {
+    15 * 60
 }
 
 /// One image running in an environment.

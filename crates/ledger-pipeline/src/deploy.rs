@@ -46,8 +46,6 @@ pub struct DeployRequest {
     pub runner: Runner,
     /// How long to wait for another deploy's lease.
     pub lease_wait: Duration,
-    /// How long a lease lasts if its holder dies.
-    pub lease_ttl: Duration,
     /// Set when this deploy runs a stored release again (replay, rollback).
     pub replay: Option<ReplayOf>,
     /// The process environment, for secret values (never recorded).
@@ -205,7 +203,7 @@ pub async fn run_deploy(
         &req.environment,
         &holder,
         req.sha.as_str(),
-        req.lease_ttl,
+        Duration::from_secs(env_config.lease_ttl_seconds),
         req.lease_wait,
     )
     .await?;

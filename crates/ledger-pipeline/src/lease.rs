@@ -144,94 +144,148 @@ pub async fn release(store: &Store, lease: &Lease) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use ledger_store::StoreLocation;
+    //! On both backends (the local folder, and the S3 server when configured): one
+    //! holder at a time, release, takeover of an expired lease, and real processes
+    //! racing for fresh and for expired leases over hundreds of rounds.
 
-    async fn store(dir: &std::path::Path) -> Store {
-        Store::open(StoreLocation::Local(dir.to_path_buf()))
-            .await
-            .unwrap()
+    use super::*;
+    use ledger_store::testing::{self, Race, Racer};
+
+    /// A fresh store on each backend; the temp dir lives as long as they do.
+    async fn backends(label: &str) -> (tempfile::TempDir, Vec<Store>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let stores = testing::backends(tmp.path(), label).await;
+        (tmp, stores.into_iter().map(|(_, s)| s).collect())
     }
+
+    const MINUTE: Duration = Duration::from_secs(60);
 
     #[tokio::test]
     async fn one_holder_at_a_time_and_release_frees_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let s = store(tmp.path()).await;
-        let ttl = Duration::from_secs(60);
-        let a = acquire(&s, "production", "a", "x", ttl, Duration::ZERO)
-            .await
-            .unwrap();
-        assert_eq!(a.seq, 1);
-        let e = acquire(&s, "production", "b", "y", ttl, Duration::from_millis(300))
+        let (_tmp, stores) = backends("lease-release").await;
+        for s in stores {
+            let a = acquire(&s, "production", "a", "x", MINUTE, Duration::ZERO)
+                .await
+                .unwrap();
+            assert_eq!(a.seq, 1);
+            let e = acquire(
+                &s,
+                "production",
+                "b",
+                "y",
+                MINUTE,
+                Duration::from_millis(300),
+            )
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("held by a"), "{e}");
-        // Another environment is independent.
-        acquire(&s, "canary", "b", "y", ttl, Duration::ZERO)
-            .await
-            .unwrap();
-        release(&s, &a).await.unwrap();
-        let b = acquire(&s, "production", "b", "y", ttl, Duration::ZERO)
-            .await
-            .unwrap();
-        assert_eq!((b.seq, b.takeover_of), (2, None));
+            assert!(e.to_string().contains("held by a"), "{e}");
+            // Another environment is independent.
+            acquire(&s, "canary", "b", "y", MINUTE, Duration::ZERO)
+                .await
+                .unwrap();
+            release(&s, &a).await.unwrap();
+            let b = acquire(&s, "production", "b", "y", MINUTE, Duration::ZERO)
+                .await
+                .unwrap();
+            assert_eq!((b.seq, b.takeover_of), (2, None), "{s:?}");
+        }
     }
 
     #[tokio::test]
     async fn an_expired_lease_is_taken_over_and_says_so() {
-        let tmp = tempfile::tempdir().unwrap();
-        let s = store(tmp.path()).await;
-        acquire(
-            &s,
-            "production",
-            "dead",
-            "x",
-            Duration::ZERO,
-            Duration::ZERO,
-        )
-        .await
-        .unwrap();
-        let b = acquire(
-            &s,
-            "production",
-            "b",
-            "y",
-            Duration::from_secs(60),
-            Duration::ZERO,
-        )
-        .await
-        .unwrap();
-        assert_eq!((b.seq, b.takeover_of), (2, Some(1)));
+        let (_tmp, stores) = backends("lease-takeover").await;
+        for s in stores {
+            acquire(
+                &s,
+                "production",
+                "dead",
+                "x",
+                Duration::ZERO,
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+            let b = acquire(&s, "production", "b", "y", MINUTE, Duration::ZERO)
+                .await
+                .unwrap();
+            assert_eq!((b.seq, b.takeover_of), (2, Some(1)), "{s:?}");
+        }
     }
 
+    // --- Processes racing for leases (see `ledger_store::testing::Race`) ------------
+    //
+    // Odd rounds start from an expired lease, so half the rounds race to take over
+    // and half to acquire a fresh environment.
+
+    const RACE: Race = Race {
+        helper: "lease::tests::lease_race_helper_process",
+        racers: 6,
+        rounds: 200,
+        round_ms: 20,
+    };
+
+    fn env_of(round: u32) -> String {
+        format!("env-{round}")
+    }
+
+    /// Not a test on its own: the body each racing process runs.
     #[tokio::test]
-    async fn racing_acquirers_never_both_hold() {
+    async fn lease_race_helper_process() {
+        let Some(racer) = Racer::from_env().await else {
+            return;
+        };
+        let holder = format!("racer-{}", racer.id);
+        for round in 0..RACE.rounds {
+            racer.wait_for(round).await;
+            let env = env_of(round);
+            let got = acquire(&racer.store, &env, &holder, "x", MINUTE, Duration::ZERO);
+            let word = match got.await {
+                Ok(l) => format!("held {} {}", l.seq, l.takeover_of.is_some()),
+                Err(Error::LeaseHeld { .. }) => "refused".to_owned(),
+                Err(e) => format!("error {e}"),
+            };
+            racer.report(round, &word);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processes_racing_for_a_lease_never_both_hold_it() {
         let tmp = tempfile::tempdir().unwrap();
-        for round in 0..20 {
-            let env = format!("env{round}");
-            let mut tasks = Vec::new();
-            for i in 0..8 {
-                let s = store(tmp.path()).await;
-                let env = env.clone();
-                tasks.push(tokio::spawn(async move {
-                    acquire(
-                        &s,
-                        &env,
-                        &format!("h{i}"),
-                        "x",
-                        Duration::from_secs(60),
-                        Duration::ZERO,
-                    )
-                    .await
-                }));
+        for (spec, store) in testing::backends(tmp.path(), "lease-race").await {
+            for round in (1..RACE.rounds).step_by(2) {
+                let env = env_of(round);
+                let dead = acquire(&store, &env, "dead", "x", Duration::ZERO, Duration::ZERO);
+                dead.await.unwrap();
             }
-            let mut held = 0;
-            for t in tasks {
-                if t.await.unwrap().is_ok() {
-                    held += 1;
-                }
+            for (round, outcomes) in (0..RACE.rounds).zip(RACE.run(&spec)) {
+                let held: Vec<&(String, String)> = outcomes
+                    .iter()
+                    .filter(|(_, o)| o.starts_with("held"))
+                    .collect();
+                let refused = outcomes.iter().filter(|(_, o)| o == "refused").count();
+                assert_eq!(held.len(), 1, "{spec} round {round}: {outcomes:?}");
+                assert_eq!(
+                    refused,
+                    RACE.racers - 1,
+                    "{spec} round {round}: {outcomes:?}"
+                );
+                let (winner, outcome) = held[0];
+                let takeover = round % 2 == 1;
+                let seq = if takeover { 2 } else { 1 };
+                assert_eq!(
+                    outcome,
+                    &format!("held {seq} {takeover}"),
+                    "{spec} round {round}"
+                );
+                // The stored lease names the one holder that was told it won.
+                let stored = store.get(&key(&env_of(round), seq, "json").unwrap()).await;
+                let lease: Lease = serde_json::from_slice(&stored.unwrap().unwrap()).unwrap();
+                assert_eq!(
+                    lease.holder,
+                    format!("racer-{winner}"),
+                    "{spec} round {round}"
+                );
             }
-            assert_eq!(held, 1, "round {round}");
         }
     }
 }

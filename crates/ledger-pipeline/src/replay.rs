@@ -103,7 +103,6 @@ pub struct ReplayRequest {
     pub environment: String,
     pub runner: Runner,
     pub lease_wait: Duration,
-    pub lease_ttl: Duration,
     /// The process environment, for secret values (never recorded).
     pub env: BTreeMap<String, String>,
 }
@@ -324,7 +323,6 @@ pub async fn run(
         environment: req.environment.clone(),
         runner: req.runner.clone(),
         lease_wait: req.lease_wait,
-        lease_ttl: req.lease_ttl,
         replay: Some(replay.clone()),
         env: req.env.clone(),
     };

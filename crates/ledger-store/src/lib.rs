@@ -8,9 +8,11 @@
 
 mod key;
 mod location;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use key::{KeyError, ObjectKey};
-pub use location::StoreLocation;
+pub use location::{Bucket, Service, StoreLocation};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -31,7 +33,7 @@ pub enum PutOutcome {
 /// Why a store operation failed. Messages name the key or location and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{key} already exists in the store with different contents; evidence is write-once and was not overwritten (a retried stage writes a new attempt instead)")]
+    #[error("{key} already exists in the store with different contents (another writer created it first, or it was written before); evidence is write-once and was not overwritten (a retried stage writes a new attempt instead)")]
     AlreadyExists { key: String },
     #[error("{key} is {size} bytes, over the {limit}-byte limit; refusing to read it")]
     TooLarge {
@@ -39,7 +41,7 @@ pub enum StoreError {
         size: u64,
         limit: usize,
     },
-    #[error("store URL scheme `{scheme}://` is not supported by this build of ledger; use a local folder")]
+    #[error("store URL scheme `{scheme}://` is not supported by this build of ledger; use a local folder, s3://BUCKET/PREFIX, or a build with the `gcs`/`azure` features for gs:// and az://")]
     Unsupported { scheme: String },
     #[error("invalid store location {location:?}: {why}")]
     InvalidLocation { location: String, why: String },
@@ -51,6 +53,38 @@ pub enum StoreError {
         #[source]
         source: object_store::Error,
     },
+    #[error("evidence store {location} refused the credentials or the request: {source}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the cloud's equivalent) and that they may list, read and create objects")]
+    Denied {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("evidence store {location} cannot create objects only-if-absent ({source}); ledger refuses a store that could overwrite evidence (for S3, leave aws_conditional_put at its default `etag`)")]
+    NoCreateOnly {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("evidence store {location} did not honour a create-only write: {what}; ledger cannot keep evidence write-once there")]
+    CreateOnlyBroken { location: String, what: String },
+}
+
+/// Whether `e` is the server refusing who we are. The S3 client reports a refused
+/// listing as a generic error whose cause carries the HTTP status, and that cause's
+/// type is private to `object_store`, so its message is what can be inspected.
+fn refused(e: &object_store::Error) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if ["401 Unauthorized", "403 Forbidden"]
+            .iter()
+            .any(|s| text.contains(s))
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// An opened evidence store.
@@ -72,7 +106,7 @@ pub const DEFAULT_READ_LIMIT: usize = ledger_core::MAX_JSON_BYTES;
 impl Store {
     /// Opens (and for a local folder, creates) the store at `location`.
     pub async fn open(location: StoreLocation) -> Result<Store, StoreError> {
-        location.open()
+        location.open().await
     }
 
     /// Wraps any `object_store` implementation (tests, other backends).
@@ -88,10 +122,59 @@ impl Store {
         &self.location
     }
 
+    /// Classifies a failure of the backing store for the caller.
     fn unreachable(&self, source: object_store::Error) -> StoreError {
-        StoreError::Unreachable {
+        let location = self.location.clone();
+        match source {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => {
+                StoreError::Denied { location, source }
+            }
+            object_store::Error::NotImplemented { .. } => {
+                StoreError::NoCreateOnly { location, source }
+            }
+            source if refused(&source) => StoreError::Denied { location, source },
+            source => StoreError::Unreachable { location, source },
+        }
+    }
+
+    /// Lists the store's top level once: fails with the location named when the
+    /// bucket is missing, the endpoint dead or the credentials refused.
+    pub async fn check_reachable(&self) -> Result<(), StoreError> {
+        self.inner
+            .list_with_delimiter(None)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.unreachable(e))
+    }
+
+    /// Proves the store keeps evidence write-once: creates a scratch object under
+    /// `probes/`, checks a second create of the same key with other bytes is refused
+    /// and the first bytes read back unchanged. The probe object stays (the store
+    /// never deletes); it is a few bytes naming who probed and when.
+    pub async fn probe(&self, who: &str) -> Result<ObjectKey, StoreError> {
+        self.check_reachable().await?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let key = ObjectKey::parse(&format!("probes/{nanos}-{}.probe", std::process::id()))?;
+        let first = format!("write-once probe by {who}\n");
+        let broken = |what: &str| StoreError::CreateOnlyBroken {
             location: self.location.clone(),
-            source,
+            what: what.to_owned(),
+        };
+        if self.put_create(&key, first.clone()).await? != PutOutcome::Created {
+            return Err(broken("a fresh scratch key already existed"));
+        }
+        match self.put_create(&key, "overwritten\n").await {
+            Err(StoreError::AlreadyExists { .. }) => {}
+            Ok(_) => return Err(broken("a second create of the same key succeeded")),
+            Err(e) => return Err(e),
+        }
+        match self.get(&key).await? {
+            Some(b) if b == first.as_bytes() => Ok(key),
+            Some(_) => Err(broken("the scratch object was overwritten")),
+            None => Err(broken("the scratch object vanished after it was created")),
         }
     }
 
@@ -161,10 +244,15 @@ impl Store {
     /// Every key under `prefix` (which must end with `/`), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let prefix = ObjectKey::parse_prefix(prefix)?;
-        let path = Path::from(prefix.trim_end_matches('/'));
+        self.list_under(Some(&Path::from(prefix.trim_end_matches('/'))))
+            .await
+    }
+
+    /// Every key under `prefix` (all keys for `None`), sorted.
+    async fn list_under(&self, prefix: Option<&Path>) -> Result<Vec<String>, StoreError> {
         let metas: Vec<_> = self
             .inner
-            .list(Some(&path))
+            .list(prefix)
             .try_collect()
             .await
             .map_err(|e| self.unreachable(e))?;

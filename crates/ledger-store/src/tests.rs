@@ -1,7 +1,10 @@
-//! Store tests on the real local file system: write-once, idempotent retries,
-//! attempt discovery, key validation, and real OS processes racing one key.
+//! Store tests on both real backends: the local file system always, and the S3 server
+//! `.ci/run` starts on loopback (see [`crate::testing`]). Write-once, idempotent
+//! retries, attempt discovery, key validation, unreachable and refused servers, and
+//! real OS processes racing for the same keys over hundreds of rounds.
 
 use super::*;
+use crate::testing::{self, Race, Racer, S3Server};
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -20,11 +23,30 @@ fn key(kind: ArtifactKind, attempt: u32) -> ObjectKey {
     ObjectKey::from_artifact(&ArtifactRef::new(kind, sha(), attempt))
 }
 
-#[tokio::test]
-async fn creates_the_folder_and_never_overwrites() {
+/// The stores every case runs against: a fresh local folder, and a fresh prefix on
+/// the S3 server when one is configured. The temp dir lives as long as the stores.
+async fn backends(label: &str) -> (tempfile::TempDir, Vec<Store>) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = local(tmp.path()).await;
+    let stores = testing::backends(&tmp.path().join("store"), label).await;
+    (tmp, stores.into_iter().map(|(_, s)| s).collect())
+}
+
+#[tokio::test]
+async fn creates_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    local(tmp.path()).await;
     assert!(tmp.path().join("store").is_dir());
+}
+
+#[tokio::test]
+async fn never_overwrites() {
+    let (_tmp, stores) = backends("never-overwrites").await;
+    for store in stores {
+        never_overwrites_on(&store).await;
+    }
+}
+
+async fn never_overwrites_on(store: &Store) {
     let k = key(ArtifactKind::Commit, 1);
     assert_eq!(
         store.put_create(&k, b"first".to_vec()).await.unwrap(),
@@ -34,8 +56,8 @@ async fn creates_the_folder_and_never_overwrites() {
     assert!(matches!(e, StoreError::AlreadyExists { .. }), "{e}");
     assert!(e.to_string().contains("not overwritten"), "{e}");
     assert_eq!(store.get(&k).await.unwrap().unwrap(), &b"first"[..]);
-    let on_disk = std::fs::read(tmp.path().join("store").join(k.as_str())).unwrap();
-    assert_eq!(on_disk, b"first");
+    let raw = store.raw_get(k.as_str()).await.unwrap().unwrap();
+    assert_eq!(raw, &b"first"[..], "{store:?}");
     // A retried request with the same bytes is not an error.
     assert_eq!(
         store.put_create(&k, b"first".to_vec()).await.unwrap(),
@@ -45,8 +67,13 @@ async fn creates_the_folder_and_never_overwrites() {
 
 #[tokio::test]
 async fn absent_and_oversized_objects() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = local(tmp.path()).await;
+    let (_tmp, stores) = backends("absent-oversized").await;
+    for store in stores {
+        absent_and_oversized_on(&store).await;
+    }
+}
+
+async fn absent_and_oversized_on(store: &Store) {
     let k = key(ArtifactKind::Build, 1);
     assert!(store.get(&k).await.unwrap().is_none());
     store.put_create(&k, vec![b'x'; 100]).await.unwrap();
@@ -66,8 +93,13 @@ async fn absent_and_oversized_objects() {
 
 #[tokio::test]
 async fn attempts_are_found_by_listing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = local(tmp.path()).await;
+    let (_tmp, stores) = backends("attempts").await;
+    for store in stores {
+        attempts_on(&store).await;
+    }
+}
+
+async fn attempts_on(store: &Store) {
     assert_eq!(
         store
             .next_attempt(ArtifactKind::Commit, &sha())
@@ -82,9 +114,15 @@ async fn attempts_are_found_by_listing() {
             .unwrap();
     }
     // Foreign and auxiliary objects under the prefix are not attempts.
-    let dir = tmp.path().join("store/commit").join(SHA);
-    std::fs::write(dir.join("commit.attempt-x.json"), b"?").unwrap();
-    std::fs::write(dir.join("commit.log"), b"log").unwrap();
+    let dir = format!("commit/{SHA}");
+    store
+        .tamper(&format!("{dir}/commit.attempt-x.json"), &b"?"[..])
+        .await
+        .unwrap();
+    store
+        .tamper(&format!("{dir}/commit.log"), &b"log"[..])
+        .await
+        .unwrap();
     store
         .put_create(&key(ArtifactKind::Integration, 1), b"x".to_vec())
         .await
@@ -152,87 +190,178 @@ fn keys_admit_only_the_layout_alphabet() {
 
 const MAX_KEY_LEN_TEST: usize = key::MAX_KEY_LEN + 1;
 
+#[tokio::test]
+async fn the_probe_proves_create_only_writes() {
+    let (_tmp, stores) = backends("probe").await;
+    for store in stores {
+        let key = store.probe("tests").await.unwrap();
+        assert!(key.as_str().starts_with("probes/"), "{key}");
+        let stored = store.get(&key).await.unwrap().unwrap();
+        assert_eq!(stored, &b"write-once probe by tests\n"[..]);
+    }
+}
+
 #[test]
 fn locations() {
     assert_eq!(
         StoreLocation::parse("file:///tmp/x").unwrap(),
         StoreLocation::Local("/tmp/x".into())
     );
-    assert!(matches!(
-        StoreLocation::parse("ftp://x"),
-        Err(StoreError::Unsupported { .. })
-    ));
-    assert!(StoreLocation::parse("").is_err());
-}
-
-/// Set in the environment of a racer process: the store folder to write into.
-const RACE_DIR: &str = "LEDGER_STORE_RACE_DIR";
-const RACE_ID: &str = "LEDGER_STORE_RACE_ID";
-
-/// Not a test on its own: the body each racing process runs (see below).
-#[tokio::test]
-async fn race_helper_process() {
-    let (Ok(dir), Ok(id)) = (std::env::var(RACE_DIR), std::env::var(RACE_ID)) else {
-        return;
+    assert_eq!(
+        StoreLocation::parse("relative/dir").unwrap(),
+        StoreLocation::Local("relative/dir".into())
+    );
+    let StoreLocation::Bucket(b) = StoreLocation::parse("s3://evidence/team/app/").unwrap() else {
+        panic!("not a bucket")
     };
-    let store = Store::open(StoreLocation::Local(dir.into())).await.unwrap();
-    let outcome = store
-        .put_create(
-            &key(ArtifactKind::Decision, 1),
-            format!("racer {id}").into_bytes(),
-        )
-        .await;
-    match outcome {
-        Ok(PutOutcome::Created) => println!("RACE-RESULT won {id}"),
-        Ok(PutOutcome::AlreadyPresent) => println!("RACE-RESULT same {id}"),
-        Err(StoreError::AlreadyExists { .. }) => println!("RACE-RESULT lost {id}"),
-        Err(e) => println!("RACE-RESULT error {id} {e}"),
+    assert_eq!(
+        (b.service, b.name.as_str(), b.prefix.as_str()),
+        (Service::S3, "evidence", "team/app")
+    );
+    assert_eq!(b.to_string(), "s3://evidence/team/app");
+    let StoreLocation::Bucket(b) = StoreLocation::parse("gs://bkt").unwrap() else {
+        panic!("not a bucket")
+    };
+    assert_eq!((b.service, b.prefix.as_str()), (Service::Gcs, ""));
+    for (bad, says) in [
+        ("ftp://x", "not supported"),
+        ("", "empty"),
+        ("s3://", "bucket name is missing"),
+        ("s3:///prefix", "bucket name is missing"),
+        (
+            "s3://key:secret@bucket/p",
+            "credentials and endpoint in the environment",
+        ),
+        ("s3://bucket/a//b", "prefix"),
+        ("s3://bucket/a/../b", "prefix"),
+    ] {
+        let e = StoreLocation::parse(bad).unwrap_err().to_string();
+        assert!(e.contains(says), "{bad:?}: {e}");
     }
 }
 
-#[test]
-fn processes_racing_one_key_have_exactly_one_winner() {
-    let exe = std::env::current_exe().unwrap();
-    const ROUNDS: usize = 12;
-    const RACERS: usize = 6;
-    for round in 0..ROUNDS {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("store");
-        let children: Vec<_> = (0..RACERS)
-            .map(|id| {
-                std::process::Command::new(&exe)
-                    .args([
-                        "--exact",
-                        "tests::race_helper_process",
-                        "--nocapture",
-                        "--test-threads=1",
-                    ])
-                    .env(RACE_DIR, &dir)
-                    .env(RACE_ID, id.to_string())
-                    .stdout(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let mut winners = Vec::new();
-        let mut losers = 0;
-        for child in children {
-            let out = child.wait_with_output().unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            let line = text
-                .lines()
-                .find_map(|l| l.find("RACE-RESULT").map(|i| &l[i..]))
-                .unwrap_or_else(|| panic!("no result from racer: {text}"));
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words[1] {
-                "won" => winners.push(words[2].to_owned()),
-                "lost" => losers += 1,
-                other => panic!("round {round}: unexpected outcome {other}: {line}"),
-            }
+#[cfg(not(feature = "gcs"))]
+#[tokio::test]
+async fn a_backend_left_out_of_the_build_says_so() {
+    let e = Store::open(StoreLocation::parse("gs://bucket/p").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("`gcs`"), "{e}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_fails_fast_naming_the_endpoint() {
+    // A loopback port nothing listens on: connection refused, retried a few times.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = S3Server {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        strict_endpoint: String::new(),
+        bucket: "nowhere".into(),
+        access_key_id: "id".into(),
+        secret_access_key: "secret".into(),
+    };
+    let e = server.open("p").await.unwrap_err();
+    assert!(matches!(e, StoreError::Unreachable { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+    assert!(msg.contains("s3://nowhere/p"), "{msg}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_naming_the_endpoint() {
+    let Some(mut server) = S3Server::from_env() else {
+        return;
+    };
+    server.endpoint = server.strict_endpoint.clone();
+    server.secret_access_key = "not-the-secret".into();
+    server.access_key_id = "AKIANOTAKEY".into();
+    let e = server.open("wrong-credentials").await.unwrap_err();
+    assert!(matches!(e, StoreError::Denied { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&server.endpoint), "{msg}");
+    assert!(msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
+    assert!(!msg.contains("not-the-secret"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_reported_at_open() {
+    let Some(mut server) = S3Server::from_env() else {
+        return;
+    };
+    server.bucket = "no-such-bucket-for-ledger".into();
+    let e = server.open("p").await.unwrap_err();
+    assert!(e.to_string().contains("no-such-bucket-for-ledger"), "{e}");
+}
+
+// --- Races between real OS processes (see `testing::Race`) ---------------------------
+
+const RACE: Race = Race {
+    helper: "tests::race_helper_process",
+    racers: 6,
+    rounds: 200,
+    round_ms: 15,
+};
+
+fn round_key(round: u32) -> ObjectKey {
+    ObjectKey::from_artifact(&ArtifactRef::new(ArtifactKind::Decision, sha(), round + 1))
+}
+
+/// Not a test on its own: the body each racing process runs.
+#[tokio::test]
+async fn race_helper_process() {
+    let Some(racer) = Racer::from_env().await else {
+        return;
+    };
+    for round in 0..RACE.rounds {
+        racer.wait_for(round).await;
+        let outcome = racer
+            .store
+            .put_create(
+                &round_key(round),
+                format!("racer {}", racer.id).into_bytes(),
+            )
+            .await;
+        let word = match outcome {
+            Ok(PutOutcome::Created) => "won".to_owned(),
+            Ok(PutOutcome::AlreadyPresent) => "same".to_owned(),
+            Err(StoreError::AlreadyExists { .. }) => "lost".to_owned(),
+            Err(e) => format!("error {e}"),
+        };
+        racer.report(round, &word);
+    }
+}
+
+/// Every round had exactly one winner, every other racer lost with
+/// `AlreadyExists`, and the object holds the winner's bytes afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_racing_for_keys_have_exactly_one_winner_each_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (spec, store) in testing::backends(tmp.path(), "race").await {
+        let rounds = RACE.run(&spec);
+        for (round, outcomes) in (0..RACE.rounds).zip(rounds) {
+            let winners: Vec<&String> = outcomes
+                .iter()
+                .filter(|(_, o)| o == "won")
+                .map(|(id, _)| id)
+                .collect();
+            let losers = outcomes.iter().filter(|(_, o)| o == "lost").count();
+            assert_eq!(winners.len(), 1, "{spec} round {round}: {outcomes:?}");
+            assert_eq!(
+                losers,
+                RACE.racers - 1,
+                "{spec} round {round}: {outcomes:?}"
+            );
+            let stored = store.get(&round_key(round)).await.unwrap().unwrap();
+            assert_eq!(
+                stored,
+                format!("racer {}", winners[0]).into_bytes(),
+                "{spec}"
+            );
         }
-        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
-        assert_eq!(losers, RACERS - 1);
-        let stored = std::fs::read(dir.join(key(ArtifactKind::Decision, 1).as_str())).unwrap();
-        assert_eq!(stored, format!("racer {}", winners[0]).into_bytes());
     }
 }
