@@ -52,11 +52,7 @@ fn stages_racing_for_one_sha_each_get_their_own_attempt() {
 fn a_dead_endpoint_is_exit_5_naming_it_and_writes_nothing() {
     let Some(server) = server() else { return };
     let repo = Repo::on(&Backend::S3(server));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::dead_port();
     let dead = format!("http://127.0.0.1:{port}");
     let out = repo.ledger_env(
         &["stage", "commit", "--sha", SHA, "--", "touch", "ran"],

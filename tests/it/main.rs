@@ -27,6 +27,7 @@ mod foundation;
 mod gates;
 mod interop;
 mod prune;
+mod read;
 mod replay;
 mod tamper;
 
@@ -365,6 +366,14 @@ impl Repo {
         let st: Value = serde_json::from_slice(&payload).unwrap();
         st["predicate"].clone()
     }
+}
+
+/// A loopback port nothing listens on (bound, read, released).
+pub fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// stdout and stderr of a run, for assertion messages.

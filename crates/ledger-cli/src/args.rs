@@ -38,8 +38,14 @@ pub enum Command {
     Keys(KeysCommand),
     /// Run a pipeline stage and record its signed evidence
     Stage(StageArgs),
-    /// Verify all evidence stored for a commit, offline
+    /// Verify all evidence stored for a commit (or every commit: --all), offline
     Verify(VerifyArgs),
+    /// A commit's evidence chain as people read it: stages, results, signers, facts
+    Show(ShowArgs),
+    /// Commits newest first, with their furthest stage and decision
+    Log(LogArgs),
+    /// Preflight: store, policy, signing key, Docker engine, registry and clock
+    Doctor(DoctorArgs),
     /// Evaluate a stage's gate without running anything
     Gate(GateArgs),
     /// Deploy, smoke and decide a published release again from its stored digest
@@ -171,9 +177,55 @@ pub struct StageArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Commit whose evidence to verify
+    #[arg(
+        value_name = "SHA",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub sha: Option<String>,
+    /// Verify every commit in the store, on all cores, with a summary
+    #[arg(long)]
+    pub all: bool,
+    /// Threads for --all [default: all cores]
+    #[arg(long, value_name = "N", requires = "all")]
+    pub jobs: Option<usize>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Commit whose chain to show
     #[arg(value_name = "SHA")]
     pub sha: String,
-    /// Print the report as JSON
+    /// Print the chain as JSON (with each verified predicate)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only commits deployed to this environment
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: Option<String>,
+    /// At most this many commits
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The stage whose signing key must be trusted [default: every stage the key is for]
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<Stage>,
+    /// Private key file [default: $LEDGER_SIGNING_KEY, else .ledger/signing.key]
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Print as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -2,14 +2,13 @@
 
 use crate::args::{
     Cli, Command, GateArgs, Global, KeysCommand, PruneArgs, ReleaseRunArgs, StageArgs, StatusArgs,
-    VerifyArgs,
 };
 use crate::context::{self, DEFAULT_KEY_PATH, DEFAULT_POLICY_PATH};
 use crate::exit::{Code, Failure, Result};
 use ledger_core::predicate::Outcome;
 use ledger_core::{GitSha, PublicKey, SigningKey, Stage};
 use ledger_pipeline::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
-use ledger_pipeline::evidence::{ChainReport, Evidence};
+use ledger_pipeline::evidence::Evidence;
 use ledger_pipeline::replay::{Mode, ReplayRequest};
 use ledger_pipeline::stage::{pass_gate, run_command_stage, CommandStage};
 use serde_json::json;
@@ -26,7 +25,10 @@ pub async fn run(cli: Cli) -> Result<Code> {
         }) => keys_generate(&private_key, &public_key),
         Command::Keys(KeysCommand::Id { file }) => keys_id(&file),
         Command::Stage(args) => stage(&cli.global, args).await,
-        Command::Verify(args) => verify(&cli.global, args).await,
+        Command::Verify(args) => crate::read::verify(&cli.global, args).await,
+        Command::Show(args) => crate::read::show(&cli.global, args).await,
+        Command::Log(args) => crate::read::log(&cli.global, args).await,
+        Command::Doctor(args) => crate::doctor::doctor(&cli.global, args).await,
         Command::Gate(args) => gate(&cli.global, args).await,
         Command::Replay(args) => replay(&cli.global, &args.sha, &args.run, Mode::Replay).await,
         Command::Rollback(args) => replay(&cli.global, &args.to, &args.run, Mode::Rollback).await,
@@ -411,70 +413,6 @@ async fn gate(global: &Global, args: GateArgs) -> Result<Code> {
     } else {
         Code::Denied
     })
-}
-
-async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
-    let root = context::repo_root()?;
-    let sha = GitSha::parse(&args.sha).map_err(Failure::input)?;
-    let (policy, _) = context::load_policy(global, &root)?;
-    let store = context::open_store(global, &root).await?;
-    let report = Evidence::new(&store, &policy).check_sha(&sha).await?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::new(Code::Infrastructure, e))?;
-        println!("{text}");
-    } else {
-        print_chain(&report, store.location());
-    }
-    Ok(if report.ok {
-        Code::Success
-    } else {
-        Code::VerificationFailed
-    })
-}
-
-fn print_chain(report: &ChainReport, location: &str) {
-    if report.artifacts.is_empty() {
-        println!("no evidence stored for {} in {location}", report.sha);
-        println!("verification FAILED: nothing to verify");
-        return;
-    }
-    for a in &report.artifacts {
-        if a.ok {
-            let result = a.result.map(|r| r.as_str()).unwrap_or("-");
-            let signer = a
-                .signers
-                .first()
-                .map(|s| &s[..12.min(s.len())])
-                .unwrap_or("-");
-            println!("ok    {:<64} {result:<4} signed by {signer}", a.key);
-            for n in &a.notes {
-                println!("      note: {n}");
-            }
-        } else {
-            println!("FAIL  {}", a.key);
-            for p in &a.problems {
-                println!("      {p}");
-            }
-        }
-    }
-    for u in &report.unexpected {
-        println!("FAIL  {u}\n      not ledger evidence: an object that no stage writes sits among this commit's evidence");
-    }
-    let failed = report.artifacts.iter().filter(|a| !a.ok).count() + report.unexpected.len();
-    if report.ok {
-        println!(
-            "verified: {} artifact(s) for {}",
-            report.artifacts.len(),
-            report.sha
-        );
-    } else {
-        println!(
-            "verification FAILED: {failed} of {} object(s) for {} do not verify",
-            report.artifacts.len() + report.unexpected.len(),
-            report.sha
-        );
-    }
 }
 
 /// `ledger replay SHA` and `ledger rollback --to SHA`: the validation chain step by

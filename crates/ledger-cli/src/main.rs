@@ -8,7 +8,9 @@
 mod args;
 mod commands;
 mod context;
+mod doctor;
 mod exit;
+mod read;
 
 use clap::Parser;
 use std::process::ExitCode;

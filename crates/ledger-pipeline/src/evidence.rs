@@ -82,11 +82,22 @@ pub struct ChainReport {
     pub unexpected: Vec<String>,
 }
 
+/// Everything verification reads, read ahead of it: envelope and policy bytes, and
+/// the SHA-256 of each captured log (logs can be large; only their digest is kept).
+/// Built from one listing of the store (see [`crate::walk`]), so a key absent from it
+/// is absent from the store, and verifying over it needs no I/O at all.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub objects: HashMap<String, bytes::Bytes>,
+    pub log_digests: HashMap<String, Sha256Digest>,
+}
+
 /// Verifies artifacts against a store and a policy, caching what it reads.
 pub struct Evidence<'a> {
     store: &'a Store,
     policy: &'a Policy,
     bytes: HashMap<String, Option<bytes::Bytes>>,
+    snapshot: Option<&'a Snapshot>,
 }
 
 impl<'a> Evidence<'a> {
@@ -96,6 +107,15 @@ impl<'a> Evidence<'a> {
             store,
             policy,
             bytes: HashMap::new(),
+            snapshot: None,
+        }
+    }
+
+    /// A verifier that reads only `snapshot`, never the store itself.
+    pub fn over_snapshot(store: &'a Store, policy: &'a Policy, snapshot: &'a Snapshot) -> Self {
+        Evidence {
+            snapshot: Some(snapshot),
+            ..Evidence::new(store, policy)
         }
     }
 
@@ -110,6 +130,9 @@ impl<'a> Evidence<'a> {
     }
 
     async fn fetch(&mut self, key: &ObjectKey) -> Result<Option<bytes::Bytes>, Error> {
+        if let Some(snapshot) = self.snapshot {
+            return Ok(snapshot.objects.get(key.as_str()).cloned());
+        }
         if let Some(b) = self.bytes.get(key.as_str()) {
             return Ok(b.clone());
         }
@@ -255,15 +278,18 @@ impl<'a> Evidence<'a> {
             ));
             return Ok(());
         }
-        match self
-            .store
-            .get_limited(&log_object_key(r), MAX_LOG_BYTES)
-            .await?
-        {
+        let actual = match self.snapshot {
+            Some(snapshot) => snapshot.log_digests.get(key).copied(),
+            None => self
+                .store
+                .get_limited(&log_object_key(r), MAX_LOG_BYTES)
+                .await?
+                .map(|b| Sha256Digest::of(&b)),
+        };
+        match actual {
             None => problems.push(format!("captured output {key} is missing from the store")),
-            Some(b) if Sha256Digest::of(&b).to_hex() != sha => problems.push(format!(
-                "captured output {key} was altered: its sha256 is {}, the signed record says {sha}",
-                Sha256Digest::of(&b)
+            Some(d) if d.to_hex() != sha => problems.push(format!(
+                "captured output {key} was altered: its sha256 is {d}, the signed record says {sha}"
             )),
             Some(_) => {}
         }
@@ -297,22 +323,24 @@ impl<'a> Evidence<'a> {
 
     /// Verifies every artifact stored for `sha`.
     pub async fn check_sha(&mut self, sha: &GitSha) -> Result<ChainReport, Error> {
-        let mut artifacts = Vec::new();
-        let mut unexpected = Vec::new();
+        let mut keys = Vec::new();
         for kind in ledger_core::ArtifactKind::ALL {
-            let prefix = kind.prefix(sha);
-            let mut refs = Vec::new();
-            for key in self.store.list(&prefix).await? {
-                if let Some(r) = ArtifactRef::parse_key(&key).filter(|r| r.kind == kind) {
-                    refs.push(r);
-                } else if !is_known_log(&key, kind, sha) {
-                    unexpected.push(key);
-                }
-            }
-            refs.sort();
-            for r in refs {
-                artifacts.push(self.report(&r).await?);
-            }
+            keys.extend(self.store.list(&kind.prefix(sha)).await?);
+        }
+        self.check_listed(sha, &keys).await
+    }
+
+    /// Verifies the artifacts among `keys`, the objects listed under `sha`'s prefixes;
+    /// any other object there is reported as unexpected.
+    pub async fn check_listed(
+        &mut self,
+        sha: &GitSha,
+        keys: &[String],
+    ) -> Result<ChainReport, Error> {
+        let (refs, unexpected) = classify(sha, keys);
+        let mut artifacts = Vec::new();
+        for r in refs {
+            artifacts.push(self.report(&r).await?);
         }
         let ok = !artifacts.is_empty() && artifacts.iter().all(|a| a.ok) && unexpected.is_empty();
         Ok(ChainReport {
@@ -346,6 +374,32 @@ impl<'a> Evidence<'a> {
             Err(problems) => ArtifactReport { problems, ..base },
         })
     }
+}
+
+/// Splits keys listed under `sha`'s prefixes into its artifacts, in stage order and
+/// then attempt order, and objects that are not `ledger` evidence (captured logs
+/// beside their envelope are neither: they are checked through the envelope).
+pub fn classify(sha: &GitSha, keys: &[String]) -> (Vec<ArtifactRef>, Vec<String>) {
+    let mut refs = Vec::new();
+    let mut unexpected = Vec::new();
+    for key in keys {
+        match ArtifactRef::parse_key(key) {
+            Some(r) if r.sha == *sha => refs.push(r),
+            _ if ledger_core::ArtifactKind::ALL
+                .iter()
+                .any(|k| is_known_log(key, *k, sha)) => {}
+            _ => unexpected.push(key.clone()),
+        }
+    }
+    refs.sort_by_key(|r| {
+        let kind = ledger_core::ArtifactKind::ALL
+            .iter()
+            .position(|k| *k == r.kind);
+        (kind, r.attempt)
+    });
+    refs.dedup();
+    unexpected.sort();
+    (refs, unexpected)
 }
 
 fn is_known_log(key: &str, kind: ledger_core::ArtifactKind, sha: &GitSha) -> bool {

@@ -22,9 +22,11 @@ pub mod redact;
 pub mod registry;
 pub mod replay;
 pub mod runner;
+pub mod show;
 pub mod smoke;
 pub mod stage;
 pub mod status;
+pub mod walk;
 
 pub use error::{Error, ErrorClass};
 

@@ -34,17 +34,24 @@ impl DigestRef {
     }
 
     fn url(&self) -> String {
-        let hostname = self.host.rsplit_once(':').map_or(&*self.host, |(h, _)| h);
-        let loopback = hostname == "localhost"
-            || hostname.starts_with("127.")
-            || hostname == "[::1]"
-            || hostname == "::1";
-        let scheme = if loopback { "http" } else { "https" };
         format!(
-            "{scheme}://{}/v2/{}/manifests/{}",
-            self.host, self.name, self.digest
+            "{}/v2/{}/manifests/{}",
+            base_url(&self.host),
+            self.name,
+            self.digest
         )
     }
+}
+
+/// `http://host` for loopback registries, `https://host` for any other.
+fn base_url(host: &str) -> String {
+    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let loopback = hostname == "localhost"
+        || hostname.starts_with("127.")
+        || hostname == "[::1]"
+        || hostname == "::1";
+    let scheme = if loopback { "http" } else { "https" };
+    format!("{scheme}://{host}")
 }
 
 /// A registry client with short timeouts.
@@ -67,6 +74,22 @@ impl Registry {
             reference: format!("{}/{}@{}", r.host, r.name, r.digest),
             message: format!("registry {} did not answer: {e}", r.host),
         })
+    }
+
+    /// Whether the registry at `host` answers the distribution API's base endpoint
+    /// (`/v2/`); 200, or 401 (it wants credentials), count as answering.
+    pub async fn ping(&self, host: &str) -> Result<(), String> {
+        let url = format!("{}/v2/", base_url(host));
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{url} did not answer: {e}"))?;
+        match resp.status().as_u16() {
+            200 | 401 => Ok(()),
+            s => Err(format!("{url} answered {s}; is this an OCI registry?")),
+        }
     }
 
     /// Whether the registry holds the manifest.

@@ -21,6 +21,16 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
 
+/// An object found by listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// When the store says the object was written (not signed evidence: for ordering
+    /// listings only).
+    pub modified: std::time::SystemTime,
+}
+
 /// What a create-only put found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -209,6 +219,18 @@ impl Store {
         }
     }
 
+    /// When the store says `key` was written (its own clock); `None` when absent.
+    pub async fn modified(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<Option<std::time::SystemTime>, StoreError> {
+        match self.inner.head(&Path::from(key.as_str())).await {
+            Ok(meta) => Ok(Some(meta.last_modified.into())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
     /// Reads `key` (at most [`DEFAULT_READ_LIMIT`] bytes); `None` when absent.
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Bytes>, StoreError> {
         self.get_limited(key, DEFAULT_READ_LIMIT).await
@@ -248,17 +270,37 @@ impl Store {
             .await
     }
 
-    /// Every key under `prefix` (all keys for `None`), sorted.
-    async fn list_under(&self, prefix: Option<&Path>) -> Result<Vec<String>, StoreError> {
+    /// Every object under `prefix` (which must end with `/`) with its size and time,
+    /// sorted by key: one listing, however many objects.
+    pub async fn list_meta(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let prefix = ObjectKey::parse_prefix(prefix)?;
+        self.list_meta_under(Some(&Path::from(prefix.trim_end_matches('/'))))
+            .await
+    }
+
+    async fn list_meta_under(&self, prefix: Option<&Path>) -> Result<Vec<Listed>, StoreError> {
         let metas: Vec<_> = self
             .inner
             .list(prefix)
             .try_collect()
             .await
             .map_err(|e| self.unreachable(e))?;
-        let mut keys: Vec<String> = metas.into_iter().map(|m| m.location.to_string()).collect();
-        keys.sort();
-        Ok(keys)
+        let mut out: Vec<Listed> = metas
+            .into_iter()
+            .map(|m| Listed {
+                key: m.location.to_string(),
+                size: m.size,
+                modified: m.last_modified.into(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Every key under `prefix` (all keys for `None`), sorted.
+    async fn list_under(&self, prefix: Option<&Path>) -> Result<Vec<String>, StoreError> {
+        let listed = self.list_meta_under(prefix).await?;
+        Ok(listed.into_iter().map(|l| l.key).collect())
     }
 
     /// The attempt numbers stored for `kind` and `sha`, ascending.

@@ -1,0 +1,306 @@
+//! A chain as people read it (`ledger show`) and a store as a history (`ledger log`).
+//!
+//! Everything shown comes from verified evidence: an artifact that fails verification
+//! is listed with its problems and nothing from its predicate, because an unverified
+//! predicate's claims are exactly what must not be repeated to a reader.
+
+use crate::error::Error;
+use crate::evidence::{classify, Evidence};
+use crate::walk::StoreIndex;
+use ledger_core::predicate::{Input, Outcome, Runner};
+use ledger_core::{ArtifactKind, GitSha};
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// One fact worth reading from a predicate, e.g. `("api", "sha256:ab…")`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fact {
+    pub name: String,
+    pub value: String,
+}
+
+fn fact(name: impl Into<String>, value: impl Into<String>) -> Fact {
+    Fact {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+/// One artifact of a chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShownArtifact {
+    pub key: String,
+    pub stage: String,
+    pub kind: String,
+    pub attempt: u32,
+    pub ok: bool,
+    pub problems: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Outcome>,
+    pub signers: Vec<String>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<Runner>,
+    pub facts: Vec<Fact>,
+    pub inputs: Vec<Input>,
+    /// The whole verified predicate, for machines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<Value>,
+}
+
+/// A SHA's chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShowReport {
+    pub sha: GitSha,
+    pub ok: bool,
+    pub artifacts: Vec<ShownArtifact>,
+    pub unexpected: Vec<String>,
+}
+
+/// The chain of `sha`, every artifact verified.
+pub async fn show(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<ShowReport, Error> {
+    let mut keys = Vec::new();
+    for kind in ArtifactKind::ALL {
+        keys.extend(evidence.store().list(&kind.prefix(sha)).await?);
+    }
+    let (refs, unexpected) = classify(sha, &keys);
+    let mut artifacts = Vec::new();
+    for r in refs {
+        let base = ShownArtifact {
+            key: r.key(),
+            stage: r.kind.stage().as_str().to_owned(),
+            kind: r.kind.as_str().to_owned(),
+            attempt: r.attempt,
+            ok: false,
+            problems: Vec::new(),
+            result: None,
+            signers: Vec::new(),
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            runner: None,
+            facts: Vec::new(),
+            inputs: Vec::new(),
+            predicate: None,
+        };
+        artifacts.push(match evidence.check(&r).await? {
+            Ok(a) => ShownArtifact {
+                ok: true,
+                result: Some(a.header.result),
+                signers: a.signers.iter().map(|k| k.to_string()).collect(),
+                started_at: Some(a.header.started_at),
+                finished_at: Some(a.header.finished_at),
+                duration_ms: Some(a.header.duration_ms()),
+                runner: Some(a.header.runner.clone()),
+                facts: facts(r.kind, a.predicate()),
+                inputs: a.header.inputs.clone(),
+                predicate: Some(a.predicate().clone()),
+                ..base
+            },
+            Err(problems) => ShownArtifact { problems, ..base },
+        });
+    }
+    let ok = !artifacts.is_empty() && artifacts.iter().all(|a| a.ok) && unexpected.is_empty();
+    Ok(ShowReport {
+        sha: *sha,
+        ok,
+        artifacts,
+        unexpected,
+    })
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The facts of a predicate a reader looks for first, by kind.
+pub fn facts(kind: ArtifactKind, p: &Value) -> Vec<Fact> {
+    let mut out = Vec::new();
+    match kind {
+        ArtifactKind::Commit | ArtifactKind::Integration => {
+            if let Some(argv) = p["command"]["argv"].as_array() {
+                let argv: Vec<String> = argv.iter().map(text).collect();
+                out.push(fact("command", argv.join(" ")));
+            }
+            out.push(fact("exit code", text(&p["command"]["exit_code"])));
+            if p["tests"].is_object() {
+                out.push(fact(
+                    "tests",
+                    format!(
+                        "{} passed, {} failed",
+                        text(&p["tests"]["passed"]),
+                        text(&p["tests"]["failed"])
+                    ),
+                ));
+            }
+        }
+        ArtifactKind::Build => {
+            for image in p["images"].as_array().into_iter().flatten() {
+                let id = if image["repo_digest"].is_string() {
+                    &image["repo_digest"]
+                } else {
+                    &image["image_id"]
+                };
+                out.push(fact(text(&image["name"]), text(id)));
+            }
+        }
+        ArtifactKind::Manifest => {
+            for (name, image) in p["images"].as_object().into_iter().flatten() {
+                out.push(fact(name.clone(), text(&image["ref"])));
+            }
+        }
+        ArtifactKind::Deployment => {
+            out.push(fact("environment", text(&p["environment"])));
+            out.push(fact("previous release", text(&p["previous_release"])));
+            if p["replay"] == true {
+                out.push(fact("replay", "yes"));
+            }
+            if p["lease"]["takeover"] == true {
+                out.push(fact("lease", "taken over from an expired holder"));
+            }
+            if p["failure"].is_object() {
+                let restored = if p["failure"]["restored"] == true {
+                    "previous release restored"
+                } else {
+                    "previous release NOT restored"
+                };
+                out.push(fact(
+                    "failure",
+                    format!("{} ({restored})", text(&p["failure"]["message"])),
+                ));
+            }
+        }
+        ArtifactKind::Smoke => {
+            out.push(fact("environment", text(&p["environment"])));
+            for check in p["checks"].as_array().into_iter().flatten() {
+                let verdict = if check["ok"] == true { "ok" } else { "FAILED" };
+                out.push(fact(
+                    text(&check["name"]),
+                    format!(
+                        "{verdict}: {} {} -> {} in {} ms",
+                        text(&check["method"]),
+                        text(&check["url"]),
+                        text(&check["status"]),
+                        text(&check["latency_ms"])
+                    ),
+                ));
+            }
+        }
+        ArtifactKind::Decision => {
+            out.push(fact("decision", text(&p["decision"])));
+            for reason in p["reasons"].as_array().into_iter().flatten() {
+                out.push(fact(
+                    format!("reason {}", text(&reason["rule"])),
+                    text(&reason["message"]),
+                ));
+            }
+        }
+        ArtifactKind::Timing => {
+            if !p["lead_time_ms"].is_null() {
+                out.push(fact("lead time ms", text(&p["lead_time_ms"])));
+            }
+        }
+    }
+    out
+}
+
+/// One SHA in `ledger log`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    pub sha: GitSha,
+    /// The last stage in pipeline order with evidence, and its latest attempt's result.
+    pub furthest_stage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub furthest_result: Option<Outcome>,
+    /// The latest decision, if any: `promote` or `reject`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// Environments its deployments went to.
+    pub environments: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_activity: Option<OffsetDateTime>,
+    /// Problems found verifying what this entry reports (then nothing is claimed).
+    pub problems: Vec<String>,
+}
+
+/// SHAs newest first (by the store's write times), at most `limit`, those deployed to
+/// `env` only when given; each with its furthest stage and decision, verified.
+pub async fn log(
+    evidence: &mut Evidence<'_>,
+    env: Option<&str>,
+    limit: usize,
+) -> Result<Vec<LogEntry>, Error> {
+    let index = StoreIndex::build(evidence.store()).await?;
+    let mut out = Vec::new();
+    for sha in index.newest_first() {
+        if out.len() >= limit {
+            break;
+        }
+        let refs = index.shas[&sha].refs(&sha);
+        let mut problems = Vec::new();
+        let mut environments = Vec::new();
+        for r in refs.iter().filter(|r| r.kind == ArtifactKind::Deployment) {
+            match evidence.check(r).await? {
+                Ok(a) => {
+                    let e = text(&a.predicate()["environment"]);
+                    if !environments.contains(&e) {
+                        environments.push(e);
+                    }
+                }
+                Err(p) => problems.extend(p.into_iter().map(|p| format!("{}: {p}", r.key()))),
+            }
+        }
+        if env.is_some_and(|e| !environments.iter().any(|x| x == e)) {
+            continue;
+        }
+        // Latest attempt of the furthest kind (stage order), and of the decision.
+        let furthest = refs
+            .iter()
+            .filter(|r| r.kind != ArtifactKind::Timing)
+            .max_by_key(|r| {
+                let k = ArtifactKind::ALL.iter().position(|k| *k == r.kind);
+                (k, r.attempt)
+            });
+        let mut entry = LogEntry {
+            sha,
+            furthest_stage: furthest.map_or("-".into(), |r| r.kind.stage().as_str().to_owned()),
+            furthest_result: None,
+            decision: None,
+            environments,
+            last_activity: None,
+            problems,
+        };
+        if let Some(r) = furthest {
+            match evidence.check(r).await? {
+                Ok(a) => {
+                    entry.furthest_result = Some(a.header.result);
+                    entry.last_activity = Some(a.header.finished_at);
+                    if r.kind == ArtifactKind::Decision {
+                        entry.decision = Some(text(&a.predicate()["decision"]));
+                    }
+                }
+                Err(p) => entry
+                    .problems
+                    .extend(p.into_iter().map(|p| format!("{}: {p}", r.key()))),
+            }
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
