@@ -9,7 +9,6 @@
 //! printed as a Markdown table, ready for `docs/performance.md`.
 
 use crate::demo;
-use base64::Engine as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -24,14 +23,28 @@ const STAGES: [&str; 7] = [
     "decide",
 ];
 
-fn predicate(store: &Path, key: &str) -> Result<serde_json::Value, String> {
-    let bytes = std::fs::read(store.join(key)).map_err(|e| format!("{key}: {e}"))?;
-    let env: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env["payload"].as_str().unwrap_or_default())
+/// The verified predicate of `key`, read back through `ledger show --json`, so the
+/// same code reads a local folder and a bucket.
+fn predicate(
+    ledger: &Path,
+    dir: &Path,
+    env: &[(String, String)],
+    sha: &str,
+    key: &str,
+) -> Result<serde_json::Value, String> {
+    let out = Command::new(ledger)
+        .args(["show", sha, "--json"])
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
         .map_err(|e| e.to_string())?;
-    let st: serde_json::Value = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
-    Ok(st["predicate"].clone())
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("ledger show: {e}"))?;
+    report["artifacts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["key"] == key))
+        .map(|a| a["predicate"].clone())
+        .ok_or_else(|| format!("{key} not in `ledger show {sha}`"))
 }
 
 /// Milliseconds of wrapped work recorded in a stage's predicate.
@@ -71,26 +84,21 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let runs: usize = match args {
-        [flag, n] if flag == "--runs" => {
-            n.parse().map_err(|_| "--runs takes a number".to_string())?
-        }
-        [] => 5,
-        _ => return Err("usage: cargo xtask bench [--runs N]".into()),
-    };
-    let dir = crate::root().join("target").join("ledger-bench");
-    let (ledger, mut sha) = demo::setup(&dir)?;
-    let store = dir.join(".artifacts");
+/// Median wall time and wrapped work per stage over `runs` pipeline runs in `dir`,
+/// with `env` added to every `ledger` process (the store location).
+fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Vec<(f64, f64)>, String> {
+    let (ledger, mut sha) = demo::setup(dir)?;
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut work: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     for run in 0..runs {
         if run > 0 {
-            sha = demo::new_commit(&dir, "CHANGES", &format!("run {run}\n"))?;
+            sha = demo::new_commit(dir, "CHANGES", &format!("run {run}\n"))?;
         }
         for (i, stage) in STAGES.iter().enumerate() {
             let mut cmd = Command::new(&ledger);
-            cmd.args(["stage", stage, "--sha", &sha]).current_dir(&dir);
+            cmd.args(["stage", stage, "--sha", &sha])
+                .current_dir(dir)
+                .envs(env.iter().map(|(k, v)| (k, v)));
             match *stage {
                 "commit" => cmd.args(["--", "sh", "unit-tests.sh"]),
                 "integration" => cmd.args(["--", "sh", "integration-tests.sh"]),
@@ -106,21 +114,150 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 ));
             }
             wall[i].push(elapsed);
-            work[i].push(work_ms(stage, &predicate(&store, &key(stage, &sha))?));
+            let p = predicate(&ledger, dir, env, &sha, &key(stage, &sha))?;
+            work[i].push(work_ms(stage, &p));
         }
         eprintln!("bench: run {} of {runs} done ({})", run + 1, &sha[..12]);
     }
-    println!("| stage | ledger stage, wall (median ms) | wrapped work recorded (median ms) | ledger overhead (median ms) |");
-    println!("|---|---:|---:|---:|");
+    Ok((0..STAGES.len())
+        .map(|i| {
+            let mut over: Vec<f64> = wall[i].iter().zip(&work[i]).map(|(w, k)| w - k).collect();
+            (median(&mut wall[i]), median(&mut over))
+        })
+        .collect())
+}
+
+/// The S3 store to measure: the test server `.ci/run` describes (LEDGER_TEST_S3_*),
+/// else a moto server started here on loopback if moto is installed, else none.
+struct S3 {
+    env: Vec<(String, String)>,
+    server: Option<std::process::Child>,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn s3_env(vars: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>> {
+    let pairs = [
+        ("AWS_ENDPOINT_URL", vars("LEDGER_TEST_S3_ENDPOINT")?),
+        ("AWS_ACCESS_KEY_ID", vars("LEDGER_TEST_S3_ACCESS_KEY_ID")?),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            vars("LEDGER_TEST_S3_SECRET_ACCESS_KEY")?,
+        ),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        (
+            "LEDGER_STORE",
+            format!(
+                "s3://{}/bench-{}",
+                vars("LEDGER_TEST_S3_BUCKET")?,
+                std::process::id()
+            ),
+        ),
+    ];
+    Some(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn start_s3() -> Result<Option<S3>, String> {
+    if let Some(env) = s3_env(&|n| std::env::var(n).ok()) {
+        return Ok(Some(S3 { env, server: None }));
+    }
+    let probe = Command::new("python3")
+        .args(["-c", "import moto.server, boto3"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("bench: no S3 server (set LEDGER_TEST_S3_* or pip install 'moto[server]'); local store only");
+        return Ok(None);
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start moto: {e}"))?;
+    let mut s3 = S3 {
+        env: Vec::new(),
+        server: Some(server),
+    };
+    let setup = crate::root().join(".ci").join("s3-setup.py");
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let out = Command::new("python3")
+            .arg(&setup)
+            .args([&endpoint, &endpoint, "ledger-bench"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let vars = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
+            };
+            s3.env = s3_env(&vars).ok_or("s3-setup.py printed no settings")?;
+            eprintln!("bench: started moto's S3 server on {endpoint}");
+            return Ok(Some(s3));
+        }
+    }
+    Err(format!("moto did not come up on {endpoint}"))
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let runs: usize = match args {
+        [flag, n] if flag == "--runs" => {
+            n.parse().map_err(|_| "--runs takes a number".to_string())?
+        }
+        [] => 5,
+        _ => return Err("usage: cargo xtask bench [--runs N]".into()),
+    };
+    let target = crate::root().join("target");
+    let local = pipeline(runs, &target.join("ledger-bench"), &[])?;
+    let s3 = start_s3()?;
+    let remote = match &s3 {
+        Some(s3) => Some(pipeline(runs, &target.join("ledger-bench-s3"), &s3.env)?),
+        None => None,
+    };
+    println!("| stage | local: wall (median ms) | local: ledger overhead | S3: wall | S3: ledger overhead |");
+    println!("|---|---:|---:|---:|---:|");
     for (i, stage) in STAGES.iter().enumerate() {
-        let mut over: Vec<f64> = wall[i].iter().zip(&work[i]).map(|(w, k)| w - k).collect();
+        let (s3_wall, s3_over) = remote.as_ref().map_or(("-".into(), "-".into()), |r| {
+            (format!("{:.1}", r[i].0), format!("{:.1}", r[i].1))
+        });
         println!(
-            "| {stage} | {:.1} | {:.1} | {:.1} |",
-            median(&mut wall[i].clone()),
-            median(&mut work[i].clone()),
-            median(&mut over)
+            "| {stage} | {:.1} | {:.1} | {s3_wall} | {s3_over} |",
+            local[i].0, local[i].1
         );
     }
-    println!("\n{runs} runs on {} core(s); build and deploy work is the Docker engine's (build+push, start+health).", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    Ok(())
+    println!(
+        "\n{runs} runs on {} core(s); overhead = wall minus the wrapped work the evidence records (command, build+push, container start and health wait, HTTP checks). S3 is moto's server on loopback: per-request latency of a real bucket comes on top.\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    drop(s3);
+    // verify --all against raw Ed25519, in the same run.
+    crate::run_checked(crate::cargo().args([
+        "bench",
+        "-q",
+        "-p",
+        "ledger-pipeline",
+        "--bench",
+        "verify_all",
+    ]))
 }

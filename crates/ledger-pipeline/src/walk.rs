@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// How many object reads are in flight at once while taking a snapshot.
-const CONCURRENT_READS: usize = 32;
+const CONCURRENT_READS: usize = 64;
 
 /// The objects stored for one SHA.
 #[derive(Debug, Clone)]

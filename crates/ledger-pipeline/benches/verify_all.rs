@@ -1,0 +1,175 @@
+//! `verify --all` against the limit: how many envelopes per second the whole-store
+//! verification gets through, beside raw Ed25519 verification of the same envelopes'
+//! signatures, one by one and batched, measured in the same run on the same machine.
+//!
+//! `cargo bench -p ledger-pipeline --bench verify_all [-- ENVELOPES]` (default 10,000).
+//! One timed pass each, not criterion: the store walk is a one-shot operation whose
+//! cost is the point, and 10,000 envelopes already average out noise. Results go to
+//! `docs/performance.md`.
+
+use base64::Engine as _;
+use futures::StreamExt;
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha, SigningKey, Subject};
+use ledger_pipeline::record::Recorder;
+use ledger_policy::Policy;
+use ledger_store::{ObjectKey, Store, StoreLocation};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+const ATTEMPTS: u32 = 4;
+
+fn predicate(r: &ArtifactRef, policy: &Policy) -> Value {
+    json!({
+        "stage": "commit", "sha": r.sha, "attempt": r.attempt,
+        "started_at": "2026-11-24T10:00:00Z", "finished_at": "2026-11-24T10:00:01Z",
+        "result": "pass", "runner": {"host": "bench", "ci_provider": "local"},
+        "inputs": [], "policy_sha256": policy.digest(), "ledger_version": "bench",
+        "command": {"argv": ["cargo", "test"], "exit_code": 0, "duration_ms": 1},
+        "output": {"key": r.log_key(), "sha256": ledger_core::Sha256Digest::of(b"ok\n"),
+                   "bytes": 3, "redacted": []},
+        "tests": {"passed": 212, "failed": 0, "ignored": 2}
+    })
+}
+
+fn rate(n: usize, secs: f64) -> String {
+    format!("{:>10.0}", n as f64 / secs)
+}
+
+fn main() {
+    let envelopes: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let shas = envelopes.div_ceil(ATTEMPTS as usize);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = rt
+        .block_on(Store::open(StoreLocation::Local(tmp.path().join("s"))))
+        .unwrap();
+    let key = SigningKey::from_seed(&[7; 32]);
+    let text = ledger_policy::default_policy_json(key.public()).unwrap();
+    let policy = Policy::parse(text.as_bytes()).unwrap();
+    let rec = Recorder {
+        store: &store,
+        policy: &policy,
+        policy_bytes: text.as_bytes(),
+        key: &key,
+    };
+    eprintln!(
+        "generating {} envelopes ({shas} SHAs x {ATTEMPTS} attempts)…",
+        shas * ATTEMPTS as usize
+    );
+    let clock = Instant::now();
+    rt.block_on(async {
+        rec.store_policy().await.unwrap();
+        let refs: Vec<ArtifactRef> = (0..shas)
+            .flat_map(|n| {
+                let sha = GitSha::parse(&format!("{n:040x}")).unwrap();
+                (1..=ATTEMPTS).map(move |a| ArtifactRef::new(ArtifactKind::Commit, sha, a))
+            })
+            .collect();
+        futures::stream::iter(refs)
+            .for_each_concurrent(64, |r| {
+                let (rec, policy) = (&rec, &policy);
+                async move {
+                    let log = ObjectKey::from_artifact_log(&r);
+                    rec.store.put_create(&log, &b"ok\n"[..]).await.unwrap();
+                    rec.write(&r, vec![Subject::git(&r.sha)], predicate(&r, policy))
+                        .await
+                        .unwrap();
+                }
+            })
+            .await;
+    });
+    eprintln!("generated in {:.1} s", clock.elapsed().as_secs_f64());
+
+    // The signatures, as a verifier sees them: PAE(payloadType, payload), sig, key.
+    let mut messages = Vec::new();
+    let mut signatures = Vec::new();
+    for n in 0..shas {
+        let sha = GitSha::parse(&format!("{n:040x}")).unwrap();
+        for a in 1..=ATTEMPTS {
+            let r = ArtifactRef::new(ArtifactKind::Commit, sha, a);
+            let bytes = std::fs::read(tmp.path().join("s").join(r.key())).unwrap();
+            let env: Value = serde_json::from_slice(&bytes).unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+            let sig = b64
+                .decode(env["signatures"][0]["sig"].as_str().unwrap())
+                .unwrap();
+            messages.push(ledger_core::dsse::pae(
+                env["payloadType"].as_str().unwrap(),
+                &payload,
+            ));
+            signatures.push(ed25519_dalek::Signature::from_slice(&sig).unwrap());
+        }
+    }
+    let n = messages.len();
+    let vk = *key.public().dalek();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+
+    let clock = Instant::now();
+    for (m, s) in messages.iter().zip(&signatures) {
+        vk.verify_strict(m, s).unwrap();
+    }
+    let single = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    ed25519_dalek::verify_batch(&refs, &signatures, &vec![vk; n]).unwrap();
+    let batch = clock.elapsed().as_secs_f64();
+
+    // The read-ahead alone: listing and reading every object.
+    let clock = Instant::now();
+    rt.block_on(async {
+        let index = ledger_pipeline::walk::StoreIndex::build(&store)
+            .await
+            .unwrap();
+        let shas: Vec<GitSha> = index.shas.keys().copied().collect();
+        index.snapshot(&store, &shas).await.unwrap()
+    });
+    let read_ahead = clock.elapsed().as_secs_f64();
+
+    let mut walk = Vec::new();
+    for threads in [1, cores] {
+        let clock = Instant::now();
+        let report = rt
+            .block_on(ledger_pipeline::walk::verify_all(
+                &store,
+                &policy,
+                threads,
+                &|_, _| {},
+            ))
+            .unwrap();
+        walk.push((threads, clock.elapsed().as_secs_f64()));
+        assert!(report.ok && report.artifacts == n, "{report:?}");
+    }
+
+    println!("| measurement ({n} envelopes) | envelopes/s | share of the batch limit × cores |");
+    println!("|---|---:|---:|");
+    let limit = n as f64 / batch * cores as f64;
+    println!("| raw Ed25519 verify, one core | {} | |", rate(n, single));
+    println!(
+        "| raw Ed25519 batch verify, one core | {} | |",
+        rate(n, batch)
+    );
+    println!(
+        "| limit: batch verify × {cores} cores | {:>10.0} | 100 % |",
+        limit
+    );
+    println!(
+        "| of which listing and reading every object (read-ahead) | {} | |",
+        rate(n, read_ahead)
+    );
+    for (threads, secs) in walk {
+        println!(
+            "| `verify --all` walk, {threads} thread(s), incl. listing and reads | {} | {:.0} % |",
+            rate(n, secs),
+            n as f64 / secs / limit * 100.0
+        );
+    }
+    println!("\n{cores} core(s); local folder store; every envelope fully checked (signature, schema, subject, log digest, stored policy).");
+}
