@@ -29,6 +29,7 @@ mod interop;
 mod prune;
 mod read;
 mod replay;
+mod report;
 mod tamper;
 
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage};

@@ -185,7 +185,7 @@ on_both_backends!(
 );
 
 /// Replaces what differs between runs (times, key ids, hosts, digests) for snapshots.
-fn stable(s: &str) -> String {
+pub fn stable(s: &str) -> String {
     let mut out = String::new();
     for word in s.split_inclusive(|c: char| c.is_whitespace()) {
         let w = word.trim_end();

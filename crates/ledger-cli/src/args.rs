@@ -44,6 +44,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Commits newest first, with their furthest stage and decision
     Log(LogArgs),
+    /// A release's evidence and the store's delivery metrics, as Markdown or HTML
+    Report(ReportArgs),
     /// Preflight: store, policy, signing key, Docker engine, registry and clock
     Doctor(DoctorArgs),
     /// Evaluate a stage's gate without running anything
@@ -215,6 +217,27 @@ pub struct LogArgs {
     /// Print as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// For a CI step summary ($GITHUB_STEP_SUMMARY) or a merge-request comment
+    Markdown,
+    /// A self-contained page: timeline, smoke latencies, metrics; loads nothing
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Commit to report on
+    #[arg(value_name = "SHA")]
+    pub sha: String,
+    /// Output format
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output (refuses to overwrite)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

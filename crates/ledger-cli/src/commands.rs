@@ -28,6 +28,7 @@ pub async fn run(cli: Cli) -> Result<Code> {
         Command::Verify(args) => crate::read::verify(&cli.global, args).await,
         Command::Show(args) => crate::read::show(&cli.global, args).await,
         Command::Log(args) => crate::read::log(&cli.global, args).await,
+        Command::Report(args) => crate::read::report(&cli.global, args).await,
         Command::Doctor(args) => crate::doctor::doctor(&cli.global, args).await,
         Command::Gate(args) => gate(&cli.global, args).await,
         Command::Replay(args) => replay(&cli.global, &args.sha, &args.run, Mode::Replay).await,
@@ -39,7 +40,7 @@ pub async fn run(cli: Cli) -> Result<Code> {
 
 /// Creates `path` with `contents`, failing if it exists; `private` sets mode 0600
 /// from the start, so the secret is never readable by others, not even briefly.
-fn create_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
+pub fn create_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| Failure::input(format!("cannot create {}: {e}", parent.display())))?;

@@ -2,7 +2,7 @@
 //! write to the store; each prints text for people or `--json` for machines (the
 //! JSON shapes are published in `schemas/output/`).
 
-use crate::args::{Global, LogArgs, ShowArgs, VerifyArgs};
+use crate::args::{Global, LogArgs, ReportArgs, ReportFormat, ShowArgs, VerifyArgs};
 use crate::context;
 use crate::exit::{Code, Failure, Result};
 use ledger_core::GitSha;
@@ -315,4 +315,29 @@ pub async fn log(global: &Global, args: LogArgs) -> Result<Code> {
         }
     }
     Ok(Code::Success)
+}
+
+pub async fn report(global: &Global, args: ReportArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = parse_sha(&args.sha)?;
+    let (policy, _) = context::load_policy(global, &root)?;
+    let store = context::open_store(global, &root).await?;
+    let mut evidence = Evidence::new(&store, &policy);
+    let report = ledger_pipeline::report::report(&mut evidence, &sha).await?;
+    let text = match args.format {
+        ReportFormat::Markdown => ledger_pipeline::report::markdown(&report),
+        ReportFormat::Html => ledger_pipeline::report::html(&report),
+    };
+    match &args.out {
+        None => print!("{text}"),
+        Some(path) => {
+            crate::commands::create_new(path, text.as_bytes(), false)?;
+            eprintln!("ledger: wrote {}", path.display());
+        }
+    }
+    Ok(if report.chain.ok {
+        Code::Success
+    } else {
+        Code::VerificationFailed
+    })
 }

@@ -21,6 +21,7 @@ pub mod record;
 pub mod redact;
 pub mod registry;
 pub mod replay;
+pub mod report;
 pub mod runner;
 pub mod show;
 pub mod smoke;

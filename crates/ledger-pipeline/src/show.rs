@@ -212,8 +212,8 @@ pub fn facts(kind: ArtifactKind, p: &Value) -> Vec<Fact> {
             }
         }
         ArtifactKind::Timing => {
-            if !p["lead_time_ms"].is_null() {
-                out.push(fact("lead time ms", text(&p["lead_time_ms"])));
+            if let Some(ms) = p["lead_time_ms"].as_u64() {
+                out.push(fact("lead time", crate::report::human_ms(ms)));
             }
         }
     }

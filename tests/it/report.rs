@@ -1,0 +1,202 @@
+//! `ledger report`: the Markdown step summary (pinned), and the HTML page rendered in
+//! headless Chromium (Debian's `chromium`): the rendered DOM has the timeline, the
+//! smoke checks and the metrics, nothing from the evidence runs as markup, and the
+//! screenshot is a real picture.
+
+use crate::{assert_code, text, Repo, SHA};
+use ledger_core::{ArtifactKind, Stage};
+
+/// A full chain for SHA, from the schema fixtures, with a hostile command line.
+fn released() -> Repo {
+    let repo = Repo::new();
+    repo.record(ArtifactKind::Commit, SHA, |p| {
+        p["command"]["argv"] =
+            serde_json::json!(["sh", "-c", "<script>document.title='pwned'</script>"]);
+    });
+    for s in Stage::ALL
+        .into_iter()
+        .skip(1)
+        .take_while(|s| *s != Stage::Decide)
+    {
+        repo.record(s.primary_artifact(), SHA, |_| {});
+    }
+    repo.record(ArtifactKind::Decision, SHA, |_| {});
+    repo.record(ArtifactKind::Timing, SHA, |_| {});
+    repo
+}
+
+#[test]
+fn markdown_report_is_pinned() {
+    let repo = released();
+    let out = repo.ledger(&["report", SHA, "--format", "markdown"]);
+    assert_code(&out, 0);
+    let keyid = repo.key_id(".ledger/signing.pub");
+    let md = String::from_utf8_lossy(&out.stdout).replace(&keyid[..12], "[KEYID]");
+    let md = crate::read::stable(&md);
+    insta::assert_snapshot!("report_markdown", md);
+}
+
+#[test]
+fn report_refuses_to_overwrite_and_fails_on_tampered_evidence() {
+    let repo = released();
+    std::fs::write(repo.path().join("r.md"), "keep").unwrap();
+    let out = repo.ledger(&["report", SHA, "--out", "r.md"]);
+    assert_code(&out, 2);
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("r.md")).unwrap(),
+        "keep"
+    );
+    let key = format!("release/{SHA}/decision.json");
+    let mut bytes = repo.read_object(&key);
+    bytes[40] ^= 1;
+    repo.tamper_object(&key, bytes);
+    let out = repo.ledger(&["report", SHA]);
+    assert_code(&out, 4);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("evidence FAILED verification"), "{md}");
+    assert!(md.contains("**unverified**"), "{md}");
+}
+
+fn chromium() -> Option<String> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if found.is_none() && std::env::var("LEDGER_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+        panic!("LEDGER_REQUIRE_CHROMIUM=1 but no chromium on PATH");
+    }
+    found.map(str::to_owned)
+}
+
+fn headless(browser: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--window-size=1200,1400",
+        ])
+        .args(args)
+        .output()
+        .expect("run chromium")
+}
+
+#[test]
+fn html_report_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else { return };
+    let repo = released();
+    let out = repo.ledger(&["report", SHA, "--format", "html", "--out", "report.html"]);
+    assert_code(&out, 0);
+    let page = repo.path().join("report.html");
+    let url = format!("file://{}", page.display());
+
+    let dom = headless(&browser, &["--dump-dom", &url]);
+    assert!(dom.status.success(), "{}", text(&dom));
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert!(
+        dom.contains(r#"id="verdict">decision: promote</p>"#),
+        "{dom}"
+    );
+    // One timeline row per artifact: seven stages and the timing record.
+    assert_eq!(
+        dom.matches(r#"<div class="row" data-stage="#).count(),
+        8,
+        "{dom}"
+    );
+    // The fixture's two smoke checks, with their latencies.
+    assert!(
+        dom.contains(r#"<tr data-check="health">"#) && dom.contains(r#"<tr data-check="orders">"#),
+        "{dom}"
+    );
+    assert!(dom.contains(r#"id="m-deploys">1 (0 failed)</td>"#), "{dom}");
+    assert!(
+        dom.contains(r#"id="m-cfr">0 % (0 of 1 releases rejected)</td>"#),
+        "{dom}"
+    );
+    // The hostile argv is text, never markup: no script element, title unchanged.
+    assert!(!dom.contains("<script>"), "{dom}");
+    assert!(dom.contains("&lt;script&gt;"), "{dom}");
+    assert!(
+        dom.contains(&format!("<title>ledger report {SHA}</title>")),
+        "{dom}"
+    );
+    // Self-contained: nothing that would load from elsewhere.
+    for remote in ["src=", "href=", "@import", "url("] {
+        assert!(!dom.contains(remote), "{remote} in {dom}");
+    }
+
+    let shot = repo.path().join("report.png");
+    let out = headless(
+        &browser,
+        &[&format!("--screenshot={}", shot.display()), &url],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        png.len() > 20_000,
+        "a {}-byte screenshot is too small to hold the page",
+        png.len()
+    );
+}
+
+#[test]
+fn delivery_metrics_count_releases_and_keep_replays_and_rollbacks_apart() {
+    let repo = Repo::new();
+    let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+    let manifest = serde_json::json!({
+        "key": format!("release-candidate/{a}/manifest.json"), "sha256": "0".repeat(64)
+    });
+    repo.record(ArtifactKind::Deployment, &a, |p| {
+        p["duration_ms"] = 1000.into()
+    });
+    repo.record(ArtifactKind::Decision, &a, |_| {});
+    repo.record(ArtifactKind::Timing, &a, |p| {
+        p["lead_time_ms"] = 60_000.into()
+    });
+    // A replay of a: a decision of its own, not a release, no lead time counted.
+    repo.record(ArtifactKind::Decision, &a, |p| {
+        p["replay"] = true.into();
+        p["manifest"] = manifest.clone();
+    });
+    repo.record(ArtifactKind::Timing, &a, |p| {
+        p["lead_time_ms"] = 9_000_000.into()
+    });
+    repo.record(ArtifactKind::Deployment, &b, |p| {
+        p["duration_ms"] = 700_000.into();
+        p["result"] = "fail".into();
+    });
+    repo.record(ArtifactKind::Decision, &b, |p| {
+        p["decision"] = "reject".into();
+        p["result"] = "fail".into();
+        p["reasons"] =
+            serde_json::json!([{"rule": "/release/requires/0", "message": "deploy failed"}]);
+    });
+    repo.record(ArtifactKind::Timing, &b, |p| {
+        p["lead_time_ms"] = 120_000.into()
+    });
+    // A rollback to c, while b was running.
+    repo.record(ArtifactKind::Decision, &c, |p| {
+        p["replay"] = true.into();
+        p["rollback_from"] = b.clone().into();
+        p["manifest"] = manifest.clone();
+    });
+    let out = repo.ledger(&["report", &a]);
+    assert_code(&out, 0);
+    let md = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "| deploys | 2 (1 failed) |",
+        "| deploy duration p50 / p95 | 1.0 s / 11 min 40 s (over the 10 min target) |",
+        "| lead time p50 / p95 | 1 min 0 s / 2 min 0 s (2 releases) |",
+        "| change-failure rate | 50 % (1 of 2 releases rejected) |",
+        "| replays / rollbacks | 1 / 1 |",
+    ] {
+        assert!(md.contains(line), "{line} missing from\n{md}");
+    }
+}
