@@ -565,3 +565,54 @@ fn docker_half_evidence_verifies_with_securesystemslib() {
         assert!(out.status.success(), "{key}: {}", text(&out));
     }
 }
+
+#[test]
+fn status_drift_compares_the_evidence_with_what_the_engine_runs() {
+    let Some(engine) = engine() else { return };
+    let p = Project::new(None);
+    let s = sha(60);
+    p.run_through(&s, "deploy");
+    let drift = |code: i32| -> Value {
+        let out = p.ledger(&["status", "--drift", "--json"]);
+        assert_code(&out, code);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        crate::read::assert_output_schema("status", &v);
+        v
+    };
+    let v = drift(0);
+    let prod = &v["drift"][0];
+    assert_eq!(prod["environment"], "production");
+    assert_eq!(prod["recorded_sha"], s.as_str());
+    assert_eq!(prod["findings"], json!([]));
+    assert_eq!(prod["observed"][0]["sha"], s.as_str());
+
+    // Stopped behind ledger's back: the record says it runs, the engine disagrees.
+    let running = p.containers().into_iter().find(|c| c.running).unwrap();
+    runtime().block_on(engine.stop(&running.id)).unwrap();
+    let v = drift(4);
+    let findings = v["drift"][0]["findings"].to_string();
+    assert!(findings.contains("runs no container"), "{findings}");
+
+    // Started by hand with the project's labels but another SHA and no evidence.
+    runtime().block_on(engine.start(&running.id)).unwrap();
+    let other = sha(61);
+    let out = Command::new("docker")
+        .args(["run", "-d", "--name", &format!("{}-rogue", p.name)])
+        .args(["--label", &format!("dev.ledger.project={}", p.name)])
+        .args(["--label", "dev.ledger.environment=production"])
+        .args(["--label", &format!("dev.ledger.sha={other}")])
+        .args(["--label", "dev.ledger.image=api"])
+        .arg(&running.image_id)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = p.ledger(&["status", "--drift"]);
+    assert_code(&out, 4);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("runs SHA {other}, the evidence records {s}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(no evidence label)"), "{stdout}");
+    assert_eq!(stdout.matches("DRIFT production").count(), 2, "{stdout}");
+}

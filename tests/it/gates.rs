@@ -20,6 +20,7 @@ const GATED: [(Stage, Stage); 6] = [
 fn gate(repo: &Repo, stage: Stage) -> (i32, Value) {
     let out = repo.ledger(&["gate", stage.as_str(), "--sha", SHA, "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    crate::read::assert_output_schema("gate", &v);
     (out.status.code().unwrap(), v)
 }
 

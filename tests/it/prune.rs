@@ -75,6 +75,7 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     let out = p.ledger(&["status", "--json"]);
     assert_code(&out, 0);
     let status = json_of(&out);
+    crate::read::assert_output_schema("status", &status);
     assert_eq!(status["environments"][0]["environment"], "production");
     assert_eq!(
         status["environments"][0]["running"]["sha"],
@@ -85,12 +86,14 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     // Everything is younger than the default 14 days: nothing is a candidate.
     let out = p.ledger(&["prune", "--json"]);
     assert_code(&out, 0);
+    crate::read::assert_output_schema("prune", &json_of(&out));
     assert_eq!(json_of(&out)["candidates"].as_array().unwrap().len(), 0);
 
     // Dry run: lists exactly the unpromoted SHA's two copies, deletes nothing.
     let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
     assert_code(&out, 0);
     let plan = json_of(&out);
+    crate::read::assert_output_schema("prune", &plan);
     let candidates = plan["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2, "{plan:#}");
     assert!(candidates.iter().all(|c| c["sha"] == unpromoted.as_str()));
@@ -111,8 +114,23 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     assert!(on_engine(&gone_id) && in_registry(&gone_ref));
     assert!(!p.repo.store().join("prune").exists());
 
-    let out = p.ledger(&["prune", "--min-age-days", "0", "--apply", "--force"]);
+    let out = p.ledger(&[
+        "prune",
+        "--min-age-days",
+        "0",
+        "--apply",
+        "--force",
+        "--json",
+    ]);
     assert_code(&out, 0);
+    let applied = json_of(&out);
+    crate::read::assert_output_schema("prune", &applied);
+    assert_eq!(
+        applied["deleted"].as_array().unwrap().len(),
+        2,
+        "{applied:#}"
+    );
+    assert!(applied["record"].as_str().unwrap().starts_with("prune/"));
     assert!(!on_engine(&gone_id), "{}", text(&out));
     assert!(!in_registry(&gone_ref), "{}", text(&out));
     for (id, reference) in &kept {

@@ -398,3 +398,23 @@ fn doctor_names_each_missing_component_with_its_exit_code() {
         .unwrap()
         .contains(&format!("127.0.0.1:{port}")));
 }
+
+#[test]
+fn rust_log_shows_tracing_and_output_carries_no_colour_codes() {
+    let repo = Repo::new();
+    let mut cmd = repo.command(&["stage", "commit", "--sha", SHA, "--", "true"]);
+    cmd.env_remove("NO_COLOR").env("RUST_LOG", "debug");
+    let out = cmd.output().unwrap();
+    assert_code(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DEBUG"),
+        "RUST_LOG=debug logged nothing: {stderr}"
+    );
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(
+            !stream.contains(&0x1b),
+            "ANSI escape in output that is not a terminal"
+        );
+    }
+}

@@ -66,6 +66,9 @@ pub struct StatusArgs {
     /// Show only this environment
     #[arg(long = "env", value_name = "NAME")]
     pub environment: Option<String>,
+    /// Also compare with the containers the Docker engine runs; exit 4 on any difference
+    #[arg(long)]
+    pub drift: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

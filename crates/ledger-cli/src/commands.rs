@@ -5,6 +5,7 @@ use crate::args::{
 };
 use crate::context::{self, DEFAULT_KEY_PATH, DEFAULT_POLICY_PATH};
 use crate::exit::{Code, Failure, Result};
+use crate::read::print_json;
 use ledger_core::predicate::Outcome;
 use ledger_core::{GitSha, PublicKey, SigningKey, Stage};
 use ledger_pipeline::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
@@ -481,13 +482,6 @@ async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mode) -
     })
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| Failure::new(Code::Infrastructure, e))?;
-    println!("{text}");
-    Ok(())
-}
-
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -522,9 +516,48 @@ async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
         time::OffsetDateTime::now_utc(),
     )
     .await?;
+    let drift = if args.drift {
+        let config = ledger_pipeline::config::Config::load(&root)
+            .map_err(ledger_pipeline::Error::from)
+            .map_err(|e| {
+                Failure::from(e).hint(
+                    "--drift needs ledger.toml: it names the project whose containers to compare",
+                )
+            })?;
+        let engine = connect_engine().await?;
+        Some(
+            ledger_pipeline::drift::drift(
+                &engine,
+                &config.repository,
+                &report,
+                args.environment.as_deref(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let drifted = drift
+        .as_ref()
+        .is_some_and(|d| d.iter().any(|e| !e.findings.is_empty()));
+    let code = if drifted {
+        Code::VerificationFailed
+    } else {
+        Code::Success
+    };
     if args.json {
-        print_json(&report)?;
-        return Ok(Code::Success);
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            report: &'a ledger_pipeline::status::StatusReport,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            drift: Option<&'a Vec<ledger_pipeline::drift::EnvironmentDrift>>,
+        }
+        print_json(&Out {
+            report: &report,
+            drift: drift.as_ref(),
+        })?;
+        return Ok(code);
     }
     for env in &report.environments {
         match &env.running {
@@ -565,7 +598,19 @@ async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
     for i in &report.ignored {
         println!("ignored (does not verify): {i}");
     }
-    Ok(Code::Success)
+    for env in drift.iter().flatten() {
+        if env.findings.is_empty() {
+            println!(
+                "drift {:<12} none: the engine runs what the evidence records ({} container(s))",
+                env.environment,
+                env.observed.len()
+            );
+        }
+        for f in &env.findings {
+            println!("DRIFT {:<12} {f}", env.environment);
+        }
+    }
+    Ok(code)
 }
 
 /// `ledger prune`: list (or with --apply delete) images of never-promoted SHAs.

@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod decide;
 pub mod deploy;
+pub mod drift;
 pub mod error;
 pub mod evidence;
 pub mod gate;

@@ -1,0 +1,166 @@
+//! Drift: what the evidence says runs in each environment against what the Docker
+//! engine actually runs (`ledger status --drift`).
+//!
+//! The ledger's answer comes from [`crate::status`] (the newest passing, verified
+//! deployment per environment). The engine's comes from the containers carrying this
+//! project's labels. A difference is a finding: a recorded release not running, a
+//! container of another SHA or started by another deployment, an image whose content
+//! is not the recorded digest, a container of an image the release does not have, or
+//! containers in an environment with no deployment evidence at all.
+
+use crate::deploy::labels;
+use crate::error::Error;
+use crate::status::StatusReport;
+use ledger_docker::{ContainerInfo, Engine};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// One environment's comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentDrift {
+    pub environment: String,
+    /// The SHA the evidence says runs, if any.
+    pub recorded_sha: Option<String>,
+    /// Running containers of this project in the environment: name, SHA label, image.
+    pub observed: Vec<Observed>,
+    /// Every difference; empty when the engine matches the evidence.
+    pub findings: Vec<String>,
+}
+
+/// A running container as the engine reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    pub name: String,
+    pub sha: Option<String>,
+    pub image: Option<String>,
+    pub image_id: String,
+    pub evidence: Option<String>,
+}
+
+/// Whether `image_id` (what a container runs) is the content `digest` names: the same
+/// image id for engine-local images, or an image whose repository digests include it.
+async fn same_image(engine: &Engine, image_id: &str, digest: &str) -> Result<bool, Error> {
+    if image_id == digest {
+        return Ok(true);
+    }
+    Ok(engine.inspect_image(image_id).await?.is_some_and(|info| {
+        info.repo_digests
+            .iter()
+            .any(|d| d.ends_with(&format!("@{digest}")))
+    }))
+}
+
+/// Compares `status` (from the evidence) with the engine's running containers of
+/// `project`, for every environment either side knows (or only `only`).
+pub async fn drift(
+    engine: &Engine,
+    project: &str,
+    status: &StatusReport,
+    only: Option<&str>,
+) -> Result<Vec<EnvironmentDrift>, Error> {
+    let containers: Vec<ContainerInfo> = engine
+        .containers(&[(labels::PROJECT, project)])
+        .await?
+        .into_iter()
+        .filter(|c| c.running)
+        .collect();
+    let mut envs: BTreeSet<String> = status
+        .environments
+        .iter()
+        .map(|e| e.environment.clone())
+        .collect();
+    envs.extend(
+        containers
+            .iter()
+            .filter_map(|c| c.labels.get(labels::ENV).cloned()),
+    );
+    let mut out = Vec::new();
+    for env in envs.into_iter().filter(|e| only.is_none_or(|o| o == e)) {
+        let here: Vec<&ContainerInfo> = containers
+            .iter()
+            .filter(|c| c.labels.get(labels::ENV) == Some(&env))
+            .collect();
+        let running = status
+            .environments
+            .iter()
+            .find(|e| e.environment == env)
+            .and_then(|e| e.running.as_ref());
+        let mut findings = Vec::new();
+        match running {
+            None if !here.is_empty() => findings.push(format!(
+                "{} container(s) of {project} run in `{env}`, but no passing deployment to it is recorded",
+                here.len()
+            )),
+            None => {}
+            Some(r) => {
+                if here.is_empty() {
+                    findings.push(format!(
+                        "the evidence records {} running in `{env}` ({}), but the engine runs no container of {project} there",
+                        r.sha, r.deployment
+                    ));
+                }
+                for c in &here {
+                    let label = |k: &str| c.labels.get(k).map(String::as_str);
+                    if label(labels::SHA) != Some(r.sha.as_str()) {
+                        findings.push(format!(
+                            "container {} runs SHA {}, the evidence records {}",
+                            c.name,
+                            label(labels::SHA).unwrap_or("(unlabelled)"),
+                            r.sha
+                        ));
+                    }
+                    if label(labels::EVIDENCE) != Some(r.deployment.as_str()) {
+                        findings.push(format!(
+                            "container {} was started by {}, not by the latest passing deployment {}",
+                            c.name,
+                            label(labels::EVIDENCE).unwrap_or("(no evidence label)"),
+                            r.deployment
+                        ));
+                    }
+                    match label(labels::IMAGE).and_then(|i| r.images.get(i).map(|d| (i, d))) {
+                        None => findings.push(format!(
+                            "container {} runs image {}, which the recorded release does not have",
+                            c.name,
+                            label(labels::IMAGE).unwrap_or("(unlabelled)")
+                        )),
+                        Some((image, digest)) => {
+                            if !same_image(engine, &c.image_id, digest).await? {
+                                findings.push(format!(
+                                    "container {} runs {} as image {image}, but the recorded digest is {digest}",
+                                    c.name, c.image_id
+                                ));
+                            }
+                        }
+                    }
+                }
+                for image in r.images.keys() {
+                    let runs = here
+                        .iter()
+                        .any(|c| c.labels.get(labels::IMAGE) == Some(image));
+                    if !here.is_empty() && !runs {
+                        findings.push(format!(
+                            "image {image} of {} is recorded as running in `{env}`, but no container runs it",
+                            r.sha
+                        ));
+                    }
+                }
+            }
+        }
+        out.push(EnvironmentDrift {
+            environment: env,
+            recorded_sha: running.map(|r| r.sha.to_string()),
+            observed: here
+                .iter()
+                .map(|c| Observed {
+                    name: c.name.clone(),
+                    sha: c.labels.get(labels::SHA).cloned(),
+                    image: c.labels.get(labels::IMAGE).cloned(),
+                    image_id: c.image_id.clone(),
+                    evidence: c.labels.get(labels::EVIDENCE).cloned(),
+                })
+                .collect(),
+            findings,
+        });
+    }
+    Ok(out)
+}
