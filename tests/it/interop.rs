@@ -116,3 +116,88 @@ fn securesystemslib_envelopes_verify_with_ledger() {
     let out = repo.ledger(&["verify", SHA]);
     assert_code(&out, 0);
 }
+
+/// Runs the auditor's verifier from `docs/audit/verify_chain.py` on `repo`'s store;
+/// `None` when interop is skipped on purpose.
+pub fn audit_chain(repo: &Repo, sha: &str) -> Option<std::process::Output> {
+    if std::env::var_os("LEDGER_SKIP_INTEROP").is_some() {
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/audit/verify_chain.py");
+    Some(
+        Command::new("python3")
+            .arg(script)
+            .arg(repo.store())
+            .arg(repo.path().join("policy/pipeline-policy.json"))
+            .arg(sha)
+            .output()
+            .expect("python3"),
+    )
+}
+
+#[test]
+fn the_auditors_independent_verifier_agrees_with_ledger() {
+    let repo = Repo::new();
+    assert_code(
+        &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
+        0,
+    );
+    assert_code(
+        &repo.ledger(&["stage", "integration", "--sha", SHA, "--", "true"]),
+        0,
+    );
+    let Some(out) = audit_chain(&repo, SHA) else {
+        return;
+    };
+    assert_code(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 of 2 artifact(s) verified"),
+        "{}",
+        text(&out)
+    );
+
+    // Each tampering ledger refuses, the independent verifier refuses too.
+    let other = "f".repeat(40);
+    repo.record(ledger_core::ArtifactKind::Commit, &other, |_| {});
+    let commit = format!("commit/{SHA}/commit.json");
+    let original = repo.read_object(&commit);
+    type Tamper<'a> = Box<dyn Fn() + 'a>;
+    let tamperings: Vec<(&str, Tamper)> = vec![
+        (
+            "a byte of the payload flipped",
+            Box::new(|| {
+                let mut b = original.clone();
+                let i = b.len() / 2;
+                b[i] ^= 1;
+                repo.tamper_object(&commit, b);
+            }),
+        ),
+        (
+            "another commit's envelope copied in",
+            Box::new(|| {
+                repo.tamper_object(
+                    &commit,
+                    repo.read_object(&format!("commit/{other}/commit.json")),
+                );
+            }),
+        ),
+        (
+            "the captured log altered",
+            Box::new(|| {
+                repo.tamper_object(&commit, original.clone());
+                repo.tamper_object(&format!("commit/{SHA}/commit.log"), b"edited\n".to_vec());
+            }),
+        ),
+    ];
+    for (what, tamper) in tamperings {
+        tamper();
+        assert_code(&repo.ledger(&["verify", SHA]), 4);
+        let out = audit_chain(&repo, SHA).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("FAIL  {commit}")),
+            "{what}: {}",
+            text(&out)
+        );
+    }
+}

@@ -23,9 +23,10 @@ macro_rules! on_both_backends {
 mod bad_input;
 mod bucket;
 mod docker;
+mod docs;
 mod foundation;
 mod gates;
-mod interop;
+pub mod interop;
 mod prune;
 mod read;
 mod replay;
