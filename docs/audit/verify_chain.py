@@ -57,18 +57,17 @@ def when(text):
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def trusted_keys(policy, stage, at):
+def trusted_keys(policy, stage):
+    """Keys the policy trusts for `stage`, with the time each was revoked (or None)."""
     keys = []
     for k in policy["keys"]:
         if stage not in k["stages"]:
             continue
-        revoked = k.get("revoked_at")
-        if revoked and when(revoked) <= at:
-            continue
         key = SSlibKey.from_crypto(load_pem_public_key(k["public_key"].encode()))
         if key.keyid != k["keyid"]:
             raise SystemExit(f"policy key {k['keyid']} does not match its public key")
-        keys.append(key)
+        revoked = k.get("revoked_at")
+        keys.append((key, when(revoked) if revoked else None))
     return keys
 
 
@@ -83,14 +82,24 @@ def check(store, policy, sha, folder, name):
     envelope = Envelope.from_dict(raw)
     if envelope.payload_type != PAYLOAD_TYPE:
         return [f"payloadType is {envelope.payload_type!r}"]
-    statement = json.loads(envelope.payload)
-    predicate = statement.get("predicate", {})
-    finished = when(predicate["finished_at"])
+    # Signatures first: nothing of the payload is read before it is authenticated.
     need = policy.get("stages", {}).get(stage, {}).get("min_signatures", 1)
+    keys = trusted_keys(policy, stage)
     try:
-        envelope.verify(trusted_keys(policy, stage, finished), need)
+        accepted = envelope.verify([k for k, _ in keys], need)
     except Exception as e:  # securesystemslib's VerificationError and bad signatures
         return [f"signatures: {e}"]
+    try:
+        statement = json.loads(envelope.payload)
+        predicate = statement["predicate"]
+        finished = when(predicate["finished_at"])
+    except Exception as e:
+        return [f"payload is not a readable in-toto statement: {e}"]
+    # A key revoked before the evidence's time does not count toward the threshold.
+    revoked = {k.keyid: at for k, at in keys}
+    valid = [kid for kid in accepted if revoked[kid] is None or revoked[kid] > finished]
+    if len(valid) < need:
+        problems.append(f"{len(valid)} signature(s) by keys not revoked at its time, {need} needed")
     if statement.get("_type") != STATEMENT:
         problems.append(f"_type is {statement.get('_type')!r}")
     if statement.get("predicateType") != predicate_type:
@@ -142,7 +151,10 @@ def main(argv):
                 failed += 1
                 continue
             checked += 1
-            problems = check(store, policy, sha, folder, name)
+            try:
+                problems = check(store, policy, sha, folder, name)
+            except Exception as e:  # fail closed on anything unexpected
+                problems = [f"unreadable: {e!r}"]
             print(("ok    " if not problems else "FAIL  ") + key)
             for p in problems:
                 print(f"      {p}")

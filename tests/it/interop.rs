@@ -161,6 +161,22 @@ fn the_auditors_independent_verifier_agrees_with_ledger() {
     repo.record(ledger_core::ArtifactKind::Commit, &other, |_| {});
     let commit = format!("commit/{SHA}/commit.json");
     let original = repo.read_object(&commit);
+    // Single bytes flipped across the envelope (braces, keys, base64 of the payload
+    // and of the signature): both refuse every one, and neither crashes on it.
+    let step = (original.len() / 12).max(1);
+    for i in (1..original.len() - 1).step_by(step) {
+        let mut b = original.clone();
+        b[i] ^= 0x01;
+        repo.tamper_object(&commit, b);
+        assert_code(&repo.ledger(&["verify", SHA]), 4);
+        let out = audit_chain(&repo, SHA).unwrap();
+        assert_eq!(out.status.code(), Some(1), "byte {i}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("FAIL  {commit}")),
+            "byte {i}: {}",
+            text(&out)
+        );
+    }
     type Tamper<'a> = Box<dyn Fn() + 'a>;
     let tamperings: Vec<(&str, Tamper)> = vec![
         (
