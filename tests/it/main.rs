@@ -24,6 +24,7 @@ mod bad_input;
 mod bucket;
 mod docker;
 mod docs;
+mod environments;
 mod foundation;
 mod gates;
 pub mod interop;

@@ -200,3 +200,45 @@ fn delivery_metrics_count_releases_and_keep_replays_and_rollbacks_apart() {
         assert!(md.contains(line), "{line} missing from\n{md}");
     }
 }
+
+fn status_update(repo: &Repo) -> String {
+    let out = repo.ledger(&["report", SHA, "--format", "status"]);
+    assert_code(&out, 0);
+    String::from_utf8_lossy(&out.stdout).replace(&repo.store().display().to_string(), "[STORE]")
+}
+
+#[test]
+fn status_update_of_a_passing_release_is_pinned() {
+    let repo = released();
+    insta::assert_snapshot!("status_update_done", status_update(&repo));
+}
+
+#[test]
+fn status_update_of_a_failing_release_escalates_as_seed_001_says() {
+    let repo = Repo::new();
+    for s in [
+        Stage::Commit,
+        Stage::Integration,
+        Stage::Build,
+        Stage::Publish,
+    ] {
+        repo.record(s.primary_artifact(), SHA, |_| {});
+    }
+    // Health failed in production and the previous release could not be restored.
+    repo.record(ArtifactKind::Deployment, SHA, |p| {
+        p["result"] = "fail".into();
+        p["failure"] = serde_json::json!({"message": "container api did not become healthy", "restored": false});
+    });
+    repo.record(ArtifactKind::Smoke, SHA, |p| {
+        p["result"] = "fail".into();
+        p["checks"][1]["ok"] = false.into();
+        p["checks"][1]["status"] = 503.into();
+    });
+    let text = status_update(&repo);
+    assert!(text.starts_with("Status: blocked"), "{text}");
+    assert!(
+        text.contains("health checks failed in production and rollback was not successful"),
+        "{text}"
+    );
+    insta::assert_snapshot!("status_update_blocked", text);
+}

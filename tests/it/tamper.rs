@@ -141,3 +141,22 @@ fn a_stray_object_among_the_evidence_fails() {
     assert_code(&out, 4);
     assert!(text(&out).contains("not ledger evidence"), "{}", text(&out));
 }
+
+#[test]
+fn deploy_evidence_of_one_environment_cannot_stand_for_another() {
+    let repo = Repo::new();
+    // A canary deployment stored under production's key: signed, schema-valid, and
+    // still refused, since the key says which environment it is evidence of.
+    let key = repo.record(ledger_core::ArtifactKind::Deployment, crate::SHA, |p| {
+        p["environment"] = "canary".into();
+    });
+    let out = repo.ledger(&["verify", crate::SHA]);
+    assert_code(&out, 4);
+    assert!(
+        text(&out).contains(
+            "predicate environment is `canary`, but it is stored as evidence of `production`"
+        ),
+        "{key}: {}",
+        text(&out)
+    );
+}

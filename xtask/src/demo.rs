@@ -193,7 +193,9 @@ pub fn new_commit(dir: &Path, file: &str, text: &str) -> Result<String, String> 
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// All seven stages for HEAD, each expected to pass, then `verify`.
+/// All seven stages for HEAD, each expected to pass, then `verify`. Deploy and smoke
+/// run in canary first; `ledger promote` then takes the same digests to production,
+/// which is smoked before the decision.
 fn release(ledger: &Path, dir: &Path, sha: &str) -> Result<(), String> {
     let ledger_cmd = |args: &[&str]| {
         let mut c = Command::new(ledger);
@@ -210,10 +212,34 @@ fn release(ledger: &Path, dir: &Path, sha: &str) -> Result<(), String> {
         dir,
         0,
     )?;
-    for stage in ["build", "publish", "deploy", "smoke", "decide"] {
-        expect(&mut ledger_cmd(&["stage", stage]), dir, 0)?;
+    for args in [
+        &["stage", "build"][..],
+        &["stage", "publish"],
+        &["stage", "deploy", "--env", "canary"],
+        &["stage", "smoke", "--env", "canary"],
+        &["promote", sha, "--to", "production"],
+        &["stage", "smoke", "--env", "production"],
+        &["stage", "decide"],
+    ] {
+        expect(&mut ledger_cmd(args), dir, 0)?;
     }
     expect(&mut ledger_cmd(&["verify", sha]), dir, 0)
+}
+
+/// Adds the rule that production is entered only by promotion from canary to the
+/// demo's policy, as a release manager would.
+fn require_promotion(dir: &Path) -> Result<(), String> {
+    let path = dir.join("policy").join("pipeline-policy.json");
+    let text = fs::read_to_string(&path).map_err(|e| format!("policy: {e}"))?;
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("policy: {e}"))?;
+    policy["environments"] = serde_json::json!({
+        "production": { "promotion": { "from": "canary", "min_soak_seconds": 0 } }
+    });
+    let text = serde_json::to_string_pretty(&policy).map_err(|e| e.to_string())?;
+    fs::write(&path, text + "\n").map_err(|e| format!("policy: {e}"))?;
+    println!("$ (policy) production is entered only by `ledger promote` from canary");
+    Ok(())
 }
 
 /// `cargo xtask demo [--replay]`: one release end to end; with `--replay`, a second
@@ -226,6 +252,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let dir = root().join("target").join("ledger-demo");
     let (ledger, sha) = setup(&dir)?;
+    require_promotion(&dir)?;
     release(&ledger, &dir, &sha)?;
     if replay {
         let second = new_commit(&dir, "VERSION", "1.1.0\n")?;
@@ -237,9 +264,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
     }
 
-    println!("\nDemo complete: commit {sha} went through all seven stages.");
+    println!(
+        "\nDemo complete: commit {sha} went through all seven stages, canary then production."
+    );
     println!("Evidence:  {}", dir.join(".artifacts").display());
-    println!("Service:   curl http://127.0.0.1:18080/  (label dev.ledger.project=ledger-demo)");
+    println!("Service:   curl http://127.0.0.1:18080/ (production), :18081 (canary); label dev.ledger.project=ledger-demo");
     println!(
         "Verify:    cd {} && {} verify {sha}",
         dir.display(),

@@ -55,6 +55,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Roll an environment back to a promoted release, checking each step first
     Rollback(RollbackArgs),
+    /// Deploy the digests that passed in the environment before into ENV, if the
+    /// policy's promotion rule holds; never rebuilds
+    Promote(PromoteArgs),
     /// What runs in each environment, the last promoted release, freshness alarms
     Status(StatusArgs),
     /// Delete images of never-promoted releases (dry run unless --apply)
@@ -109,6 +112,22 @@ pub struct RollbackArgs {
     pub to: String,
     #[command(flatten)]
     pub run: ReleaseRunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The commit to promote
+    #[arg(value_name = "SHA")]
+    pub sha: String,
+    /// The environment to promote into (e.g. production)
+    #[arg(long = "to", value_name = "ENV")]
+    pub to: String,
+    /// Private key file [default: $LEDGER_SIGNING_KEY, else .ledger/signing.key]
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Seconds to wait for another deploy's lease on the environment
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lease_wait: u64,
 }
 
 /// Options shared by replay and rollback.
@@ -228,6 +247,8 @@ pub enum ReportFormat {
     Markdown,
     /// A self-contained page: timeline, smoke latencies, metrics; loads nothing
     Html,
+    /// The status update of seed 001: Status, Changes, Tests, Deploy, Issues, Escalations
+    Status,
 }
 
 #[derive(Debug, Args)]

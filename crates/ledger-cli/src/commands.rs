@@ -11,7 +11,7 @@ use ledger_core::{GitSha, PublicKey, SigningKey, Stage};
 use ledger_pipeline::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
 use ledger_pipeline::evidence::Evidence;
 use ledger_pipeline::replay::{Mode, ReplayRequest};
-use ledger_pipeline::stage::{pass_gate, run_command_stage, CommandStage};
+use ledger_pipeline::stage::{pass_gate_in, run_command_stage, CommandStage};
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<Code> {
         Command::Gate(args) => gate(&cli.global, args).await,
         Command::Replay(args) => replay(&cli.global, &args.sha, &args.run, Mode::Replay).await,
         Command::Rollback(args) => replay(&cli.global, &args.to, &args.run, Mode::Rollback).await,
+        Command::Promote(args) => promote(&cli.global, args).await,
         Command::Status(args) => status(&cli.global, args).await,
         Command::Prune(args) => prune(&cli.global, args).await,
     }
@@ -266,6 +267,7 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                     sha,
                     runner,
                     replay: None,
+                    env: None,
                 },
             )
             .await
@@ -279,7 +281,13 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         Stage::Publish => ledger_pipeline::publish::run_publish(&rec, sha, &runner).await,
         Stage::Build | Stage::Deploy | Stage::Smoke => {
             // The gate first: a denial must not depend on config or infrastructure.
-            let passed = pass_gate(&rec, args.stage, &sha).await.map_err(denied)?;
+            let env_name = (args.stage != Stage::Build)
+                .then(|| ledger_core::EnvName::parse(&args.environment))
+                .transpose()
+                .map_err(ledger_pipeline::Error::from)?;
+            let passed = pass_gate_in(&rec, args.stage, &sha, env_name)
+                .await
+                .map_err(denied)?;
             let config = ledger_pipeline::config::Config::load(&root)
                 .map_err(ledger_pipeline::Error::from)?;
             match args.stage {
@@ -298,6 +306,7 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                         runner: runner.clone(),
                         lease_wait: std::time::Duration::from_secs(args.lease_wait),
                         replay: None,
+                        promotion: None,
                         env,
                     };
                     ledger_pipeline::deploy::run_deploy(
@@ -359,6 +368,45 @@ fn print_decision(outcome: &DecideOutcome) {
 }
 
 /// Turns a gate denial into exit code 3 with its reasons; other errors pass through.
+/// `ledger promote SHA --to ENV`: the promotion rule, then the same digests deployed.
+async fn promote(global: &Global, args: crate::args::PromoteArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = GitSha::parse(&args.sha).map_err(|e| {
+        Failure::input(e)
+            .hint("give the full 40-character commit SHA: ledger promote <sha> --to <env>")
+    })?;
+    let writer = context::Writer::load(global, &root, args.key.as_deref()).await?;
+    let rec = writer.recorder();
+    let config =
+        ledger_pipeline::config::Config::load(&root).map_err(ledger_pipeline::Error::from)?;
+    let engine = connect_engine().await?;
+    let req = ledger_pipeline::promote::PromoteRequest {
+        sha,
+        to: args.to.clone(),
+        runner: writer.runner.clone(),
+        lease_wait: std::time::Duration::from_secs(args.lease_wait),
+        env: writer.env.clone(),
+    };
+    let progress = |line: &str| eprintln!("ledger: {line}");
+    let recorded = ledger_pipeline::promote::run_promote(&rec, &engine, &config, &req, &progress)
+        .await
+        .map_err(denied)?;
+    eprintln!(
+        "ledger: promote {} to `{}`: deploy {} ({}); evidence {} in {}",
+        sha,
+        args.to,
+        recorded.result.as_str(),
+        recorded.summary,
+        recorded.r.key(),
+        writer.store.location()
+    );
+    Ok(if recorded.result == Outcome::Pass {
+        Code::Success
+    } else {
+        Code::StageFailed
+    })
+}
+
 fn denied(e: ledger_pipeline::Error) -> Failure {
     match e {
         ledger_pipeline::Error::At { step, source } => {
@@ -373,10 +421,14 @@ fn denied(e: ledger_pipeline::Error) -> Failure {
             for r in &report.verdict.reasons {
                 message.push_str(&format!("\n  x {}: {}", r.rule, r.message));
             }
-            Failure::new(Code::Denied, message).hint(format!(
-                "`ledger gate {} --sha {} --json` shows the verdict as JSON",
-                report.subject, report.sha
-            ))
+            let failure = Failure::new(Code::Denied, message);
+            match report.subject.parse::<Stage>() {
+                Ok(_) => failure.hint(format!(
+                    "`ledger gate {} --sha {} --json` shows the verdict as JSON",
+                    report.subject, report.sha
+                )),
+                Err(_) => failure,
+            }
         }
         other => other.into(),
     }

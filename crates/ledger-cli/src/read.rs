@@ -327,6 +327,7 @@ pub async fn report(global: &Global, args: ReportArgs) -> Result<Code> {
     let text = match args.format {
         ReportFormat::Markdown => ledger_pipeline::report::markdown(&report),
         ReportFormat::Html => ledger_pipeline::report::html(&report),
+        ReportFormat::Status => ledger_pipeline::report::status_update(&report, store.location()),
     };
     match &args.out {
         None => print!("{text}"),

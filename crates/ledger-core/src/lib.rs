@@ -14,6 +14,7 @@
 
 pub mod digest;
 pub mod dsse;
+pub mod env;
 pub mod keys;
 pub mod predicate;
 pub mod schema;
@@ -23,6 +24,7 @@ pub mod statement;
 
 pub use digest::Sha256Digest;
 pub use dsse::{Envelope, Signature, VerifiedEnvelope};
+pub use env::{EnvName, DEFAULT_ENV};
 pub use keys::{KeyId, PublicKey, SigningKey};
 pub use sha::GitSha;
 pub use stage::{ArtifactKind, ArtifactRef, Stage};

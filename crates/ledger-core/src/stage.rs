@@ -5,6 +5,7 @@
 //! closed [`ArtifactKind`] and an attempt number, and *parsed* back strictly; no other
 //! string ever becomes a key, so no input can escape its prefix.
 
+use crate::env::EnvName;
 use crate::sha::GitSha;
 use std::fmt;
 use std::str::FromStr;
@@ -180,6 +181,11 @@ impl ArtifactKind {
         }
     }
 
+    /// Whether this kind's evidence is kept per environment (deploy and smoke).
+    pub fn per_environment(self) -> bool {
+        matches!(self, ArtifactKind::Deployment | ArtifactKind::Smoke)
+    }
+
     /// The in-toto predicate type URI, versioned.
     pub fn predicate_type(self) -> &'static str {
         match self {
@@ -213,12 +219,15 @@ impl fmt::Display for ArtifactKind {
     }
 }
 
-/// Where one attempt of one artifact lives: kind, SHA and attempt number.
+/// Where one attempt of one artifact lives: kind, SHA, attempt number and, for deploy
+/// and smoke evidence of an environment other than the default, that environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ArtifactRef {
     pub kind: ArtifactKind,
     pub sha: GitSha,
     pub attempt: u32,
+    /// `None` for the default environment and for kinds not kept per environment.
+    pub env: Option<EnvName>,
 }
 
 /// The largest attempt number `ledger` will write or parse.
@@ -228,20 +237,32 @@ impl ArtifactRef {
     /// The reference for `attempt` (1-based) of `kind` for `sha`.
     pub fn new(kind: ArtifactKind, sha: GitSha, attempt: u32) -> Self {
         debug_assert!((1..=MAX_ATTEMPT).contains(&attempt));
-        ArtifactRef { kind, sha, attempt }
+        ArtifactRef {
+            kind,
+            sha,
+            attempt,
+            env: None,
+        }
+    }
+
+    /// The same reference in environment `env`: kept apart for deploy and smoke
+    /// evidence outside the default environment, unchanged otherwise.
+    pub fn in_env(mut self, env: Option<EnvName>) -> Self {
+        self.env = env
+            .and_then(EnvName::qualifier)
+            .filter(|_| self.kind.per_environment());
+        self
     }
 
     fn file(&self, ext: &str) -> String {
         let stem = self.kind.stem();
-        if self.attempt == 1 {
-            format!("{}{stem}.{ext}", self.kind.prefix(&self.sha))
+        let env = self.env.map(|e| format!(".{e}")).unwrap_or_default();
+        let attempt = if self.attempt == 1 {
+            String::new()
         } else {
-            format!(
-                "{}{stem}.attempt-{}.{ext}",
-                self.kind.prefix(&self.sha),
-                self.attempt
-            )
-        }
+            format!(".attempt-{}", self.attempt)
+        };
+        format!("{}{stem}{env}{attempt}.{ext}", self.kind.prefix(&self.sha))
     }
 
     /// The envelope's object key, e.g. `commit/<sha>/commit.json`.
@@ -267,7 +288,19 @@ impl ArtifactRef {
             .into_iter()
             .filter(|k| k.dir() == dir)
             .find_map(|kind| {
-                let rest = base.strip_prefix(kind.stem())?;
+                let mut rest = base.strip_prefix(kind.stem())?;
+                let mut env = None;
+                if kind.per_environment() {
+                    if let Some(tail) = rest
+                        .strip_prefix('.')
+                        .filter(|t| !t.starts_with("attempt-"))
+                    {
+                        let (name, after) = tail.find('.').map_or((tail, ""), |i| tail.split_at(i));
+                        // The default environment never appears in a key.
+                        env = Some(EnvName::parse(name).ok()?.qualifier()?);
+                        rest = after;
+                    }
+                }
                 let attempt = if rest.is_empty() {
                     1
                 } else {
@@ -281,7 +314,12 @@ impl ArtifactRef {
                     }
                     n
                 };
-                Some(ArtifactRef { kind, sha, attempt })
+                Some(ArtifactRef {
+                    kind,
+                    sha,
+                    attempt,
+                    env,
+                })
             })
     }
 }
@@ -335,11 +373,49 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
+        let canary = EnvName::parse("canary").ok();
+        let production = EnvName::parse("production").ok();
         for kind in ArtifactKind::ALL {
             for attempt in [1, 2, 17, MAX_ATTEMPT] {
-                let r = ArtifactRef::new(kind, sha(), attempt);
-                assert_eq!(ArtifactRef::parse_key(&r.key()), Some(r));
+                for env in [None, canary, production] {
+                    let r = ArtifactRef::new(kind, sha(), attempt).in_env(env);
+                    assert_eq!(ArtifactRef::parse_key(&r.key()), Some(r), "{r:?}");
+                }
             }
+        }
+    }
+
+    #[test]
+    fn per_environment_keys() {
+        let canary = EnvName::parse("canary").ok();
+        let production = EnvName::parse("production").ok();
+        let deploy = |a, env| {
+            ArtifactRef::new(ArtifactKind::Deployment, sha(), a)
+                .in_env(env)
+                .key()
+        };
+        let s = sha();
+        assert_eq!(deploy(1, None), format!("infra/{s}/deployment.json"));
+        assert_eq!(deploy(1, production), format!("infra/{s}/deployment.json"));
+        assert_eq!(
+            deploy(1, canary),
+            format!("infra/{s}/deployment.canary.json")
+        );
+        assert_eq!(
+            deploy(3, canary),
+            format!("infra/{s}/deployment.canary.attempt-3.json")
+        );
+        // Kinds not kept per environment ignore it.
+        let commit = ArtifactRef::new(ArtifactKind::Commit, s, 1).in_env(canary);
+        assert_eq!(commit.env, None);
+        for bad in [
+            format!("infra/{s}/deployment.production.json"),
+            format!("infra/{s}/deployment.Canary.json"),
+            format!("infra/{s}/deployment.canary.attempt-1.json"),
+            format!("infra/{s}/deployment..json"),
+            format!("commit/{s}/commit.canary.json"),
+        ] {
+            assert_eq!(ArtifactRef::parse_key(&bad), None, "{bad}");
         }
     }
 

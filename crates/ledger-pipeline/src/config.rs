@@ -97,6 +97,10 @@ pub struct Environment {
     /// releasing it; another deploy may take it over after that.
     #[serde(default = "default_lease_ttl_seconds")]
     pub lease_ttl_seconds: u64,
+    /// Variables a deploy here needs in its own environment (the contract), by name;
+    /// checked before anything starts, never recorded with their values.
+    #[serde(default)]
+    pub required_env: Vec<String>,
     #[serde(default)]
     pub services: Vec<Service>,
     #[serde(default)]

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::evidence::Evidence;
 use crate::gate;
 use crate::record::Recorder;
-use crate::stage::{check_signer, pass_gate};
+use crate::stage::check_signer;
 use ledger_core::predicate::{Header, Input, Outcome, Runner};
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject, LEDGER_VERSION};
 use ledger_policy::Reason;
@@ -33,6 +33,9 @@ pub struct DecideRequest {
     pub runner: Runner,
     /// Set when the decision is part of a replay or rollback.
     pub replay: Option<crate::replay::ReplayOf>,
+    /// The environment whose deploy and smoke evidence the decision rests on (`None`:
+    /// the default environment).
+    pub env: Option<ledger_core::EnvName>,
 }
 
 /// What `decide` wrote.
@@ -107,12 +110,12 @@ fn with_header(header: &Header, attempt: u32, fields: serde_json::Value) -> serd
 pub async fn run_decide(rec: &Recorder<'_>, req: DecideRequest) -> Result<DecideOutcome, Error> {
     check_signer(rec, Stage::Decide)?;
     let started_at = OffsetDateTime::now_utc();
-    let gate_report = pass_gate(rec, Stage::Decide, &req.sha)
+    let gate_report = crate::stage::pass_gate_in(rec, Stage::Decide, &req.sha, req.env)
         .await?
         .expect(Stage::Decide, &req.sha)?;
     rec.store_policy().await?;
 
-    let mut evidence = Evidence::new(rec.store, rec.policy);
+    let mut evidence = Evidence::new(rec.store, rec.policy).in_env(req.env);
     let release = gate::check(
         &mut evidence,
         "release",

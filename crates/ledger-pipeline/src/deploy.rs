@@ -19,6 +19,7 @@ use crate::record::{Draft, Recorder};
 use crate::replay::ReplayOf;
 use crate::stage::{check_signer, Passed};
 use ledger_core::predicate::{Input, Outcome, Runner};
+use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject};
 use ledger_docker::{ContainerInfo, Engine, ImageInfo, RunSpec};
 use serde_json::{json, Value};
@@ -48,6 +49,8 @@ pub struct DeployRequest {
     pub lease_wait: Duration,
     /// Set when this deploy runs a stored release again (replay, rollback).
     pub replay: Option<ReplayOf>,
+    /// Set when this deploy promotes a release from the environment before.
+    pub promotion: Option<crate::promote::PromotionOf>,
     /// The process environment, for secret values (never recorded).
     pub env: BTreeMap<String, String>,
 }
@@ -147,25 +150,56 @@ pub fn check_revisions(
     Ok(())
 }
 
-/// Checks that every secret an environment's services need is set (names only).
-pub fn check_secrets(
+/// The environment contract: every variable the environment requires and every
+/// secret its services need is set (names only; values are never looked at beyond
+/// "non-empty"). All missing names are reported at once.
+pub fn check_contract(
     env_config: &Environment,
     env: &BTreeMap<String, String>,
 ) -> Result<(), Error> {
-    for service in &env_config.services {
-        for name in &service.secrets {
-            if env.get(name).is_none_or(|v| v.is_empty()) {
-                return Err(Error::Config(crate::config::ConfigError::Invalid {
-                    path: crate::config::CONFIG_FILE.into(),
-                    message: format!(
-                        "environment `{}` needs the secret variable {name} (for service {}), and it is not set; set it in the deploy job's environment",
-                        env_config.name, service.image
-                    ),
-                }));
-            }
-        }
+    let wanted = env_config
+        .required_env
+        .iter()
+        .chain(env_config.services.iter().flat_map(|s| &s.secrets));
+    let mut missing: Vec<String> = wanted
+        .filter(|name| env.get(*name).is_none_or(|v| v.is_empty()))
+        .cloned()
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingVariable {
+            environment: env_config.name.clone(),
+            names: missing,
+        })
     }
-    Ok(())
+}
+
+/// The policy's runner approval for `environment`: the runner's host or one of its
+/// labels must be listed, when the policy lists any.
+pub fn check_runner(
+    policy: &ledger_policy::Policy,
+    environment: &str,
+    runner: &Runner,
+) -> Result<(), Error> {
+    let Some(approved) = policy.approved_runners(environment) else {
+        return Ok(());
+    };
+    let ids = std::iter::once(&runner.host).chain(&runner.labels);
+    if ids.clone().any(|id| approved.contains(id)) {
+        return Ok(());
+    }
+    let mut shown = runner.host.clone();
+    if !runner.labels.is_empty() {
+        shown.push_str(&format!(" (labels {})", runner.labels.join(", ")));
+    }
+    Err(Error::RunnerNotApproved {
+        runner: shown,
+        environment: environment.to_owned(),
+        approved: approved.to_vec(),
+    })
 }
 
 /// Runs `deploy` for `req.sha` into `req.environment`.
@@ -180,7 +214,29 @@ pub async fn run_deploy(
     check_signer(rec, Stage::Deploy)?;
     let gate = passed.expect(Stage::Deploy, &req.sha)?;
     let env_config = config.environment(&req.environment)?;
-    check_secrets(env_config, &req.env)?;
+    check_runner(rec.policy, &req.environment, &req.runner)?;
+    if let Some(rule) = rec.policy.promotion(&req.environment) {
+        if req.promotion.is_none() && req.replay.is_none() {
+            let at = format!("/environments/{}/promotion", req.environment);
+            let reason = ledger_policy::Reason {
+                rule: at.clone(),
+                artifact: None,
+                found: None,
+                required: None,
+                message: format!(
+                    "releases enter `{}` only by promotion from `{}`: run `ledger promote {} --to {}`",
+                    req.environment, rule.from, req.sha, req.environment
+                ),
+            };
+            return Err(crate::gate::GateReport::denial(
+                "deploy".into(),
+                req.sha,
+                at,
+                vec![reason],
+            ));
+        }
+    }
+    check_contract(env_config, &req.env)?;
     let Some(manifest) = gate.artifacts.get(&Stage::Publish) else {
         return Err(Error::Refused(
             "the policy's gate for deploy does not require publish evidence, so there is no manifest to deploy; add a publish requirement to /stages/deploy".into(),
@@ -207,10 +263,15 @@ pub async fn run_deploy(
         req.lease_wait,
     )
     .await?;
+    // A promotion links the evidence it relied on in the environment before.
+    let mut inputs = gate.inputs.clone();
+    if let Some(p) = &req.promotion {
+        inputs.extend([p.deployment.clone(), p.smoke.clone()]);
+    }
     let plan = Plan {
         config,
         env_config,
-        inputs: &gate.inputs,
+        inputs: &inputs,
         manifest,
         ready: &ready,
         lease: &held,
@@ -248,13 +309,14 @@ async fn deploy_holding_lease(
         lease: held,
     } = *plan;
     let draft = Draft::new(rec, Stage::Deploy, req.sha, &req.runner, inputs.to_vec());
+    let env_name = EnvName::parse(&req.environment)?;
     let project = config.repository.clone();
     let clock = std::time::Instant::now();
     let attempt = rec
         .store
-        .next_attempt(ArtifactKind::Deployment, &req.sha)
+        .next_attempt_in(ArtifactKind::Deployment, &req.sha, Some(env_name))
         .await?;
-    let r = ArtifactRef::new(ArtifactKind::Deployment, req.sha, attempt);
+    let r = ArtifactRef::new(ArtifactKind::Deployment, req.sha, attempt).in_env(Some(env_name));
 
     let previous = engine
         .containers(&[
@@ -405,6 +467,9 @@ async fn deploy_holding_lease(
     if let Some(replay) = &req.replay {
         replay.annotate(&mut fields);
     }
+    if let Some(promotion) = &req.promotion {
+        promotion.annotate(&mut fields);
+    }
     if let Some(why) = &failure {
         fields["failure"] = json!({ "message": why, "restored": restored });
     }
@@ -421,9 +486,13 @@ async fn deploy_holding_lease(
         Ok(_) => r,
         // Another deploy of this SHA (to another environment) took the number.
         Err(Error::Store(ledger_store::StoreError::AlreadyExists { .. })) => {
-            rec.write_next(ArtifactKind::Deployment, &req.sha, subjects, |a| {
-                draft.finish(a, finished, result, fields.clone())
-            })
+            rec.write_next_in(
+                ArtifactKind::Deployment,
+                &req.sha,
+                Some(env_name),
+                subjects,
+                |a| draft.finish(a, finished, result, fields.clone()),
+            )
             .await?
             .0
         }

@@ -66,6 +66,21 @@ pub enum Error {
     },
     #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA; try again")]
     AttemptContention { stage: Stage, tries: u32 },
+    #[error(transparent)]
+    InvalidEnv(#[from] ledger_core::env::InvalidEnvName),
+    /// Required environment variables are not set (only names are ever shown).
+    #[error("environment `{environment}` requires {}, not set in this job's environment; set {} before deploying (values are never printed or recorded)", .names.join(", "), if .names.len() == 1 { "it" } else { "them" })]
+    MissingVariable {
+        environment: String,
+        names: Vec<String>,
+    },
+    /// The policy does not let this runner run stages in the environment.
+    #[error("runner {runner} is not approved for environment `{environment}` (the policy approves {}); run this job on an approved runner", .approved.join(", "))]
+    RunnerNotApproved {
+        runner: String,
+        environment: String,
+        approved: Vec<String>,
+    },
 }
 
 impl Error {
@@ -79,10 +94,12 @@ impl Error {
             Error::OwnSchema { .. } => ErrorClass::Input,
             Error::PolicyObjectAltered { .. } => ErrorClass::Verification,
             Error::AttemptContention { .. } => ErrorClass::Infrastructure,
-            Error::Denied(_) => ErrorClass::Denied,
+            Error::Denied(_) | Error::RunnerNotApproved { .. } => ErrorClass::Denied,
             Error::LeaseHeld { .. } => ErrorClass::Infrastructure,
             Error::Docker(_) => ErrorClass::Infrastructure,
-            Error::Config(_) => ErrorClass::Input,
+            Error::Config(_) | Error::InvalidEnv(_) | Error::MissingVariable { .. } => {
+                ErrorClass::Input
+            }
             Error::Refused(_) | Error::EvidenceInvalid { .. } => ErrorClass::Verification,
             Error::At { source, .. } => source.class(),
         }

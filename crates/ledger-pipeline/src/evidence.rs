@@ -11,7 +11,7 @@ use crate::error::Error;
 use ledger_core::dsse::Envelope;
 use ledger_core::predicate::{Header, Outcome};
 use ledger_core::schema::{self, Document};
-use ledger_core::{ArtifactRef, GitSha, KeyId, Sha256Digest, Statement};
+use ledger_core::{ArtifactRef, EnvName, GitSha, KeyId, Sha256Digest, Statement};
 use ledger_policy::Policy;
 use ledger_store::{ObjectKey, Store};
 use serde::Serialize;
@@ -98,6 +98,7 @@ pub struct Evidence<'a> {
     policy: &'a Policy,
     bytes: HashMap<String, Option<bytes::Bytes>>,
     snapshot: Option<&'a Snapshot>,
+    env: Option<EnvName>,
 }
 
 impl<'a> Evidence<'a> {
@@ -108,7 +109,20 @@ impl<'a> Evidence<'a> {
             policy,
             bytes: HashMap::new(),
             snapshot: None,
+            env: None,
         }
+    }
+
+    /// The same verifier, looking up deploy and smoke evidence in `env` (`None`: the
+    /// default environment) when gathering the latest evidence for a gate.
+    pub fn in_env(mut self, env: Option<EnvName>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// The environment deploy and smoke evidence is looked up in.
+    pub fn env(&self) -> Option<EnvName> {
+        self.env
     }
 
     /// A verifier that reads only `snapshot`, never the store itself.
@@ -198,6 +212,18 @@ impl<'a> Evidence<'a> {
                 "predicate sha is {}, but it is stored under {}",
                 header.sha, r.sha
             ));
+        }
+        if r.kind.per_environment() {
+            let stored_as = r
+                .env
+                .as_ref()
+                .map_or(ledger_core::DEFAULT_ENV, EnvName::as_str);
+            let recorded = statement.predicate["environment"].as_str().unwrap_or("-");
+            if recorded != stored_as {
+                problems.push(format!(
+                    "predicate environment is `{recorded}`, but it is stored as evidence of `{stored_as}`"
+                ));
+            }
         }
         if header.attempt != r.attempt {
             problems.push(format!(

@@ -31,6 +31,27 @@ pub struct GateReport {
 }
 
 impl GateReport {
+    /// A denial by a rule outside the stage gates (promotion, runner, …), as an error.
+    pub fn denial(
+        subject: String,
+        sha: GitSha,
+        rule: String,
+        reasons: Vec<ledger_policy::Reason>,
+    ) -> Error {
+        Error::Denied(Box::new(GateReport {
+            subject,
+            sha,
+            rule,
+            verdict: Verdict {
+                allowed: false,
+                reasons,
+                used: Vec::new(),
+            },
+            inputs: Vec::new(),
+            artifacts: BTreeMap::new(),
+        }))
+    }
+
     /// Whether the gate lets the stage run.
     pub fn allowed(&self) -> bool {
         self.verdict.allowed
@@ -56,7 +77,8 @@ pub async fn gather(
             continue;
         }
         let kind = stage.primary_artifact();
-        let Some(r) = evidence.store().latest(kind, sha).await? else {
+        let env = evidence.env().filter(|_| kind.per_environment());
+        let Some(r) = evidence.store().latest_in(kind, sha, env).await? else {
             continue;
         };
         match evidence.check(&r).await? {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod evidence;
 pub mod gate;
 pub mod lease;
+pub mod promote;
 pub mod prune;
 pub mod publish;
 pub mod record;

@@ -10,6 +10,7 @@ use crate::evidence::{object_key, policy_key};
 use ledger_core::dsse::Envelope;
 use ledger_core::predicate::{Header, Input, Outcome, Runner};
 use ledger_core::schema::{self, Document};
+use ledger_core::EnvName;
 use ledger_core::{
     ArtifactKind, ArtifactRef, GitSha, Sha256Digest, SigningKey, Stage, Statement, Subject,
     LEDGER_VERSION,
@@ -130,9 +131,22 @@ impl Recorder<'_> {
         subjects: Vec<Subject>,
         predicate_for: impl Fn(u32) -> serde_json::Value,
     ) -> Result<(ArtifactRef, Sha256Digest), Error> {
-        let mut attempt = self.store.next_attempt(kind, sha).await?;
+        self.write_next_in(kind, sha, None, subjects, predicate_for)
+            .await
+    }
+
+    /// [`Recorder::write_next`] for evidence kept per environment (deploy, smoke).
+    pub async fn write_next_in(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        env: Option<EnvName>,
+        subjects: Vec<Subject>,
+        predicate_for: impl Fn(u32) -> serde_json::Value,
+    ) -> Result<(ArtifactRef, Sha256Digest), Error> {
+        let mut attempt = self.store.next_attempt_in(kind, sha, env).await?;
         for _ in 0..MAX_ATTEMPT_RACES {
-            let r = ArtifactRef::new(kind, *sha, attempt);
+            let r = ArtifactRef::new(kind, *sha, attempt).in_env(env);
             match self
                 .write(&r, subjects.clone(), predicate_for(attempt))
                 .await

@@ -22,8 +22,9 @@ use crate::evidence::Evidence;
 use crate::gate::{self, GateReport};
 use crate::record::Recorder;
 use crate::smoke::run_smoke;
-use crate::stage::pass_gate;
+use crate::stage::pass_gate_in;
 use ledger_core::predicate::{Input, Outcome, Runner};
+use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, GitSha, Stage};
 use ledger_docker::Engine;
 use ledger_policy::{Reason, Verdict};
@@ -255,7 +256,8 @@ pub async fn run(
 ) -> Result<ReplayOutcome, Error> {
     let sha = req.sha;
     let env_config = config.environment(&req.environment)?;
-    deploy::check_secrets(env_config, &req.env)?;
+    deploy::check_runner(rec.policy, &req.environment, &req.runner)?;
+    deploy::check_contract(env_config, &req.env)?;
 
     if req.mode == Mode::Rollback {
         let mut evidence = Evidence::new(rec.store, rec.policy);
@@ -268,7 +270,8 @@ pub async fn run(
     let chain = check_chain(rec, &sha)
         .await
         .map_err(|e| e.at(Step::Chain))?;
-    let manifest = pass_gate(rec, Stage::Deploy, &sha)
+    let env = EnvName::parse(&req.environment)?;
+    let manifest = pass_gate_in(rec, Stage::Deploy, &sha, Some(env))
         .await
         .and_then(|passed| {
             passed
@@ -324,9 +327,10 @@ pub async fn run(
         runner: req.runner.clone(),
         lease_wait: req.lease_wait,
         replay: Some(replay.clone()),
+        promotion: None,
         env: req.env.clone(),
     };
-    let passed = pass_gate(rec, Stage::Deploy, &sha)
+    let passed = pass_gate_in(rec, Stage::Deploy, &sha, Some(env))
         .await
         .map_err(|e| e.at(Step::Deploy))?;
     let deployed = deploy::run_deploy(rec, engine, config, &deploy_req, passed, progress)
@@ -343,7 +347,7 @@ pub async fn run(
     }
     step(Step::Deploy, &outcome.deploy.summary);
 
-    let passed = pass_gate(rec, Stage::Smoke, &sha)
+    let passed = pass_gate_in(rec, Stage::Smoke, &sha, Some(env))
         .await
         .map_err(|e| e.at(Step::Smoke))?;
     let smoked = run_smoke(
@@ -369,6 +373,7 @@ pub async fn run(
             sha,
             runner: req.runner.clone(),
             replay: Some(replay),
+            env: Some(env),
         },
     )
     .await

@@ -220,19 +220,6 @@ fn rate(v: Option<f64>) -> String {
     v.map_or("-".into(), |r| format!("{:.0} %", r * 100.0))
 }
 
-/// The latest attempt of each kind, in pipeline order (what the release rests on).
-fn latest(chain: &ShowReport) -> Vec<&ShownArtifact> {
-    let mut by_kind: BTreeMap<usize, &ShownArtifact> = BTreeMap::new();
-    for a in &chain.artifacts {
-        let order = ArtifactKind::ALL
-            .iter()
-            .position(|k| k.as_str() == a.kind)
-            .unwrap_or(usize::MAX);
-        by_kind.insert(order, a);
-    }
-    by_kind.into_values().collect()
-}
-
 /// The verdict line: decision if any, else how far the chain got.
 fn headline(chain: &ShowReport) -> String {
     if !chain.ok {
@@ -247,20 +234,23 @@ fn headline(chain: &ShowReport) -> String {
         .and_then(|p| p["decision"].as_str().map(str::to_owned));
     match decision {
         Some(d) => format!("decision: {d}"),
-        None => match latest(chain).last() {
+        None => match latest_per_env(chain).last() {
             Some(a) => format!("in progress: last stage `{}`", a.stage),
             None => "no evidence".into(),
         },
     }
 }
 
-/// How an artifact is labelled in a report: its stage, or `timing` for the
-/// decide stage's timing record.
-fn label(a: &ShownArtifact) -> &str {
+/// How an artifact is labelled in a report: its stage (with the environment for
+/// deploy and smoke outside the default one), or `timing` for the decide stage's
+/// timing record.
+fn label(a: &ShownArtifact) -> String {
     if a.kind == "timing" {
-        "timing"
-    } else {
-        &a.stage
+        return "timing".into();
+    }
+    match ArtifactRef::parse_key(&a.key).and_then(|r| r.env) {
+        Some(env) => format!("{} ({env})", a.stage),
+        None => a.stage.clone(),
     }
 }
 
@@ -282,7 +272,7 @@ pub fn markdown(r: &Report) -> String {
         "| stage | attempt | result | finished | took | signer | facts |"
     );
     let _ = writeln!(out, "|---|---:|---|---|---:|---|---|");
-    for a in latest(c) {
+    for a in latest_per_env(c) {
         let facts: Vec<String> = a
             .facts
             .iter()
@@ -354,7 +344,7 @@ table{border-collapse:collapse;margin-top:.5rem}td code{word-break:break-all}td,
 /// The report as a self-contained HTML page (no script, nothing loaded).
 pub fn html(r: &Report) -> String {
     let c = &r.chain;
-    let shown = latest(c);
+    let shown = latest_per_env(c);
     let mut out = String::new();
     let verdict_class = if c.ok && !headline(c).contains("reject") {
         "ok"
@@ -402,7 +392,7 @@ pub fn html(r: &Report) -> String {
         let _ = write!(
             out,
             "<div class=\"row\" data-stage=\"{stage}\"><span class=\"label\">{stage} #{attempt}</span><span class=\"track\"><span class=\"bar{fail}\" style=\"left:{left:.2}%;width:{width:.2}%\" title=\"{took}\"></span></span><span class=\"took\">&nbsp;{took}</span></div>",
-            stage = esc(label(a)),
+            stage = esc(&label(a)),
             attempt = a.attempt,
             took = esc(&took)
         );
@@ -430,7 +420,7 @@ pub fn html(r: &Report) -> String {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>",
-            esc(label(a)),
+            esc(&label(a)),
             a.attempt,
             esc(&result),
             esc(signer),
@@ -496,6 +486,203 @@ pub fn html(r: &Report) -> String {
     );
     out.push('\n');
     out
+}
+
+/// The seed-001 status update (Status, Changes, Tests, Deploy, Issues / Failures,
+/// Escalations), filled from the verified chain. Escalations follow seed 001's rules
+/// where the evidence can show them: health checks failed and the previous release
+/// was not restored; a production release failing its checks; evidence that does not
+/// verify. (An engine that is unreachable or a secret that is missing stops a stage
+/// before it writes anything, so no evidence can show those: `ledger doctor` does.)
+pub fn status_update(r: &Report, location: &str) -> String {
+    let c = &r.chain;
+    let mut issues: Vec<String> = Vec::new();
+    let mut recovery: Vec<String> = Vec::new();
+    let mut escalations: Vec<String> = Vec::new();
+    let latest = latest_per_env(c);
+    for a in c.artifacts.iter().filter(|a| !a.ok) {
+        issues.push(format!(
+            "{} does not verify: {}",
+            a.key,
+            a.problems.join("; ")
+        ));
+        escalations.push(format!(
+            "evidence {} fails verification: integrity of the record is in doubt",
+            a.key
+        ));
+    }
+    for a in &latest {
+        let Some(p) = a.predicate.as_ref() else {
+            continue;
+        };
+        if a.result != Some(ledger_core::predicate::Outcome::Fail) {
+            continue;
+        }
+        let env = p["environment"].as_str().unwrap_or("-");
+        match a.kind.as_str() {
+            "deployment" => {
+                let why = p["failure"]["message"].as_str().unwrap_or("deploy failed");
+                issues.push(format!("deploy to {env} failed: {why}"));
+                if p["failure"]["restored"] == true {
+                    let previous = p["previous_release"]
+                        .as_str()
+                        .unwrap_or("the previous release");
+                    recovery.push(format!("{env}: {previous} restored automatically"));
+                } else {
+                    recovery.push(format!("{env}: the previous release was NOT restored"));
+                    escalations.push(format!(
+                        "health checks failed in {env} and rollback was not successful"
+                    ));
+                }
+            }
+            "smoke" => {
+                let failed: Vec<String> = p["checks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|k| k["ok"] != true)
+                    .map(|k| format!("{} ({})", k["name"].as_str().unwrap_or("-"), k["status"]))
+                    .collect();
+                issues.push(format!("smoke in {env} failed: {}", failed.join(", ")));
+                recovery.push(format!(
+                    "{env}: roll back with `ledger rollback --to <last promoted SHA> --env {env}`"
+                ));
+                if env == ledger_core::DEFAULT_ENV {
+                    escalations.push(format!(
+                        "production checks fail for {}: production-impacting until rolled back",
+                        c.sha
+                    ));
+                }
+            }
+            "decision" => {
+                for reason in p["reasons"].as_array().into_iter().flatten() {
+                    issues.push(format!(
+                        "release rule {}: {}",
+                        reason["rule"].as_str().unwrap_or("-"),
+                        reason["message"].as_str().unwrap_or("-")
+                    ));
+                }
+            }
+            _ => issues.push(format!("{} failed ({})", a.stage, a.key)),
+        }
+    }
+    let decision = c
+        .artifacts
+        .iter()
+        .rev()
+        .find(|a| a.kind == "decision" && a.ok)
+        .and_then(|a| a.predicate.as_ref())
+        .and_then(|p| p["decision"].as_str());
+    let status = if !escalations.is_empty() || !issues.is_empty() || decision == Some("reject") {
+        "blocked"
+    } else if decision == Some("promote") {
+        "done"
+    } else {
+        "in_progress"
+    };
+
+    let mut out = String::new();
+    let _ = writeln!(out, "Status: {status}\n");
+    let _ = writeln!(out, "Changes");
+    let _ = writeln!(out, "- Commits: {}", c.sha);
+    let _ = writeln!(
+        out,
+        "- Files: not recorded in evidence (git show --stat {})",
+        c.sha
+    );
+    let _ = writeln!(out, "\nTests");
+    let tests: Vec<&&ShownArtifact> = latest
+        .iter()
+        .filter(|a| matches!(a.kind.as_str(), "commit" | "integration"))
+        .collect();
+    if tests.is_empty() {
+        let _ = writeln!(out, "- none recorded");
+    }
+    for a in tests {
+        let p = a.predicate.as_ref();
+        let command = p
+            .and_then(|p| p["command"]["argv"].as_array())
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_else(|| "-".into());
+        let counts = p
+            .filter(|p| p["tests"].is_object())
+            .map(|p| {
+                format!(
+                    " ({} passed, {} failed)",
+                    p["tests"]["passed"], p["tests"]["failed"]
+                )
+            })
+            .unwrap_or_default();
+        let result = a.result.map_or("unverified", |r| r.as_str());
+        let _ = writeln!(out, "- {}: `{command}`: {result}{counts}", a.stage);
+    }
+    let _ = writeln!(out, "\nDeploy");
+    let deploys: Vec<&&ShownArtifact> = latest.iter().filter(|a| a.kind == "deployment").collect();
+    if deploys.is_empty() {
+        let _ = writeln!(out, "- not deployed yet");
+    }
+    for a in deploys {
+        let p = a.predicate.as_ref();
+        let env = p.and_then(|p| p["environment"].as_str()).unwrap_or("-");
+        let runner = a.runner.as_ref();
+        let run = runner
+            .and_then(|r| r.run_url.clone().or(r.run_id.clone()))
+            .unwrap_or_else(|| "local run".into());
+        let result = match a.result {
+            Some(ledger_core::predicate::Outcome::Pass) => "success",
+            Some(ledger_core::predicate::Outcome::Fail) => "failed",
+            None => "unverified",
+        };
+        let how = p
+            .and_then(|p| p["promotion"]["from"].as_str())
+            .map(|f| format!(", promoted from {f}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "- Environment: {env}{how}");
+        let _ = writeln!(out, "  - Host: {}", runner.map_or("-", |r| r.host.as_str()));
+        let _ = writeln!(out, "  - Workflow/run: {run}");
+        let _ = writeln!(out, "  - Result: {result}");
+        let _ = writeln!(out, "  - Metadata: {location}/{}", a.key);
+    }
+    let _ = writeln!(out, "\nIssues / Failures");
+    if issues.is_empty() {
+        let _ = writeln!(out, "- none");
+    }
+    for i in &issues {
+        let _ = writeln!(out, "- {i}");
+    }
+    for r in &recovery {
+        let _ = writeln!(out, "- Recovery: {r}");
+    }
+    let _ = writeln!(out, "\nEscalations");
+    if escalations.is_empty() {
+        let _ = writeln!(out, "- none");
+    }
+    for e in &escalations {
+        let _ = writeln!(out, "- {e}");
+    }
+    out
+}
+
+/// The latest attempt of each kind, deploy and smoke per environment, in pipeline
+/// order.
+fn latest_per_env(chain: &ShowReport) -> Vec<&ShownArtifact> {
+    let mut by: BTreeMap<(usize, String), &ShownArtifact> = BTreeMap::new();
+    for a in &chain.artifacts {
+        let order = ArtifactKind::ALL
+            .iter()
+            .position(|k| k.as_str() == a.kind)
+            .unwrap_or(usize::MAX);
+        let env = ArtifactRef::parse_key(&a.key)
+            .and_then(|r| r.env)
+            .map_or(String::new(), |e| e.to_string());
+        by.insert((order, env), a);
+    }
+    by.into_values().collect()
 }
 
 #[cfg(test)]

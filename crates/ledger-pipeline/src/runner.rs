@@ -17,7 +17,7 @@ pub fn detect(env: &BTreeMap<String, String>, host: &str) -> Runner {
             }
             _ => None,
         };
-        let labels = [
+        let mut labels: Vec<String> = [
             get("RUNNER_NAME"),
             get("RUNNER_ENVIRONMENT"),
             get("RUNNER_OS"),
@@ -25,6 +25,7 @@ pub fn detect(env: &BTreeMap<String, String>, host: &str) -> Runner {
         .into_iter()
         .flatten()
         .collect();
+        labels.extend(own_labels(env));
         return Runner {
             host: host.to_owned(),
             ci_provider: "github-actions".into(),
@@ -45,6 +46,7 @@ pub fn detect(env: &BTreeMap<String, String>, host: &str) -> Runner {
                     .collect()
             }));
         }
+        labels.extend(own_labels(env));
         return Runner {
             host: host.to_owned(),
             ci_provider: "gitlab-ci".into(),
@@ -58,15 +60,22 @@ pub fn detect(env: &BTreeMap<String, String>, host: &str) -> Runner {
         ci_provider: "local".into(),
         run_id: None,
         run_url: None,
-        labels: get("LEDGER_RUNNER_LABELS")
-            .map(|l| {
-                l.split(',')
-                    .map(|t| t.trim().to_owned())
-                    .filter(|t| !t.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        labels: own_labels(env),
     }
+}
+
+/// Labels a runner's operator gives it in `LEDGER_RUNNER_LABELS` (comma-separated),
+/// on any CI: how self-hosted runners name themselves for the policy's
+/// `approved_runners`.
+fn own_labels(env: &BTreeMap<String, String>) -> Vec<String> {
+    env.get("LEDGER_RUNNER_LABELS")
+        .map(|l| {
+            l.split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// This machine's host name, or `unknown`.

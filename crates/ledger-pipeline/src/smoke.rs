@@ -13,6 +13,7 @@ use crate::record::{Draft, Recorder};
 use crate::replay::ReplayOf;
 use crate::stage::{check_signer, Passed};
 use ledger_core::predicate::{Outcome, Runner};
+use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -115,6 +116,7 @@ pub async fn run_smoke(
 ) -> Result<Recorded, Error> {
     check_signer(rec, Stage::Smoke)?;
     let gate = passed.expect(Stage::Smoke, &sha)?;
+    crate::deploy::check_runner(rec.policy, &env.name, runner)?;
     rec.store_policy().await?;
     let draft = Draft::new(rec, Stage::Smoke, sha, runner, gate.inputs);
     let client = reqwest::Client::builder()
@@ -175,10 +177,12 @@ pub async fn run_smoke(
         replay.annotate(&mut fields);
     }
     let finished = OffsetDateTime::now_utc();
+    let env_name = EnvName::parse(&env.name)?;
     let (r, _) = rec
-        .write_next(
+        .write_next_in(
             ArtifactKind::Smoke,
             &sha,
+            Some(env_name),
             vec![Subject::git(&sha)],
             |attempt| draft.finish(attempt, finished, result, fields.clone()),
         )

@@ -13,6 +13,7 @@ use crate::gate::{self, GateReport};
 use crate::record::{Recorder, MAX_ATTEMPT_RACES};
 use crate::redact::Redactor;
 use ledger_core::predicate::{Command, CommandPredicate, Header, Input, Outcome, Output, Runner};
+use ledger_core::EnvName;
 use ledger_core::{ArtifactRef, GitSha, Sha256Digest, Stage, Subject, LEDGER_VERSION};
 use ledger_store::{PutOutcome, StoreError};
 use std::collections::BTreeMap;
@@ -91,7 +92,18 @@ impl Passed {
 /// Evaluates the policy's gate for `stage` (and, for `build`, the build-once rule);
 /// a denial is [`Error::Denied`] and nothing has run or been written.
 pub async fn pass_gate(rec: &Recorder<'_>, stage: Stage, sha: &GitSha) -> Result<Passed, Error> {
-    let mut evidence = Evidence::new(rec.store, rec.policy);
+    pass_gate_in(rec, stage, sha, None).await
+}
+
+/// [`pass_gate`] for a stage that runs in environment `env`: the deploy and smoke
+/// evidence its gate requires is that environment's.
+pub async fn pass_gate_in(
+    rec: &Recorder<'_>,
+    stage: Stage,
+    sha: &GitSha,
+    env: Option<EnvName>,
+) -> Result<Passed, Error> {
+    let mut evidence = Evidence::new(rec.store, rec.policy).in_env(env);
     let report = gate::check_stage(&mut evidence, stage, sha, OffsetDateTime::now_utc()).await?;
     if report.allowed() {
         Ok(Passed { report, stage })

@@ -123,6 +123,7 @@ pub fn default_policy(key: &PublicKey, public_pem: &str) -> PolicyDoc {
         freshness: Some(Freshness {
             max_running_age_seconds: 30 * 24 * 3600,
         }),
+        environments: BTreeMap::new(),
     }
 }
 

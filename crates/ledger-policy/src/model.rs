@@ -27,6 +27,34 @@ pub struct PolicyDoc {
     pub rollback: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<Freshness>,
+    /// Per-environment rules: who may run stages there, how releases get promoted in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, EnvironmentRules>,
+}
+
+/// Rules for one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentRules {
+    /// Runners allowed to run deploy and smoke (and promote) here: a runner matches by
+    /// host name or by any of its labels (CI runner name, tags, LEDGER_RUNNER_LABELS).
+    /// Absent: any runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_runners: Option<Vec<String>>,
+    /// How releases reach this environment with `ledger promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
+}
+
+/// The rules `ledger promote SHA --to <env>` checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    /// The environment the release must have passed first.
+    pub from: String,
+    /// How long the release must have run in `from` since its passing smoke.
+    #[serde(default)]
+    pub min_soak_seconds: u64,
 }
 
 /// When `ledger status` raises its freshness alarm.

@@ -100,6 +100,22 @@ impl Policy {
             .map(|f| std::time::Duration::from_secs(f.max_running_age_seconds))
     }
 
+    /// The runners allowed to run deploy, smoke and promote in `env`; `None`: any.
+    pub fn approved_runners(&self, env: &str) -> Option<&[String]> {
+        self.doc
+            .environments
+            .get(env)
+            .and_then(|e| e.approved_runners.as_deref())
+    }
+
+    /// The promotion rule into `env`, if the policy has one.
+    pub fn promotion(&self, env: &str) -> Option<&crate::model::Promotion> {
+        self.doc
+            .environments
+            .get(env)
+            .and_then(|e| e.promotion.as_ref())
+    }
+
     /// How many distinct trusted signatures each artifact of `stage` needs.
     pub fn min_signatures(&self, stage: Stage) -> usize {
         self.doc

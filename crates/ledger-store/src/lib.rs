@@ -16,7 +16,7 @@ pub use location::{Bucket, Service, StoreLocation};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
+use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
@@ -303,14 +303,27 @@ impl Store {
         Ok(listed.into_iter().map(|l| l.key).collect())
     }
 
-    /// The attempt numbers stored for `kind` and `sha`, ascending.
+    /// The attempt numbers stored for `kind` and `sha` (default environment),
+    /// ascending.
     pub async fn attempts(&self, kind: ArtifactKind, sha: &GitSha) -> Result<Vec<u32>, StoreError> {
+        self.attempts_in(kind, sha, None).await
+    }
+
+    /// The attempt numbers stored for `kind` and `sha` in `env` (`None`: the default
+    /// environment; ignored for kinds not kept per environment), ascending.
+    pub async fn attempts_in(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        env: Option<EnvName>,
+    ) -> Result<Vec<u32>, StoreError> {
+        let want = ArtifactRef::new(kind, *sha, 1).in_env(env).env;
         let mut out: Vec<u32> = self
             .list(&kind.prefix(sha))
             .await?
             .iter()
             .filter_map(|k| ArtifactRef::parse_key(k))
-            .filter(|r| r.kind == kind && r.sha == *sha)
+            .filter(|r| r.kind == kind && r.sha == *sha && r.env == want)
             .map(|r| r.attempt)
             .collect();
         out.sort_unstable();
@@ -318,22 +331,47 @@ impl Store {
         Ok(out)
     }
 
-    /// The latest stored attempt of `kind` for `sha`.
+    /// The latest stored attempt of `kind` for `sha` (default environment).
     pub async fn latest(
         &self,
         kind: ArtifactKind,
         sha: &GitSha,
     ) -> Result<Option<ArtifactRef>, StoreError> {
-        Ok(self
-            .attempts(kind, sha)
-            .await?
-            .last()
-            .map(|a| ArtifactRef::new(kind, *sha, *a)))
+        self.latest_in(kind, sha, None).await
     }
 
-    /// The attempt number a new run of `kind` for `sha` would take.
+    /// The latest stored attempt of `kind` for `sha` in `env`.
+    pub async fn latest_in(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        env: Option<EnvName>,
+    ) -> Result<Option<ArtifactRef>, StoreError> {
+        Ok(self
+            .attempts_in(kind, sha, env)
+            .await?
+            .last()
+            .map(|a| ArtifactRef::new(kind, *sha, *a).in_env(env)))
+    }
+
+    /// The attempt number a new run of `kind` for `sha` would take (default
+    /// environment).
     pub async fn next_attempt(&self, kind: ArtifactKind, sha: &GitSha) -> Result<u32, StoreError> {
-        Ok(self.attempts(kind, sha).await?.last().map_or(1, |a| a + 1))
+        self.next_attempt_in(kind, sha, None).await
+    }
+
+    /// The attempt number a new run of `kind` for `sha` in `env` would take.
+    pub async fn next_attempt_in(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        env: Option<EnvName>,
+    ) -> Result<u32, StoreError> {
+        Ok(self
+            .attempts_in(kind, sha, env)
+            .await?
+            .last()
+            .map_or(1, |a| a + 1))
     }
 
     /// Every SHA with evidence of any kind, sorted; lists folder names only.

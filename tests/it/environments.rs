@@ -1,0 +1,269 @@
+//! Environments against the real engine: canary then production, `ledger promote`
+//! denied for every rule that fails and allowed otherwise (the same digests in both
+//! environments, nothing rebuilt), direct production deploys refused when the policy
+//! says production is entered by promotion, approved runners, the environment
+//! contract, and the labels on every container.
+
+use crate::docker::{engine, free_port, Project};
+use crate::{assert_code, text};
+use serde_json::{json, Value};
+
+/// Writes a two-environment ledger.toml: canary on its own port with its health
+/// check at `canary_check`, production on the project's port requiring `required`.
+fn configure(p: &Project, canary_port: u16, canary_check: &str, required: &[&str]) {
+    let required: Vec<String> = required.iter().map(|r| format!("\"{r}\"")).collect();
+    let env = |name: &str, port: u16, check: &str, extra: &str| {
+        format!(
+            r#"
+[[environments]]
+name = "{name}"
+{extra}
+  [[environments.services]]
+  image = "api"
+  ports = [{{ container = 8080, host = {port} }}]
+  health_timeout_seconds = 20
+  env = {{ APP_VERSION = "it" }}
+  [[environments.checks]]
+  name = "health"
+  url = "http://127.0.0.1:{port}{check}"
+  body_contains = "ok"
+  retries = 40
+  interval_ms = 100
+"#
+        )
+    };
+    let text = format!(
+        "repository = \"{}\"\nsource = \"https://example.invalid/ledger-it\"\n\n[[images]]\nname = \"api\"\ncontext = \"service\"\n{}{}",
+        p.name,
+        env("canary", canary_port, canary_check, ""),
+        env(
+            "production",
+            p.port,
+            "/health",
+            &format!("required_env = [{}]", required.join(", "))
+        ),
+    );
+    std::fs::write(p.repo.path().join("ledger.toml"), text).unwrap();
+}
+
+fn promotion_policy(p: &Project, min_soak_seconds: u64) {
+    p.repo.edit_policy(|policy| {
+        policy["environments"] = json!({
+            "production": {
+                "approved_runners": ["prod-runner"],
+                "promotion": { "from": "canary", "min_soak_seconds": min_soak_seconds }
+            }
+        })
+    });
+}
+
+const APPROVED: (&str, &str) = ("LEDGER_RUNNER_LABELS", "prod-runner");
+
+fn promote(p: &Project, sha: &str, env: &[(&str, &str)]) -> std::process::Output {
+    p.repo
+        .ledger_env(&["promote", sha, "--to", "production"], env)
+}
+
+fn running_in(p: &Project, env: &str) -> Vec<ledger_docker::ContainerInfo> {
+    p.containers()
+        .into_iter()
+        .filter(|c| {
+            c.running && c.labels.get("dev.ledger.environment").map(String::as_str) == Some(env)
+        })
+        .collect()
+}
+
+#[test]
+fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let canary_port = free_port();
+    configure(&p, canary_port, "/missing", &[]);
+    promotion_policy(&p, 0);
+    let s = crate::docker::sha(70);
+    p.run_through(&s, "publish");
+
+    // Never reached canary.
+    let out = promote(&p, &s, &[APPROVED]);
+    assert_code(&out, 3);
+    assert!(
+        text(&out).contains("never reached `canary`"),
+        "{}",
+        text(&out)
+    );
+    // Production cannot be deployed to directly.
+    let out = p.repo.ledger_env(
+        &["stage", "deploy", "--sha", &s, "--env", "production"],
+        &[APPROVED],
+    );
+    assert_code(&out, 3);
+    assert!(
+        text(&out).contains("only by promotion from `canary`"),
+        "{}",
+        text(&out)
+    );
+
+    // Canary deployed, but its smoke fails (the check path is wrong).
+    assert_code(
+        &p.repo
+            .ledger(&["stage", "deploy", "--sha", &s, "--env", "canary"]),
+        0,
+    );
+    assert_code(
+        &p.repo
+            .ledger(&["stage", "smoke", "--sha", &s, "--env", "canary"]),
+        1,
+    );
+    let out = promote(&p, &s, &[APPROVED]);
+    assert_code(&out, 3);
+    assert!(
+        text(&out).contains("latest smoke in `canary` (attempt 1) failed"),
+        "{}",
+        text(&out)
+    );
+
+    // Smoke passes now, but the soak time has not passed.
+    configure(&p, canary_port, "/health", &[]);
+    assert_code(
+        &p.repo
+            .ledger(&["stage", "smoke", "--sha", &s, "--env", "canary"]),
+        0,
+    );
+    promotion_policy(&p, 3600);
+    let out = promote(&p, &s, &[APPROVED]);
+    assert_code(&out, 3);
+    assert!(
+        text(&out).contains("soaked in `canary` for"),
+        "{}",
+        text(&out)
+    );
+    promotion_policy(&p, 0);
+
+    // From a runner the policy does not approve for production.
+    let out = promote(&p, &s, &[]);
+    assert_code(&out, 3);
+    let host = ledger_pipeline::runner::host_name();
+    assert!(
+        text(&out).contains(&format!(
+            "runner {host} is not approved for environment `production`"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        running_in(&p, "production").is_empty(),
+        "a denied promotion touched production"
+    );
+
+    // Every rule holds: the same digests run in production, nothing was rebuilt.
+    let out = promote(&p, &s, &[APPROVED]);
+    assert_code(&out, 0);
+    let (canary, production) = (running_in(&p, "canary"), running_in(&p, "production"));
+    assert_eq!((canary.len(), production.len()), (1, 1));
+    assert_eq!(canary[0].image_id, production[0].image_id);
+    let builds: Vec<String> = p
+        .repo
+        .stored()
+        .into_iter()
+        .filter(|k| k.starts_with("build/"))
+        .collect();
+    assert_eq!(builds, [format!("build/{s}/build.json")]);
+    let deployment = p.repo.predicate(&format!("infra/{s}/deployment.json"));
+    assert_eq!(deployment["promotion"]["from"], "canary");
+    let canary_smoke = format!("deploy/{s}/api-smoke.canary.attempt-2.json");
+    assert_eq!(
+        deployment["promotion"]["smoke"]["key"],
+        canary_smoke.as_str()
+    );
+    let inputs: Vec<&str> = deployment["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        inputs.contains(&canary_smoke.as_str())
+            && inputs.contains(&format!("infra/{s}/deployment.canary.json").as_str()),
+        "{inputs:?}"
+    );
+    assert!(deployment["runner"]["labels"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("prod-runner")));
+
+    // Labels answer "what is this and why is it running" on both.
+    for (c, env, evidence) in [
+        (
+            &canary[0],
+            "canary",
+            format!("infra/{s}/deployment.canary.json"),
+        ),
+        (
+            &production[0],
+            "production",
+            format!("infra/{s}/deployment.json"),
+        ),
+    ] {
+        assert_eq!(c.labels["dev.ledger.sha"], s);
+        assert_eq!(c.labels["dev.ledger.environment"], env);
+        assert_eq!(c.labels["dev.ledger.attempt"], "1");
+        assert_eq!(c.labels["dev.ledger.evidence"], evidence);
+    }
+
+    // Production smoke and the decision follow; the chain verifies.
+    assert_code(
+        &p.repo.ledger_env(
+            &["stage", "smoke", "--sha", &s, "--env", "production"],
+            &[APPROVED],
+        ),
+        0,
+    );
+    assert_code(&p.repo.ledger(&["stage", "decide", "--sha", &s]), 0);
+    assert_code(&p.repo.ledger(&["verify", &s]), 0);
+}
+
+#[test]
+fn a_missing_required_variable_is_exit_2_before_the_engine_and_values_stay_out() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    configure(&p, free_port(), "/health", &["PAYMENT_TOKEN", "REGION"]);
+    let s = crate::docker::sha(71);
+    p.run_through(&s, "publish");
+    let before = p.repo.stored();
+    let out = p.repo.ledger_env(
+        &["stage", "deploy", "--sha", &s, "--env", "production"],
+        &[("REGION", "eu")],
+    );
+    assert_code(&out, 2);
+    assert!(text(&out).contains("PAYMENT_TOKEN"), "{}", text(&out));
+    assert!(
+        !text(&out).contains("REGION"),
+        "a set variable was reported missing: {}",
+        text(&out)
+    );
+    assert!(p.containers().is_empty(), "the engine was touched");
+    let written: Vec<String> = p
+        .repo
+        .stored()
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+
+    let secret = "pay-7d1f0c2e9b8a4f35-secret";
+    let out = p.repo.ledger_env(
+        &["stage", "deploy", "--sha", &s, "--env", "production"],
+        &[("REGION", "eu"), ("PAYMENT_TOKEN", secret)],
+    );
+    assert_code(&out, 0);
+    assert!(!text(&out).contains(secret));
+    for key in p.repo.stored() {
+        let bytes = p.repo.read_object(&key);
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{key} holds the value"
+        );
+    }
+    let v: Value = serde_json::from_slice(&p.repo.ledger(&["show", &s, "--json"]).stdout).unwrap();
+    assert!(!v.to_string().contains(secret));
+}
