@@ -418,3 +418,25 @@ fn rust_log_shows_tracing_and_output_carries_no_colour_codes() {
         );
     }
 }
+
+#[test]
+fn a_replayed_old_release_does_not_become_the_last_promoted_one() {
+    let repo = Repo::new();
+    let (a, b) = ("a".repeat(40), "b".repeat(40));
+    repo.record(ArtifactKind::Decision, &a, |_| {});
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    repo.record(ArtifactKind::Decision, &b, |_| {});
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // a is replayed after b was released: a fresh promote decision, but a replay.
+    repo.record(ArtifactKind::Decision, &a, |p| {
+        p["replay"] = true.into();
+        p["manifest"] = serde_json::json!({
+            "key": format!("release-candidate/{a}/manifest.json"), "sha256": "0".repeat(64)
+        });
+    });
+    let out = repo.ledger(&["status", "--json"]);
+    assert_code(&out, 0);
+    let v = json(&out);
+    assert_output_schema("status", &v);
+    assert_eq!(v["last_promoted"]["sha"], b.as_str(), "{v:#}");
+}

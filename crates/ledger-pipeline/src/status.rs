@@ -83,34 +83,49 @@ async fn refs_of(evidence: &Evidence<'_>, kind: ArtifactKind) -> Result<Vec<Arti
         .collect())
 }
 
-/// The newest promoted release: for each SHA its latest decision, if that says
-/// `promote`, newest by decision time.
+/// The newest promoted release: among the SHAs whose latest decision says `promote`,
+/// the one released last, where a release's time is its first promotion that was not
+/// a replay (replaying or rolling back to an old release does not make it newer).
 pub async fn last_promoted(
     evidence: &mut Evidence<'_>,
     ignored: &mut Vec<String>,
 ) -> Result<Option<Promoted>, Error> {
-    let mut latest: BTreeMap<GitSha, ArtifactRef> = BTreeMap::new();
+    let mut by_sha: BTreeMap<GitSha, Vec<ArtifactRef>> = BTreeMap::new();
     for r in refs_of(evidence, ArtifactKind::Decision).await? {
-        let newer = latest.get(&r.sha).is_none_or(|l| l.attempt < r.attempt);
-        if newer {
-            latest.insert(r.sha, r);
-        }
+        by_sha.entry(r.sha).or_default().push(r);
     }
     let mut best: Option<Promoted> = None;
-    for r in latest.into_values() {
-        match evidence.check(&r).await? {
-            Ok(a) if a.predicate()["decision"] == "promote" => {
-                let decided_at = a.header.finished_at;
-                if best.as_ref().is_none_or(|b| b.decided_at < decided_at) {
-                    best = Some(Promoted {
-                        sha: r.sha,
-                        decision: r.key(),
-                        decided_at,
-                    });
+    for (sha, mut refs) in by_sha {
+        refs.sort_by_key(|r| r.attempt);
+        let Some(latest) = refs.last().copied() else {
+            continue;
+        };
+        let latest_decision = match evidence.check(&latest).await? {
+            Ok(a) => a,
+            Err(problems) => {
+                ignored.push(format!("{}: {}", latest.key(), problems.join("; ")));
+                continue;
+            }
+        };
+        if latest_decision.predicate()["decision"] != "promote" {
+            continue;
+        }
+        let mut released_at = latest_decision.header.finished_at;
+        for r in &refs {
+            if let Ok(a) = evidence.check(r).await? {
+                let p = a.predicate();
+                if p["decision"] == "promote" && p["replay"] != true {
+                    released_at = a.header.finished_at;
+                    break;
                 }
             }
-            Ok(_) => {}
-            Err(problems) => ignored.push(format!("{}: {}", r.key(), problems.join("; "))),
+        }
+        if best.as_ref().is_none_or(|b| b.decided_at < released_at) {
+            best = Some(Promoted {
+                sha,
+                decision: latest.key(),
+                decided_at: released_at,
+            });
         }
     }
     Ok(best)
