@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod attacks;
 mod bad_input;
 mod bucket;
 mod docker;
@@ -359,6 +360,30 @@ impl Repo {
         }
     }
 
+    /// A verifier of this repository's evidence in this process (the library, not the
+    /// binary): for the tests that check thousands of mutations.
+    pub fn in_process(&self) -> InProcess {
+        let policy_bytes = std::fs::read(self.path().join("policy/pipeline-policy.json")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = rt.block_on(self.open_store());
+        InProcess {
+            policy: ledger_policy::Policy::parse(&policy_bytes).unwrap(),
+            store,
+            rt,
+        }
+    }
+
+    /// `ledger verify SHA` exits 4 and its output contains `needle`.
+    #[track_caller]
+    pub fn assert_verify_fails_with(&self, needle: &str) {
+        let out = self.ledger(&["verify", SHA]);
+        assert_code(&out, 4);
+        assert!(text(&out).contains(needle), "{}", text(&out));
+    }
+
     /// The predicate of a stored envelope.
     pub fn predicate(&self, key: &str) -> Value {
         use base64::Engine as _;
@@ -377,6 +402,28 @@ pub fn dead_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// See [`Repo::in_process`].
+pub struct InProcess {
+    rt: tokio::runtime::Runtime,
+    store: Store,
+    policy: ledger_policy::Policy,
+}
+
+impl InProcess {
+    /// Whether every artifact stored for `sha` verifies.
+    pub fn chain_ok(&self, sha: &str) -> bool {
+        let sha = GitSha::parse(sha).unwrap();
+        let evidence = ledger_pipeline::evidence::Evidence::new(&self.store, &self.policy);
+        self.rt
+            .block_on(async move {
+                let mut evidence = evidence;
+                evidence.check_sha(&sha).await
+            })
+            .unwrap()
+            .ok
+    }
 }
 
 /// stdout and stderr of a run, for assertion messages.

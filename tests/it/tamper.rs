@@ -2,7 +2,6 @@
 //! of an envelope, the captured log, the stored policy, truncation and oversize.
 
 use crate::{assert_code, text, Repo, SHA};
-use ledger_pipeline::evidence::Evidence;
 
 fn repo_with_evidence() -> Repo {
     let repo = Repo::new();
@@ -32,29 +31,16 @@ fn flipping_any_byte_of_an_envelope_fails_verification() {
     let repo = repo_with_evidence();
     let path = envelope_path(&repo);
     let original = std::fs::read(&path).unwrap();
-    let policy_bytes = std::fs::read(repo.path().join("policy/pipeline-policy.json")).unwrap();
-    let policy = ledger_policy::Policy::parse(&policy_bytes).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = rt
-        .block_on(ledger_store::Store::open(
-            ledger_store::StoreLocation::Local(repo.store()),
-        ))
-        .unwrap();
-    let sha = ledger_core::GitSha::parse(SHA).unwrap();
+    let verifier = repo.in_process();
     // Every position, every bit: the library verifier, in process.
     for i in 0..original.len() {
         for bit in [0x01u8, 0x80] {
             let mut bytes = original.clone();
             bytes[i] ^= bit;
             std::fs::write(&path, &bytes).unwrap();
-            let report = rt
-                .block_on(Evidence::new(&store, &policy).check_sha(&sha))
-                .unwrap();
+            let ok = verifier.chain_ok(SHA);
             assert!(
-                !report.ok,
+                !ok,
                 "flipping bit {bit:#x} of byte {i} ({:?}) went unnoticed",
                 original[i] as char
             );
@@ -105,13 +91,7 @@ fn an_altered_stored_policy_fails() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend_from_slice(b" ");
     std::fs::write(&path, bytes).unwrap();
-    let out = repo.ledger(&["verify", SHA]);
-    assert_code(&out, 4);
-    assert!(
-        text(&out).contains("altered after the fact"),
-        "{}",
-        text(&out)
-    );
+    repo.assert_verify_fails_with("altered after the fact");
 }
 
 #[test]
