@@ -26,6 +26,7 @@ mod bucket;
 mod docker;
 mod docs;
 mod environments;
+mod faults;
 mod foundation;
 mod gates;
 pub mod interop;
