@@ -183,3 +183,19 @@ fn verify_with_no_evidence_fails() {
     assert_code(&out, 4);
     assert!(text(&out).contains("no evidence stored"), "{}", text(&out));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_ledger_quietly() {
+    let repo = Repo::new();
+    repo.record(ledger_core::ArtifactKind::Commit, SHA, |_| {});
+    let mut child = repo
+        .command(&["show", SHA])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // `| head -0`: the pipe closes before anything is read
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

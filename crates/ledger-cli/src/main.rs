@@ -16,6 +16,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = args::Cli::parse();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -34,6 +35,18 @@ fn main() -> ExitCode {
             failure.print();
             failure.code.into()
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`ledger show SHA | head`)
+/// would panic; restoring the default makes `ledger` end quietly like other Unix
+/// tools when its reader goes away.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
