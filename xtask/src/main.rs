@@ -6,6 +6,8 @@
 //!   on the local store and verifies its evidence; `--replay` adds a second release
 //!   and replays the first from its stored manifest.
 //! * `cargo xtask tidy`: architecture and hygiene checks on the source tree.
+//! * `cargo xtask fuzz`: every `cargo fuzz` target, bounded; part of `test` when
+//!   `LEDGER_FUZZ_SECONDS` is set (CI).
 //! * `cargo xtask bench`: per-stage overhead of `ledger` beside the work it wraps, on
 //!   the local folder and on S3, then `verify --all` against raw Ed25519.
 //!
@@ -13,6 +15,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -25,13 +28,15 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&args[1..]),
         Some("tidy") => tidy::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|tidy|bench>");
+            eprintln!("usage: cargo xtask <test|demo|tidy|bench|fuzz>");
             eprintln!("  test   tidy checks, then the whole test suite (what CI runs)");
             eprintln!("  demo   run the pipeline end to end in a throwaway repository");
             eprintln!("         (--replay: a second release, then the first replayed)");
             eprintln!("  tidy   architecture and hygiene checks");
             eprintln!("  bench  per-stage overhead of ledger beside the work it wraps");
+            eprintln!("  fuzz   every cargo-fuzz target, bounded (--seconds N, default 30)");
             return ExitCode::from(2);
         }
     };
@@ -86,5 +91,10 @@ fn test(extra: &[String]) -> Result<(), String> {
         cargo()
             .args(["test", "--workspace", "--all-targets"])
             .args(extra),
-    )
+    )?;
+    // A bounded fuzz run where CI asks for one (it installs cargo-fuzz).
+    match std::env::var("LEDGER_FUZZ_SECONDS") {
+        Ok(s) if !s.is_empty() => fuzz::run(&["--seconds".into(), s]),
+        _ => Ok(()),
+    }
 }
