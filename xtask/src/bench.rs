@@ -84,10 +84,22 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// What one series of pipeline runs measured.
+struct Pipeline {
+    /// Median wall time and median overhead per stage.
+    stages: Vec<(f64, f64)>,
+    ledger: std::path::PathBuf,
+    first_sha: String,
+    last_sha: String,
+    /// Median wall time of build through decide: what a release costs without replay.
+    rebuild_ms: f64,
+}
+
 /// Median wall time and wrapped work per stage over `runs` pipeline runs in `dir`,
 /// with `env` added to every `ledger` process (the store location).
-fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Vec<(f64, f64)>, String> {
-    let (ledger, mut sha) = demo::setup(dir)?;
+fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipeline, String> {
+    let (ledger, mut sha) = demo::setup_with(dir, true)?;
+    let first_sha = sha.clone();
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut work: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     for run in 0..runs {
@@ -119,12 +131,94 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Vec<(f6
         }
         eprintln!("bench: run {} of {runs} done ({})", run + 1, &sha[..12]);
     }
-    Ok((0..STAGES.len())
-        .map(|i| {
-            let mut over: Vec<f64> = wall[i].iter().zip(&work[i]).map(|(w, k)| w - k).collect();
-            (median(&mut wall[i]), median(&mut over))
-        })
-        .collect())
+    let mut rebuild: Vec<f64> = (0..runs)
+        .map(|r| (2..STAGES.len()).map(|i| wall[i][r]).sum())
+        .collect();
+    Ok(Pipeline {
+        stages: (0..STAGES.len())
+            .map(|i| {
+                let mut over: Vec<f64> = wall[i].iter().zip(&work[i]).map(|(w, k)| w - k).collect();
+                (median(&mut wall[i]), median(&mut over))
+            })
+            .collect(),
+        ledger,
+        first_sha,
+        last_sha: sha,
+        rebuild_ms: median(&mut rebuild),
+    })
+}
+
+/// Median wall milliseconds of `times` runs of `cmd` (which must succeed).
+fn timed(times: usize, mut cmd: impl FnMut() -> Command) -> Result<f64, String> {
+    let mut samples = Vec::new();
+    for _ in 0..times {
+        let mut c = cmd();
+        let clock = Instant::now();
+        let out = c.output().map_err(|e| e.to_string())?;
+        samples.push(clock.elapsed().as_secs_f64() * 1000.0);
+        if !out.status.success() {
+            return Err(format!(
+                "{c:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(median(&mut samples))
+}
+
+/// Cold `ledger verify`, the same chain by securesystemslib, and replay against
+/// rebuild, on the local series.
+fn chain_measurements(dir: &Path, p: &Pipeline) -> Result<(), String> {
+    let sha = &p.last_sha;
+    let artifacts = {
+        let out = Command::new(&p.ledger)
+            .args(["verify", sha, "--json"])
+            .current_dir(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        v["artifacts"].as_array().map_or(0, Vec::len)
+    };
+    let ledger_ms = timed(20, || {
+        let mut c = Command::new(&p.ledger);
+        c.args(["verify", sha]).current_dir(dir);
+        c
+    })?;
+    let script = crate::root().join("docs/audit/verify_chain.py");
+    let sslib_ms = timed(5, || {
+        let mut c = Command::new("python3");
+        c.arg(&script)
+            .args([".artifacts", "policy/pipeline-policy.json", sha])
+            .current_dir(dir);
+        c
+    })
+    .ok();
+    let replay_ms = timed(1, || {
+        let mut c = Command::new(&p.ledger);
+        c.args(["replay", &p.first_sha]).current_dir(dir);
+        c
+    })?;
+    println!("| measurement | value |");
+    println!("|---|---:|");
+    println!("| `ledger verify <sha>`, cold process, {artifacts}-artifact chain (median of 20) | {ledger_ms:.1} ms |");
+    match sslib_ms {
+        Some(ms) => println!(
+            "| the same chain, `docs/audit/verify_chain.py` (Python securesystemslib), cold | {ms:.0} ms ({:.0}x ledger) |",
+            ms / ledger_ms
+        ),
+        None => println!("| the same chain with securesystemslib | not measured (pip install 'securesystemslib[crypto]') |"),
+    }
+    println!(
+        "| a release again by rebuilding: build to decide (median) | {:.0} ms |",
+        p.rebuild_ms
+    );
+    println!(
+        "| the same release by `ledger replay` (deploy, smoke, decide; no build) | {replay_ms:.0} ms ({:.1}x faster) |",
+        p.rebuild_ms / replay_ms
+    );
+    println!();
+    Ok(())
 }
 
 /// The S3 store to measure: the test server `.ci/run` describes (LEDGER_TEST_S3_*),
@@ -229,7 +323,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         _ => return Err("usage: cargo xtask bench [--runs N]".into()),
     };
     let target = crate::root().join("target");
-    let local = pipeline(runs, &target.join("ledger-bench"), &[])?;
+    let local_dir = target.join("ledger-bench");
+    let local = pipeline(runs, &local_dir, &[])?;
     let s3 = start_s3()?;
     let remote = match &s3 {
         Some(s3) => Some(pipeline(runs, &target.join("ledger-bench-s3"), &s3.env)?),
@@ -239,11 +334,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("|---|---:|---:|---:|---:|");
     for (i, stage) in STAGES.iter().enumerate() {
         let (s3_wall, s3_over) = remote.as_ref().map_or(("-".into(), "-".into()), |r| {
-            (format!("{:.1}", r[i].0), format!("{:.1}", r[i].1))
+            (
+                format!("{:.1}", r.stages[i].0),
+                format!("{:.1}", r.stages[i].1),
+            )
         });
         println!(
             "| {stage} | {:.1} | {:.1} | {s3_wall} | {s3_over} |",
-            local[i].0, local[i].1
+            local.stages[i].0, local.stages[i].1
         );
     }
     println!(
@@ -251,6 +349,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     drop(s3);
+    chain_measurements(&local_dir, &local)?;
     // verify --all against raw Ed25519, in the same run.
     crate::run_checked(crate::cargo().args([
         "bench",

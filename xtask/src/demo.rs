@@ -35,9 +35,15 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-fn ledger_bin() -> Result<PathBuf, String> {
-    run_checked(cargo().args(["build", "--quiet", "-p", "ledger-cli"]))?;
-    Ok(target_dir().join("debug").join("ledger"))
+fn ledger_bin(release: bool) -> Result<PathBuf, String> {
+    let mut build = cargo();
+    build.args(["build", "--quiet", "-p", "ledger-cli"]);
+    if release {
+        build.arg("--release");
+    }
+    run_checked(&mut build)?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(target_dir().join(profile).join("ledger"))
 }
 
 fn host_triple() -> String {
@@ -105,7 +111,12 @@ fn expect(cmd: &mut Command, dir: &Path, code: i32) -> Result<(), String> {
 /// Builds what the demo needs and makes its repository in `dir`, with `ledger init`
 /// done and one commit. Returns the `ledger` binary and the commit SHA.
 pub fn setup(dir: &Path) -> Result<(PathBuf, String), String> {
-    let ledger = ledger_bin()?;
+    setup_with(dir, false)
+}
+
+/// [`setup`] with an optimised `ledger` when `release` (for measurements).
+pub fn setup_with(dir: &Path, release: bool) -> Result<(PathBuf, String), String> {
+    let ledger = ledger_bin(release)?;
     let service = service_bin()?;
     let dir = dir.to_path_buf();
     if dir.exists() {
