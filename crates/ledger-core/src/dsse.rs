@@ -95,6 +95,11 @@ impl VerifiedEnvelope {
         &self.statement
     }
 
+    /// The verified statement, taken out of the envelope.
+    pub fn into_statement(self) -> Statement {
+        self.statement
+    }
+
     /// The exact payload bytes that were signed.
     pub fn payload(&self) -> &[u8] {
         &self.payload

@@ -88,15 +88,34 @@ pub struct ChainReport {
 /// is absent from the store, and verifying over it needs no I/O at all.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    pub objects: HashMap<String, bytes::Bytes>,
+    /// Envelope and policy bytes with their SHA-256, computed once while reading.
+    pub objects: HashMap<String, Fetched>,
     pub log_digests: HashMap<String, Sha256Digest>,
+}
+
+/// An object read for verification, with the SHA-256 of its bytes: every check that
+/// needs the digest (the artifact's own, a hash link, a stored policy) shares one.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: bytes::Bytes,
+    pub digest: Sha256Digest,
+}
+
+impl Fetched {
+    /// Bytes as read, hashed once.
+    pub fn new(bytes: bytes::Bytes) -> Fetched {
+        let digest = Sha256Digest::of(&bytes);
+        Fetched { bytes, digest }
+    }
 }
 
 /// Verifies artifacts against a store and a policy, caching what it reads.
 pub struct Evidence<'a> {
     store: &'a Store,
     policy: &'a Policy,
-    bytes: HashMap<String, Option<bytes::Bytes>>,
+    cache: HashMap<String, Option<Fetched>>,
+    /// Digests of captured logs read ahead (`None`: absent from the store).
+    log_cache: HashMap<String, Option<Sha256Digest>>,
     snapshot: Option<&'a Snapshot>,
     env: Option<EnvName>,
 }
@@ -107,7 +126,8 @@ impl<'a> Evidence<'a> {
         Evidence {
             store,
             policy,
-            bytes: HashMap::new(),
+            cache: HashMap::new(),
+            log_cache: HashMap::new(),
             snapshot: None,
             env: None,
         }
@@ -143,26 +163,25 @@ impl<'a> Evidence<'a> {
         self.policy
     }
 
-    async fn fetch(&mut self, key: &ObjectKey) -> Result<Option<bytes::Bytes>, Error> {
+    async fn fetch(&mut self, key: &ObjectKey) -> Result<Option<Fetched>, Error> {
         if let Some(snapshot) = self.snapshot {
             return Ok(snapshot.objects.get(key.as_str()).cloned());
         }
-        if let Some(b) = self.bytes.get(key.as_str()) {
-            return Ok(b.clone());
+        if let Some(f) = self.cache.get(key.as_str()) {
+            return Ok(f.clone());
         }
-        let b = self.store.get(key).await?;
-        self.bytes.insert(key.as_str().to_owned(), b.clone());
-        Ok(b)
+        let f = self.store.get(key).await?.map(Fetched::new);
+        self.cache.insert(key.as_str().to_owned(), f.clone());
+        Ok(f)
     }
 
     /// Verifies one artifact. `Ok(Err(problems))` is evidence that does not hold;
     /// `Err` is a failure to read the store at all.
     pub async fn check(&mut self, r: &ArtifactRef) -> Result<Result<Artifact, Vec<String>>, Error> {
         let key = object_key(r);
-        let Some(bytes) = self.fetch(&key).await? else {
+        let Some(Fetched { bytes, digest }) = self.fetch(&key).await? else {
             return Ok(Err(vec![format!("{key} is missing from the store")]));
         };
-        let digest = Sha256Digest::of(&bytes);
         let stage = r.kind.stage();
         let policy = self.policy;
         let verified = match Envelope::verify(
@@ -173,7 +192,8 @@ impl<'a> Evidence<'a> {
             Ok(v) => v,
             Err(e) => return Ok(Err(vec![e.to_string()])),
         };
-        let statement = verified.statement().clone();
+        let signed_by: Vec<KeyId> = verified.signers().to_vec();
+        let statement = verified.into_statement();
         let mut problems = Vec::new();
         let mut notes = Vec::new();
 
@@ -232,7 +252,7 @@ impl<'a> Evidence<'a> {
             ));
         }
         let mut signers = Vec::new();
-        for id in verified.signers() {
+        for id in &signed_by {
             match policy.revoked_for(id, header.finished_at) {
                 Some(at) => problems.push(format!(
                     "signed by key {} which the policy revoked at {at}, before this evidence's time {}",
@@ -256,11 +276,9 @@ impl<'a> Evidence<'a> {
             };
             match self.fetch(&object_key(&input_ref)).await? {
                 None => problems.push(format!("input {} is missing from the store", input.key)),
-                Some(b) if Sha256Digest::of(&b) != input.sha256 => problems.push(format!(
+                Some(f) if f.digest != input.sha256 => problems.push(format!(
                     "hash link broken: input {} has sha256 {}, but this artifact was made from {}",
-                    input.key,
-                    Sha256Digest::of(&b),
-                    input.sha256
+                    input.key, f.digest, input.sha256
                 )),
                 Some(_) => {}
             }
@@ -304,9 +322,10 @@ impl<'a> Evidence<'a> {
             ));
             return Ok(());
         }
-        let actual = match self.snapshot {
-            Some(snapshot) => snapshot.log_digests.get(key).copied(),
-            None => self
+        let actual = match (self.snapshot, self.log_cache.get(key)) {
+            (Some(snapshot), _) => snapshot.log_digests.get(key).copied(),
+            (None, Some(read_ahead)) => *read_ahead,
+            (None, None) => self
                 .store
                 .get_limited(&log_object_key(r), MAX_LOG_BYTES)
                 .await?
@@ -333,9 +352,9 @@ impl<'a> Evidence<'a> {
             None => problems.push(format!(
                 "the policy that gated this stage ({key}) is not in the store"
             )),
-            Some(b) if Sha256Digest::of(&b) != *recorded => problems.push(format!(
+            Some(f) if f.digest != *recorded => problems.push(format!(
                 "stored policy {key} was altered after the fact: it now hashes to {}",
-                Sha256Digest::of(&b)
+                f.digest
             )),
             Some(_) if *recorded != self.policy.digest() => notes.push(format!(
                 "gated by policy {}, not the one verified with ({})",
@@ -353,7 +372,20 @@ impl<'a> Evidence<'a> {
         for kind in ledger_core::ArtifactKind::ALL {
             keys.extend(self.store.list(&kind.prefix(sha)).await?);
         }
+        self.read_ahead(&keys).await?;
         self.check_listed(sha, &keys).await
+    }
+
+    /// Reads every one of `keys` into the cache in one bulk read (captured logs only
+    /// hashed), so that checking them afterwards waits on no read of its own.
+    async fn read_ahead(&mut self, keys: &[String]) -> Result<(), Error> {
+        if self.snapshot.is_some() {
+            return Ok(());
+        }
+        let read = read_objects(self.store, keys).await?;
+        self.cache.extend(read.envelopes);
+        self.log_cache.extend(read.log_digests);
+        Ok(())
     }
 
     /// Verifies the artifacts among `keys`, the objects listed under `sha`'s prefixes;
@@ -400,6 +432,42 @@ impl<'a> Evidence<'a> {
             Err(problems) => ArtifactReport { problems, ..base },
         })
     }
+}
+
+/// What one bulk read of evidence keys found: envelope (and policy) bytes with their
+/// digests, and the digests of captured logs; `None` where a key is absent.
+pub struct ReadObjects {
+    pub envelopes: Vec<(String, Option<Fetched>)>,
+    pub log_digests: Vec<(String, Option<Sha256Digest>)>,
+}
+
+/// Reads `keys` in one bulk read: captured logs (`.log`) are only hashed, since they
+/// can be large; everything else is kept with its digest.
+pub async fn read_objects(store: &Store, keys: &[String]) -> Result<ReadObjects, Error> {
+    let (mut logs, mut envelopes) = (Vec::new(), Vec::new());
+    for key in keys {
+        let k = ObjectKey::parse(key).map_err(ledger_store::StoreError::from)?;
+        if key.ends_with(".log") {
+            logs.push(k);
+        } else {
+            envelopes.push(k);
+        }
+    }
+    let read = store
+        .map_many(
+            envelopes.clone(),
+            ledger_store::DEFAULT_READ_LIMIT,
+            Fetched::new,
+        )
+        .await?;
+    let digests = store
+        .map_many(logs.clone(), MAX_LOG_BYTES, |b| Sha256Digest::of(&b))
+        .await?;
+    let named = |keys: Vec<ObjectKey>| keys.into_iter().map(|k| k.as_str().to_owned());
+    Ok(ReadObjects {
+        envelopes: named(envelopes).zip(read).collect(),
+        log_digests: named(logs).zip(digests).collect(),
+    })
 }
 
 /// Splits keys listed under `sha`'s prefixes into its artifacts, in stage order and

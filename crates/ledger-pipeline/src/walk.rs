@@ -8,19 +8,15 @@
 //! hashed), and then the chains are verified on every core with no I/O at all.
 
 use crate::error::Error;
-use crate::evidence::{classify, policy_key, ChainReport, Evidence, Snapshot, MAX_LOG_BYTES};
-use futures::{StreamExt, TryStreamExt};
-use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Sha256Digest};
+use crate::evidence::{classify, policy_key, read_objects, ChainReport, Evidence, Snapshot};
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 use ledger_policy::Policy;
-use ledger_store::{ObjectKey, Store, StoreError};
+use ledger_store::Store;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
-
-/// How many object reads are in flight at once while taking a snapshot.
-const CONCURRENT_READS: usize = 64;
 
 /// The objects stored for one SHA.
 #[derive(Debug, Clone)]
@@ -90,51 +86,26 @@ impl StoreIndex {
 
     /// Reads ahead everything verifying `shas` will read: their envelopes (and any
     /// envelope their `inputs` could name is among them: inputs are the same SHA's),
-    /// their logs' digests, and every stored policy.
+    /// their logs' digests, and every stored policy. Each object is hashed as it is
+    /// read, on the thread that read it.
     pub async fn snapshot(&self, store: &Store, shas: &[GitSha]) -> Result<Snapshot, Error> {
-        let mut envelopes = Vec::new();
-        let mut logs = Vec::new();
-        for sha in shas {
-            let Some(objects) = self.shas.get(sha) else {
-                continue;
-            };
-            for key in &objects.keys {
-                if key.ends_with(".log") {
-                    logs.push(key.clone());
-                } else {
-                    envelopes.push(key.clone());
-                }
-            }
-        }
-        envelopes.extend(store.list("policies/").await?);
-        let objects: Vec<(String, Option<bytes::Bytes>)> = futures::stream::iter(envelopes)
-            .map(|key| async move {
-                let k = ObjectKey::parse(&key).map_err(StoreError::from)?;
-                Ok::<_, Error>((key, store.get(&k).await?))
-            })
-            .buffer_unordered(CONCURRENT_READS)
-            .try_collect()
-            .await?;
-        let log_digests: Vec<(String, Option<Sha256Digest>)> = futures::stream::iter(logs)
-            .map(|key| async move {
-                let k = ObjectKey::parse(&key).map_err(StoreError::from)?;
-                let bytes = store.get_limited(&k, MAX_LOG_BYTES).await?;
-                Ok::<_, Error>((key, bytes.map(|b| Sha256Digest::of(&b))))
-            })
-            .buffer_unordered(CONCURRENT_READS)
-            .try_collect()
-            .await?;
+        let mut keys: Vec<String> = shas
+            .iter()
+            .filter_map(|sha| self.shas.get(sha))
+            .flat_map(|objects| objects.keys.iter().cloned())
+            .collect();
+        keys.extend(store.list("policies/").await?);
+        let read = read_objects(store, &keys).await?;
         Ok(Snapshot {
-            objects: objects
-                .into_iter()
-                .filter_map(|(k, b)| Some((k, b?)))
-                .collect(),
-            log_digests: log_digests
-                .into_iter()
-                .filter_map(|(k, d)| Some((k, d?)))
-                .collect(),
+            objects: read.envelopes.into_iter().filter_map(present).collect(),
+            log_digests: read.log_digests.into_iter().filter_map(present).collect(),
         })
     }
+}
+
+/// The pair, if the object was present.
+fn present<T>((key, value): (String, Option<T>)) -> Option<(String, T)> {
+    Some((key, value?))
 }
 
 /// The result of verifying the whole store.

@@ -173,7 +173,7 @@ fn open_local(dir: PathBuf) -> Result<Store, StoreError> {
         })?
         // Evidence must survive a crash right after a stage reports success.
         .with_fsync(true);
-    Ok(Store::from_object_store(Arc::new(fs), shown))
+    Ok(Store::local(Arc::new(fs), shown, &dir))
 }
 
 /// Building the cloud clients; each behind its cargo feature.

@@ -92,6 +92,87 @@ async fn absent_and_oversized_on(store: &Store) {
 }
 
 #[tokio::test]
+async fn bulk_reads_agree_with_single_reads() {
+    let (_tmp, stores) = backends("bulk-reads").await;
+    for store in stores {
+        bulk_reads_on(&store).await;
+    }
+}
+
+async fn bulk_reads_on(store: &Store) {
+    let keys: Vec<ObjectKey> = (1..=40).map(|a| key(ArtifactKind::Smoke, a)).collect();
+    // Every third key stays absent; the others hold their attempt number.
+    for (i, k) in keys.iter().enumerate() {
+        if i % 3 != 2 {
+            store
+                .put_create(k, format!("attempt {}", i + 1))
+                .await
+                .unwrap();
+        }
+    }
+    let lengths = store.map_many(keys.clone(), 64, |b| b.len()).await.unwrap();
+    assert_eq!(lengths.len(), keys.len(), "{store:?}");
+    for (k, len) in keys.iter().zip(&lengths) {
+        let single = store.get(k).await.unwrap().map(|b| b.len());
+        assert_eq!(*len, single, "{k} on {store:?}");
+    }
+    assert_eq!(lengths[0], Some("attempt 1".len()));
+    assert_eq!(lengths[2], None);
+    // An object over the limit fails the whole read, naming the key.
+    let e = store
+        .map_many(keys.clone(), 9, |b| b.len())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::TooLarge { limit: 9, .. }), "{e}");
+    assert!(store
+        .map_many(Vec::new(), 9, |b| b)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn the_local_listing_matches_the_backends_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = local(tmp.path()).await;
+    for attempt in 1..=3 {
+        store
+            .put_create(&key(ArtifactKind::Commit, attempt), "x")
+            .await
+            .unwrap();
+    }
+    let dir = tmp.path().join("store").join("commit").join(SHA);
+    // What the backend lists too: a stray file of any name, a nested folder, a link;
+    // what it leaves out: its own in-progress writes.
+    std::fs::write(dir.join("EVIL.json"), "stray").unwrap();
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    std::fs::write(dir.join("nested").join("deep.json"), "deep").unwrap();
+    std::fs::write(dir.join("commit.json#7"), "half-written").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.join("commit.json"), dir.join("link.json")).unwrap();
+    let ours = store.list_meta("commit/").await.unwrap();
+    let theirs: Vec<object_store::ObjectMeta> = store
+        .inner
+        .list(Some(&Path::from("commit")))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut theirs: Vec<(String, u64)> = theirs
+        .into_iter()
+        .map(|m| (m.location.to_string(), m.size))
+        .collect();
+    theirs.sort();
+    let ours: Vec<(String, u64)> = ours.into_iter().map(|l| (l.key, l.size)).collect();
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.iter().any(|(k, _)| k.ends_with("/EVIL.json")),
+        "{ours:?}"
+    );
+    assert!(!ours.iter().any(|(k, _)| k.contains('#')), "{ours:?}");
+    assert!(store.list_meta("build/").await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn attempts_are_found_by_listing() {
     let (_tmp, stores) = backends("attempts").await;
     for store in stores {
