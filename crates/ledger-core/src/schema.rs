@@ -7,7 +7,7 @@
 //! locally). Predicates are validated before they are signed and again on verify.
 
 use crate::stage::ArtifactKind;
-use jsonschema::{Registry, Resource, Validator};
+use jsonschema::{PatternCache, Registry, Resource, Validator};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -150,6 +150,14 @@ fn registry() -> &'static Result<Registry<'static>, (String, String)> {
     })
 }
 
+/// Compiled `pattern`s shared by every schema: the shared definitions of
+/// `common.v1.schema.json` (SHAs, digests, names) are `$ref`ed from every predicate
+/// schema, and without the cache each schema compiled their regexes again.
+fn patterns() -> &'static PatternCache {
+    static CELL: OnceLock<PatternCache> = OnceLock::new();
+    CELL.get_or_init(PatternCache::new)
+}
+
 /// The validator of the schema at `index` in [`SOURCES`], compiled on first use:
 /// a command pays only for the schemas it validates against (compiling all of them
 /// was most of a short command's start-up time).
@@ -161,21 +169,53 @@ fn compiled(index: usize) -> &'static Compiled {
         let schema = parse_source(name, text)?;
         jsonschema::options()
             .with_registry(registry)
+            .with_pattern_cache(patterns().clone())
             .should_validate_formats(true)
             .build(&schema)
             .map_err(|e| (name.to_owned(), e.to_string()))
     })
 }
 
-/// Validates `instance` against the schema of `doc`, reporting every violation.
-pub fn validate(doc: Document, instance: &Value) -> Result<(), SchemaError> {
+/// The compiled validator of `doc`'s schema.
+fn validator(doc: Document) -> Result<&'static Validator, SchemaError> {
     let name = doc.file_name();
     let Some(index) = SOURCES.iter().position(|(n, _)| *n == name) else {
         return Err(SchemaError::Broken(name, "not shipped".to_owned()));
     };
-    let validator = compiled(index)
+    compiled(index)
         .as_ref()
-        .map_err(|(n, e)| SchemaError::Broken(n.clone(), e.clone()))?;
+        .map_err(|(n, e)| SchemaError::Broken(n.clone(), e.clone()))
+}
+
+/// The documents a command that reads evidence validates, in the order it meets
+/// them: the policy, `ledger.toml`, then the predicates stage by stage.
+pub fn evidence_documents() -> Vec<Document> {
+    [Document::Policy, Document::Config]
+        .into_iter()
+        .chain(ArtifactKind::ALL.into_iter().map(Document::Predicate))
+        .collect()
+}
+
+/// Compiles the validators of `docs` now. Each is compiled at most once per
+/// process, and a validation that needs one being compiled here waits for it rather
+/// than compiling it again. A command that knows what it will validate runs this on
+/// a spare thread as it starts, so that compiling the schemas (most of a short
+/// command's CPU time) overlaps its reading and parsing instead of following them.
+pub fn prepare(docs: &[Document]) {
+    for doc in docs {
+        let _ = validator(*doc);
+    }
+}
+
+/// Validates `instance` against the schema of `doc`, reporting every violation.
+pub fn validate(doc: Document, instance: &Value) -> Result<(), SchemaError> {
+    let name = doc.file_name();
+    let validator = validator(doc)?;
+    // The common case, a valid document, needs no error reports: `is_valid` stops at
+    // nothing and builds nothing, several times faster than collecting violations.
+    if validator.is_valid(instance) {
+        return Ok(());
+    }
     let violations: Vec<Violation> = validator
         .iter_errors(instance)
         .take(20)
