@@ -376,13 +376,35 @@ impl<'a> Evidence<'a> {
         self.check_listed(sha, &keys).await
     }
 
+    /// Reads the envelopes of `refs`, their captured logs and the stored copy of the
+    /// policy verified with into the cache in one bulk read (see `read_ahead`).
+    pub async fn read_ahead_refs(&mut self, refs: &[ArtifactRef]) -> Result<(), Error> {
+        let mut keys = Vec::new();
+        for r in refs {
+            keys.push(r.key());
+            if matches!(
+                r.kind,
+                ledger_core::ArtifactKind::Commit | ledger_core::ArtifactKind::Integration
+            ) {
+                keys.push(r.log_key());
+            }
+        }
+        keys.push(policy_key(&self.policy.digest())?.as_str().to_owned());
+        self.read_ahead(&keys).await
+    }
+
     /// Reads every one of `keys` into the cache in one bulk read (captured logs only
     /// hashed), so that checking them afterwards waits on no read of its own.
     async fn read_ahead(&mut self, keys: &[String]) -> Result<(), Error> {
         if self.snapshot.is_some() {
             return Ok(());
         }
-        let read = read_objects(self.store, keys).await?;
+        let unread: Vec<String> = keys
+            .iter()
+            .filter(|k| !self.cache.contains_key(*k) && !self.log_cache.contains_key(*k))
+            .cloned()
+            .collect();
+        let read = read_objects(self.store, &unread).await?;
         self.cache.extend(read.envelopes);
         self.log_cache.extend(read.log_digests);
         Ok(())

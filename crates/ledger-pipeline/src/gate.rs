@@ -8,7 +8,7 @@
 use crate::error::Error;
 use crate::evidence::{Artifact, Evidence};
 use ledger_core::predicate::Input;
-use ledger_core::{GitSha, Stage};
+use ledger_core::{ArtifactRef, GitSha, Stage};
 use ledger_policy::{evaluate, Found, Gate, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -70,15 +70,27 @@ pub async fn gather(
     ),
     Error,
 > {
+    let mut wanted: Vec<Stage> = Vec::new();
+    for stage in stages {
+        if !wanted.contains(&stage) {
+            wanted.push(stage);
+        }
+    }
+    // Every stage's latest attempt at once (one listing each, concurrently), then
+    // all of their objects in one bulk read: on a bucket, one round trip after
+    // another was most of a gate's time.
+    let (store, env) = (evidence.store(), evidence.env());
+    let latest = futures::future::try_join_all(wanted.iter().map(|stage| {
+        let kind = stage.primary_artifact();
+        store.latest_in(kind, sha, env.filter(|_| kind.per_environment()))
+    }))
+    .await?;
+    let found: Vec<ArtifactRef> = latest.iter().flatten().copied().collect();
+    evidence.read_ahead_refs(&found).await?;
     let mut verified = BTreeMap::new();
     let mut invalid = BTreeMap::new();
-    for stage in stages {
-        if verified.contains_key(&stage) || invalid.contains_key(&stage) {
-            continue;
-        }
-        let kind = stage.primary_artifact();
-        let env = evidence.env().filter(|_| kind.per_environment());
-        let Some(r) = evidence.store().latest_in(kind, sha, env).await? else {
+    for (stage, r) in wanted.into_iter().zip(latest) {
+        let Some(r) = r else {
             continue;
         };
         match evidence.check(&r).await? {
