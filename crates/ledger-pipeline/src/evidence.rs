@@ -376,8 +376,10 @@ impl<'a> Evidence<'a> {
         self.check_listed(sha, &keys).await
     }
 
-    /// Reads the envelopes of `refs`, their captured logs and the stored copy of the
-    /// policy verified with into the cache in one bulk read (see `read_ahead`).
+    /// Reads the envelopes of `refs` and their captured logs into the cache in one
+    /// bulk read (see `read_ahead`). Only listed objects: the stored policy is left to
+    /// the first check that needs it, because a stage may store the current policy
+    /// after its gate ran, and an absence remembered here would outlive that.
     pub async fn read_ahead_refs(&mut self, refs: &[ArtifactRef]) -> Result<(), Error> {
         let mut keys = Vec::new();
         for r in refs {
@@ -389,7 +391,6 @@ impl<'a> Evidence<'a> {
                 keys.push(r.log_key());
             }
         }
-        keys.push(policy_key(&self.policy.digest())?.as_str().to_owned());
         self.read_ahead(&keys).await
     }
 
