@@ -153,6 +153,12 @@ impl ArtifactKind {
         }
     }
 
+    /// Whether the stage stores the output of a wrapped command beside the envelope
+    /// ([`ArtifactRef::log_key`]).
+    pub fn has_log(self) -> bool {
+        matches!(self, ArtifactKind::Commit | ArtifactKind::Integration)
+    }
+
     /// The top-level folder of the store this kind lives under (the seed layout).
     pub fn dir(self) -> &'static str {
         match self {

@@ -384,10 +384,7 @@ impl<'a> Evidence<'a> {
         let mut keys = Vec::new();
         for r in refs {
             keys.push(r.key());
-            if matches!(
-                r.kind,
-                ledger_core::ArtifactKind::Commit | ledger_core::ArtifactKind::Integration
-            ) {
+            if r.kind.has_log() {
                 keys.push(r.log_key());
             }
         }
@@ -523,8 +520,5 @@ fn is_known_log(key: &str, kind: ledger_core::ArtifactKind, sha: &GitSha) -> boo
     let Some(json) = key.strip_suffix(".log").map(|k| format!("{k}.json")) else {
         return false;
     };
-    matches!(
-        kind,
-        ledger_core::ArtifactKind::Commit | ledger_core::ArtifactKind::Integration
-    ) && ArtifactRef::parse_key(&json).is_some_and(|r| r.kind == kind && r.sha == *sha)
+    kind.has_log() && ArtifactRef::parse_key(&json).is_some_and(|r| r.kind == kind && r.sha == *sha)
 }

@@ -287,8 +287,8 @@ impl Store {
     /// digest of large logs never holds them all). Results are in `keys` order, `None`
     /// for an absent key; the first failure ends the whole read.
     ///
-    /// This is the bulk read of the whole-store walks (`verify --all`, `log`,
-    /// `status`). A local folder is read with plain file reads on every core:
+    /// This is the bulk read of `verify` (one SHA's chain, or the whole store with
+    /// `--all`) and of every gate. A local folder is read with plain file reads on every core:
     /// `object_store`'s local backend hands each read to tokio's blocking pool twice,
     /// which for evidence files of a few kilobytes costs several times the read
     /// itself. A bucket gets [`BULK_REQUESTS`] requests in flight.
@@ -303,15 +303,11 @@ impl Store {
         F: Fn(Bytes) -> T + Send + Sync + 'static,
     {
         if let Some(root) = &self.local_root {
-            let (root, location) = (root.clone(), self.location.clone());
-            return tokio::task::spawn_blocking(move || {
-                local::map_many(&root, &location, &keys, limit, &map)
-            })
-            .await
-            .map_err(|e| StoreError::Unreachable {
-                location: self.location.clone(),
-                source: object_store::Error::JoinError { source: e },
-            })?;
+            return self
+                .on_local_folder(root, move |root, location| {
+                    local::map_many(root, location, &keys, limit, &map)
+                })
+                .await;
         }
         let map = &map;
         futures::stream::iter(keys)
@@ -322,6 +318,22 @@ impl Store {
             .buffered(BULK_REQUESTS)
             .try_collect()
             .await
+    }
+
+    /// Runs `work` (blocking file system calls under the local folder `root`) on
+    /// tokio's blocking pool, so the runtime's workers are never held up by it.
+    async fn on_local_folder<T: Send + 'static>(
+        &self,
+        root: &Arc<std::path::Path>,
+        work: impl FnOnce(&std::path::Path, &str) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (root, location) = (root.clone(), self.location.clone());
+        tokio::task::spawn_blocking(move || work(&root, &location))
+            .await
+            .map_err(|e| StoreError::Unreachable {
+                location: self.location.clone(),
+                source: object_store::Error::JoinError { source: e },
+            })?
     }
 
     /// Every key under `prefix` (which must end with `/`), sorted.
@@ -341,14 +353,12 @@ impl Store {
 
     async fn list_meta_under(&self, prefix: Option<&Path>) -> Result<Vec<Listed>, StoreError> {
         if let Some(root) = &self.local_root {
-            let (root, location) = (root.clone(), self.location.clone());
             let prefix = prefix.map_or(String::new(), |p| p.as_ref().to_owned());
-            return tokio::task::spawn_blocking(move || local::list(&root, &location, &prefix))
-                .await
-                .map_err(|e| StoreError::Unreachable {
-                    location: self.location.clone(),
-                    source: object_store::Error::JoinError { source: e },
-                })?;
+            return self
+                .on_local_folder(root, move |root, location| {
+                    local::list(root, location, &prefix)
+                })
+                .await;
         }
         let metas: Vec<_> = self
             .inner

@@ -68,13 +68,7 @@ fn read(
     key: &ObjectKey,
     limit: usize,
 ) -> Result<Option<Bytes>, StoreError> {
-    let failed = |e: std::io::Error| StoreError::Unreachable {
-        location: location.to_owned(),
-        source: object_store::Error::Generic {
-            store: "LocalFileSystem",
-            source: format!("reading {key}: {e}").into(),
-        },
-    };
+    let failed = |e| io_failure(location, format!("reading {key}"), e);
     let too_large = |size: u64| StoreError::TooLarge {
         key: key.as_str().to_owned(),
         size,
@@ -107,13 +101,7 @@ fn read(
 /// `stat` per file and none of the backend's path-to-URL conversions, which made its
 /// listing cost more than reading the same files.
 pub(crate) fn list(root: &Path, location: &str, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-    let failed = |path: &Path, e: std::io::Error| StoreError::Unreachable {
-        location: location.to_owned(),
-        source: object_store::Error::Generic {
-            store: "LocalFileSystem",
-            source: format!("listing {}: {e}", path.display()).into(),
-        },
-    };
+    let failed = |path: &Path, e| io_failure(location, format!("listing {}", path.display()), e);
     let mut out = Vec::new();
     let mut folders = vec![(root.join(prefix), prefix.to_owned())];
     while let Some((dir, key)) = folders.pop() {
@@ -149,6 +137,18 @@ pub(crate) fn list(root: &Path, location: &str, prefix: &str) -> Result<Vec<List
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
+}
+
+/// A file system call under the store that failed: the store is failing (exit 5),
+/// reported as the backend reports its own I/O errors.
+fn io_failure(location: &str, doing: String, e: std::io::Error) -> StoreError {
+    StoreError::Unreachable {
+        location: location.to_owned(),
+        source: object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: format!("{doing}: {e}").into(),
+        },
+    }
 }
 
 /// Whether `name` is one of the backend's in-progress writes: `NAME#DIGITS`.
