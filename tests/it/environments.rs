@@ -142,7 +142,7 @@ fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
     // From a runner the policy does not approve for production.
     let out = promote(&p, &s, &[]);
     assert_code(&out, 3);
-    let host = ledger_pipeline::runner::host_name();
+    let host = ledger_pipeline::ci::host_name();
     assert!(
         text(&out).contains(&format!(
             "runner {host} is not approved for environment `production`"

@@ -416,7 +416,7 @@ impl InProcess {
     /// Whether every artifact stored for `sha` verifies.
     pub fn chain_ok(&self, sha: &str) -> bool {
         let sha = GitSha::parse(sha).unwrap();
-        let evidence = ledger_pipeline::evidence::Evidence::new(&self.store, &self.policy);
+        let evidence = ledger_verify::Evidence::new(&self.store, &self.policy);
         self.rt
             .block_on(async move {
                 let mut evidence = evidence;

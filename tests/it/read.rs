@@ -224,7 +224,7 @@ fn show_and_log_text_is_pinned() {
     assert_code(&out, 0);
     let shown = String::from_utf8_lossy(&out.stdout)
         .replace(&repo.path().display().to_string(), "[REPO]")
-        .replace(&ledger_pipeline::runner::host_name(), "[HOST]");
+        .replace(&ledger_pipeline::ci::host_name(), "[HOST]");
     let shown = shown
         .lines()
         .map(|l| {

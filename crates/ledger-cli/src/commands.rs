@@ -8,10 +8,11 @@ use crate::exit::{Code, Failure, Result};
 use crate::read::print_json;
 use ledger_core::predicate::Outcome;
 use ledger_core::{GitSha, PublicKey, SigningKey, Stage};
-use ledger_pipeline::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
-use ledger_pipeline::evidence::Evidence;
-use ledger_pipeline::replay::{Mode, ReplayRequest};
-use ledger_pipeline::stage::{pass_gate_in, run_command_stage, CommandStage};
+use ledger_pipeline::release::replay::{Mode, ReplayRequest};
+use ledger_pipeline::run;
+use ledger_pipeline::stages::command::{run_command_stage, CommandStage};
+use ledger_pipeline::stages::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
+use ledger_verify::evidence::Evidence;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -228,10 +229,20 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     let rec = writer.recorder();
     let (store, env, runner) = (&writer.store, writer.env.clone(), writer.runner.clone());
     let progress = |line: &str| eprintln!("ledger: {line}");
+    // The one place a stage's run begins: signer, then gate, then the stored policy.
+    // A denial must not depend on config or infrastructure, so this comes first.
+    let env_name = matches!(args.stage, Stage::Deploy | Stage::Smoke)
+        .then(|| ledger_core::EnvName::parse(&args.environment))
+        .transpose()
+        .map_err(ledger_pipeline::Error::from)?;
+    let passed = run::begin(&rec, args.stage, &sha, env_name)
+        .await
+        .map_err(denied)?;
     let recorded = match args.stage {
         Stage::Commit | Stage::Integration => {
             let outcome = run_command_stage(
                 &rec,
+                passed,
                 CommandStage {
                     stage: args.stage,
                     sha,
@@ -263,6 +274,7 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         Stage::Decide => {
             let outcome = run_decide(
                 &rec,
+                passed,
                 DecideRequest {
                     sha,
                     runner,
@@ -278,29 +290,23 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                 Decision::Reject => Code::StageFailed,
             });
         }
-        Stage::Publish => ledger_pipeline::publish::run_publish(&rec, sha, &runner).await,
+        Stage::Publish => {
+            ledger_pipeline::stages::publish::run_publish(&rec, passed, sha, &runner).await
+        }
         Stage::Build | Stage::Deploy | Stage::Smoke => {
-            // The gate first: a denial must not depend on config or infrastructure.
-            let env_name = (args.stage != Stage::Build)
-                .then(|| ledger_core::EnvName::parse(&args.environment))
-                .transpose()
-                .map_err(ledger_pipeline::Error::from)?;
-            let passed = pass_gate_in(&rec, args.stage, &sha, env_name)
-                .await
-                .map_err(denied)?;
             let config = ledger_pipeline::config::Config::load(&root)
                 .map_err(ledger_pipeline::Error::from)?;
             match args.stage {
                 Stage::Build => {
                     let engine = connect_engine().await?;
-                    ledger_pipeline::build::run_build(
+                    ledger_pipeline::stages::build::run_build(
                         &rec, &engine, &config, sha, &runner, passed, &progress,
                     )
                     .await
                 }
                 Stage::Deploy => {
                     let engine = connect_engine().await?;
-                    let req = ledger_pipeline::deploy::DeployRequest {
+                    let req = ledger_pipeline::stages::deploy::DeployRequest {
                         sha,
                         environment: args.environment.clone(),
                         runner: runner.clone(),
@@ -309,7 +315,7 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                         promotion: None,
                         env,
                     };
-                    ledger_pipeline::deploy::run_deploy(
+                    ledger_pipeline::stages::deploy::run_deploy(
                         &rec, &engine, &config, &req, passed, &progress,
                     )
                     .await
@@ -318,7 +324,7 @@ async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                     let env_config = config
                         .environment(&args.environment)
                         .map_err(ledger_pipeline::Error::from)?;
-                    ledger_pipeline::smoke::run_smoke(
+                    ledger_pipeline::stages::smoke::run_smoke(
                         &rec, env_config, sha, &runner, passed, None, &progress,
                     )
                     .await
@@ -380,7 +386,7 @@ async fn promote(global: &Global, args: crate::args::PromoteArgs) -> Result<Code
     let config =
         ledger_pipeline::config::Config::load(&root).map_err(ledger_pipeline::Error::from)?;
     let engine = connect_engine().await?;
-    let req = ledger_pipeline::promote::PromoteRequest {
+    let req = ledger_pipeline::release::promote::PromoteRequest {
         sha,
         to: args.to.clone(),
         runner: writer.runner.clone(),
@@ -388,9 +394,10 @@ async fn promote(global: &Global, args: crate::args::PromoteArgs) -> Result<Code
         env: writer.env.clone(),
     };
     let progress = |line: &str| eprintln!("ledger: {line}");
-    let recorded = ledger_pipeline::promote::run_promote(&rec, &engine, &config, &req, &progress)
-        .await
-        .map_err(denied)?;
+    let recorded =
+        ledger_pipeline::release::promote::run_promote(&rec, &engine, &config, &req, &progress)
+            .await
+            .map_err(denied)?;
     eprintln!(
         "ledger: promote {} to `{}`: deploy {} ({}); evidence {} in {}",
         sha,
@@ -440,7 +447,7 @@ async fn gate(global: &Global, args: GateArgs) -> Result<Code> {
     let (policy, _) = context::load_policy(global, &root)?;
     let store = context::open_store(global, &root).await?;
     let mut evidence = Evidence::new(&store, &policy);
-    let report = ledger_pipeline::gate::check_stage(
+    let report = ledger_verify::gate::check_stage(
         &mut evidence,
         args.stage,
         &sha,
@@ -501,11 +508,13 @@ async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mode) -
         lease_wait: std::time::Duration::from_secs(args.lease_wait),
         env: writer.env.clone(),
     };
-    let step = |s: ledger_pipeline::replay::Step, detail: &str| eprintln!("  ok {s}: {detail}");
+    let step =
+        |s: ledger_pipeline::release::replay::Step, detail: &str| eprintln!("  ok {s}: {detail}");
     let progress = |line: &str| eprintln!("ledger: {line}");
-    let outcome = ledger_pipeline::replay::run(&rec, &engine, &config, &req, &step, &progress)
-        .await
-        .map_err(denied)?;
+    let outcome =
+        ledger_pipeline::release::replay::run(&rec, &engine, &config, &req, &step, &progress)
+            .await
+            .map_err(denied)?;
     if outcome.deploy.result != Outcome::Pass {
         eprintln!("  x deploy: {}", outcome.deploy.summary);
     }
@@ -561,7 +570,7 @@ async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
         .map(|c| c.environments.into_iter().map(|e| e.name).collect())
         .unwrap_or_default();
     let mut evidence = Evidence::new(&store, &policy);
-    let report = ledger_pipeline::status::status(
+    let report = ledger_pipeline::observe::status::status(
         &mut evidence,
         &configured,
         args.environment.as_deref(),
@@ -578,7 +587,7 @@ async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
             })?;
         let engine = connect_engine().await?;
         Some(
-            ledger_pipeline::drift::drift(
+            ledger_pipeline::observe::drift::drift(
                 &engine,
                 &config.repository,
                 &report,
@@ -601,9 +610,9 @@ async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
         #[derive(serde::Serialize)]
         struct Out<'a> {
             #[serde(flatten)]
-            report: &'a ledger_pipeline::status::StatusReport,
+            report: &'a ledger_pipeline::observe::status::StatusReport,
             #[serde(skip_serializing_if = "Option::is_none")]
-            drift: Option<&'a Vec<ledger_pipeline::drift::EnvironmentDrift>>,
+            drift: Option<&'a Vec<ledger_pipeline::observe::drift::EnvironmentDrift>>,
         }
         print_json(&Out {
             report: &report,
@@ -667,7 +676,7 @@ async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
 
 /// `ledger prune`: list (or with --apply delete) images of never-promoted SHAs.
 async fn prune(global: &Global, args: PruneArgs) -> Result<Code> {
-    use ledger_pipeline::prune;
+    use ledger_pipeline::release::prune;
     let root = context::repo_root()?;
     let config =
         ledger_pipeline::config::Config::load(&root).map_err(ledger_pipeline::Error::from)?;
@@ -680,7 +689,7 @@ async fn prune(global: &Global, args: PruneArgs) -> Result<Code> {
     let (policy, _) = context::load_policy(global, &root)?;
     let store = context::open_store(global, &root).await?;
     let engine = connect_engine().await?;
-    let registry = ledger_pipeline::registry::Registry::new()?;
+    let registry = ledger_docker::Registry::new()?;
     let min_age = args.min_age_days.unwrap_or(config.prune.min_age_days);
     let mut evidence = Evidence::new(&store, &policy);
     let plan = prune::plan(
@@ -709,7 +718,7 @@ async fn prune(global: &Global, args: PruneArgs) -> Result<Code> {
         return Ok(Code::Success);
     }
     // Pruning changes what can be deployed: the key must be trusted for deploy.
-    ledger_pipeline::stage::check_signer(&writer.recorder(), ledger_core::Stage::Deploy)?;
+    ledger_pipeline::run::check_signer(&writer.recorder(), ledger_core::Stage::Deploy)?;
     let deleted = prune::apply(&plan, &engine, &registry).await;
     let key = prune::record(
         &writer.recorder(),
@@ -744,14 +753,14 @@ async fn prune(global: &Global, args: PruneArgs) -> Result<Code> {
     })
 }
 
-fn place(p: ledger_pipeline::prune::Place) -> &'static str {
+fn place(p: ledger_pipeline::release::prune::Place) -> &'static str {
     match p {
-        ledger_pipeline::prune::Place::Engine => "engine  ",
-        ledger_pipeline::prune::Place::Registry => "registry",
+        ledger_pipeline::release::prune::Place::Engine => "engine  ",
+        ledger_pipeline::release::prune::Place::Registry => "registry",
     }
 }
 
-fn print_prune_plan(plan: &ledger_pipeline::prune::PrunePlan, apply: bool) {
+fn print_prune_plan(plan: &ledger_pipeline::release::prune::PrunePlan, apply: bool) {
     let shas: std::collections::BTreeSet<_> = plan.candidates.iter().map(|c| c.sha).collect();
     println!(
         "{} image copies of {} never-promoted SHA(s), {:.1} MB on the engine{}",

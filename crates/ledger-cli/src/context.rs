@@ -158,7 +158,7 @@ impl Writer {
         let key = load_signing_key(explicit_key, root)?;
         let store = open_store(global, root).await?;
         let env = env_map();
-        let runner = ledger_pipeline::runner::detect(&env, &ledger_pipeline::runner::host_name());
+        let runner = ledger_pipeline::ci::detect(&env, &ledger_pipeline::ci::host_name());
         Ok(Writer {
             policy,
             policy_bytes,

@@ -142,7 +142,7 @@ pub async fn doctor(global: &Global, args: DoctorArgs) -> Result<Code> {
             checks.push(skipped("clock", "no store to compare with"));
         }
         Ok(store) => {
-            let who = ledger_pipeline::runner::host_name();
+            let who = ledger_pipeline::ci::host_name();
             match store.probe(&format!("ledger doctor on {who}")).await {
                 Err(e) => {
                     checks.push(failed("store", Failure::from(e)));
@@ -206,7 +206,7 @@ pub async fn doctor(global: &Global, args: DoctorArgs) -> Result<Code> {
                     "registry",
                     "none configured: images stay in the local engine",
                 ),
-                Some(host) => match ledger_pipeline::registry::Registry::new() {
+                Some(host) => match ledger_docker::Registry::new() {
                     Err(e) => failed("registry", e.into()),
                     Ok(client) => match client.ping(host).await {
                         Ok(()) => ok(

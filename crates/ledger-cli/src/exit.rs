@@ -82,6 +82,18 @@ impl From<ledger_pipeline::Error> for Failure {
     }
 }
 
+impl From<ledger_verify::Error> for Failure {
+    fn from(e: ledger_verify::Error) -> Self {
+        ledger_pipeline::Error::from(e).into()
+    }
+}
+
+impl From<ledger_docker::DockerError> for Failure {
+    fn from(e: ledger_docker::DockerError) -> Self {
+        ledger_pipeline::Error::from(e).into()
+    }
+}
+
 impl From<ledger_store::StoreError> for Failure {
     fn from(e: ledger_store::StoreError) -> Self {
         ledger_pipeline::Error::from(e).into()

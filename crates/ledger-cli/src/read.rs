@@ -6,9 +6,9 @@ use crate::args::{Global, LogArgs, ReportArgs, ReportFormat, ShowArgs, VerifyArg
 use crate::context;
 use crate::exit::{Code, Failure, Result};
 use ledger_core::GitSha;
-use ledger_pipeline::evidence::{ChainReport, Evidence};
-use ledger_pipeline::show::{ShowReport, ShownArtifact};
-use ledger_pipeline::walk::AllReport;
+use ledger_verify::evidence::{ChainReport, Evidence};
+use ledger_verify::show::{ShowReport, ShownArtifact};
+use ledger_verify::walk::AllReport;
 use std::io::IsTerminal;
 
 /// Prints `value` as pretty JSON on stdout.
@@ -98,7 +98,7 @@ async fn verify_all(global: &Global, args: &VerifyArgs) -> Result<Code> {
     });
     let progress = Progress::new(args.json);
     let report =
-        ledger_pipeline::walk::verify_all(&store, &policy, threads, &|d, t| progress.update(d, t))
+        ledger_verify::walk::verify_all(&store, &policy, threads, &|d, t| progress.update(d, t))
             .await?;
     progress.finish();
     if args.json {
@@ -203,7 +203,7 @@ pub async fn show(global: &Global, args: ShowArgs) -> Result<Code> {
     let sha = parse_sha(&args.sha)?;
     let (policy, _) = context::load_policy(global, &root)?;
     let store = context::open_store(global, &root).await?;
-    let report = ledger_pipeline::show::show(&mut Evidence::new(&store, &policy), &sha).await?;
+    let report = ledger_verify::show::show(&mut Evidence::new(&store, &policy), &sha).await?;
     if args.json {
         print_json(&report)?;
     } else {
@@ -288,7 +288,7 @@ pub async fn log(global: &Global, args: LogArgs) -> Result<Code> {
     let store = context::open_store(global, &root).await?;
     let mut evidence = Evidence::new(&store, &policy);
     let entries =
-        ledger_pipeline::show::log(&mut evidence, args.environment.as_deref(), args.limit).await?;
+        ledger_verify::show::log(&mut evidence, args.environment.as_deref(), args.limit).await?;
     if args.json {
         print_json(&entries)?;
         return Ok(Code::Success);
@@ -323,11 +323,13 @@ pub async fn report(global: &Global, args: ReportArgs) -> Result<Code> {
     let (policy, _) = context::load_policy(global, &root)?;
     let store = context::open_store(global, &root).await?;
     let mut evidence = Evidence::new(&store, &policy);
-    let report = ledger_pipeline::report::report(&mut evidence, &sha).await?;
+    let report = ledger_pipeline::observe::metrics::report(&mut evidence, &sha).await?;
     let text = match args.format {
-        ReportFormat::Markdown => ledger_pipeline::report::markdown(&report),
-        ReportFormat::Html => ledger_pipeline::report::html(&report),
-        ReportFormat::Status => ledger_pipeline::report::status_update(&report, store.location()),
+        ReportFormat::Markdown => ledger_pipeline::observe::metrics::markdown(&report),
+        ReportFormat::Html => ledger_pipeline::observe::metrics::html(&report),
+        ReportFormat::Status => {
+            ledger_pipeline::observe::metrics::status_update(&report, store.location())
+        }
     };
     match &args.out {
         None => print!("{text}"),

@@ -1,6 +1,6 @@
 //! `ledger-docker`: the Docker Engine, through `bollard`, and nothing else.
 //!
-//! The only crate that talks to an engine. It knows images, digests, labels and
+//! The only crate that talks to an engine or a registry. It knows images, digests, labels and
 //! containers, never evidence or policy: the pipeline decides *what* to build or run,
 //! this crate does it against the real engine (the local socket or `DOCKER_HOST`) and
 //! reports facts back. Engine behaviour this code relies on, measured:
@@ -11,9 +11,12 @@
 
 mod context;
 mod engine;
+pub mod labels;
+pub mod registry;
 
 pub use context::tar_context;
 pub use engine::{BuildSpec, BuiltImage, ContainerInfo, Engine, ImageInfo, RunSpec};
+pub use registry::{DigestRef, Registry};
 
 /// Why an engine operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,8 @@ pub enum DockerError {
     Missing { reference: String, message: String },
     #[error("cannot read build context {path}: {message}")]
     Context { path: String, message: String },
+    #[error("cannot create an HTTP client for the registry: {0}")]
+    HttpClient(String),
     #[error("container {name} did not become healthy within {seconds} s: {state}")]
     Unhealthy {
         name: String,

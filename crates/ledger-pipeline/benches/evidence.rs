@@ -5,10 +5,10 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ledger_core::dsse::Envelope;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, SigningKey, Subject};
-use ledger_pipeline::evidence::Evidence;
 use ledger_pipeline::record::Recorder;
 use ledger_policy::Policy;
 use ledger_store::{Store, StoreLocation};
+use ledger_verify::Evidence;
 use serde_json::json;
 
 fn predicate(sha: &GitSha, attempt: u32, policy: &Policy) -> serde_json::Value {
@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("check_artifact_full", |b| {
         b.iter(|| {
             let mut ev = Evidence::new(&store, &policy);
-            rt.block_on(ev.check(&r)).unwrap().unwrap()
+            rt.block_on(ev.check(&r)).unwrap().verified().unwrap()
         })
     });
 }

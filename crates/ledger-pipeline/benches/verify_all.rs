@@ -125,7 +125,7 @@ fn main() {
     // The read-ahead alone: listing and reading every object.
     let clock = Instant::now();
     rt.block_on(async {
-        let index = ledger_pipeline::walk::StoreIndex::build(&store)
+        let index = ledger_verify::walk::StoreIndex::build(&store)
             .await
             .unwrap();
         let shas: Vec<GitSha> = index.shas.keys().copied().collect();
@@ -137,7 +137,7 @@ fn main() {
     for threads in [1, cores] {
         let clock = Instant::now();
         let report = rt
-            .block_on(ledger_pipeline::walk::verify_all(
+            .block_on(ledger_verify::walk::verify_all(
                 &store,
                 &policy,
                 threads,

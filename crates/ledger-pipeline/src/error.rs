@@ -4,23 +4,14 @@
 //! denied 3, verification 4, infrastructure 5. Deciding the class here, next to the
 //! error, keeps the CLI a thin mapping and keeps the classes consistent.
 
-use crate::command::CommandError;
+use crate::config::ConfigError;
+use crate::release::step::Step;
+use crate::stages::exec::CommandError;
 use ledger_core::schema::SchemaError;
 use ledger_core::Stage;
 use ledger_store::StoreError;
-
-/// What kind of failure an error is; one exit code each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Usage, configuration, keys, malformed input: exit 2.
-    Input,
-    /// A gate refused: exit 3.
-    Denied,
-    /// Evidence does not verify: exit 4.
-    Verification,
-    /// Store, engine or registry unreachable or failing: exit 5.
-    Infrastructure,
-}
+pub use ledger_verify::ErrorClass;
+use ledger_verify::GateReport;
 
 /// Everything that can stop a pipeline operation.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +33,7 @@ pub enum Error {
     #[error("stored policy object {key} does not hash to its name: the store was altered")]
     PolicyObjectAltered { key: String },
     #[error("gate denied: {} of the policy's rules for `{}` do not hold for {}", .0.verdict.reasons.len(), .0.subject, .0.sha)]
-    Denied(Box<crate::gate::GateReport>),
+    Denied(Box<GateReport>),
     #[error("environment `{environment}` is being deployed by {holder} (SHA {sha}); its lease is held by {holder} until {expires_at}; wait for it to finish, or retry after the lease expires")]
     LeaseHeld {
         environment: String,
@@ -53,17 +44,14 @@ pub enum Error {
     #[error(transparent)]
     Docker(#[from] ledger_docker::DockerError),
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     #[error("{0}")]
     Refused(String),
     #[error("{key} does not verify: {}; `ledger verify` shows the whole chain", problems.join("; "))]
     EvidenceInvalid { key: String, problems: Vec<String> },
     /// A step of a replay or rollback failed; `source` says why.
     #[error("{step}: {source}")]
-    At {
-        step: crate::replay::Step,
-        source: Box<Error>,
-    },
+    At { step: Step, source: Box<Error> },
     #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA; try again")]
     AttemptContention { stage: Stage, tries: u32 },
     #[error(transparent)]
@@ -87,7 +75,7 @@ impl Error {
     /// The class that decides the exit code.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Store(e) => crate::store_class(e),
+            Error::Store(e) => ErrorClass::of_store(e),
             Error::Command(_) | Error::KeyNotTrusted { .. } | Error::NotAWrapperStage(_) => {
                 ErrorClass::Input
             }
@@ -105,14 +93,35 @@ impl Error {
         }
     }
 
+    /// A denial by a rule outside the stage gates (promotion, runner, …).
+    pub fn denied(
+        subject: String,
+        sha: ledger_core::GitSha,
+        rule: String,
+        reasons: Vec<ledger_policy::Reason>,
+    ) -> Error {
+        Error::Denied(Box::new(GateReport::denial(subject, sha, rule, reasons)))
+    }
+
     /// Marks the error as the failure of `step` (of a replay or rollback).
-    pub fn at(self, step: crate::replay::Step) -> Error {
+    pub fn at(self, step: Step) -> Error {
         match self {
             already @ Error::At { .. } => already,
             other => Error::At {
                 step,
                 source: Box::new(other),
             },
+        }
+    }
+}
+
+impl From<ledger_verify::Error> for Error {
+    fn from(e: ledger_verify::Error) -> Error {
+        match e {
+            ledger_verify::Error::Store(e) => Error::Store(e),
+            ledger_verify::Error::EvidenceInvalid { key, problems } => {
+                Error::EvidenceInvalid { key, problems }
+            }
         }
     }
 }

@@ -1,47 +1,33 @@
-//! `ledger-pipeline`: what each stage does, and how evidence is checked.
+//! `ledger-pipeline`: what each stage and release operation does.
 //!
-//! This crate is the library behind every `ledger` command. It combines the pure
-//! formats (`ledger-core`) and rules (`ledger-policy`) with the write-once store
-//! (`ledger-store`): run a stage, record its evidence, verify a chain. It knows
-//! nothing of the command line; every operation returns a value or a typed [`Error`]
-//! whose [`ErrorClass`] decides the exit code.
+//! This crate is the library behind every `ledger` command that changes something. It
+//! combines the pure formats (`ledger-core`) and rules (`ledger-policy`) with the
+//! write-once store (`ledger-store`), the verification path (`ledger-verify`) and the
+//! engine (`ledger-docker`). It knows nothing of the command line; every operation
+//! returns a value or a typed [`Error`] whose [`ErrorClass`] decides the exit code.
+//!
+//! Its rooms, each a folder:
+//!
+//! * [`stages`]: the seven stages, each run through [`run::begin`] (signer → gate →
+//!   stored policy) and [`record`] (sign, store create-only).
+//! * [`release`]: operations on stored releases: replay and rollback, promotion,
+//!   prune, and the deploy lease they share.
+//! * [`observe`]: what runs where (`status`), drift against the engine, delivery
+//!   metrics.
+//!
+//! and the ground floor they share: [`run`], [`record`], [`config`] (`ledger.toml`),
+//! [`ci`] (which CI runs us), [`redact`] (secrets out of stored bytes), [`trigger`]
+//! (replay and promotion marks) and [`error`].
 
-pub mod build;
-pub mod command;
+pub mod ci;
 pub mod config;
-pub mod decide;
-pub mod deploy;
-pub mod drift;
 pub mod error;
-pub mod evidence;
-pub mod gate;
-pub mod lease;
-pub mod promote;
-pub mod prune;
-pub mod publish;
+pub mod observe;
 pub mod record;
 pub mod redact;
-pub mod registry;
-pub mod replay;
-pub mod report;
-pub mod runner;
-pub mod show;
-pub mod smoke;
-pub mod stage;
-pub mod status;
-pub mod walk;
+pub mod release;
+pub mod run;
+pub mod stages;
+pub mod trigger;
 
 pub use error::{Error, ErrorClass};
-
-use ledger_store::StoreError;
-
-/// The class of a store failure.
-pub(crate) fn store_class(e: &StoreError) -> ErrorClass {
-    match e {
-        StoreError::Unsupported { .. }
-        | StoreError::InvalidKey(_)
-        | StoreError::InvalidLocation { .. } => ErrorClass::Input,
-        StoreError::TooLarge { .. } => ErrorClass::Verification,
-        _ => ErrorClass::Infrastructure,
-    }
-}

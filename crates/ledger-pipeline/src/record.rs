@@ -6,7 +6,6 @@
 //! auditor can always see exactly which rules were in force.
 
 use crate::error::Error;
-use crate::evidence::{object_key, policy_key};
 use ledger_core::dsse::Envelope;
 use ledger_core::predicate::{Header, Input, Outcome, Runner};
 use ledger_core::schema::{self, Document};
@@ -17,6 +16,7 @@ use ledger_core::{
 };
 use ledger_policy::Policy;
 use ledger_store::{PutOutcome, Store, StoreError};
+use ledger_verify::read::{object_key, policy_key};
 use time::OffsetDateTime;
 
 /// How many times a writer moves to the next attempt before giving up.
@@ -78,6 +78,15 @@ impl Draft {
         }
         v
     }
+}
+
+/// What a stage recorded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub r: ArtifactRef,
+    pub result: Outcome,
+    /// One line for people, e.g. which images or checks.
+    pub summary: String,
 }
 
 /// Everything needed to write evidence.

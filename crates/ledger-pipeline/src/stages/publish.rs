@@ -5,10 +5,10 @@
 //! without one it is the engine's content-addressed image id, marked `engine_local`
 //! because it is valid on that engine only. Each digest is also a Statement subject.
 
-use crate::build::Recorded;
 use crate::error::Error;
+use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
-use crate::stage::{check_signer, pass_gate};
+use crate::run::Passed;
 use ledger_core::predicate::{Outcome, Runner};
 use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
 use serde_json::{json, Map, Value};
@@ -17,19 +17,16 @@ use time::OffsetDateTime;
 /// Runs `publish` for `sha` from its verified build evidence.
 pub async fn run_publish(
     rec: &Recorder<'_>,
+    passed: Passed,
     sha: GitSha,
     runner: &Runner,
 ) -> Result<Recorded, Error> {
-    check_signer(rec, Stage::Publish)?;
-    let gate = pass_gate(rec, Stage::Publish, &sha)
-        .await?
-        .expect(Stage::Publish, &sha)?;
+    let gate = passed.expect(Stage::Publish, &sha)?;
     let Some(build) = gate.artifacts.get(&Stage::Build) else {
         return Err(Error::Refused(
             "the policy's gate for publish does not require build evidence, so there is nothing to publish; add a build requirement to /stages/publish".into(),
         ));
     };
-    rec.store_policy().await?;
     let draft = Draft::new(rec, Stage::Publish, sha, runner, gate.inputs.clone());
     let mut images = Map::new();
     let mut subjects = vec![Subject::git(&sha)];

@@ -7,56 +7,17 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::evidence::Evidence;
+use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
-use crate::stage::{check_signer, Passed};
+use crate::run::Passed;
 use ledger_core::predicate::{Outcome, Runner};
-use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject};
+use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
+use ledger_docker::labels::REVISION as REVISION_LABEL;
 use ledger_docker::{BuildSpec, DockerError, Engine};
-use ledger_policy::Reason;
 use serde_json::json;
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-/// The OCI label naming the commit an image was built from.
-pub const REVISION_LABEL: &str = "org.opencontainers.image.revision";
-
-/// What a stage recorded.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub r: ArtifactRef,
-    pub result: Outcome,
-    /// One line for people, e.g. which images or checks.
-    pub summary: String,
-}
-
-/// The build-once rule: a denial reason when passing build evidence already exists
-/// for `sha` (images are built once; a rebuild would change their digests).
-pub async fn already_built(
-    evidence: &mut Evidence<'_>,
-    sha: &GitSha,
-) -> Result<Option<Reason>, Error> {
-    let Some(r) = evidence.store().latest(ArtifactKind::Build, sha).await? else {
-        return Ok(None);
-    };
-    let Ok(a) = evidence.check(&r).await? else {
-        return Ok(None);
-    };
-    if a.header.result != Outcome::Pass {
-        return Ok(None);
-    }
-    Ok(Some(Reason {
-        rule: "build-once".into(),
-        artifact: Some(r.key()),
-        found: Some(json!("pass")),
-        required: Some(json!("no passing build for this SHA")),
-        message: format!(
-            "images for {sha} were already built and passed (attempt {}); images are built once per SHA: use `ledger replay {sha}` to deploy them again",
-            r.attempt
-        ),
-    }))
-}
 
 /// Runs `build` for `sha`; `progress` gets build and push output lines.
 pub async fn run_build(
@@ -68,9 +29,7 @@ pub async fn run_build(
     passed: Passed,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
-    check_signer(rec, Stage::Build)?;
     let gate = passed.expect(Stage::Build, &sha)?;
-    rec.store_policy().await?;
     let draft = Draft::new(rec, Stage::Build, sha, runner, gate.inputs);
     let created = draft.started_at.format(&Rfc3339).unwrap_or_default();
 

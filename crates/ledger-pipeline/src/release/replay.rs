@@ -13,47 +13,27 @@
 //! the build stage, and the real-engine tests count images and build evidence to prove
 //! it stays that way.
 
-use crate::build::Recorded;
 use crate::config::Config;
-use crate::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
-use crate::deploy::{self, check_revisions, ensure_present, manifest_images, DeployRequest};
 use crate::error::Error;
-use crate::evidence::Evidence;
-use crate::gate::{self, GateReport};
+use crate::record::Recorded;
 use crate::record::Recorder;
-use crate::smoke::run_smoke;
-use crate::stage::pass_gate_in;
+use crate::run;
+use crate::stages::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
+use crate::stages::deploy::{
+    self, check_revisions, ensure_present, manifest_images, DeployRequest,
+};
+use crate::stages::smoke::run_smoke;
+use crate::trigger::ReplayOf;
 use ledger_core::predicate::{Input, Outcome, Runner};
 use ledger_core::EnvName;
-use ledger_core::{ArtifactKind, GitSha, Stage};
+use ledger_core::{GitSha, Stage};
 use ledger_docker::Engine;
-use ledger_policy::{Reason, Verdict};
-use serde::Serialize;
-use serde_json::{json, Value};
+use ledger_verify::evidence::Evidence;
+use ledger_verify::gate::{self, GateReport};
+use ledger_verify::history::{rollback_target, RollbackTarget};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
-
-/// What marks a stage run as part of a replay or rollback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayOf {
-    /// The release-candidate manifest being run again (key and envelope digest).
-    pub manifest: Input,
-    /// `Some` for a rollback: the SHA that was running when it began (`None` inside
-    /// when the environment ran nothing).
-    pub rollback_from: Option<Option<GitSha>>,
-}
-
-impl ReplayOf {
-    /// Adds `replay`, `manifest` and, for a rollback, `rollback_from` to a predicate.
-    pub fn annotate(&self, fields: &mut Value) {
-        fields["replay"] = json!(true);
-        fields["manifest"] = json!({ "key": self.manifest.key, "sha256": self.manifest.sha256 });
-        if let Some(from) = &self.rollback_from {
-            fields["rollback_from"] = json!(from);
-        }
-    }
-}
 
 /// Replay or rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,39 +42,7 @@ pub enum Mode {
     Rollback,
 }
 
-/// One step of the validation chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Step {
-    Promoted,
-    Chain,
-    Digests,
-    Revisions,
-    Deploy,
-    Smoke,
-    Decide,
-}
-
-impl Step {
-    /// What the step establishes, for people.
-    pub fn title(self) -> &'static str {
-        match self {
-            Step::Promoted => "latest decision is promote",
-            Step::Chain => "stored chain verifies and passes the replay policy",
-            Step::Digests => "every digest of the manifest is present",
-            Step::Revisions => "revision labels equal the SHA",
-            Step::Deploy => "deploy",
-            Step::Smoke => "smoke",
-            Step::Decide => "decision",
-        }
-    }
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.title())
-    }
-}
+pub use crate::release::step::Step;
 
 /// A replay or rollback to run.
 #[derive(Debug, Clone)]
@@ -134,72 +82,6 @@ impl ReplayOutcome {
     }
 }
 
-fn denial(sha: &GitSha, subject: &str, rule: &str, reason: Reason) -> Error {
-    Error::Denied(Box::new(GateReport {
-        subject: subject.to_owned(),
-        sha: *sha,
-        rule: rule.to_owned(),
-        verdict: Verdict {
-            allowed: false,
-            reasons: vec![reason],
-            used: vec![],
-        },
-        inputs: vec![],
-        artifacts: BTreeMap::new(),
-    }))
-}
-
-/// The promote-history rule: the latest decision for `sha` must verify and be
-/// `promote`. Returns the key of that decision.
-pub async fn check_promoted(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<String, Error> {
-    const RULE: &str = "/rollback/require_decision";
-    let refuse = |artifact: Option<String>, found: &str, message: String| {
-        let reason = Reason {
-            rule: RULE.into(),
-            artifact,
-            found: Some(json!(found)),
-            required: Some(json!("promote")),
-            message,
-        };
-        denial(sha, "rollback", RULE, reason)
-    };
-    let Some(r) = evidence.store().latest(ArtifactKind::Decision, sha).await? else {
-        return Err(refuse(
-            None,
-            "no decision",
-            format!("{sha} was never decided (no release/{sha}/decision.json); only a release whose latest decision is promote can be rolled back to"),
-        ));
-    };
-    let a = evidence
-        .check(&r)
-        .await?
-        .map_err(|problems| Error::EvidenceInvalid {
-            key: r.key(),
-            problems,
-        })?;
-    let decision = a.predicate()["decision"].as_str().unwrap_or_default();
-    if decision != "promote" {
-        let failed: Vec<&str> = a.predicate()["reasons"]
-            .as_array()
-            .map(|rs| rs.iter().filter_map(|r| r["rule"].as_str()).collect())
-            .unwrap_or_default();
-        let failed = if failed.is_empty() {
-            String::new()
-        } else {
-            format!(" (failed rules: {})", failed.join(", "))
-        };
-        return Err(refuse(
-            Some(r.key()),
-            decision,
-            format!(
-                "the latest decision for {sha} (attempt {}) is {decision}{failed}; only promoted releases can be rolled back to",
-                r.attempt
-            ),
-        ));
-    }
-    Ok(r.key())
-}
-
 /// Verifies the stored chain against the policy's `replay` gate. Evidence that does
 /// not verify is exit 4 (tampering is not a missing prerequisite); a rule that does
 /// not hold is a denial.
@@ -234,14 +116,14 @@ async fn running_sha(
 ) -> Result<Option<GitSha>, Error> {
     let containers = engine
         .containers(&[
-            (deploy::labels::PROJECT, config.repository.as_str()),
-            (deploy::labels::ENV, environment),
+            (ledger_docker::labels::PROJECT, config.repository.as_str()),
+            (ledger_docker::labels::ENV, environment),
         ])
         .await?;
     Ok(containers
         .iter()
         .filter(|c| c.running)
-        .find_map(|c| c.labels.get(deploy::labels::SHA))
+        .find_map(|c| c.labels.get(ledger_docker::labels::SHA))
         .and_then(|s| GitSha::parse(s).ok()))
 }
 
@@ -261,17 +143,22 @@ pub async fn run(
 
     if req.mode == Mode::Rollback {
         let mut evidence = Evidence::new(rec.store, rec.policy);
-        let key = check_promoted(&mut evidence, &sha)
+        let target = rollback_target(&mut evidence, &sha)
             .await
-            .map_err(|e| e.at(Step::Promoted))?;
-        step(Step::Promoted, &key);
+            .map_err(|e| Error::from(e).at(Step::Promoted))?;
+        match target {
+            RollbackTarget::Promoted(key) => step(Step::Promoted, &key),
+            RollbackTarget::Refused(report) => {
+                return Err(Error::Denied(report).at(Step::Promoted));
+            }
+        }
     }
 
     let chain = check_chain(rec, &sha)
         .await
         .map_err(|e| e.at(Step::Chain))?;
     let env = EnvName::parse(&req.environment)?;
-    let manifest = pass_gate_in(rec, Stage::Deploy, &sha, Some(env))
+    let manifest = run::begin(rec, Stage::Deploy, &sha, Some(env))
         .await
         .and_then(|passed| {
             passed
@@ -291,7 +178,7 @@ pub async fn run(
         &format!(
             "{} artifact(s) verified; manifest {}",
             chain.verdict.used.len(),
-            manifest.r.key()
+            manifest.r().key()
         ),
     );
 
@@ -316,8 +203,8 @@ pub async fn run(
     };
     let replay = ReplayOf {
         manifest: Input {
-            key: manifest.r.key(),
-            sha256: manifest.digest,
+            key: manifest.r().key(),
+            sha256: manifest.digest(),
         },
         rollback_from,
     };
@@ -330,7 +217,7 @@ pub async fn run(
         promotion: None,
         env: req.env.clone(),
     };
-    let passed = pass_gate_in(rec, Stage::Deploy, &sha, Some(env))
+    let passed = run::begin(rec, Stage::Deploy, &sha, Some(env))
         .await
         .map_err(|e| e.at(Step::Deploy))?;
     let deployed = deploy::run_deploy(rec, engine, config, &deploy_req, passed, progress)
@@ -347,7 +234,7 @@ pub async fn run(
     }
     step(Step::Deploy, &outcome.deploy.summary);
 
-    let passed = pass_gate_in(rec, Stage::Smoke, &sha, Some(env))
+    let passed = run::begin(rec, Stage::Smoke, &sha, Some(env))
         .await
         .map_err(|e| e.at(Step::Smoke))?;
     let smoked = run_smoke(
@@ -367,8 +254,12 @@ pub async fn run(
     outcome.smoke = Some(smoked);
 
     // A failed smoke still gets its decision recorded: a reject is evidence too.
+    let passed = run::begin(rec, Stage::Decide, &sha, Some(env))
+        .await
+        .map_err(|e| e.at(Step::Decide))?;
     let decided = run_decide(
         rec,
+        passed,
         DecideRequest {
             sha,
             runner: req.runner.clone(),

@@ -15,10 +15,10 @@
 //! widths, every string escaped.
 
 use crate::error::Error;
-use crate::evidence::Evidence;
-use crate::show::{ShowReport, ShownArtifact};
-use crate::walk::StoreIndex;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
+use ledger_verify::evidence::Evidence;
+use ledger_verify::show::{human_ms, ShowReport, ShownArtifact};
+use ledger_verify::walk::StoreIndex;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -129,10 +129,10 @@ pub async fn metrics(evidence: &mut Evidence<'_>) -> Result<Metrics, Error> {
     for (sha, objects) in &index.shas {
         let refs = objects.refs(sha);
         for r in refs.iter().filter(|r| r.kind == ArtifactKind::Deployment) {
-            match evidence.check(r).await? {
+            match evidence.check(r).await?.into_result() {
                 Ok(a) => {
                     m.deploys += 1;
-                    if a.header.result == ledger_core::predicate::Outcome::Fail {
+                    if a.header().result == ledger_core::predicate::Outcome::Fail {
                         m.deploys_failed += 1;
                     }
                     if let Some(d) = a.predicate()["duration_ms"].as_u64() {
@@ -145,7 +145,7 @@ pub async fn metrics(evidence: &mut Evidence<'_>) -> Result<Metrics, Error> {
         // Decisions in attempt order; the first that is not a replay is the release's.
         let mut first_release: Option<(ArtifactRef, Value)> = None;
         for r in refs.iter().filter(|r| r.kind == ArtifactKind::Decision) {
-            match evidence.check(r).await? {
+            match evidence.check(r).await?.into_result() {
                 Ok(a) => {
                     let p = a.predicate();
                     if p["replay"] == true {
@@ -168,7 +168,7 @@ pub async fn metrics(evidence: &mut Evidence<'_>) -> Result<Metrics, Error> {
             }
             let timing = ArtifactRef::new(ArtifactKind::Timing, *sha, decision.attempt);
             if refs.contains(&timing) {
-                match evidence.check(&timing).await? {
+                match evidence.check(&timing).await?.into_result() {
                     Ok(a) => {
                         if let Some(l) = a.predicate()["lead_time_ms"].as_u64() {
                             lead_times.push(l);
@@ -198,18 +198,9 @@ pub struct Report {
 
 /// Builds the report of `sha`.
 pub async fn report(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<Report, Error> {
-    let chain = crate::show::show(evidence, sha).await?;
+    let chain = ledger_verify::show::show(evidence, sha).await?;
     let metrics = metrics(evidence).await?;
     Ok(Report { chain, metrics })
-}
-
-/// `1.2 s`, `3 min 4 s`, `850 ms`.
-pub fn human_ms(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms} ms"),
-        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
-        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
-    }
 }
 
 fn opt_ms(v: Option<u64>) -> String {

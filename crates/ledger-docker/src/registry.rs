@@ -1,12 +1,12 @@
 //! The two registry calls `ledger prune` needs, over the OCI distribution API:
 //! whether a manifest digest is present, and deleting it.
 //!
-//! Pushing and pulling go through the Docker engine (`ledger-docker`); only deletion
+//! Pushing and pulling go through the Docker engine ([`crate::Engine`]); only deletion
 //! has no engine API, so this small client speaks HTTP to the registry itself. It
 //! handles anonymous registries (plain HTTP on loopback addresses, HTTPS elsewhere);
 //! registries that need credentials are not supported yet.
 
-use crate::error::Error;
+use crate::DockerError;
 use std::time::Duration;
 
 /// A `host[:port]/name@sha256:…` reference split into its parts.
@@ -60,20 +60,22 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new() -> Result<Registry, Error> {
+    /// A client with a 20 s timeout that ignores proxy settings (registries are
+    /// reached directly).
+    pub fn new() -> Result<Registry, DockerError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .no_proxy()
             .build()
-            .map_err(|e| Error::Refused(format!("cannot create an HTTP client: {e}")))?;
+            .map_err(|e| DockerError::HttpClient(e.to_string()))?;
         Ok(Registry { http })
     }
 
-    fn unreachable(r: &DigestRef, e: impl std::fmt::Display) -> Error {
-        Error::Docker(ledger_docker::DockerError::Missing {
+    fn unreachable(r: &DigestRef, e: impl std::fmt::Display) -> DockerError {
+        DockerError::Missing {
             reference: format!("{}/{}@{}", r.host, r.name, r.digest),
             message: format!("registry {} did not answer: {e}", r.host),
-        })
+        }
     }
 
     /// Whether the registry at `host` answers the distribution API's base endpoint
@@ -93,7 +95,7 @@ impl Registry {
     }
 
     /// Whether the registry holds the manifest.
-    pub async fn has(&self, r: &DigestRef) -> Result<bool, Error> {
+    pub async fn has(&self, r: &DigestRef) -> Result<bool, DockerError> {
         let resp = self
             .http
             .head(r.url())

@@ -5,7 +5,8 @@
 //! predicate's claims are exactly what must not be repeated to a reader.
 
 use crate::error::Error;
-use crate::evidence::{classify, Evidence};
+use crate::evidence::Evidence;
+use crate::read::classify;
 use crate::walk::StoreIndex;
 use ledger_core::predicate::{Input, Outcome, Runner};
 use ledger_core::{ArtifactKind, GitSha};
@@ -95,17 +96,17 @@ pub async fn show(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<ShowRepor
             inputs: Vec::new(),
             predicate: None,
         };
-        artifacts.push(match evidence.check(&r).await? {
+        artifacts.push(match evidence.check(&r).await?.into_result() {
             Ok(a) => ShownArtifact {
                 ok: true,
-                result: Some(a.header.result),
-                signers: a.signers.iter().map(|k| k.to_string()).collect(),
-                started_at: Some(a.header.started_at),
-                finished_at: Some(a.header.finished_at),
-                duration_ms: Some(a.header.duration_ms()),
-                runner: Some(a.header.runner.clone()),
+                result: Some(a.header().result),
+                signers: a.signers().iter().map(|k| k.to_string()).collect(),
+                started_at: Some(a.header().started_at),
+                finished_at: Some(a.header().finished_at),
+                duration_ms: Some(a.header().duration_ms()),
+                runner: Some(a.header().runner.clone()),
                 facts: facts(r.kind, a.predicate()),
-                inputs: a.header.inputs.clone(),
+                inputs: a.header().inputs.clone(),
                 predicate: Some(a.predicate().clone()),
                 ..base
             },
@@ -213,7 +214,7 @@ pub fn facts(kind: ArtifactKind, p: &Value) -> Vec<Fact> {
         }
         ArtifactKind::Timing => {
             if let Some(ms) = p["lead_time_ms"].as_u64() {
-                out.push(fact("lead time", crate::report::human_ms(ms)));
+                out.push(fact("lead time", human_ms(ms)));
             }
         }
     }
@@ -256,7 +257,7 @@ pub async fn log(
         let mut problems = Vec::new();
         let mut environments = Vec::new();
         for r in refs.iter().filter(|r| r.kind == ArtifactKind::Deployment) {
-            match evidence.check(r).await? {
+            match evidence.check(r).await?.into_result() {
                 Ok(a) => {
                     let e = text(&a.predicate()["environment"]);
                     if !environments.contains(&e) {
@@ -287,10 +288,10 @@ pub async fn log(
             problems,
         };
         if let Some(r) = furthest {
-            match evidence.check(r).await? {
+            match evidence.check(r).await?.into_result() {
                 Ok(a) => {
-                    entry.furthest_result = Some(a.header.result);
-                    entry.last_activity = Some(a.header.finished_at);
+                    entry.furthest_result = Some(a.header().result);
+                    entry.last_activity = Some(a.header().finished_at);
                     if r.kind == ArtifactKind::Decision {
                         entry.decision = Some(text(&a.predicate()["decision"]));
                     }
@@ -303,4 +304,13 @@ pub async fn log(
         out.push(entry);
     }
     Ok(out)
+}
+
+/// `1.2 s`, `3 min 4 s`, `850 ms`.
+pub fn human_ms(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
 }

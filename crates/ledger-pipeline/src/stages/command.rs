@@ -6,18 +6,16 @@
 //! envelope, signed over the log's digest, is written last, so a crash in between
 //! leaves an orphan log but never an envelope that points at nothing.
 
-use crate::command::{self, CommandRun};
 use crate::error::Error;
-use crate::evidence::{log_object_key, Evidence};
-use crate::gate::{self, GateReport};
 use crate::record::{Recorder, MAX_ATTEMPT_RACES};
 use crate::redact::Redactor;
+use crate::run::Passed;
+use crate::stages::exec::{self, CommandRun};
 use ledger_core::predicate::{Command, CommandPredicate, Header, Input, Outcome, Output, Runner};
-use ledger_core::EnvName;
 use ledger_core::{ArtifactRef, GitSha, Sha256Digest, Stage, Subject, LEDGER_VERSION};
 use ledger_store::{PutOutcome, StoreError};
+use ledger_verify::read::log_object_key;
 use std::collections::BTreeMap;
-use time::OffsetDateTime;
 
 /// A request to run a wrapped-command stage.
 #[derive(Debug, Clone)]
@@ -44,89 +42,18 @@ pub struct StageOutcome {
     pub envelope_sha256: Sha256Digest,
 }
 
-/// Checks that the recorder's key may sign `stage` now.
-pub fn check_signer(rec: &Recorder<'_>, stage: Stage) -> Result<(), Error> {
-    let now = OffsetDateTime::now_utc();
-    if rec.policy.may_sign(rec.key, stage, now) {
-        return Ok(());
-    }
-    let revoked = rec
-        .policy
-        .revoked_for(rec.key.key_id(), now)
-        .map(|t| format!(" (it was revoked at {t})"))
-        .unwrap_or_default();
-    Err(Error::KeyNotTrusted {
-        keyid: rec.key.key_id().to_string(),
-        stage,
-        revoked,
-    })
-}
-
-/// Proof that a stage's gate passed: only [`pass_gate`] makes one, and the stages
-/// that need infrastructure take it as an argument, so the gate is always evaluated
-/// before any engine, registry or config is touched.
-#[derive(Debug, Clone)]
-pub struct Passed {
-    report: GateReport,
-    stage: Stage,
-}
-
-impl Passed {
-    /// The gate's report: the evidence it used and the hash links to record.
-    pub fn report(&self) -> &GateReport {
-        &self.report
-    }
-
-    /// Checks the token was issued for `stage` and `sha`.
-    pub(crate) fn expect(self, stage: Stage, sha: &GitSha) -> Result<GateReport, Error> {
-        if self.stage != stage || self.report.sha != *sha {
-            return Err(Error::Refused(format!(
-                "internal error: a gate passed for {} {} was presented to {stage} {sha}",
-                self.stage, self.report.sha
-            )));
-        }
-        Ok(self.report)
-    }
-}
-
-/// Evaluates the policy's gate for `stage` (and, for `build`, the build-once rule);
-/// a denial is [`Error::Denied`] and nothing has run or been written.
-pub async fn pass_gate(rec: &Recorder<'_>, stage: Stage, sha: &GitSha) -> Result<Passed, Error> {
-    pass_gate_in(rec, stage, sha, None).await
-}
-
-/// [`pass_gate`] for a stage that runs in environment `env`: the deploy and smoke
-/// evidence its gate requires is that environment's.
-pub async fn pass_gate_in(
-    rec: &Recorder<'_>,
-    stage: Stage,
-    sha: &GitSha,
-    env: Option<EnvName>,
-) -> Result<Passed, Error> {
-    let mut evidence = Evidence::new(rec.store, rec.policy).in_env(env);
-    let report = gate::check_stage(&mut evidence, stage, sha, OffsetDateTime::now_utc()).await?;
-    if report.allowed() {
-        Ok(Passed { report, stage })
-    } else {
-        Err(Error::Denied(Box::new(report)))
-    }
-}
-
 /// Runs a `commit` or `integration` stage and records its evidence.
 pub async fn run_command_stage(
     rec: &Recorder<'_>,
+    passed: Passed,
     req: CommandStage,
 ) -> Result<StageOutcome, Error> {
     if !matches!(req.stage, Stage::Commit | Stage::Integration) {
         return Err(Error::NotAWrapperStage(req.stage));
     }
-    check_signer(rec, req.stage)?;
-    let gate = pass_gate(rec, req.stage, &req.sha)
-        .await?
-        .expect(req.stage, &req.sha)?;
-    rec.store_policy().await?;
+    let gate = passed.expect(req.stage, &req.sha)?;
     let redactor = Redactor::from_env(&req.env, &req.redact_env);
-    let run = command::run(&req.argv, &redactor, req.echo).await?;
+    let run = exec::run(&req.argv, &redactor, req.echo).await?;
     let kind = req.stage.primary_artifact();
 
     // Reserve an attempt by storing the log create-only.
@@ -205,6 +132,6 @@ fn predicate(
             bytes: run.output.len() as u64,
             redacted: redactor.names().to_vec(),
         },
-        tests: command::test_counts(&run.output),
+        tests: exec::test_counts(&run.output),
     }
 }

@@ -1,16 +1,16 @@
 //! Drift: what the evidence says runs in each environment against what the Docker
 //! engine actually runs (`ledger status --drift`).
 //!
-//! The ledger's answer comes from [`crate::status`] (the newest passing, verified
+//! The ledger's answer comes from [`crate::observe::status`] (the newest passing, verified
 //! deployment per environment). The engine's comes from the containers carrying this
 //! project's labels. A difference is a finding: a recorded release not running, a
 //! container of another SHA or started by another deployment, an image whose content
 //! is not the recorded digest, a container of an image the release does not have, or
 //! containers in an environment with no deployment evidence at all.
 
-use crate::deploy::labels;
 use crate::error::Error;
-use crate::status::StatusReport;
+use crate::observe::status::StatusReport;
+use ledger_docker::labels;
 use ledger_docker::{ContainerInfo, Engine};
 use serde::Serialize;
 use std::collections::BTreeSet;

@@ -17,42 +17,22 @@
 //! deploy evidence names the promotion and hash-links the deployment and smoke it
 //! relied on, so the chain shows why the release was allowed in.
 
-use crate::build::Recorded;
 use crate::config::Config;
-use crate::deploy::{self, DeployRequest};
 use crate::error::Error;
-use crate::evidence::{Artifact, Evidence};
-use crate::gate::GateReport;
+use crate::record::Recorded;
 use crate::record::Recorder;
-use crate::stage::pass_gate_in;
+use crate::run;
+use crate::stages::deploy::{self, DeployRequest};
+use crate::trigger::PromotionOf;
 use ledger_core::predicate::{Input, Outcome, Runner};
 use ledger_core::{ArtifactKind, EnvName, GitSha, Stage};
 use ledger_docker::Engine;
 use ledger_policy::Reason;
-use serde_json::{json, Value};
+use ledger_verify::evidence::{Artifact, Evidence};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
-
-/// What marks a deploy as a promotion: where from, and the evidence relied on there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PromotionOf {
-    pub from: String,
-    pub deployment: Input,
-    pub smoke: Input,
-}
-
-impl PromotionOf {
-    /// Adds `promotion` to a deployment predicate.
-    pub fn annotate(&self, fields: &mut Value) {
-        let link = |i: &Input| json!({ "key": i.key, "sha256": i.sha256 });
-        fields["promotion"] = json!({
-            "from": self.from,
-            "deployment": link(&self.deployment),
-            "smoke": link(&self.smoke),
-        });
-    }
-}
 
 /// A promotion to run.
 #[derive(Debug, Clone)]
@@ -135,7 +115,7 @@ pub async fn check(
         reasons.push(reason(rule, None, format!("{sha} never reached `{from}`: there is no deployment of it there; deploy it to `{from}` first")));
         return Ok(Err(reasons));
     };
-    let deployed = match evidence.check(&deployment).await? {
+    let deployed = match evidence.check(&deployment).await?.into_result() {
         Ok(a) => a,
         Err(problems) => {
             reasons.push(reason(
@@ -149,7 +129,7 @@ pub async fn check(
             return Ok(Err(reasons));
         }
     };
-    if deployed.header.result != Outcome::Pass {
+    if deployed.header().result != Outcome::Pass {
         reasons.push(reason(
             rule,
             Some(deployment.key()),
@@ -159,13 +139,13 @@ pub async fn check(
             ),
         ));
     }
-    if deployed.predicate()["manifest"]["sha256"] != json!(manifest.digest) {
+    if deployed.predicate()["manifest"]["sha256"] != json!(manifest.digest()) {
         reasons.push(reason(
             rule,
             Some(deployment.key()),
             format!(
                 "`{from}` ran another manifest than {} now holds; promote only what ran there",
-                manifest.r.key()
+                manifest.r().key()
             ),
         ));
     }
@@ -174,7 +154,7 @@ pub async fn check(
             reasons.push(reason(rule, None, format!("no smoke evidence of {sha} in `{from}`: run `ledger stage smoke --env {from}` first")));
             None
         }
-        Some(r) => match evidence.check(&r).await? {
+        Some(r) => match evidence.check(&r).await?.into_result() {
             Err(problems) => {
                 reasons.push(reason(
                     rule,
@@ -192,25 +172,25 @@ pub async fn check(
     let Some(smoked) = smoked else {
         return Ok(Err(reasons));
     };
-    if smoked.header.result != Outcome::Pass {
+    if smoked.header().result != Outcome::Pass {
         reasons.push(reason(
             rule,
-            Some(smoked.r.key()),
+            Some(smoked.r().key()),
             format!(
                 "its latest smoke in `{from}` (attempt {}) failed",
-                smoked.r.attempt
+                smoked.r().attempt
             ),
         ));
     }
-    if smoked.header.finished_at < deployed.header.finished_at {
-        reasons.push(reason(rule, Some(smoked.r.key()), format!("it was deployed to `{from}` again after its last smoke there; smoke it again first")));
+    if smoked.header().finished_at < deployed.header().finished_at {
+        reasons.push(reason(rule, Some(smoked.r().key()), format!("it was deployed to `{from}` again after its last smoke there; smoke it again first")));
     }
-    let soaked = (now - smoked.header.finished_at).whole_seconds().max(0) as u64;
+    let soaked = (now - smoked.header().finished_at).whole_seconds().max(0) as u64;
     if soaked < rule.min_soak_seconds {
-        reasons.push(reason(rule, Some(smoked.r.key()), format!(
+        reasons.push(reason(rule, Some(smoked.r().key()), format!(
             "it has soaked in `{from}` for {soaked} s of the {} s the policy requires; promote after {}",
             rule.min_soak_seconds,
-            (smoked.header.finished_at + time::Duration::seconds(rule.min_soak_seconds as i64))
+            (smoked.header().finished_at + time::Duration::seconds(rule.min_soak_seconds as i64))
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()
         )));
@@ -221,12 +201,12 @@ pub async fn check(
     Ok(Ok(PromotionOf {
         from: rule.from.clone(),
         deployment: Input {
-            key: deployed.r.key(),
-            sha256: deployed.digest,
+            key: deployed.r().key(),
+            sha256: deployed.digest(),
         },
         smoke: Input {
-            key: smoked.r.key(),
-            sha256: smoked.digest,
+            key: smoked.r().key(),
+            sha256: smoked.digest(),
         },
     }))
 }
@@ -244,7 +224,7 @@ pub async fn run_promote(
     let rule = rule(rec, config, &req.to)?;
     deploy::check_runner(rec.policy, &req.to, &req.runner)?;
     deploy::check_contract(config.environment(&req.to)?, &req.env)?;
-    let passed = pass_gate_in(rec, Stage::Deploy, &req.sha, Some(to)).await?;
+    let passed = run::begin(rec, Stage::Deploy, &req.sha, Some(to)).await?;
     let manifest = passed
         .report()
         .artifacts
@@ -254,7 +234,7 @@ pub async fn run_promote(
     let promotion = match check(rec, &rule, &req.sha, &manifest, OffsetDateTime::now_utc()).await? {
         Ok(p) => p,
         Err(reasons) => {
-            return Err(GateReport::denial(
+            return Err(Error::denied(
                 format!("promote to {}", req.to),
                 req.sha,
                 rule.source.clone(),

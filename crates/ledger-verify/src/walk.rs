@@ -8,7 +8,8 @@
 //! hashed), and then the chains are verified on every core with no I/O at all.
 
 use crate::error::Error;
-use crate::evidence::{classify, policy_key, read_objects, ChainReport, Evidence, Snapshot};
+use crate::evidence::{ChainReport, Evidence};
+use crate::read::{classify, policy_key, read_objects, Snapshot};
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 use ledger_policy::Policy;
 use ledger_store::Store;

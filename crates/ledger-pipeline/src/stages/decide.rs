@@ -7,13 +7,13 @@
 //! to the decision). Both artifacts are written either way: a reject is evidence too.
 
 use crate::error::Error;
-use crate::evidence::Evidence;
-use crate::gate;
 use crate::record::Recorder;
-use crate::stage::check_signer;
+use crate::run::Passed;
 use ledger_core::predicate::{Header, Input, Outcome, Runner};
-use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject, LEDGER_VERSION};
+use ledger_core::{ArtifactKind, GitSha, Stage, Subject, LEDGER_VERSION};
 use ledger_policy::Reason;
+use ledger_verify::evidence::Evidence;
+use ledger_verify::gate;
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -32,7 +32,7 @@ pub struct DecideRequest {
     pub sha: GitSha,
     pub runner: Runner,
     /// Set when the decision is part of a replay or rollback.
-    pub replay: Option<crate::replay::ReplayOf>,
+    pub replay: Option<crate::trigger::ReplayOf>,
     /// The environment whose deploy and smoke evidence the decision rests on (`None`:
     /// the default environment).
     pub env: Option<ledger_core::EnvName>,
@@ -107,13 +107,13 @@ fn with_header(header: &Header, attempt: u32, fields: serde_json::Value) -> serd
 }
 
 /// Runs `decide` for `req.sha`.
-pub async fn run_decide(rec: &Recorder<'_>, req: DecideRequest) -> Result<DecideOutcome, Error> {
-    check_signer(rec, Stage::Decide)?;
+pub async fn run_decide(
+    rec: &Recorder<'_>,
+    passed: Passed,
+    req: DecideRequest,
+) -> Result<DecideOutcome, Error> {
     let started_at = OffsetDateTime::now_utc();
-    let gate_report = crate::stage::pass_gate_in(rec, Stage::Decide, &req.sha, req.env)
-        .await?
-        .expect(Stage::Decide, &req.sha)?;
-    rec.store_policy().await?;
+    let gate_report = passed.expect(Stage::Decide, &req.sha)?;
 
     let mut evidence = Evidence::new(rec.store, rec.policy).in_env(req.env);
     let release = gate::check(
@@ -161,12 +161,12 @@ pub async fn run_decide(rec: &Recorder<'_>, req: DecideRequest) -> Result<Decide
     let mut times: Vec<StageTime> = verified
         .values()
         .map(|a| StageTime {
-            stage: a.header.stage,
-            attempt: a.r.attempt,
-            key: a.r.key(),
-            started_at: a.header.started_at,
-            finished_at: a.header.finished_at,
-            duration_ms: a.header.duration_ms(),
+            stage: a.header().stage,
+            attempt: a.r().attempt,
+            key: a.r().key(),
+            started_at: a.header().started_at,
+            finished_at: a.header().finished_at,
+            duration_ms: a.header().duration_ms(),
         })
         .collect();
     times.push(StageTime {
@@ -180,7 +180,7 @@ pub async fn run_decide(rec: &Recorder<'_>, req: DecideRequest) -> Result<Decide
     let total_stage_ms: u64 = times.iter().map(|t| t.duration_ms).sum();
     let first_start = verified
         .get(&Stage::Commit)
-        .map(|a| a.header.started_at)
+        .map(|a| a.header().started_at)
         .or_else(|| times.iter().map(|t| t.started_at).min())
         .unwrap_or(started_at);
     let lead_time_ms = millis(finished_at - first_start);
@@ -192,8 +192,8 @@ pub async fn run_decide(rec: &Recorder<'_>, req: DecideRequest) -> Result<Decide
         verified
             .values()
             .map(|a| Input {
-                key: a.r.key(),
-                sha256: a.digest,
+                key: a.r().key(),
+                sha256: a.digest(),
             })
             .collect(),
     );
@@ -214,12 +214,4 @@ pub async fn run_decide(rec: &Recorder<'_>, req: DecideRequest) -> Result<Decide
         timing_key: timing_ref.key(),
         lead_time_ms,
     })
-}
-
-/// The reference of the latest decision for `sha`, if any.
-pub async fn latest_decision(
-    store: &ledger_store::Store,
-    sha: &GitSha,
-) -> Result<Option<ArtifactRef>, Error> {
-    Ok(store.latest(ArtifactKind::Decision, sha).await?)
 }

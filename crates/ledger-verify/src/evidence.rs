@@ -8,8 +8,12 @@
 //! stored intact. Every failed check is reported; nothing is skipped silently.
 
 use crate::error::Error;
+use crate::read::{
+    classify, log_object_key, object_key, policy_key, read_objects, Fetched, Snapshot,
+    MAX_LOG_BYTES,
+};
 use ledger_core::dsse::Envelope;
-use ledger_core::predicate::{Header, Outcome};
+use ledger_core::predicate::{Header, Input, Outcome};
 use ledger_core::schema::{self, Document};
 use ledger_core::{ArtifactRef, EnvName, GitSha, KeyId, Sha256Digest, Statement};
 use ledger_policy::Policy;
@@ -17,43 +21,98 @@ use ledger_store::{ObjectKey, Store};
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// Limit for captured logs read back for hashing.
-pub const MAX_LOG_BYTES: usize = 256 * 1024 * 1024;
-
-/// The key of the stored copy of a policy with this digest.
-pub fn policy_key(digest: &Sha256Digest) -> Result<ObjectKey, Error> {
-    let key = ObjectKey::parse(&format!("policies/{}.json", digest.to_hex()))
-        .map_err(ledger_store::StoreError::from)?;
-    Ok(key)
-}
-
-/// The key of an artifact reference.
-pub fn object_key(r: &ArtifactRef) -> ObjectKey {
-    ObjectKey::from_artifact(r)
-}
-
-/// The key of an artifact's log.
-pub fn log_object_key(r: &ArtifactRef) -> ObjectKey {
-    ObjectKey::from_artifact_log(r)
-}
-
-/// An artifact that passed every check.
+/// An artifact that passed every check. Only [`Evidence::check`] makes one: its fields
+/// are private, so holding an `Artifact` is proof that it verified.
 #[derive(Debug, Clone)]
 pub struct Artifact {
-    pub r: ArtifactRef,
-    /// SHA-256 of the stored envelope bytes (what downstream `inputs` link to).
-    pub digest: Sha256Digest,
-    pub statement: Statement,
-    pub header: Header,
-    pub signers: Vec<KeyId>,
-    /// Remarks that are not failures (e.g. gated by an earlier policy version).
-    pub notes: Vec<String>,
+    r: ArtifactRef,
+    digest: Sha256Digest,
+    statement: Statement,
+    header: Header,
+    signers: Vec<KeyId>,
+    notes: Vec<String>,
 }
 
 impl Artifact {
-    /// The predicate JSON.
+    /// Where it is stored.
+    pub fn r(&self) -> &ArtifactRef {
+        &self.r
+    }
+
+    /// Its object key.
+    pub fn key(&self) -> String {
+        self.r.key()
+    }
+
+    /// SHA-256 of the stored envelope bytes (what downstream `inputs` link to).
+    pub fn digest(&self) -> Sha256Digest {
+        self.digest
+    }
+
+    /// The hash link a later predicate records when it relies on this artifact.
+    pub fn input(&self) -> Input {
+        Input {
+            key: self.r.key(),
+            sha256: self.digest,
+        }
+    }
+
+    /// The verified statement.
+    pub fn statement(&self) -> &Statement {
+        &self.statement
+    }
+
+    /// The fields every predicate carries.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The distinct trusted keys that signed it.
+    pub fn signers(&self) -> &[KeyId] {
+        &self.signers
+    }
+
+    /// Remarks that are not failures (e.g. gated by an earlier policy version).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The predicate JSON (schema-valid).
     pub fn predicate(&self) -> &serde_json::Value {
         &self.statement.predicate
+    }
+}
+
+/// The outcome of checking one artifact: verified, or the problems found. Evidence
+/// that does not hold is data, not an error: the caller decides whether it denies a
+/// gate, fails a verify or is left out of a history.
+#[derive(Debug, Clone)]
+pub enum Checked {
+    Verified(Box<Artifact>),
+    Invalid(Vec<String>),
+}
+
+impl Checked {
+    /// The artifact, or the problems that keep it from verifying.
+    pub fn into_result(self) -> Result<Artifact, Vec<String>> {
+        match self {
+            Checked::Verified(a) => Ok(*a),
+            Checked::Invalid(problems) => Err(problems),
+        }
+    }
+
+    /// The artifact if it verified.
+    pub fn verified(self) -> Option<Artifact> {
+        self.into_result().ok()
+    }
+
+    /// The artifact, or [`Error::EvidenceInvalid`] naming `key`.
+    pub fn require(self, key: &str) -> Result<Artifact, Error> {
+        self.into_result()
+            .map_err(|problems| Error::EvidenceInvalid {
+                key: key.to_owned(),
+                problems,
+            })
     }
 }
 
@@ -80,33 +139,6 @@ pub struct ChainReport {
     pub artifacts: Vec<ArtifactReport>,
     /// Objects under this SHA's prefixes that are not `ledger` evidence.
     pub unexpected: Vec<String>,
-}
-
-/// Everything verification reads, read ahead of it: envelope and policy bytes, and
-/// the SHA-256 of each captured log (logs can be large; only their digest is kept).
-/// Built from one listing of the store (see [`crate::walk`]), so a key absent from it
-/// is absent from the store, and verifying over it needs no I/O at all.
-#[derive(Debug, Default, Clone)]
-pub struct Snapshot {
-    /// Envelope and policy bytes with their SHA-256, computed once while reading.
-    pub objects: HashMap<String, Fetched>,
-    pub log_digests: HashMap<String, Sha256Digest>,
-}
-
-/// An object read for verification, with the SHA-256 of its bytes: every check that
-/// needs the digest (the artifact's own, a hash link, a stored policy) shares one.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub bytes: bytes::Bytes,
-    pub digest: Sha256Digest,
-}
-
-impl Fetched {
-    /// Bytes as read, hashed once.
-    pub fn new(bytes: bytes::Bytes) -> Fetched {
-        let digest = Sha256Digest::of(&bytes);
-        Fetched { bytes, digest }
-    }
 }
 
 /// Verifies artifacts against a store and a policy, caching what it reads.
@@ -177,10 +209,12 @@ impl<'a> Evidence<'a> {
 
     /// Verifies one artifact. `Ok(Err(problems))` is evidence that does not hold;
     /// `Err` is a failure to read the store at all.
-    pub async fn check(&mut self, r: &ArtifactRef) -> Result<Result<Artifact, Vec<String>>, Error> {
+    pub async fn check(&mut self, r: &ArtifactRef) -> Result<Checked, Error> {
         let key = object_key(r);
         let Some(Fetched { bytes, digest }) = self.fetch(&key).await? else {
-            return Ok(Err(vec![format!("{key} is missing from the store")]));
+            return Ok(Checked::Invalid(vec![format!(
+                "{key} is missing from the store"
+            )]));
         };
         let stage = r.kind.stage();
         let policy = self.policy;
@@ -190,7 +224,7 @@ impl<'a> Evidence<'a> {
             &format!("for stage `{stage}`"),
         ) {
             Ok(v) => v,
-            Err(e) => return Ok(Err(vec![e.to_string()])),
+            Err(e) => return Ok(Checked::Invalid(vec![e.to_string()])),
         };
         let signed_by: Vec<KeyId> = verified.signers().to_vec();
         let statement = verified.into_statement();
@@ -212,13 +246,13 @@ impl<'a> Evidence<'a> {
         }
         if let Err(e) = schema::validate(Document::Predicate(r.kind), &statement.predicate) {
             problems.push(format!("predicate does not match its schema: {e}"));
-            return Ok(Err(problems));
+            return Ok(Checked::Invalid(problems));
         }
         let header = match Header::from_predicate(&statement.predicate) {
             Ok(h) => h,
             Err(e) => {
                 problems.push(format!("predicate header unreadable: {e}"));
-                return Ok(Err(problems));
+                return Ok(Checked::Invalid(problems));
             }
         };
         if header.stage != stage {
@@ -288,16 +322,16 @@ impl<'a> Evidence<'a> {
         self.check_policy(&header.policy_sha256, &mut problems, &mut notes)
             .await?;
         if !problems.is_empty() {
-            return Ok(Err(problems));
+            return Ok(Checked::Invalid(problems));
         }
-        Ok(Ok(Artifact {
+        Ok(Checked::Verified(Box::new(Artifact {
             r: *r,
             digest,
             statement,
             header,
             signers,
             notes,
-        }))
+        })))
     }
 
     async fn check_log(
@@ -441,84 +475,15 @@ impl<'a> Evidence<'a> {
             problems: vec![],
             notes: vec![],
         };
-        Ok(match self.check(r).await? {
+        Ok(match self.check(r).await?.into_result() {
             Ok(a) => ArtifactReport {
                 ok: true,
-                result: Some(a.header.result),
-                signers: a.signers.iter().map(|k| k.to_string()).collect(),
-                notes: a.notes,
+                result: Some(a.header().result),
+                signers: a.signers().iter().map(|k| k.to_string()).collect(),
+                notes: a.notes().to_vec(),
                 ..base
             },
             Err(problems) => ArtifactReport { problems, ..base },
         })
     }
-}
-
-/// What one bulk read of evidence keys found: envelope (and policy) bytes with their
-/// digests, and the digests of captured logs; `None` where a key is absent.
-pub struct ReadObjects {
-    pub envelopes: Vec<(String, Option<Fetched>)>,
-    pub log_digests: Vec<(String, Option<Sha256Digest>)>,
-}
-
-/// Reads `keys` in one bulk read: captured logs (`.log`) are only hashed, since they
-/// can be large; everything else is kept with its digest.
-pub async fn read_objects(store: &Store, keys: &[String]) -> Result<ReadObjects, Error> {
-    let (mut logs, mut envelopes) = (Vec::new(), Vec::new());
-    for key in keys {
-        let k = ObjectKey::parse(key).map_err(ledger_store::StoreError::from)?;
-        if key.ends_with(".log") {
-            logs.push(k);
-        } else {
-            envelopes.push(k);
-        }
-    }
-    let read = store
-        .map_many(
-            envelopes.clone(),
-            ledger_store::DEFAULT_READ_LIMIT,
-            Fetched::new,
-        )
-        .await?;
-    let digests = store
-        .map_many(logs.clone(), MAX_LOG_BYTES, |b| Sha256Digest::of(&b))
-        .await?;
-    let named = |keys: Vec<ObjectKey>| keys.into_iter().map(|k| k.as_str().to_owned());
-    Ok(ReadObjects {
-        envelopes: named(envelopes).zip(read).collect(),
-        log_digests: named(logs).zip(digests).collect(),
-    })
-}
-
-/// Splits keys listed under `sha`'s prefixes into its artifacts, in stage order and
-/// then attempt order, and objects that are not `ledger` evidence (captured logs
-/// beside their envelope are neither: they are checked through the envelope).
-pub fn classify(sha: &GitSha, keys: &[String]) -> (Vec<ArtifactRef>, Vec<String>) {
-    let mut refs = Vec::new();
-    let mut unexpected = Vec::new();
-    for key in keys {
-        match ArtifactRef::parse_key(key) {
-            Some(r) if r.sha == *sha => refs.push(r),
-            _ if ledger_core::ArtifactKind::ALL
-                .iter()
-                .any(|k| is_known_log(key, *k, sha)) => {}
-            _ => unexpected.push(key.clone()),
-        }
-    }
-    refs.sort_by_key(|r| {
-        let kind = ledger_core::ArtifactKind::ALL
-            .iter()
-            .position(|k| *k == r.kind);
-        (kind, r.attempt)
-    });
-    refs.dedup();
-    unexpected.sort();
-    (refs, unexpected)
-}
-
-fn is_known_log(key: &str, kind: ledger_core::ArtifactKind, sha: &GitSha) -> bool {
-    let Some(json) = key.strip_suffix(".log").map(|k| format!("{k}.json")) else {
-        return false;
-    };
-    kind.has_log() && ArtifactRef::parse_key(&json).is_some_and(|r| r.kind == kind && r.sha == *sha)
 }

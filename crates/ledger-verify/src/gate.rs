@@ -31,14 +31,14 @@ pub struct GateReport {
 }
 
 impl GateReport {
-    /// A denial by a rule outside the stage gates (promotion, runner, …), as an error.
+    /// A denial by a rule outside the stage gates (promotion, rollback, runner, …).
     pub fn denial(
         subject: String,
         sha: GitSha,
         rule: String,
         reasons: Vec<ledger_policy::Reason>,
-    ) -> Error {
-        Error::Denied(Box::new(GateReport {
+    ) -> GateReport {
+        GateReport {
             subject,
             sha,
             rule,
@@ -49,7 +49,7 @@ impl GateReport {
             },
             inputs: Vec::new(),
             artifacts: BTreeMap::new(),
-        }))
+        }
     }
 
     /// Whether the gate lets the stage run.
@@ -93,7 +93,7 @@ pub async fn gather(
         let Some(r) = r else {
             continue;
         };
-        match evidence.check(&r).await? {
+        match evidence.check(&r).await?.into_result() {
             Ok(a) => {
                 verified.insert(stage, a);
             }
@@ -129,9 +129,9 @@ pub async fn check(
         found.insert(
             *stage,
             Found::Verified {
-                key: a.r.key(),
-                attempt: a.r.attempt,
-                finished_at: a.header.finished_at,
+                key: a.key(),
+                attempt: a.r().attempt,
+                finished_at: a.header().finished_at,
                 predicate: a.predicate(),
             },
         );
@@ -141,10 +141,7 @@ pub async fn check(
         .used
         .iter()
         .filter_map(|u| verified.get(&u.stage))
-        .map(|a| Input {
-            key: a.r.key(),
-            sha256: a.digest,
-        })
+        .map(Artifact::input)
         .collect();
     Ok(GateReport {
         subject: subject.to_owned(),
@@ -167,7 +164,7 @@ pub async fn check_stage(
     let rule = format!("/stages/{stage}");
     let mut report = check(evidence, stage.as_str(), &rule, &gate, sha, now).await?;
     if stage == Stage::Build {
-        if let Some(reason) = crate::build::already_built(evidence, sha).await? {
+        if let Some(reason) = crate::history::already_built(evidence, sha).await? {
             report.verdict.allowed = false;
             report.verdict.reasons.push(reason);
         }

@@ -10,34 +10,23 @@
 //!    on failure they are removed and the previous ones started again;
 //! 5. the outcome, pass or fail, is recorded, and the lease released.
 
-use crate::build::{Recorded, REVISION_LABEL};
 use crate::config::{Config, Environment};
 use crate::error::Error;
-use crate::evidence::Artifact;
-use crate::lease::{self, Lease};
+use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
-use crate::replay::ReplayOf;
-use crate::stage::{check_signer, Passed};
+use crate::release::lease::{self, Lease};
+use crate::run::Passed;
+use crate::trigger::ReplayOf;
 use ledger_core::predicate::{Input, Outcome, Runner};
 use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject};
+use ledger_docker::labels::{self, REVISION as REVISION_LABEL};
 use ledger_docker::{ContainerInfo, Engine, ImageInfo, RunSpec};
+use ledger_verify::evidence::Artifact;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
-
-/// Container labels `ledger` sets on everything it runs.
-pub mod labels {
-    pub const SHA: &str = "dev.ledger.sha";
-    pub const ENV: &str = "dev.ledger.environment";
-    pub const IMAGE: &str = "dev.ledger.image";
-    pub const ATTEMPT: &str = "dev.ledger.attempt";
-    pub const EVIDENCE: &str = "dev.ledger.evidence";
-    pub const MANAGED: &str = "dev.ledger.managed";
-    /// The `repository` of `ledger.toml`: environments are per project.
-    pub const PROJECT: &str = "dev.ledger.project";
-}
 
 /// How a deploy runs.
 #[derive(Debug, Clone)]
@@ -50,7 +39,7 @@ pub struct DeployRequest {
     /// Set when this deploy runs a stored release again (replay, rollback).
     pub replay: Option<ReplayOf>,
     /// Set when this deploy promotes a release from the environment before.
-    pub promotion: Option<crate::promote::PromotionOf>,
+    pub promotion: Option<crate::trigger::PromotionOf>,
     /// The process environment, for secret values (never recorded).
     pub env: BTreeMap<String, String>,
 }
@@ -86,7 +75,7 @@ pub fn manifest_images(manifest: &Artifact) -> Result<Vec<ManifestImage>, Error>
         if !by_digest {
             return Err(Error::Refused(format!(
                 "manifest {} names image {name} by {reference:?}, not by digest; deploy runs digests only",
-                manifest.r.key()
+                manifest.r().key()
             )));
         }
         out.push(ManifestImage {
@@ -211,7 +200,6 @@ pub async fn run_deploy(
     passed: Passed,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
-    check_signer(rec, Stage::Deploy)?;
     let gate = passed.expect(Stage::Deploy, &req.sha)?;
     let env_config = config.environment(&req.environment)?;
     check_runner(rec.policy, &req.environment, &req.runner)?;
@@ -228,12 +216,7 @@ pub async fn run_deploy(
                     req.environment, rule.from, req.sha, req.environment
                 ),
             };
-            return Err(crate::gate::GateReport::denial(
-                "deploy".into(),
-                req.sha,
-                at,
-                vec![reason],
-            ));
+            return Err(Error::denied("deploy".into(), req.sha, at, vec![reason]));
         }
     }
     check_contract(env_config, &req.env)?;
@@ -245,7 +228,6 @@ pub async fn run_deploy(
     let ready = manifest_images(manifest)?;
     let infos = ensure_present(engine, &ready, progress).await?;
     check_revisions(&req.sha, &ready, &infos)?;
-    rec.store_policy().await?;
     let holder = format!(
         "{}/{}",
         req.runner.host,
@@ -452,7 +434,7 @@ async fn deploy_holding_lease(
     };
     let mut fields = json!({
         "environment": req.environment,
-        "manifest": { "key": manifest.r.key(), "sha256": manifest.digest },
+        "manifest": { "key": manifest.r().key(), "sha256": manifest.digest() },
         "containers": containers,
         "previous_release": previous_release,
         "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -12,9 +12,10 @@
 //! SHA's latest decision, linear in the store.
 
 use crate::error::Error;
-use crate::evidence::Evidence;
 use ledger_core::predicate::Outcome;
-use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
+use ledger_core::{ArtifactKind, GitSha};
+use ledger_verify::evidence::Evidence;
+use ledger_verify::history::{last_promoted, refs_of, Promoted};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -44,15 +45,6 @@ pub struct Running {
     pub rollback_from: Option<String>,
 }
 
-/// The newest release whose latest decision is `promote`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Promoted {
-    pub sha: GitSha,
-    pub decision: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub decided_at: OffsetDateTime,
-}
-
 /// The whole answer of `ledger status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -71,66 +63,6 @@ impl StatusReport {
     }
 }
 
-/// Every stored artifact of `kind`, found by listing its folder once.
-async fn refs_of(evidence: &Evidence<'_>, kind: ArtifactKind) -> Result<Vec<ArtifactRef>, Error> {
-    Ok(evidence
-        .store()
-        .list(&format!("{}/", kind.dir()))
-        .await?
-        .iter()
-        .filter_map(|k| ArtifactRef::parse_key(k))
-        .filter(|r| r.kind == kind)
-        .collect())
-}
-
-/// The newest promoted release: among the SHAs whose latest decision says `promote`,
-/// the one released last, where a release's time is its first promotion that was not
-/// a replay (replaying or rolling back to an old release does not make it newer).
-pub async fn last_promoted(
-    evidence: &mut Evidence<'_>,
-    ignored: &mut Vec<String>,
-) -> Result<Option<Promoted>, Error> {
-    let mut by_sha: BTreeMap<GitSha, Vec<ArtifactRef>> = BTreeMap::new();
-    for r in refs_of(evidence, ArtifactKind::Decision).await? {
-        by_sha.entry(r.sha).or_default().push(r);
-    }
-    let mut best: Option<Promoted> = None;
-    for (sha, mut refs) in by_sha {
-        refs.sort_by_key(|r| r.attempt);
-        let Some(latest) = refs.last().copied() else {
-            continue;
-        };
-        let latest_decision = match evidence.check(&latest).await? {
-            Ok(a) => a,
-            Err(problems) => {
-                ignored.push(format!("{}: {}", latest.key(), problems.join("; ")));
-                continue;
-            }
-        };
-        if latest_decision.predicate()["decision"] != "promote" {
-            continue;
-        }
-        let mut released_at = latest_decision.header.finished_at;
-        for r in &refs {
-            if let Ok(a) = evidence.check(r).await? {
-                let p = a.predicate();
-                if p["decision"] == "promote" && p["replay"] != true {
-                    released_at = a.header.finished_at;
-                    break;
-                }
-            }
-        }
-        if best.as_ref().is_none_or(|b| b.decided_at < released_at) {
-            best = Some(Promoted {
-                sha,
-                decision: latest.key(),
-                decided_at: released_at,
-            });
-        }
-    }
-    Ok(best)
-}
-
 /// What runs in each environment; `configured` lists environments to show even when
 /// nothing was deployed there; `only` restricts the answer to one environment.
 pub async fn status(
@@ -142,19 +74,19 @@ pub async fn status(
     let mut ignored = Vec::new();
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     for r in refs_of(evidence, ArtifactKind::Deployment).await? {
-        let a = match evidence.check(&r).await? {
+        let a = match evidence.check(&r).await?.into_result() {
             Ok(a) => a,
             Err(problems) => {
                 ignored.push(format!("{}: {}", r.key(), problems.join("; ")));
                 continue;
             }
         };
-        if a.header.result != Outcome::Pass {
+        if a.header().result != Outcome::Pass {
             continue;
         }
         let p = a.predicate();
         let env = p["environment"].as_str().unwrap_or_default().to_owned();
-        let since = a.header.finished_at;
+        let since = a.header().finished_at;
         if running.get(&env).is_some_and(|cur| cur.since >= since) {
             continue;
         }

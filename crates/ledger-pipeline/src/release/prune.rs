@@ -10,18 +10,18 @@
 //! predicate type [`PRUNE_PREDICATE_TYPE`]) whose subjects are the deleted digests.
 
 use crate::config::Config;
-use crate::deploy::labels;
 use crate::error::Error;
-use crate::evidence::Evidence;
 use crate::record::Recorder;
-use crate::registry::{DigestRef, Registry};
 use ledger_core::predicate::{Outcome, Runner};
 use ledger_core::schema::{self, Document};
 use ledger_core::statement::PRUNE_PREDICATE_TYPE;
 use ledger_core::{ArtifactKind, ArtifactRef, Envelope, GitSha, Stage, Statement, Subject};
+use ledger_docker::labels;
+use ledger_docker::registry::{DigestRef, Registry};
 use ledger_docker::Engine;
 use ledger_policy::{Reason, Verdict};
 use ledger_store::ObjectKey;
+use ledger_verify::evidence::Evidence;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,7 +102,7 @@ async fn ever_promoted(
         .await?
     {
         let r = ArtifactRef::new(ArtifactKind::Decision, *sha, attempt);
-        match evidence.check(&r).await? {
+        match evidence.check(&r).await?.into_result() {
             Ok(a) if a.predicate()["decision"] == "promote" => return Ok(Some(r.key())),
             Ok(_) => {}
             Err(problems) => ignored.push(format!("{}: {}", r.key(), problems.join("; "))),
@@ -138,7 +138,7 @@ pub async fn plan(
         let Some(r) = evidence.store().latest(ArtifactKind::Build, &sha).await? else {
             continue;
         };
-        let build = match evidence.check(&r).await? {
+        let build = match evidence.check(&r).await?.into_result() {
             Ok(a) => a,
             Err(problems) => {
                 ignored.push(format!("{}: {}", r.key(), problems.join("; ")));
@@ -165,7 +165,7 @@ pub async fn plan(
                     protected.insert(digest_of(rd).to_owned(), why);
                 }
             }
-        } else if build.header.finished_at > cutoff || build.header.result != Outcome::Pass {
+        } else if build.header().finished_at > cutoff || build.header().result != Outcome::Pass {
             too_young.push(sha);
         } else {
             unpromoted.push((sha, images));
@@ -185,7 +185,7 @@ pub async fn plan(
             .or_insert_with(|| format!("running in {env} (container {})", c.name));
     }
     let configured: Vec<String> = config.environments.iter().map(|e| e.name.clone()).collect();
-    let status = crate::status::status(evidence, &configured, None, now).await?;
+    let status = crate::observe::status::status(evidence, &configured, None, now).await?;
     for env in &status.environments {
         if let Some(run) = &env.running {
             for digest in run.images.values() {
@@ -252,7 +252,7 @@ pub fn check_threshold(plan: &PrunePlan, force: bool) -> Result<(), Error> {
         return Ok(());
     }
     const RULE: &str = "prune.threshold";
-    Err(Error::Denied(Box::new(crate::gate::GateReport {
+    Err(Error::Denied(Box::new(ledger_verify::gate::GateReport {
         subject: "prune".into(),
         sha: plan.candidates[0].sha,
         rule: RULE.into(),
@@ -308,7 +308,7 @@ pub async fn record(
     deleted: &[Deleted],
     forced: bool,
 ) -> Result<String, Error> {
-    crate::stage::check_signer(rec, Stage::Deploy)?;
+    crate::run::check_signer(rec, Stage::Deploy)?;
     rec.store_policy().await?;
     let now = OffsetDateTime::now_utc();
     let predicate = json!({

@@ -6,12 +6,12 @@
 //! the release policy can bound them. With no checks configured nothing is proven,
 //! so the stage fails.
 
-use crate::build::Recorded;
 use crate::config::{Check, Environment};
 use crate::error::Error;
+use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
-use crate::replay::ReplayOf;
-use crate::stage::{check_signer, Passed};
+use crate::run::Passed;
+use crate::trigger::ReplayOf;
 use ledger_core::predicate::{Outcome, Runner};
 use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
@@ -114,10 +114,8 @@ pub async fn run_smoke(
     replay: Option<&ReplayOf>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
-    check_signer(rec, Stage::Smoke)?;
     let gate = passed.expect(Stage::Smoke, &sha)?;
-    crate::deploy::check_runner(rec.policy, &env.name, runner)?;
-    rec.store_policy().await?;
+    crate::stages::deploy::check_runner(rec.policy, &env.name, runner)?;
     let draft = Draft::new(rec, Stage::Smoke, sha, runner, gate.inputs);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

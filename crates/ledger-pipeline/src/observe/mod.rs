@@ -1,0 +1,9 @@
+//! Reading the state of releases without changing it.
+//!
+//! [`status`] says what runs in each environment according to the evidence, [`drift`]
+//! compares that with what the engine runs, and [`metrics`] computes the delivery
+//! numbers (deploy time, lead time, change-failure rate) that reports render.
+
+pub mod drift;
+pub mod metrics;
+pub mod status;

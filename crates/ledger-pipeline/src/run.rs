@@ -1,0 +1,78 @@
+//! The one sequence every stage runs through: signer → gate → stored policy → work.
+//!
+//! Each stage checks that the signing key may sign it (an untrusted key must not
+//! produce evidence no one can verify), evaluates its gate before anything else is
+//! touched, and stores the policy that gated it, in that order. [`begin`] does all
+//! three and hands out a [`Passed`] token; every stage's work takes that token, so no
+//! stage can run without its gate, and the gate is evaluated in exactly one place.
+
+use crate::error::Error;
+use crate::record::Recorder;
+use ledger_core::{EnvName, GitSha, Stage};
+use ledger_verify::{gate, Evidence, GateReport};
+use time::OffsetDateTime;
+
+/// Checks that the recorder's key may sign `stage` now.
+pub fn check_signer(rec: &Recorder<'_>, stage: Stage) -> Result<(), Error> {
+    let now = OffsetDateTime::now_utc();
+    if rec.policy.may_sign(rec.key, stage, now) {
+        return Ok(());
+    }
+    let revoked = rec
+        .policy
+        .revoked_for(rec.key.key_id(), now)
+        .map(|t| format!(" (it was revoked at {t})"))
+        .unwrap_or_default();
+    Err(Error::KeyNotTrusted {
+        keyid: rec.key.key_id().to_string(),
+        stage,
+        revoked,
+    })
+}
+
+/// Proof that a stage's gate passed: only [`begin`] makes one, and the stages
+/// that need infrastructure take it as an argument, so the gate is always evaluated
+/// before any engine, registry or config is touched.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    report: GateReport,
+    stage: Stage,
+}
+
+impl Passed {
+    /// The gate's report: the evidence it used and the hash links to record.
+    pub fn report(&self) -> &GateReport {
+        &self.report
+    }
+
+    /// Checks the token was issued for `stage` and `sha`.
+    pub fn expect(self, stage: Stage, sha: &GitSha) -> Result<GateReport, Error> {
+        if self.stage != stage || self.report.sha != *sha {
+            return Err(Error::Refused(format!(
+                "internal error: a gate passed for {} {} was presented to {stage} {sha}",
+                self.stage, self.report.sha
+            )));
+        }
+        Ok(self.report)
+    }
+}
+
+/// Starts a run of `stage` for `sha`: checks that the recorder's key may sign it,
+/// evaluates its gate (for deploy and smoke, against `env`'s evidence; for `build`,
+/// with the build-once rule) and stores the policy that gated it. A denial is
+/// [`Error::Denied`] and nothing has run or been written.
+pub async fn begin(
+    rec: &Recorder<'_>,
+    stage: Stage,
+    sha: &GitSha,
+    env: Option<EnvName>,
+) -> Result<Passed, Error> {
+    check_signer(rec, stage)?;
+    let mut evidence = Evidence::new(rec.store, rec.policy).in_env(env);
+    let report = gate::check_stage(&mut evidence, stage, sha, OffsetDateTime::now_utc()).await?;
+    if !report.allowed() {
+        return Err(Error::Denied(Box::new(report)));
+    }
+    rec.store_policy().await?;
+    Ok(Passed { report, stage })
+}

@@ -1,0 +1,179 @@
+//! Questions about a SHA's past, answered from verified evidence only.
+//!
+//! "Was it already built?", "was it ever promoted, and when was it released?", "may it
+//! be rolled back to?" decide whether stages run and what `status` reports; each is
+//! answered here, once, and only evidence that verifies counts (anything else is
+//! named, never silently trusted).
+
+use crate::error::Error;
+use crate::evidence::Evidence;
+use crate::gate::GateReport;
+use ledger_core::predicate::Outcome;
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
+use ledger_policy::Reason;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// The newest release whose latest decision is `promote`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Promoted {
+    pub sha: GitSha,
+    pub decision: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub decided_at: OffsetDateTime,
+}
+
+/// Every stored artifact of `kind`, found by listing its folder once.
+pub async fn refs_of(
+    evidence: &Evidence<'_>,
+    kind: ArtifactKind,
+) -> Result<Vec<ArtifactRef>, Error> {
+    Ok(evidence
+        .store()
+        .list(&format!("{}/", kind.dir()))
+        .await?
+        .iter()
+        .filter_map(|k| ArtifactRef::parse_key(k))
+        .filter(|r| r.kind == kind)
+        .collect())
+}
+
+/// The newest promoted release: among the SHAs whose latest decision says `promote`,
+/// the one released last, where a release's time is its first promotion that was not
+/// a replay (replaying or rolling back to an old release does not make it newer).
+pub async fn last_promoted(
+    evidence: &mut Evidence<'_>,
+    ignored: &mut Vec<String>,
+) -> Result<Option<Promoted>, Error> {
+    let mut by_sha: BTreeMap<GitSha, Vec<ArtifactRef>> = BTreeMap::new();
+    for r in refs_of(evidence, ArtifactKind::Decision).await? {
+        by_sha.entry(r.sha).or_default().push(r);
+    }
+    let mut best: Option<Promoted> = None;
+    for (sha, mut refs) in by_sha {
+        refs.sort_by_key(|r| r.attempt);
+        let Some(latest) = refs.last().copied() else {
+            continue;
+        };
+        let latest_decision = match evidence.check(&latest).await?.into_result() {
+            Ok(a) => a,
+            Err(problems) => {
+                ignored.push(format!("{}: {}", latest.key(), problems.join("; ")));
+                continue;
+            }
+        };
+        if latest_decision.predicate()["decision"] != "promote" {
+            continue;
+        }
+        let mut released_at = latest_decision.header().finished_at;
+        for r in &refs {
+            if let Some(a) = evidence.check(r).await?.verified() {
+                let p = a.predicate();
+                if p["decision"] == "promote" && p["replay"] != true {
+                    released_at = a.header().finished_at;
+                    break;
+                }
+            }
+        }
+        if best.as_ref().is_none_or(|b| b.decided_at < released_at) {
+            best = Some(Promoted {
+                sha,
+                decision: latest.key(),
+                decided_at: released_at,
+            });
+        }
+    }
+    Ok(best)
+}
+
+/// The build-once rule: a denial reason when passing build evidence already exists
+/// for `sha` (images are built once; a rebuild would change their digests).
+pub async fn already_built(
+    evidence: &mut Evidence<'_>,
+    sha: &GitSha,
+) -> Result<Option<Reason>, Error> {
+    let Some(r) = evidence.store().latest(ArtifactKind::Build, sha).await? else {
+        return Ok(None);
+    };
+    let Some(a) = evidence.check(&r).await?.verified() else {
+        return Ok(None);
+    };
+    if a.header().result != Outcome::Pass {
+        return Ok(None);
+    }
+    Ok(Some(Reason {
+        rule: "build-once".into(),
+        artifact: Some(r.key()),
+        found: Some(json!("pass")),
+        required: Some(json!("no passing build for this SHA")),
+        message: format!(
+            "images for {sha} were already built and passed (attempt {}); images are built once per SHA: use `ledger replay {sha}` to deploy them again",
+            r.attempt
+        ),
+    }))
+}
+
+/// Whether a SHA may be rolled back to, by the promote-history rule.
+#[derive(Debug, Clone)]
+pub enum RollbackTarget {
+    /// Its latest decision verifies and is `promote`; the key of that decision.
+    Promoted(String),
+    /// It may not: the denial, with the rule and what was found.
+    Refused(Box<GateReport>),
+}
+
+/// The promote-history rule: the latest decision for `sha` must verify and be
+/// `promote`. A latest decision that does not verify is an error (tampering is not a
+/// missing prerequisite).
+pub async fn rollback_target(
+    evidence: &mut Evidence<'_>,
+    sha: &GitSha,
+) -> Result<RollbackTarget, Error> {
+    const RULE: &str = "/rollback/require_decision";
+    let refuse = |artifact: Option<String>, found: &str, message: String| {
+        let reason = Reason {
+            rule: RULE.into(),
+            artifact,
+            found: Some(json!(found)),
+            required: Some(json!("promote")),
+            message,
+        };
+        RollbackTarget::Refused(Box::new(GateReport::denial(
+            "rollback".into(),
+            *sha,
+            RULE.into(),
+            vec![reason],
+        )))
+    };
+    let Some(r) = evidence.store().latest(ArtifactKind::Decision, sha).await? else {
+        return Ok(refuse(
+            None,
+            "no decision",
+            format!("{sha} was never decided (no release/{sha}/decision.json); only a release whose latest decision is promote can be rolled back to"),
+        ));
+    };
+    let a = evidence.check(&r).await?.require(&r.key())?;
+    let decision = a.predicate()["decision"].as_str().unwrap_or_default();
+    if decision != "promote" {
+        let failed: Vec<&str> = a.predicate()["reasons"]
+            .as_array()
+            .map(|rs| rs.iter().filter_map(|r| r["rule"].as_str()).collect())
+            .unwrap_or_default();
+        let failed = if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" (failed rules: {})", failed.join(", "))
+        };
+        return Ok(refuse(
+            Some(r.key()),
+            decision,
+            format!(
+                "the latest decision for {sha} (attempt {}) is {decision}{failed}; only promoted releases can be rolled back to",
+                r.attempt
+            ),
+        ));
+    }
+    Ok(RollbackTarget::Promoted(r.key()))
+}

@@ -1,0 +1,29 @@
+//! `ledger-verify`: reading evidence back and deciding whether it holds.
+//!
+//! Everything that checks evidence lives here, so that an auditor's `ledger verify`,
+//! a stage's gate and the history queries behind `show`, `log` and `status` share one
+//! definition of "verified" — and so that this path links no container engine and no
+//! HTTP client (tidy checks it): it needs only the pure formats (`ledger-core`), the
+//! rules (`ledger-policy`) and the store (`ledger-store`).
+//!
+//! * [`evidence`] verifies one artifact or one SHA's chain; a verified [`Artifact`] can
+//!   only be made there.
+//! * [`read`] is the bulk read behind it: objects hashed once, a read-ahead
+//!   [`read::Snapshot`], listings split into artifacts and strays.
+//! * [`walk`] is the whole store at once (`verify --all`).
+//! * [`gate`] gathers the latest evidence a gate requires and applies the policy.
+//! * [`history`] answers questions about the past from verified evidence only:
+//!   latest decision, ever promoted, already built.
+//! * [`show`] is a chain as people read it and the store as a history (`show`, `log`).
+
+pub mod error;
+pub mod evidence;
+pub mod gate;
+pub mod history;
+pub mod read;
+pub mod show;
+pub mod walk;
+
+pub use error::{Error, ErrorClass};
+pub use evidence::{Artifact, Checked, Evidence};
+pub use gate::GateReport;
