@@ -5,11 +5,11 @@
 //! (no field the type lacks). Adding a field on one side only fails one of these.
 
 use ledger_core::predicate::{
-    from_value, BuildFailure, BuildPredicate, BuiltImage, Command, CommandPredicate,
-    Container, Decision, DecisionPredicate, DeployFailure, Deleted, DeploymentPredicate,
-    Header, ImageLabels, Input, Latency, Lease, ManifestPredicate, Method, Outcome, Output,
-    PinnedImage, Place, Port, Predicate, Promotion, PrunePredicate, Reason, Runner,
-    SmokeCheck, SmokePredicate, StageTime, TestCounts, TimingPredicate,
+    from_value, BuildFailure, BuildPredicate, BuiltImage, Command, CommandPredicate, Container,
+    Decision, DecisionPredicate, Deleted, DeployFailure, DeploymentPredicate, Header, ImageLabels,
+    Input, Latency, Lease, ManifestPredicate, Method, Outcome, Output, PinnedImage, Place, Port,
+    Predicate, Promotion, PrunePredicate, Reason, Runner, SmokeCheck, SmokePredicate, StageTime,
+    TestCounts, TimingPredicate,
 };
 use ledger_core::schema::{validate, Document, SCHEMA_BASE, SOURCES};
 use ledger_core::{ArtifactKind, EnvName, GitSha, Sha256Digest, Stage};
@@ -449,7 +449,12 @@ fn undeclared_in(root: &Value, schema: &Value, value: &Value, at: &str, missing:
         undeclared_in(&root, &node, value, at, missing);
     }
     for combinator in ["anyOf", "oneOf", "allOf"] {
-        for branch in schema.get(combinator).and_then(Value::as_array).into_iter().flatten() {
+        for branch in schema
+            .get(combinator)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             undeclared_in(root, branch, value, at, missing);
         }
     }
@@ -516,7 +521,10 @@ fn every_property_of_every_schema_is_in_its_type() {
     let expected: BTreeSet<Document> = Document::all()
         .filter(|d| !matches!(d, Document::Policy | Document::Config))
         .collect();
-    assert_eq!(seen, expected, "a predicate document has no fully populated value");
+    assert_eq!(
+        seen, expected,
+        "a predicate document has no fully populated value"
+    );
 }
 
 #[test]
@@ -541,12 +549,24 @@ fn the_property_walk_notices_a_missing_field_at_any_depth() {
         .as_object_mut()
         .unwrap()
         .remove("host");
-    v["promotion"]["smoke"].as_object_mut().unwrap().remove("sha256");
+    v["promotion"]["smoke"]
+        .as_object_mut()
+        .unwrap()
+        .remove("sha256");
     let missing = missing_properties(doc, &v);
-    assert!(missing.contains(&"/containers/0/ports/0/host".to_owned()), "{missing:?}");
-    assert!(missing.contains(&"/promotion/smoke/sha256".to_owned()), "{missing:?}");
+    assert!(
+        missing.contains(&"/containers/0/ports/0/host".to_owned()),
+        "{missing:?}"
+    );
+    assert!(
+        missing.contains(&"/promotion/smoke/sha256".to_owned()),
+        "{missing:?}"
+    );
     let mut v = serde_json::to_value(full_manifest()).unwrap();
-    v["images"]["api"].as_object_mut().unwrap().remove("engine_local");
+    v["images"]["api"]
+        .as_object_mut()
+        .unwrap()
+        .remove("engine_local");
     let missing = missing_properties(Document::Predicate(ArtifactKind::Manifest), &v);
     assert_eq!(missing, ["/images/api/engine_local"]);
 }
@@ -555,6 +575,9 @@ fn the_property_walk_notices_a_missing_field_at_any_depth() {
 fn a_field_the_schema_lacks_breaks_validation() {
     for (doc, mut value) in fully_populated() {
         value["unexpected"] = json!(1);
-        assert!(validate(doc, &value).is_err(), "{doc:?}: unknown field accepted");
+        assert!(
+            validate(doc, &value).is_err(),
+            "{doc:?}: unknown field accepted"
+        );
     }
 }
