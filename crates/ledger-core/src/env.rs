@@ -130,4 +130,13 @@ mod tests {
             "canary"
         );
     }
+
+    #[test]
+    fn serde_goes_through_parse() {
+        let canary: EnvName = serde_json::from_str("\"canary\"").unwrap();
+        assert_eq!(serde_json::to_string(&canary).unwrap(), "\"canary\"");
+        for bad in ["\"a.b\"", "\"attempt-2\"", "\"\"", "7"] {
+            assert!(serde_json::from_str::<EnvName>(bad).is_err(), "{bad}");
+        }
+    }
 }
