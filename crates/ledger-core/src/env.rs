@@ -86,6 +86,19 @@ impl std::str::FromStr for EnvName {
     }
 }
 
+impl serde::Serialize for EnvName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EnvName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        EnvName::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +129,14 @@ mod tests {
                 .as_str(),
             "canary"
         );
+    }
+
+    #[test]
+    fn serde_goes_through_parse() {
+        let canary: EnvName = serde_json::from_str("\"canary\"").unwrap();
+        assert_eq!(serde_json::to_string(&canary).unwrap(), "\"canary\"");
+        for bad in ["\"a.b\"", "\"attempt-2\"", "\"\"", "7"] {
+            assert!(serde_json::from_str::<EnvName>(bad).is_err(), "{bad}");
+        }
     }
 }

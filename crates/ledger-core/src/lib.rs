@@ -9,7 +9,7 @@
 //! * [`keys`] loads Ed25519 keys from PEM and computes securesystemslib key ids.
 //! * [`dsse`] builds, signs, parses and verifies DSSE envelopes.
 //! * [`statement`] is the in-toto Statement v1 carried inside an envelope.
-//! * [`predicate`] holds the fields every stage predicate shares.
+//! * [`predicate`] types every predicate: the shared header and one model per kind.
 //! * [`schema`] validates predicates and policies against the JSON Schemas in `schemas/`.
 
 pub mod digest;

@@ -1,8 +1,7 @@
-//! The fields every predicate shares, and the predicate of wrapped-command stages.
+//! The fields every stage predicate shares (`common.v1.schema.json#/$defs/header`).
 //!
-//! Writers build these typed values and serialize them; readers validate the JSON
-//! against the kind's schema first and then read the shared [`Header`] out of it, so
-//! that gates and reports get typed access without trusting unchecked input.
+//! Gates, reports and the history read only these fields of any predicate, so they
+//! have their own type that every stage's predicate flattens into itself.
 
 use crate::digest::Sha256Digest;
 use crate::sha::GitSha;
@@ -77,41 +76,4 @@ impl Header {
         let d = self.finished_at - self.started_at;
         u64::try_from(d.whole_milliseconds()).unwrap_or(0)
     }
-}
-
-/// The wrapped command of a `commit` or `integration` stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Command {
-    pub argv: Vec<String>,
-    /// `None` when the process was ended by a signal.
-    pub exit_code: Option<i32>,
-    pub duration_ms: u64,
-}
-
-/// The captured output of a wrapped command, stored as its own object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Output {
-    pub key: String,
-    pub sha256: Sha256Digest,
-    pub bytes: u64,
-    pub redacted: Vec<String>,
-}
-
-/// Test counts recognised in a wrapped command's output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TestCounts {
-    pub passed: u64,
-    pub failed: u64,
-    pub ignored: u64,
-}
-
-/// The predicate of `commit` and `integration`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CommandPredicate {
-    #[serde(flatten)]
-    pub header: Header,
-    pub command: Command,
-    pub output: Output,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tests: Option<TestCounts>,
 }

@@ -1,0 +1,53 @@
+//! The predicate of the wrapped-command stages, `commit` and `integration`
+//! (`commit.v1.schema.json`, `integration.v1.schema.json`).
+
+use super::header::Header;
+use super::Predicate;
+use crate::digest::Sha256Digest;
+use crate::schema::Document;
+use crate::stage::ArtifactKind;
+use serde::{Deserialize, Serialize};
+
+/// The wrapped command of a `commit` or `integration` stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub argv: Vec<String>,
+    /// `None` when the process was ended by a signal.
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+}
+
+/// The captured output of a wrapped command, stored as its own object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    pub key: String,
+    pub sha256: Sha256Digest,
+    pub bytes: u64,
+    pub redacted: Vec<String>,
+}
+
+/// Test counts recognised in a wrapped command's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestCounts {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+}
+
+/// The predicate of `commit` and `integration`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandPredicate {
+    #[serde(flatten)]
+    pub header: Header,
+    pub command: Command,
+    pub output: Output,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestCounts>,
+}
+
+impl Predicate for CommandPredicate {
+    const DOCUMENTS: &'static [Document] = &[
+        Document::Predicate(ArtifactKind::Commit),
+        Document::Predicate(ArtifactKind::Integration),
+    ];
+}
