@@ -3,7 +3,11 @@
 //! `cargo tree -p <crate> -e normal --prefix none --target all` lists every package a
 //! crate links (on any platform, with its default features); none may be one of
 //! [`FORBIDDEN`]. This is what lets an auditor verify evidence without a network
-//! stack: a direct dependency check would miss one pulled in by a feature.
+//! stack: a direct dependency check would miss one pulled in by a feature. Each crate
+//! is resolved as if built alone (`-p`), so a feature that another member turns on
+//! for a shared dependency (the CLI wanting `ledger-store/s3`) does not count against
+//! it. Today `ledger-store`'s default `s3` feature links `reqwest` and `hyper`, so
+//! `ledger-verify` must depend on it with default features off.
 
 use std::collections::BTreeSet;
 use std::path::Path;
