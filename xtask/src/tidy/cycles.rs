@@ -243,8 +243,7 @@ fn use_tree(b: &[u8], i: usize, prefix: Vec<String>, out: &mut Vec<Vec<String>>)
 
 /// Whether the word at `i` follows `in` (`pub(in crate::a)` is visibility, not use).
 fn after_in(b: &[u8], i: usize) -> bool {
-    let before = String::from_utf8_lossy(&b[..i]);
-    before.trim_end().ends_with("(in")
+    b[..i].trim_ascii_end().ends_with(b"(in")
 }
 
 fn is_ident(c: u8) -> bool {
