@@ -316,9 +316,9 @@ fn start_s3() -> Result<Option<S3>, String> {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let runs: usize = match args {
-        [flag, n] if flag == "--runs" => {
-            n.parse().map_err(|_| "--runs takes a number".to_string())?
-        }
+        [flag, n] if flag == "--runs" => n
+            .parse()
+            .map_err(|e| format!("--runs takes a number ({e})"))?,
         [] => 5,
         _ => return Err("usage: cargo xtask bench [--runs N]".into()),
     };

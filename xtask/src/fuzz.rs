@@ -48,7 +48,9 @@ fn seed(target: &str, corpus: &Path) -> Result<(), String> {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let seconds: u64 = match args {
-        [flag, n] if flag == "--seconds" => n.parse().map_err(|_| "--seconds takes a number")?,
+        [flag, n] if flag == "--seconds" => n
+            .parse()
+            .map_err(|e| format!("--seconds takes a number ({e})"))?,
         [] => 30,
         _ => return Err("usage: cargo xtask fuzz [--seconds N]".into()),
     };

@@ -1,17 +1,21 @@
 //! `cargo xtask`: the project's automation, in Rust so anyone can read it.
 //!
-//! * `cargo xtask test`: the test command CI runs: tidy checks, a compile check of the
-//!   GCS and Azure store backends, then every test.
+//! * `cargo xtask test`: the test command CI runs: tidy checks, `cargo fmt --check`,
+//!   clippy with warnings denied, a compile check of the GCS and Azure store
+//!   backends, then every test.
 //! * `cargo xtask demo`: the main job: a throwaway git repository runs the pipeline
 //!   on the local store and verifies its evidence; `--replay` adds a second release
 //!   and replays the first from its stored manifest.
-//! * `cargo xtask tidy`: architecture and hygiene checks on the source tree.
+//! * `cargo xtask tidy [CHECK…]`: architecture and hygiene checks on the source tree
+//!   (all of them, or only those named: deps, verify-path, cycles, size, predicates,
+//!   docs).
 //! * `cargo xtask fuzz`: every `cargo fuzz` target, bounded; part of `test` when
 //!   `LEDGER_FUZZ_SECONDS` is set (CI).
 //! * `cargo xtask bench`: per-stage overhead of `ledger` beside the work it wraps, on
 //!   the local folder and on S3, then `verify --all` against raw Ed25519.
 //!
-//! Only the standard library and serde_json are used, so the tool costs little to build.
+//! Only the standard library, serde and serde_json are used, so the tool costs little
+//! to build.
 
 mod bench;
 mod demo;
@@ -26,15 +30,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
-        Some("tidy") => tidy::run(),
+        Some("tidy") => tidy::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <test|demo|tidy|bench|fuzz>");
-            eprintln!("  test   tidy checks, then the whole test suite (what CI runs)");
+            eprintln!("  test   tidy, fmt and clippy, then the whole test suite (what CI runs)");
             eprintln!("  demo   run the pipeline end to end in a throwaway repository");
             eprintln!("         (--replay: a second release, then the first replayed)");
-            eprintln!("  tidy   architecture and hygiene checks");
+            eprintln!("  tidy   architecture and hygiene checks (or only the named ones:");
+            eprintln!("         deps verify-path cycles size predicates docs)");
             eprintln!("  bench  per-stage overhead of ledger beside the work it wraps");
             eprintln!("  fuzz   every cargo-fuzz target, bounded (--seconds N, default 30)");
             return ExitCode::from(2);
@@ -77,7 +82,16 @@ pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
-    tidy::run()?;
+    tidy::run(&[])?;
+    run_checked(cargo().args(["fmt", "--all", "--check"]))?;
+    run_checked(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The cloud backends left out of the default build must still compile.
     run_checked(cargo().args([
         "check",
