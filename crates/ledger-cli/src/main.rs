@@ -70,6 +70,10 @@ fn schemas_for(command: &args::Command) -> Vec<Document> {
 /// Rust ignores SIGPIPE, so printing into a closed pipe (`ledger show SHA | head`)
 /// would panic; restoring the default makes `ledger` end quietly like other Unix
 /// tools when its reader goes away.
+#[allow(
+    unsafe_code,
+    reason = "restoring SIGPIPE's default disposition has no safe API in std or libc"
+)]
 fn restore_sigpipe() {
     #[cfg(unix)]
     // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a

@@ -7,10 +7,11 @@
 
 use crate::error::Error;
 use crate::evidence::{Artifact, Evidence};
-use ledger_core::predicate::Input;
-use ledger_core::{ArtifactRef, GitSha, Stage};
-use ledger_policy::{evaluate, Found, Gate, Verdict};
+use ledger_core::predicate::{Input, Outcome};
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage};
+use ledger_policy::{evaluate, Found, Gate, Reason, Verdict};
 use serde::Serialize;
+use serde_json::json;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
@@ -164,10 +165,37 @@ pub async fn check_stage(
     let rule = format!("/stages/{stage}");
     let mut report = check(evidence, stage.as_str(), &rule, &gate, sha, now).await?;
     if stage == Stage::Build {
-        if let Some(reason) = crate::history::already_built(evidence, sha).await? {
+        if let Some(reason) = already_built(evidence, sha).await? {
             report.verdict.allowed = false;
             report.verdict.reasons.push(reason);
         }
     }
     Ok(report)
+}
+
+/// The build-once rule: a denial reason when passing build evidence already exists
+/// for `sha` (images are built once; a rebuild would change their digests).
+pub async fn already_built(
+    evidence: &mut Evidence<'_>,
+    sha: &GitSha,
+) -> Result<Option<Reason>, Error> {
+    let Some(r) = evidence.store().latest(ArtifactKind::Build, sha).await? else {
+        return Ok(None);
+    };
+    let Some(a) = evidence.check(&r).await?.verified() else {
+        return Ok(None);
+    };
+    if a.header().result != Outcome::Pass {
+        return Ok(None);
+    }
+    Ok(Some(Reason {
+        rule: "build-once".into(),
+        artifact: Some(r.key()),
+        found: Some(json!("pass")),
+        required: Some(json!("no passing build for this SHA")),
+        message: format!(
+            "images for {sha} were already built and passed (attempt {}); images are built once per SHA: use `ledger replay {sha}` to deploy them again",
+            r.attempt
+        ),
+    }))
 }

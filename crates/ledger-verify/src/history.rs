@@ -8,7 +8,6 @@
 use crate::error::Error;
 use crate::evidence::Evidence;
 use crate::gate::GateReport;
-use ledger_core::predicate::Outcome;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 use ledger_policy::Reason;
 use serde::Serialize;
@@ -86,33 +85,6 @@ pub async fn last_promoted(
         }
     }
     Ok(best)
-}
-
-/// The build-once rule: a denial reason when passing build evidence already exists
-/// for `sha` (images are built once; a rebuild would change their digests).
-pub async fn already_built(
-    evidence: &mut Evidence<'_>,
-    sha: &GitSha,
-) -> Result<Option<Reason>, Error> {
-    let Some(r) = evidence.store().latest(ArtifactKind::Build, sha).await? else {
-        return Ok(None);
-    };
-    let Some(a) = evidence.check(&r).await?.verified() else {
-        return Ok(None);
-    };
-    if a.header().result != Outcome::Pass {
-        return Ok(None);
-    }
-    Ok(Some(Reason {
-        rule: "build-once".into(),
-        artifact: Some(r.key()),
-        found: Some(json!("pass")),
-        required: Some(json!("no passing build for this SHA")),
-        message: format!(
-            "images for {sha} were already built and passed (attempt {}); images are built once per SHA: use `ledger replay {sha}` to deploy them again",
-            r.attempt
-        ),
-    }))
 }
 
 /// Whether a SHA may be rolled back to, by the promote-history rule.
