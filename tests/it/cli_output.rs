@@ -56,14 +56,22 @@ impl Snap {
     }
 
     fn from(repo: Repo) -> Snap {
-        let mut literals = vec![(repo.path().display().to_string(), "[REPO]".to_owned())];
-        if repo.path().join(".ledger/signing.key").exists() {
-            let id = repo.key_id(".ledger/signing.key");
-            literals.push((id[..12].to_owned(), "[KEYID12]".to_owned()));
-            literals.push((id, "[KEYID]".to_owned()));
+        let mut snap = Snap {
+            literals: Vec::new(),
+            repo,
+        };
+        snap.literal(snap.repo.path().display().to_string(), "[REPO]");
+        if snap.repo.path().join(".ledger/signing.key").exists() {
+            snap.learn_key();
         }
-        literals.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
-        Snap { repo, literals }
+        snap
+    }
+
+    /// Replaces the repository's key id, and its short form, from now on.
+    fn learn_key(&mut self) {
+        let id = self.repo.key_id(".ledger/signing.key");
+        self.literal(&id[..12], "[KEYID12]");
+        self.literal(id, "[KEYID]");
     }
 
     /// Replaces `from` literally with `to` in this repository's transcripts.
@@ -74,7 +82,16 @@ impl Snap {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.repo.ledger(args)
+        self.run_env(args, &[])
+    }
+
+    /// Runs `ledger` as [`Repo::command`] does, without the caller's `RUST_LOG` (its
+    /// log lines would land in the snapshotted stderr), with `env` added.
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.repo.command(args);
+        cmd.env_remove("RUST_LOG");
+        cmd.envs(env.iter().copied());
+        cmd.output().expect("run ledger")
     }
 
     /// The run's exit code, stdout and stderr as one text, literals replaced.
@@ -157,7 +174,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
 fn help(snap: &Snap, args: &[&str]) -> Output {
     let mut all = args.to_vec();
     all.push("--help");
-    snap.repo.ledger_env(&all, &[("COLUMNS", "100")])
+    snap.run_env(&all, &[("COLUMNS", "100")])
 }
 
 #[test]
@@ -192,9 +209,9 @@ fn help_of_ledger_and_of_every_subcommand() {
 
 #[test]
 fn init_and_a_passing_commit_stage() {
-    let repo = Repo::bare();
-    let out = repo.ledger(&["init"]);
-    let snap = Snap::from(repo);
+    let mut snap = Snap::from(Repo::bare());
+    let out = snap.run(&["init"]);
+    snap.learn_key();
     snap.snap_output("init", &out, 0);
     let out = snap.commit(SHA);
     snap.snap_output("stage_commit", &out, 0);
@@ -298,9 +315,9 @@ fn doctor_with_engine_and_registry_unreachable() {
     )
     .unwrap();
     let env = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
-    let out = snap.repo.ledger_env(&["doctor"], &env);
+    let out = snap.run_env(&["doctor"], &env);
     snap.snap_output("doctor_unreachable", &out, 5);
-    let out = snap.repo.ledger_env(&["doctor", "--json"], &env);
+    let out = snap.run_env(&["doctor", "--json"], &env);
     snap.snap_output("doctor_unreachable_json", &out, 5);
 }
 
@@ -345,7 +362,7 @@ fn prune_refusals() {
     snap.commit(SHA);
     snap.snap("prune_no_config", &["prune", "--json"], 2);
     std::fs::write(snap.repo.path().join("ledger.toml"), config("")).unwrap();
-    let out = snap.repo.ledger_env(
+    let out = snap.run_env(
         &["prune", "--json"],
         &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
     );

@@ -656,3 +656,25 @@ fn is_connection_error(e: &bollard::errors::Error) -> bool {
             | E::HyperLegacyError { .. }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn logged_endpoints_lose_their_credentials_only() {
+        assert_eq!(
+            without_userinfo("tcp://ci:s3cret@docker.internal:2376/v1"),
+            "tcp://docker.internal:2376/v1"
+        );
+        assert_eq!(
+            without_userinfo("ssh://deploy@build-host"),
+            "ssh://build-host"
+        );
+        assert_eq!(
+            without_userinfo("unix:///var/run/docker.sock"),
+            "unix:///var/run/docker.sock"
+        );
+        assert_eq!(without_userinfo("npipe"), "npipe");
+    }
+}
