@@ -23,6 +23,7 @@ macro_rules! on_both_backends {
 mod attacks;
 mod bad_input;
 mod bucket;
+mod cli_output;
 mod docker;
 mod docs;
 mod environments;

@@ -70,17 +70,28 @@ pub struct ContainerInfo {
 
 impl Engine {
     /// Connects to `DOCKER_HOST` or the local socket and negotiates the API version.
+    #[tracing::instrument(level = "debug", name = "engine.connect", skip_all, fields(endpoint))]
     pub async fn connect() -> Result<Engine, DockerError> {
         let endpoint =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        tracing::Span::current().record("endpoint", without_userinfo(&endpoint));
         let unreachable = |source| DockerError::Unreachable {
             endpoint: endpoint.clone(),
             source,
         };
-        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        docker.ping().await.map_err(unreachable)?;
-        Ok(Engine { docker, endpoint })
+        logged(
+            async {
+                let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+                let docker = docker.negotiate_version().await.map_err(unreachable)?;
+                docker.ping().await.map_err(unreachable)?;
+                Ok(Engine {
+                    docker,
+                    endpoint: endpoint.clone(),
+                })
+            }
+            .await,
+            |_| tracing::debug!("connected"),
+        )
     }
 
     /// Where the engine is.
@@ -110,21 +121,43 @@ impl Engine {
     }
 
     /// The engine's version string, e.g. `28.2.2 (API 1.50)`.
+    #[tracing::instrument(level = "debug", name = "engine.version", skip_all)]
     pub async fn version(&self) -> Result<String, DockerError> {
-        let v = self
-            .docker
-            .version()
-            .await
-            .map_err(self.failed("report its version"))?;
-        Ok(format!(
-            "{} (API {})",
-            v.version.unwrap_or_default(),
-            v.api_version.unwrap_or_default()
-        ))
+        logged(
+            self.docker
+                .version()
+                .await
+                .map_err(self.failed("report its version"))
+                .map(|v| {
+                    format!(
+                        "{} (API {})",
+                        v.version.unwrap_or_default(),
+                        v.api_version.unwrap_or_default()
+                    )
+                }),
+            |v| tracing::debug!(version = %v, "answered"),
+        )
     }
 
     /// Builds `spec`, calling `progress` with each line of build output.
+    #[tracing::instrument(
+        level = "debug",
+        name = "engine.build",
+        skip_all,
+        fields(tag = %spec.tag, context = %spec.context_dir.display(), dockerfile = %spec.dockerfile)
+    )]
     pub async fn build(
+        &self,
+        spec: &BuildSpec,
+        progress: impl FnMut(&str),
+    ) -> Result<BuiltImage, DockerError> {
+        logged(
+            self.build_unlogged(spec, progress).await,
+            |b| tracing::debug!(image_id = %b.image_id, "built"),
+        )
+    }
+
+    async fn build_unlogged(
         &self,
         spec: &BuildSpec,
         mut progress: impl FnMut(&str),
@@ -180,7 +213,20 @@ impl Engine {
 
     /// Pushes `repo:tag` and returns the `repo@sha256:…` digest the registry assigned
     /// (read from `RepoDigests`, since the push reply carries none).
+    #[tracing::instrument(level = "debug", name = "engine.push", skip_all, fields(repo = repo, tag = tag))]
     pub async fn push(
+        &self,
+        repo: &str,
+        tag: &str,
+        progress: impl FnMut(&str),
+    ) -> Result<String, DockerError> {
+        logged(
+            self.push_unlogged(repo, tag, progress).await,
+            |d| tracing::debug!(digest = %d, "pushed"),
+        )
+    }
+
+    async fn push_unlogged(
         &self,
         repo: &str,
         tag: &str,
@@ -220,7 +266,18 @@ impl Engine {
     }
 
     /// Facts about an image, or `None` if the engine does not have it.
+    #[tracing::instrument(level = "debug", name = "engine.inspect_image", skip_all, fields(reference = reference))]
     pub async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, DockerError> {
+        logged(self.inspect_image_unlogged(reference).await, |i| match i {
+            Some(i) => tracing::debug!(id = %i.id, "found"),
+            None => tracing::debug!("absent"),
+        })
+    }
+
+    async fn inspect_image_unlogged(
+        &self,
+        reference: &str,
+    ) -> Result<Option<ImageInfo>, DockerError> {
         match self.docker.inspect_image(reference).await {
             Ok(i) => Ok(Some(ImageInfo {
                 id: i.id.unwrap_or_default(),
@@ -241,7 +298,14 @@ impl Engine {
     }
 
     /// Pulls `repo@sha256:…` from its registry.
+    #[tracing::instrument(level = "debug", name = "engine.pull", skip_all, fields(reference = reference))]
     pub async fn pull(&self, reference: &str) -> Result<(), DockerError> {
+        logged(self.pull_unlogged(reference).await, |_| {
+            tracing::debug!("pulled")
+        })
+    }
+
+    async fn pull_unlogged(&self, reference: &str) -> Result<(), DockerError> {
         let options = CreateImageOptionsBuilder::default()
             .from_image(reference)
             .build();
@@ -265,25 +329,41 @@ impl Engine {
     }
 
     /// Removes an image (forcefully, with its tags).
+    #[tracing::instrument(level = "debug", name = "engine.remove_image", skip_all, fields(reference = reference))]
     pub async fn remove_image(&self, reference: &str) -> Result<(), DockerError> {
         let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
             .force(true)
             .build();
-        match self
+        let result = match self
             .docker
             .remove_image(reference, Some(options), None)
             .await
         {
-            Ok(_)
-            | Err(bollard::errors::Error::DockerResponseServerError {
+            Ok(_) => Ok("removed"),
+            Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Ok(()),
+            }) => Ok("absent already"),
             Err(e) => Err(self.failed(format!("remove image {reference}"))(e)),
-        }
+        };
+        logged(result, |outcome| tracing::debug!("{outcome}")).map(|_| ())
     }
 
-    /// Creates and starts a container; returns its id.
+    /// Creates and starts a container; returns its id. Logs the name, image and
+    /// ports, never the environment (it may carry secrets).
+    #[tracing::instrument(
+        level = "debug",
+        name = "engine.run",
+        skip_all,
+        fields(name = %spec.name, image = %spec.image, ports = ?spec.ports)
+    )]
     pub async fn run(&self, spec: &RunSpec) -> Result<String, DockerError> {
+        logged(
+            self.run_unlogged(spec).await,
+            |id| tracing::debug!(id = %id, "created and started"),
+        )
+    }
+
+    async fn run_unlogged(&self, spec: &RunSpec) -> Result<String, DockerError> {
         let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for (container, host) in &spec.ports {
             bindings.insert(
@@ -319,40 +399,61 @@ impl Engine {
     }
 
     /// Starts an existing container.
+    #[tracing::instrument(level = "debug", name = "engine.start", skip_all, fields(id = id))]
     pub async fn start(&self, id: &str) -> Result<(), DockerError> {
-        self.docker
-            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-            .await
-            .map_err(self.failed(format!("start container {id}")))
+        logged(
+            self.docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+                .await
+                .map_err(self.failed(format!("start container {id}"))),
+            |_| tracing::debug!("started"),
+        )
     }
 
     /// Stops a container (10 s grace), keeping it for a possible restore.
+    #[tracing::instrument(level = "debug", name = "engine.stop", skip_all, fields(id = id))]
     pub async fn stop(&self, id: &str) -> Result<(), DockerError> {
         let options = StopContainerOptionsBuilder::default().t(10).build();
-        match self.docker.stop_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
+        let result = match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok("stopped"),
             Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304 | 404,
-                ..
-            }) => Ok(()),
+                status_code: 304, ..
+            }) => Ok("stopped already"),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok("absent"),
             Err(e) => Err(self.failed(format!("stop container {id}"))(e)),
-        }
+        };
+        logged(result, |outcome| tracing::debug!("{outcome}")).map(|_| ())
     }
 
     /// Removes a container, stopping it first if needed.
+    #[tracing::instrument(level = "debug", name = "engine.remove", skip_all, fields(id = id))]
     pub async fn remove(&self, id: &str) -> Result<(), DockerError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
+        let result = match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok("removed"),
+            Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Ok(()),
+            }) => Ok("absent already"),
             Err(e) => Err(self.failed(format!("remove container {id}"))(e)),
-        }
+        };
+        logged(result, |outcome| tracing::debug!("{outcome}")).map(|_| ())
     }
 
     /// Containers (running or not) carrying every label in `labels`.
+    #[tracing::instrument(level = "debug", name = "engine.containers", skip_all, fields(labels = ?labels))]
     pub async fn containers(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<ContainerInfo>, DockerError> {
+        logged(self.containers_unlogged(labels).await, |list| {
+            let running = list.iter().filter(|c| c.running).count();
+            tracing::debug!(containers = list.len(), running, "listed")
+        })
+    }
+
+    async fn containers_unlogged(
         &self,
         labels: &[(&str, &str)],
     ) -> Result<Vec<ContainerInfo>, DockerError> {
@@ -387,7 +488,17 @@ impl Engine {
 
     /// Images carrying every label in `labels` (e.g. a revision), as the engine lists
     /// them: id, repository digests, labels and size.
+    #[tracing::instrument(level = "debug", name = "engine.images", skip_all, fields(labels = ?labels))]
     pub async fn images(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageInfo>, DockerError> {
+        logged(self.images_unlogged(labels).await, |list| {
+            tracing::debug!(images = list.len(), "listed")
+        })
+    }
+
+    async fn images_unlogged(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<ImageInfo>, DockerError> {
         let filters: HashMap<&str, Vec<String>> = HashMap::from([(
             "label",
             labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -414,7 +525,24 @@ impl Engine {
 
     /// Waits until the container is healthy (when its image has a health check) or
     /// has stayed running for a moment (when it has none).
+    #[tracing::instrument(
+        level = "debug",
+        name = "engine.wait_healthy",
+        skip_all,
+        fields(name = name, timeout_s = timeout.as_secs())
+    )]
     pub async fn wait_healthy(
+        &self,
+        id: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), DockerError> {
+        logged(self.wait_healthy_unlogged(id, name, timeout).await, |_| {
+            tracing::debug!("healthy")
+        })
+    }
+
+    async fn wait_healthy_unlogged(
         &self,
         id: &str,
         name: &str,
@@ -485,6 +613,39 @@ impl Engine {
     }
 }
 
+/// Logs (at debug) the outcome of the current span's operation: `ok` describes a
+/// success; a failure is logged by kind only, since its message names the endpoint.
+fn logged<T>(result: Result<T, DockerError>, ok: impl FnOnce(&T)) -> Result<T, DockerError> {
+    match &result {
+        Ok(value) => ok(value),
+        Err(e) => {
+            let kind = match e {
+                DockerError::Unreachable { .. } => "unreachable",
+                DockerError::Engine { .. } => "engine error",
+                DockerError::Build { .. } => "build failed",
+                DockerError::Push { .. } => "push failed",
+                DockerError::Missing { .. } => "image missing",
+                DockerError::Context { .. } => "bad build context",
+                DockerError::Unhealthy { .. } => "unhealthy",
+            };
+            tracing::debug!(error = kind, "failed");
+        }
+    }
+    result
+}
+
+/// `endpoint` without any `user:password@` part, for logs.
+fn without_userinfo(endpoint: &str) -> String {
+    match endpoint.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => endpoint.to_owned(),
+    }
+}
+
 fn is_connection_error(e: &bollard::errors::Error) -> bool {
     use bollard::errors::Error as E;
     matches!(
@@ -494,4 +655,26 @@ fn is_connection_error(e: &bollard::errors::Error) -> bool {
             | E::RequestTimeoutError
             | E::HyperLegacyError { .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn logged_endpoints_lose_their_credentials_only() {
+        assert_eq!(
+            without_userinfo("tcp://ci:s3cret@docker.internal:2376/v1"),
+            "tcp://docker.internal:2376/v1"
+        );
+        assert_eq!(
+            without_userinfo("ssh://deploy@build-host"),
+            "ssh://build-host"
+        );
+        assert_eq!(
+            without_userinfo("unix:///var/run/docker.sock"),
+            "unix:///var/run/docker.sock"
+        );
+        assert_eq!(without_userinfo("npipe"), "npipe");
+    }
 }

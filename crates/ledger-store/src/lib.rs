@@ -80,6 +80,32 @@ pub enum StoreError {
     CreateOnlyBroken { location: String, what: String },
 }
 
+impl StoreError {
+    /// A short name of the failure for debug logs: never the message, which names the
+    /// store's location.
+    fn kind(&self) -> &'static str {
+        match self {
+            StoreError::AlreadyExists { .. } => "already exists",
+            StoreError::TooLarge { .. } => "too large",
+            StoreError::Unsupported { .. } => "unsupported scheme",
+            StoreError::InvalidLocation { .. } => "invalid location",
+            StoreError::InvalidKey(_) => "invalid key",
+            StoreError::Unreachable { .. } => "unreachable",
+            StoreError::Denied { .. } => "denied",
+            StoreError::NoCreateOnly { .. } => "no create-only writes",
+            StoreError::CreateOnlyBroken { .. } => "create-only broken",
+        }
+    }
+}
+
+/// Logs (at debug) that the operation of the current span failed, by kind only.
+fn log_failure<T>(result: Result<T, StoreError>) -> Result<T, StoreError> {
+    if let Err(e) = &result {
+        tracing::debug!(error = e.kind(), "failed");
+    }
+    result
+}
+
 /// Whether `e` is the server refusing who we are. The S3 client reports a refused
 /// listing as a generic error whose cause carries the HTTP status, and that cause's
 /// type is private to `object_store`, so its message is what can be inspected.
@@ -169,18 +195,25 @@ impl Store {
 
     /// Lists the store's top level once: fails with the location named when the
     /// bucket is missing, the endpoint dead or the credentials refused.
+    #[tracing::instrument(level = "debug", name = "store.check_reachable", skip_all)]
     pub async fn check_reachable(&self) -> Result<(), StoreError> {
-        self.inner
+        let result = self
+            .inner
             .list_with_delimiter(None)
             .await
             .map(|_| ())
-            .map_err(|e| self.unreachable(e))
+            .map_err(|e| self.unreachable(e));
+        if result.is_ok() {
+            tracing::debug!("reachable");
+        }
+        log_failure(result)
     }
 
     /// Proves the store keeps evidence write-once: creates a scratch object under
     /// `probes/`, checks a second create of the same key with other bytes is refused
     /// and the first bytes read back unchanged. The probe object stays (the store
     /// never deletes); it is a few bytes naming who probed and when.
+    #[tracing::instrument(level = "debug", name = "store.probe", skip_all)]
     pub async fn probe(&self, who: &str) -> Result<ObjectKey, StoreError> {
         self.check_reachable().await?;
         let nanos = std::time::SystemTime::now()
@@ -201,19 +234,31 @@ impl Store {
             Err(e) => return Err(e),
         }
         match self.get(&key).await? {
-            Some(b) if b == first.as_bytes() => Ok(key),
+            Some(b) if b == first.as_bytes() => {
+                tracing::debug!(key = key.as_str(), "write-once honoured");
+                Ok(key)
+            }
             Some(_) => Err(broken("the scratch object was overwritten")),
             None => Err(broken("the scratch object vanished after it was created")),
         }
     }
 
     /// Creates `key` with `bytes`; never overwrites.
+    #[tracing::instrument(level = "debug", name = "store.put_create", skip_all, fields(key = key.as_str()))]
     pub async fn put_create(
         &self,
         key: &ObjectKey,
         bytes: impl Into<Bytes>,
     ) -> Result<PutOutcome, StoreError> {
         let bytes: Bytes = bytes.into();
+        log_failure(self.put_create_bytes(key, bytes).await)
+    }
+
+    async fn put_create_bytes(
+        &self,
+        key: &ObjectKey,
+        bytes: Bytes,
+    ) -> Result<PutOutcome, StoreError> {
         let path = Path::from(key.as_str());
         let opts = PutOptions::from(PutMode::Create);
         match self
@@ -222,12 +267,16 @@ impl Store {
             .await
         {
             Ok(_) => {
-                tracing::debug!(key = key.as_str(), "created");
+                tracing::debug!(bytes = bytes.len(), "created");
                 Ok(PutOutcome::Created)
             }
             Err(object_store::Error::AlreadyExists { .. }) => {
+                tracing::debug!("exists already; reading it back");
                 match self.get_limited(key, bytes.len().max(1)).await {
-                    Ok(Some(existing)) if existing == bytes => Ok(PutOutcome::AlreadyPresent),
+                    Ok(Some(existing)) if existing == bytes => {
+                        tracing::debug!("identical bytes already present");
+                        Ok(PutOutcome::AlreadyPresent)
+                    }
                     Ok(_) | Err(StoreError::TooLarge { .. }) => Err(StoreError::AlreadyExists {
                         key: key.as_str().to_owned(),
                     }),
@@ -239,15 +288,22 @@ impl Store {
     }
 
     /// When the store says `key` was written (its own clock); `None` when absent.
+    #[tracing::instrument(level = "debug", name = "store.modified", skip_all, fields(key = key.as_str()))]
     pub async fn modified(
         &self,
         key: &ObjectKey,
     ) -> Result<Option<std::time::SystemTime>, StoreError> {
-        match self.inner.head(&Path::from(key.as_str())).await {
-            Ok(meta) => Ok(Some(meta.last_modified.into())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+        log_failure(match self.inner.head(&Path::from(key.as_str())).await {
+            Ok(meta) => {
+                tracing::debug!("found");
+                Ok(Some(meta.last_modified.into()))
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                tracing::debug!("absent");
+                Ok(None)
+            }
             Err(e) => Err(self.unreachable(e)),
-        }
+        })
     }
 
     /// Reads `key` (at most [`DEFAULT_READ_LIMIT`] bytes); `None` when absent.
@@ -256,7 +312,23 @@ impl Store {
     }
 
     /// Reads `key` if it is at most `limit` bytes; `None` when absent.
+    #[tracing::instrument(level = "debug", name = "store.get", skip_all, fields(key = key.as_str(), limit = limit))]
     pub async fn get_limited(
+        &self,
+        key: &ObjectKey,
+        limit: usize,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let result = self.get_limited_unlogged(key, limit).await;
+        if let Ok(got) = &result {
+            match got {
+                Some(bytes) => tracing::debug!(bytes = bytes.len(), "read"),
+                None => tracing::debug!("absent"),
+            }
+        }
+        log_failure(result)
+    }
+
+    async fn get_limited_unlogged(
         &self,
         key: &ObjectKey,
         limit: usize,
@@ -292,6 +364,17 @@ impl Store {
     /// `object_store`'s local backend hands each read to tokio's blocking pool twice,
     /// which for evidence files of a few kilobytes costs several times the read
     /// itself. A bucket gets [`BULK_REQUESTS`] requests in flight.
+    #[tracing::instrument(
+        level = "debug",
+        name = "store.map_many",
+        skip_all,
+        fields(
+            keys = keys.len(),
+            first = keys.first().map(ObjectKey::as_str),
+            limit = limit,
+            local = self.local_root.is_some(),
+        )
+    )]
     pub async fn map_many<T, F>(
         &self,
         keys: Vec<ObjectKey>,
@@ -302,22 +385,27 @@ impl Store {
         T: Send + 'static,
         F: Fn(Bytes) -> T + Send + Sync + 'static,
     {
-        if let Some(root) = &self.local_root {
-            return self
-                .on_local_folder(root, move |root, location| {
-                    local::map_many(root, location, &keys, limit, &map)
-                })
-                .await;
-        }
-        let map = &map;
-        futures::stream::iter(keys)
-            .map(|key| async move {
-                let bytes = self.get_limited(&key, limit).await?;
-                Ok::<_, StoreError>(bytes.map(map))
+        let result = if let Some(root) = &self.local_root {
+            self.on_local_folder(root, move |root, location| {
+                local::map_many(root, location, &keys, limit, &map)
             })
-            .buffered(BULK_REQUESTS)
-            .try_collect()
             .await
+        } else {
+            let map = &map;
+            futures::stream::iter(keys)
+                .map(|key| async move {
+                    let bytes = self.get_limited(&key, limit).await?;
+                    Ok::<_, StoreError>(bytes.map(map))
+                })
+                .buffered(BULK_REQUESTS)
+                .try_collect()
+                .await
+        };
+        if let Ok(read) = &result {
+            let present = read.iter().filter(|r| r.is_some()).count();
+            tracing::debug!(present, absent = read.len() - present, "read");
+        }
+        log_failure(result)
     }
 
     /// Runs `work` (blocking file system calls under the local folder `root`) on
@@ -328,7 +416,9 @@ impl Store {
         work: impl FnOnce(&std::path::Path, &str) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (root, location) = (root.clone(), self.location.clone());
-        tokio::task::spawn_blocking(move || work(&root, &location))
+        // The blocking thread logs inside the caller's span.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| work(&root, &location)))
             .await
             .map_err(|e| StoreError::Unreachable {
                 location: self.location.clone(),
@@ -337,18 +427,34 @@ impl Store {
     }
 
     /// Every key under `prefix` (which must end with `/`), sorted.
+    #[tracing::instrument(level = "debug", name = "store.list", skip_all, fields(prefix))]
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = ObjectKey::parse_prefix(prefix)?;
-        self.list_under(Some(&Path::from(prefix.trim_end_matches('/'))))
-            .await
+        let listed = self.list_meta_logged(prefix).await?;
+        Ok(listed.into_iter().map(|l| l.key).collect())
     }
 
     /// Every object under `prefix` (which must end with `/`) with its size and time,
     /// sorted by key: one listing, however many objects.
+    #[tracing::instrument(level = "debug", name = "store.list_meta", skip_all, fields(prefix))]
     pub async fn list_meta(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        let prefix = ObjectKey::parse_prefix(prefix)?;
-        self.list_meta_under(Some(&Path::from(prefix.trim_end_matches('/'))))
-            .await
+        self.list_meta_logged(prefix).await
+    }
+
+    /// `list_meta` inside the caller's span, which gets the prefix (only once it is
+    /// validated) and the outcome.
+    async fn list_meta_logged(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let result = match ObjectKey::parse_prefix(prefix) {
+            Err(e) => Err(StoreError::from(e)),
+            Ok(prefix) => {
+                tracing::Span::current().record("prefix", prefix);
+                self.list_meta_under(Some(&Path::from(prefix.trim_end_matches('/'))))
+                    .await
+            }
+        };
+        if let Ok(listed) = &result {
+            tracing::debug!(objects = listed.len(), "listed");
+        }
+        log_failure(result)
     }
 
     async fn list_meta_under(&self, prefix: Option<&Path>) -> Result<Vec<Listed>, StoreError> {
@@ -392,6 +498,12 @@ impl Store {
 
     /// The attempt numbers stored for `kind` and `sha` in `env` (`None`: the default
     /// environment; ignored for kinds not kept per environment), ascending.
+    #[tracing::instrument(
+        level = "debug",
+        name = "store.attempts",
+        skip_all,
+        fields(kind = kind.as_str(), sha = %sha, env = env.as_ref().map(|e| e.as_str()))
+    )]
     pub async fn attempts_in(
         &self,
         kind: ArtifactKind,
@@ -409,6 +521,7 @@ impl Store {
             .collect();
         out.sort_unstable();
         out.dedup();
+        tracing::debug!(attempts = ?out, "found");
         Ok(out)
     }
 
@@ -422,17 +535,28 @@ impl Store {
     }
 
     /// The latest stored attempt of `kind` for `sha` in `env`.
+    #[tracing::instrument(
+        level = "debug",
+        name = "store.latest",
+        skip_all,
+        fields(kind = kind.as_str(), sha = %sha, env = env.as_ref().map(|e| e.as_str()))
+    )]
     pub async fn latest_in(
         &self,
         kind: ArtifactKind,
         sha: &GitSha,
         env: Option<EnvName>,
     ) -> Result<Option<ArtifactRef>, StoreError> {
-        Ok(self
+        let latest = self
             .attempts_in(kind, sha, env)
             .await?
             .last()
-            .map(|a| ArtifactRef::new(kind, *sha, *a).in_env(env)))
+            .map(|a| ArtifactRef::new(kind, *sha, *a).in_env(env));
+        match &latest {
+            Some(r) => tracing::debug!(key = %r.key(), "latest attempt"),
+            None => tracing::debug!("no attempt stored"),
+        }
+        Ok(latest)
     }
 
     /// The attempt number a new run of `kind` for `sha` would take (default
@@ -456,7 +580,16 @@ impl Store {
     }
 
     /// Every SHA with evidence of any kind, sorted; lists folder names only.
+    #[tracing::instrument(level = "debug", name = "store.shas", skip_all)]
     pub async fn shas(&self) -> Result<Vec<GitSha>, StoreError> {
+        let result = self.shas_unlogged().await;
+        if let Ok(shas) = &result {
+            tracing::debug!(shas = shas.len(), "listed");
+        }
+        log_failure(result)
+    }
+
+    async fn shas_unlogged(&self) -> Result<Vec<GitSha>, StoreError> {
         let mut dirs: Vec<&str> = ArtifactKind::ALL.iter().map(|k| k.dir()).collect();
         dirs.dedup();
         let mut out = std::collections::BTreeSet::new();

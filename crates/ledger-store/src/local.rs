@@ -26,6 +26,11 @@ pub(crate) fn map_many<T: Send>(
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(keys.len().max(1));
+    tracing::debug!(
+        keys = keys.len(),
+        threads,
+        "reading the local folder directly"
+    );
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Option<T>)>> = Mutex::new(Vec::with_capacity(keys.len()));
     let failure: Mutex<Option<StoreError>> = Mutex::new(None);
@@ -39,6 +44,7 @@ pub(crate) fn map_many<T: Send>(
                     match read(root, location, key, limit) {
                         Ok(bytes) => mine.push((i, bytes.map(map))),
                         Err(e) => {
+                            tracing::debug!(key = key.as_str(), "reading the file failed");
                             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                             // Stop every thread: the read as a whole has failed.
                             next.store(keys.len(), Ordering::Relaxed);
@@ -136,6 +142,7 @@ pub(crate) fn list(root: &Path, location: &str, prefix: &str) -> Result<Vec<List
         }
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
+    tracing::debug!(prefix, files = out.len(), "listed the local folder");
     Ok(out)
 }
 
