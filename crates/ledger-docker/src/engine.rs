@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// A connected engine.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Engine {
     docker: Docker,
     endpoint: String,
