@@ -14,7 +14,8 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
     ("ledger-core", &[]),
     ("ledger-policy", &["ledger-core"]),
     ("ledger-store", &["ledger-core"]),
-    ("ledger-docker", &["ledger-core"]),
+    // The engine crate knows images and containers, never evidence.
+    ("ledger-docker", &[]),
     (
         "ledger-verify",
         &["ledger-core", "ledger-policy", "ledger-store"],

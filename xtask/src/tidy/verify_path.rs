@@ -6,21 +6,19 @@
 //! stack: a direct dependency check would miss one pulled in by a feature. Each crate
 //! is resolved as if built alone (`-p`), so a feature that another member turns on
 //! for a shared dependency (the CLI wanting `ledger-store/s3`) does not count against
-//! it. Today `ledger-store`'s default `s3` feature links `reqwest` and `hyper`, so
-//! `ledger-verify` must depend on it with default features off.
+//! it. `ledger-store`'s `s3` feature links `reqwest` and `hyper`, so the workspace
+//! takes `ledger-store` with default features off and only `ledger-pipeline` asks for
+//! `s3`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// The crates checked, and whether they must already exist.
-///
-/// `ledger-verify` is being created; until it is in `cargo metadata` its check is
-/// skipped with a note rather than failing. Once it exists it is checked like the
-/// others; set its flag to `true` then, so that losing it becomes an error.
+/// The crates checked, and whether they must exist (a crate that may be absent is
+/// skipped with a note; every crate of the verify path is required).
 const CHECKED: &[(&str, bool)] = &[
     ("ledger-core", true),
     ("ledger-policy", true),
-    ("ledger-verify", false),
+    ("ledger-verify", true),
 ];
 
 /// Packages the verify path must not link: the engine client and HTTP stacks.
