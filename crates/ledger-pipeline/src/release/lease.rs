@@ -218,7 +218,7 @@ mod tests {
     // and half to acquire a fresh environment.
 
     const RACE: Race = Race {
-        helper: "lease::tests::lease_race_helper_process",
+        helper: "release::lease::tests::lease_race_helper_process",
         racers: 6,
         rounds: 200,
         round_ms: 20,
