@@ -447,7 +447,7 @@ fn concurrent_deploys_to_one_environment_are_serialized() {
     assert_eq!(later["previous_release"], s.as_str());
     assert_eq!(p.containers().into_iter().filter(|c| c.running).count(), 1);
     // The lease lasts the environment's configured `lease_ttl_seconds`.
-    let at = |v: &serde_json::Value| {
+    let at = |v: &Value| {
         time::OffsetDateTime::parse(
             v.as_str().unwrap(),
             &time::format_description::well_known::Rfc3339,

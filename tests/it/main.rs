@@ -4,6 +4,12 @@
 //! declared with [`on_both_backends!`], also under a fresh prefix of the loopback S3
 //! server `.ci/run` starts.
 
+#![allow(
+    missing_debug_implementations,
+    clippy::cast_possible_truncation,
+    reason = "test support, not an API; casts index small in-memory buffers"
+)]
+
 /// Declares each listed `fn name(backend: Backend)` as two tests, `on_local::name`
 /// and `on_s3::name`. The S3 one passes without running when no server is
 /// configured, except under `LEDGER_REQUIRE_S3=1` (CI), where that is a failure.
@@ -89,7 +95,10 @@ impl Repo {
     }
 
     /// A repository after `ledger init`.
-    #[allow(clippy::new_without_default)]
+    #[allow(
+        clippy::new_without_default,
+        reason = "a Repo is made on purpose, never by Default"
+    )]
     pub fn new() -> Repo {
         Repo::on(&Backend::Local)
     }
@@ -111,6 +120,10 @@ impl Repo {
         .expect("open the test store")
     }
 
+    #[allow(
+        clippy::unused_self,
+        reason = "a method, so that test code reads `repo.block_on(…)`"
+    )]
     fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

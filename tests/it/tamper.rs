@@ -127,10 +127,10 @@ fn deploy_evidence_of_one_environment_cannot_stand_for_another() {
     let repo = Repo::new();
     // A canary deployment stored under production's key: signed, schema-valid, and
     // still refused, since the key says which environment it is evidence of.
-    let key = repo.record(ledger_core::ArtifactKind::Deployment, crate::SHA, |p| {
+    let key = repo.record(ledger_core::ArtifactKind::Deployment, SHA, |p| {
         p["environment"] = "canary".into();
     });
-    let out = repo.ledger(&["verify", crate::SHA]);
+    let out = repo.ledger(&["verify", SHA]);
     assert_code(&out, 4);
     assert!(
         text(&out).contains(

@@ -28,7 +28,7 @@ impl Sha256Digest {
             return Err(err());
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| err())?;
+        hex::decode_to_slice(s, &mut out).map_err(|_not_hex| err())?;
         Ok(Sha256Digest(out))
     }
 

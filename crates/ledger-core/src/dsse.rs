@@ -112,6 +112,7 @@ impl VerifiedEnvelope {
 }
 
 /// A parsed envelope with its payload decoded, ready for signature checks.
+#[derive(Debug)]
 pub struct ParsedEnvelope {
     pub envelope: Envelope,
     pub payload: Vec<u8>,

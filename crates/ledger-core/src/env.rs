@@ -44,10 +44,8 @@ impl EnvName {
         }
         let mut bytes = [0u8; MAX_ENV_LEN];
         bytes[..b.len()].copy_from_slice(b);
-        Ok(EnvName {
-            len: b.len() as u8,
-            bytes,
-        })
+        let len = u8::try_from(b.len()).map_err(|_too_long| bad())?;
+        Ok(EnvName { len, bytes })
     }
 
     /// The name.

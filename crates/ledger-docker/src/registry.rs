@@ -55,6 +55,7 @@ fn base_url(host: &str) -> String {
 }
 
 /// A registry client with short timeouts.
+#[derive(Debug)]
 pub struct Registry {
     http: reqwest::Client,
 }

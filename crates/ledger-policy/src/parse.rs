@@ -75,14 +75,12 @@ fn check_keys(doc: &PolicyDoc) -> Result<Vec<TrustedKey>, PolicyError> {
         }
         let revoked_at = match &k.revoked_at {
             None => None,
-            Some(t) => {
-                Some(
-                    OffsetDateTime::parse(t, &Rfc3339).map_err(|_| PolicyError::BadTime {
-                        index,
-                        value: t.clone(),
-                    })?,
-                )
-            }
+            Some(t) => Some(OffsetDateTime::parse(t, &Rfc3339).map_err(|_not_rfc3339| {
+                PolicyError::BadTime {
+                    index,
+                    value: t.clone(),
+                }
+            })?),
         };
         out.push(TrustedKey {
             key,

@@ -485,6 +485,7 @@ impl Store {
     }
 
     /// Every key under `prefix` (all keys for `None`), sorted.
+    #[cfg(any(test, feature = "testing"))]
     async fn list_under(&self, prefix: Option<&Path>) -> Result<Vec<String>, StoreError> {
         let listed = self.list_meta_under(prefix).await?;
         Ok(listed.into_iter().map(|l| l.key).collect())

@@ -89,7 +89,7 @@ fn read(
     if size > limit as u64 {
         return Err(too_large(size));
     }
-    let mut buf = Vec::with_capacity(size as usize);
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(limit));
     // One byte past the limit tells a file that grew since its size was read.
     (&mut file)
         .take(limit as u64 + 1)

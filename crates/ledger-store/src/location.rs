@@ -255,7 +255,7 @@ mod cloud {
         for (key, value) in &bucket.options {
             let k = key
                 .parse::<AmazonS3ConfigKey>()
-                .map_err(|_| bad_option(bucket, key))?;
+                .map_err(|_unknown| bad_option(bucket, key))?;
             builder = builder.with_config(k, value);
         }
         builder = builder.with_bucket_name(&bucket.name);
