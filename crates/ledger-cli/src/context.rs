@@ -116,7 +116,8 @@ pub fn load_signing_key(explicit: Option<&Path>, root: &Path) -> Result<SigningK
 fn read_key_file(path: &Path) -> Result<String> {
     let bytes = read_limited(path, "key file")?;
     String::from_utf8(bytes)
-        .map_err(|_| Failure::input(format!("key file {} is not PEM text", path.display())))
+        .ok()
+        .ok_or_else(|| Failure::input(format!("key file {} is not PEM text", path.display())))
 }
 
 /// The SHA from `--sha`, else `git rev-parse HEAD`.

@@ -210,7 +210,12 @@ fn signing_key(args: &DoctorArgs, root: &Path, policy: Option<&Policy>) -> Check
 /// The store: reachable, credentials, create-only writes, and its clock.
 async fn store_checks(global: &Global, root: &Path) -> [Check; 2] {
     let store = match context::open_store(global, root).await {
-        Err(f) => return [failed("store", f), skipped("clock", "no store to compare with")],
+        Err(f) => {
+            return [
+                failed("store", f),
+                skipped("clock", "no store to compare with"),
+            ]
+        }
         Ok(store) => store,
     };
     match probe::probe_store(&store).await {

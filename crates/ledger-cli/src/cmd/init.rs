@@ -46,7 +46,8 @@ pub fn keys_generate(private_path: &Path, public_path: &Path) -> Result<Code> {
 /// `ledger keys id FILE`: the key id of a private or public key.
 pub fn keys_id(file: &Path) -> Result<Code> {
     let text = String::from_utf8(context::read_limited(file, "key file")?)
-        .map_err(|_| Failure::input(format!("{} is not PEM text", file.display())))?;
+        .ok()
+        .ok_or_else(|| Failure::input(format!("{} is not PEM text", file.display())))?;
     let id = if text.contains("PRIVATE KEY") {
         SigningKey::from_pem(&text)
             .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?

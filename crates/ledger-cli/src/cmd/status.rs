@@ -3,7 +3,7 @@
 
 use super::{print_json, rfc3339};
 use crate::args::{Global, StatusArgs};
-use crate::context::{self, Reader};
+use crate::context::Reader;
 use crate::exit::{Code, Failure, Result};
 use ledger_pipeline::config::Config;
 use ledger_pipeline::observe::drift::EnvironmentDrift;

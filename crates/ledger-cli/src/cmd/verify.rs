@@ -85,13 +85,11 @@ async fn verify_all(global: &Global, args: &VerifyArgs) -> Result<Code> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let progress = Progress::new(args.json);
-    let report = ledger_verify::walk::verify_all(
-        &reader.store,
-        &reader.policy,
-        threads,
-        &|d, t| progress.update(d, t),
-    )
-    .await?;
+    let report =
+        ledger_verify::walk::verify_all(&reader.store, &reader.policy, threads, &|d, t| {
+            progress.update(d, t)
+        })
+        .await?;
     progress.finish();
     if args.json {
         print_json(&report)?;

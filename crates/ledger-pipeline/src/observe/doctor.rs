@@ -21,9 +21,7 @@ pub async fn clock_skew(store: &Store, probe: &ObjectKey) -> Result<Option<Durat
     let Some(stored) = store.modified(probe).await? else {
         return Ok(None);
     };
-    let skew = now
-        .duration_since(stored)
-        .unwrap_or_else(|e| e.duration());
+    let skew = now.duration_since(stored).unwrap_or_else(|e| e.duration());
     Ok(Some(skew))
 }
 
