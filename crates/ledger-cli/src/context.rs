@@ -1,12 +1,14 @@
 //! Resolving what a command works on: repository root, store, policy, signing key,
-//! commit SHA. Each lookup fails with a message that names the place it looked and
-//! the command that fixes it.
+//! commit SHA, `ledger.toml`. Each lookup fails with a message that names the place it
+//! looked and the command that fixes it. A command loads what it needs once, as a
+//! [`Reader`] (reads evidence) or a [`Writer`] (signs and stores it).
 
 use crate::args::Global;
 use crate::exit::{Failure, Result};
 use ledger_core::{GitSha, SigningKey};
-use ledger_policy::Policy;
-use ledger_store::{Store, StoreLocation};
+use ledger_pipeline::config::Config;
+use ledger_verify::evidence::Evidence;
+use ledger_verify::{Policy, Store, StoreLocation};
 use std::path::{Path, PathBuf};
 
 /// Environment variable holding the signing key's PEM text, or a path to it.
@@ -37,6 +39,11 @@ pub async fn open_store(global: &Global, root: &Path) -> Result<Store> {
         None => StoreLocation::default_for(root),
     };
     Ok(Store::open(location).await?)
+}
+
+/// `ledger.toml` at the repository root, its errors classed like every pipeline error.
+pub fn load_config(root: &Path) -> Result<Config> {
+    Config::load(root).map_err(|e| ledger_pipeline::Error::from(e).into())
 }
 
 /// The policy file's path.
@@ -109,7 +116,8 @@ pub fn load_signing_key(explicit: Option<&Path>, root: &Path) -> Result<SigningK
 fn read_key_file(path: &Path) -> Result<String> {
     let bytes = read_limited(path, "key file")?;
     String::from_utf8(bytes)
-        .map_err(|_| Failure::input(format!("key file {} is not PEM text", path.display())))
+        .ok()
+        .ok_or_else(|| Failure::input(format!("key file {} is not PEM text", path.display())))
 }
 
 /// The SHA from `--sha`, else `git rev-parse HEAD`.
@@ -177,5 +185,36 @@ impl Writer {
             policy_bytes: &self.policy_bytes,
             key: &self.key,
         }
+    }
+}
+
+/// What every command that reads evidence loads first: the repository root, the
+/// policy and the store, in that order.
+pub struct Reader {
+    pub root: PathBuf,
+    pub policy: Policy,
+    pub store: Store,
+}
+
+impl Reader {
+    /// Finds the root, then loads the policy and opens the store.
+    pub async fn load(global: &Global) -> Result<Reader> {
+        Reader::open(global, repo_root()?).await
+    }
+
+    /// Loads the policy and opens the store of the repository at `root`.
+    pub async fn open(global: &Global, root: PathBuf) -> Result<Reader> {
+        let (policy, _) = load_policy(global, &root)?;
+        let store = open_store(global, &root).await?;
+        Ok(Reader {
+            root,
+            policy,
+            store,
+        })
+    }
+
+    /// A verifier of this store's evidence under this policy.
+    pub fn evidence(&self) -> Evidence<'_> {
+        Evidence::new(&self.store, &self.policy)
     }
 }

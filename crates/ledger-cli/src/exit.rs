@@ -88,14 +88,14 @@ impl From<ledger_verify::Error> for Failure {
     }
 }
 
-impl From<ledger_docker::DockerError> for Failure {
-    fn from(e: ledger_docker::DockerError) -> Self {
+impl From<ledger_pipeline::DockerError> for Failure {
+    fn from(e: ledger_pipeline::DockerError) -> Self {
         ledger_pipeline::Error::from(e).into()
     }
 }
 
-impl From<ledger_store::StoreError> for Failure {
-    fn from(e: ledger_store::StoreError) -> Self {
+impl From<ledger_verify::StoreError> for Failure {
+    fn from(e: ledger_verify::StoreError) -> Self {
         ledger_pipeline::Error::from(e).into()
     }
 }

@@ -6,11 +6,10 @@
 //! configuration · 3 gate denied · 4 verification failed · 5 infrastructure failing.
 
 mod args;
-mod commands;
+mod cmd;
 mod context;
-mod doctor;
 mod exit;
-mod read;
+mod render;
 
 use clap::Parser;
 use ledger_core::schema::Document;
@@ -39,7 +38,7 @@ fn main() -> ExitCode {
             return exit::Code::Infrastructure.into();
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(cmd::run(cli)) {
         Ok(code) => code.into(),
         Err(failure) => {
             failure.print();

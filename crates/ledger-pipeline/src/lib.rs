@@ -31,3 +31,14 @@ pub mod stages;
 pub mod trigger;
 
 pub use error::{Error, ErrorClass};
+pub use ledger_docker::{DockerError, Engine, Registry};
+
+/// Connects to the container engine (`DOCKER_HOST`, else the local socket).
+pub async fn connect_engine() -> Result<Engine, Error> {
+    Ok(Engine::connect().await?)
+}
+
+/// A client for OCI registries (what `prune` deletes from).
+pub fn registry_client() -> Result<Registry, Error> {
+    Ok(Registry::new()?)
+}

@@ -27,3 +27,5 @@ pub mod walk;
 pub use error::{Error, ErrorClass};
 pub use evidence::{Artifact, Checked, Evidence};
 pub use gate::GateReport;
+pub use ledger_policy::{default_policy_json, Policy};
+pub use ledger_store::{ObjectKey, Store, StoreError, StoreLocation};

@@ -2,8 +2,10 @@
 //!
 //! [`status`] says what runs in each environment according to the evidence, [`drift`]
 //! compares that with what the engine runs, and [`metrics`] computes the delivery
-//! numbers (deploy time, lead time, change-failure rate) that reports render.
+//! numbers (deploy time, lead time, change-failure rate) that reports render;
+//! [`doctor`] probes the store, engine and registry for `ledger doctor`.
 
+pub mod doctor;
 pub mod drift;
 pub mod metrics;
 pub mod status;

@@ -1,0 +1,323 @@
+//! `ledger doctor`: the preflight a CI job runs before its first stage. Each check
+//! says what it found and, when it fails, what fixes it; the exit code is that of the
+//! first failure's class (2 configuration, 5 infrastructure), so a broken runner fails
+//! in seconds with a reason instead of halfway through a release. The probes
+//! themselves are library calls (`ledger_pipeline::observe::doctor`).
+
+use super::print_json;
+use crate::args::{DoctorArgs, Global};
+use crate::context;
+use crate::exit::{Code, Failure, Result};
+use ledger_core::Stage;
+use ledger_pipeline::config::{Config, ConfigError};
+use ledger_pipeline::observe::doctor::{self as probe, RegistryProbeError};
+use ledger_verify::{ObjectKey, Policy, Store};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// The clock may differ from the store's by this much before doctor objects.
+const MAX_SKEW: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    status: Status,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+    /// The exit code this failure maps to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<u8>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    checks: Vec<Check>,
+}
+
+fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        status: Status::Ok,
+        detail: detail.into(),
+        fix: None,
+        exit_code: None,
+    }
+}
+
+fn skipped(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        status: Status::Skipped,
+        detail: detail.into(),
+        fix: None,
+        exit_code: None,
+    }
+}
+
+fn failed(name: &'static str, f: Failure) -> Check {
+    Check {
+        name,
+        status: Status::Failed,
+        detail: f.message,
+        fix: f.hint,
+        exit_code: Some(f.code as u8),
+    }
+}
+
+fn failed_with(name: &'static str, code: Code, detail: String, fix: &str) -> Check {
+    Check {
+        name,
+        status: Status::Failed,
+        detail,
+        fix: Some(fix.to_owned()),
+        exit_code: Some(code as u8),
+    }
+}
+
+/// `ledger doctor`.
+pub async fn doctor(global: &Global, args: DoctorArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let mut checks = Vec::new();
+    // Policy first: the key check needs it.
+    let policy = match context::load_policy(global, &root) {
+        Ok((policy, _)) => {
+            checks.push(ok(
+                "policy",
+                format!(
+                    "{} valid, {} trusted key(s), digest {}",
+                    context::policy_path(global, &root).display(),
+                    policy.keys().len(),
+                    &policy.digest().to_hex()[..12]
+                ),
+            ));
+            Some(policy)
+        }
+        Err(f) => {
+            checks.push(failed("policy", f));
+            None
+        }
+    };
+    checks.push(signing_key(&args, &root, policy.as_ref()));
+    checks.extend(store_checks(global, &root).await);
+    checks.extend(docker_checks(&root).await);
+    let first_failure = checks
+        .iter()
+        .find(|c| c.status == Status::Failed)
+        .and_then(|c| c.exit_code);
+    let report = Report {
+        ok: first_failure.is_none(),
+        checks,
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(match first_failure {
+        None => Code::Success,
+        Some(2) => Code::BadInput,
+        Some(4) => Code::VerificationFailed,
+        Some(_) => Code::Infrastructure,
+    })
+}
+
+fn print_report(report: &Report) {
+    for c in &report.checks {
+        let mark = match c.status {
+            Status::Ok => "ok  ",
+            Status::Failed => "FAIL",
+            Status::Skipped => "skip",
+        };
+        println!("{mark} {:<14} {}", c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("     {:<14} fix: {fix}", "");
+        }
+    }
+    println!(
+        "{}",
+        if report.ok {
+            "ready"
+        } else {
+            "NOT ready: fix the FAIL lines above"
+        }
+    );
+}
+
+/// The signing key loads and the policy trusts it (for `--stage`, or any stage).
+fn signing_key(args: &DoctorArgs, root: &Path, policy: Option<&Policy>) -> Check {
+    let key = match context::load_signing_key(args.key.as_deref(), root) {
+        Err(f) => return failed("signing key", f),
+        Ok(key) => key,
+    };
+    let Some(policy) = policy else {
+        return skipped(
+            "signing key",
+            format!(
+                "key {} loaded; no valid policy to check trust against",
+                key.key_id().short()
+            ),
+        );
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let stages: Vec<Stage> = match args.stage {
+        Some(s) => vec![s],
+        None => Stage::ALL
+            .into_iter()
+            .filter(|s| policy.may_sign(&key, *s, now))
+            .collect(),
+    };
+    let trusted: Vec<&str> = stages
+        .iter()
+        .filter(|s| policy.may_sign(&key, **s, now))
+        .map(|s| s.as_str())
+        .collect();
+    if trusted.is_empty() || trusted.len() < stages.len() {
+        let wanted = args
+            .stage
+            .map_or("any stage".to_owned(), |s| format!("stage `{s}`"));
+        failed_with(
+            "signing key",
+            Code::BadInput,
+            format!(
+                "key {} is not trusted (or is revoked) by the policy for {wanted}",
+                key.key_id()
+            ),
+            "add the key's public half to the policy's `keys` with the stages it signs, or use a key the policy trusts",
+        )
+    } else {
+        ok(
+            "signing key",
+            format!(
+                "key {} trusted for {}",
+                key.key_id().short(),
+                trusted.join(", ")
+            ),
+        )
+    }
+}
+
+/// The store: reachable, credentials, create-only writes, and its clock.
+async fn store_checks(global: &Global, root: &Path) -> [Check; 2] {
+    let store = match context::open_store(global, root).await {
+        Err(f) => {
+            return [
+                failed("store", f),
+                skipped("clock", "no store to compare with"),
+            ]
+        }
+        Ok(store) => store,
+    };
+    match probe::probe_store(&store).await {
+        Err(e) => [
+            failed("store", Failure::from(e)),
+            skipped("clock", "no store to compare with"),
+        ],
+        Ok(key) => [
+            ok(
+                "store",
+                format!(
+                    "{}: reachable, writable, create-only writes honoured (probe {key})",
+                    store.location()
+                ),
+            ),
+            clock(&store, &key).await,
+        ],
+    }
+}
+
+/// Compares this machine's clock with the time the store recorded for the probe:
+/// evidence times come from this clock, and a clock far off makes them lie.
+async fn clock(store: &Store, probe: &ObjectKey) -> Check {
+    match probe::clock_skew(store, probe).await {
+        Ok(Some(skew)) if skew > MAX_SKEW => failed_with(
+            "clock",
+            Code::Infrastructure,
+            format!(
+                "this machine's clock differs from the store's by {} s",
+                skew.as_secs()
+            ),
+            "synchronise the clock (NTP); evidence times are taken from it",
+        ),
+        Ok(Some(skew)) => ok(
+            "clock",
+            format!("within {} ms of the store's", skew.as_millis()),
+        ),
+        Ok(None) => skipped("clock", "the store did not report the probe's time"),
+        Err(e) => failed("clock", Failure::from(e)),
+    }
+}
+
+/// Docker and the registry matter only where the Docker stages are configured.
+async fn docker_checks(root: &Path) -> [Check; 3] {
+    let config = match Config::load(root) {
+        Err(ConfigError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return [
+                skipped(
+                    "ledger.toml",
+                    "absent: the Docker stages (build, publish, deploy, smoke) are not configured here",
+                ),
+                skipped("docker engine", "not needed without ledger.toml"),
+                skipped("registry", "not needed without ledger.toml"),
+            ];
+        }
+        Err(e) => {
+            return [
+                failed("ledger.toml", ledger_pipeline::Error::from(e).into()),
+                skipped("docker engine", "ledger.toml must be valid first"),
+                skipped("registry", "ledger.toml must be valid first"),
+            ];
+        }
+        Ok(config) => config,
+    };
+    [
+        ok(
+            "ledger.toml",
+            format!(
+                "{} image(s), {} environment(s)",
+                config.images.len(),
+                config.environments.len()
+            ),
+        ),
+        match probe::probe_engine().await {
+            Ok(e) => ok(
+                "docker engine",
+                format!("{} answers, version {}", e.endpoint, e.version),
+            ),
+            Err(e) => failed("docker engine", e.into()),
+        },
+        registry(config.registry.as_deref()).await,
+    ]
+}
+
+async fn registry(host: Option<&str>) -> Check {
+    let Some(host) = host else {
+        return skipped(
+            "registry",
+            "none configured: images stay in the local engine",
+        );
+    };
+    match probe::probe_registry(host).await {
+        Ok(()) => ok(
+            "registry",
+            format!("{host} answers the OCI distribution API"),
+        ),
+        Err(RegistryProbeError::Client(e)) => failed("registry", e.into()),
+        Err(RegistryProbeError::Unreachable(detail)) => failed_with(
+            "registry",
+            Code::Infrastructure,
+            detail,
+            "start the registry or correct `registry` in ledger.toml",
+        ),
+    }
+}

@@ -1,0 +1,122 @@
+//! Operations on stored releases: `ledger replay`, `ledger rollback` and `ledger
+//! promote`. None builds an image; each deploys digests the evidence already holds.
+
+use super::{denied, outcome_code, print_decision, progress};
+use crate::args::{Global, PromoteArgs, ReleaseRunArgs};
+use crate::context::{self, Writer};
+use crate::exit::{Code, Failure, Result};
+use ledger_core::predicate::Outcome;
+use ledger_core::GitSha;
+use ledger_pipeline::release::replay::{Mode, ReplayOutcome, ReplayRequest, Step};
+
+/// `ledger replay SHA` and `ledger rollback --to SHA`: the validation chain step by
+/// step, then deploy, smoke and decide as new attempts.
+pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mode) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = GitSha::parse(sha).map_err(|e| {
+        Failure::input(e).hint(match mode {
+            Mode::Replay => "give the full 40-character commit SHA: ledger replay <sha>",
+            Mode::Rollback => "give the full 40-character commit SHA: ledger rollback --to <sha>",
+        })
+    })?;
+    let writer = Writer::load(global, &root, args.key.as_deref()).await?;
+    let config = context::load_config(&root)?;
+    let what = match mode {
+        Mode::Replay => "replay",
+        Mode::Rollback => "rollback",
+    };
+    eprintln!(
+        "ledger: {what} of {sha} to `{}`; checking each step first",
+        args.environment
+    );
+    eprintln!("  ok SHA is a full commit SHA: {sha}");
+    let engine = ledger_pipeline::connect_engine().await?;
+    let req = ReplayRequest {
+        mode,
+        sha,
+        environment: args.environment.clone(),
+        runner: writer.runner.clone(),
+        lease_wait: std::time::Duration::from_secs(args.lease_wait),
+        env: writer.env.clone(),
+    };
+    let step = |s: Step, detail: &str| eprintln!("  ok {s}: {detail}");
+    let outcome = ledger_pipeline::release::replay::run(
+        &writer.recorder(),
+        &engine,
+        &config,
+        &req,
+        &step,
+        &progress,
+    )
+    .await
+    .map_err(denied)?;
+    print_replay(&outcome, mode);
+    Ok(if outcome.promoted() {
+        eprintln!(
+            "ledger: {what} of {sha} done: the same digests run in `{}`; no image was built",
+            args.environment
+        );
+        Code::Success
+    } else {
+        Code::StageFailed
+    })
+}
+
+/// What failed in a replay or rollback, its decision, and what it rolled back from.
+fn print_replay(outcome: &ReplayOutcome, mode: Mode) {
+    if outcome.deploy.result != Outcome::Pass {
+        eprintln!("  x deploy: {}", outcome.deploy.summary);
+    }
+    if let Some(smoke) = outcome.smoke.as_ref().filter(|s| s.result != Outcome::Pass) {
+        eprintln!("  x smoke: {}", smoke.summary);
+    }
+    if let Some(decision) = &outcome.decision {
+        print_decision(decision);
+    }
+    if mode == Mode::Rollback {
+        eprintln!(
+            "ledger: rolled back from {}",
+            outcome
+                .rollback_from
+                .map_or("(nothing running)".to_owned(), |s| s.to_string())
+        );
+    }
+}
+
+/// `ledger promote SHA --to ENV`: the promotion rule, then the same digests deployed.
+pub async fn promote(global: &Global, args: PromoteArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = GitSha::parse(&args.sha).map_err(|e| {
+        Failure::input(e)
+            .hint("give the full 40-character commit SHA: ledger promote <sha> --to <env>")
+    })?;
+    let writer = Writer::load(global, &root, args.key.as_deref()).await?;
+    let config = context::load_config(&root)?;
+    let engine = ledger_pipeline::connect_engine().await?;
+    let req = ledger_pipeline::release::promote::PromoteRequest {
+        sha,
+        to: args.to.clone(),
+        runner: writer.runner.clone(),
+        lease_wait: std::time::Duration::from_secs(args.lease_wait),
+        env: writer.env.clone(),
+    };
+    let recorded = ledger_pipeline::release::promote::run_promote(
+        &writer.recorder(),
+        &engine,
+        &config,
+        &req,
+        &progress,
+    )
+    .await
+    .map_err(denied)?;
+    eprintln!(
+        "ledger: promote {} to `{}`: deploy {} ({}); evidence {} in {}",
+        sha,
+        args.to,
+        recorded.result.as_str(),
+        recorded.summary,
+        recorded.r.key(),
+        writer.store.location()
+    );
+    Ok(outcome_code(recorded.result))
+}

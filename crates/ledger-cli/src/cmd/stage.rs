@@ -1,0 +1,212 @@
+//! `ledger stage` (run a stage and record its evidence) and `ledger gate` (evaluate
+//! a stage's gate without running anything).
+
+use super::{denied, outcome_code, print_decision, progress};
+use crate::args::{GateArgs, Global, StageArgs};
+use crate::context::{self, Reader, Writer};
+use crate::exit::{Code, Failure, Result};
+use ledger_core::{GitSha, Stage};
+use ledger_pipeline::record::{Recorded, Recorder};
+use ledger_pipeline::run::{self, Passed};
+use ledger_pipeline::stages::command::{run_command_stage, CommandStage};
+use ledger_pipeline::stages::decide::{run_decide, DecideRequest, Decision};
+use std::path::Path;
+
+/// `ledger stage STAGE`.
+pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
+    check_wrapped_command(&args)?;
+    let writer = Writer::load(global, &root, args.key.as_deref()).await?;
+    let rec = writer.recorder();
+    // The one place a stage's run begins: signer, then gate, then the stored policy.
+    // A denial must not depend on config or infrastructure, so this comes first.
+    let env_name = matches!(args.stage, Stage::Deploy | Stage::Smoke)
+        .then(|| ledger_core::EnvName::parse(&args.environment))
+        .transpose()
+        .map_err(ledger_pipeline::Error::from)?;
+    let passed = run::begin(&rec, args.stage, &sha, env_name)
+        .await
+        .map_err(denied)?;
+    let recorded = match args.stage {
+        Stage::Commit | Stage::Integration => {
+            return command_stage(&writer, args, sha, passed).await;
+        }
+        Stage::Decide => return decide(&writer, sha, passed).await,
+        Stage::Publish => {
+            ledger_pipeline::stages::publish::run_publish(&rec, passed, sha, &writer.runner).await
+        }
+        Stage::Build | Stage::Deploy | Stage::Smoke => {
+            engine_stage(&writer, &root, &args, sha, passed).await?
+        }
+    };
+    let recorded = recorded.map_err(denied)?;
+    eprintln!(
+        "ledger: {} {} (attempt {}): {}; evidence {} in {}",
+        args.stage,
+        recorded.result.as_str(),
+        recorded.r.attempt,
+        recorded.summary,
+        recorded.r.key(),
+        writer.store.location()
+    );
+    Ok(outcome_code(recorded.result))
+}
+
+/// `commit` and `integration` wrap a command; the other stages take none.
+fn check_wrapped_command(args: &StageArgs) -> Result<()> {
+    let wraps = matches!(args.stage, Stage::Commit | Stage::Integration);
+    if wraps && args.command.is_empty() {
+        return Err(Failure::input(format!(
+            "stage `{}` wraps a command, and none was given",
+            args.stage
+        ))
+        .hint(format!("ledger stage {} -- cargo test", args.stage)));
+    }
+    if !wraps && !args.command.is_empty() {
+        return Err(Failure::input(format!(
+            "stage `{}` does not wrap a command; drop everything after `--`",
+            args.stage
+        )));
+    }
+    Ok(())
+}
+
+/// `commit` or `integration`: run the wrapped command and record how it ended.
+async fn command_stage(
+    writer: &Writer,
+    args: StageArgs,
+    sha: GitSha,
+    passed: Passed,
+) -> Result<Code> {
+    let stage = args.stage;
+    let outcome = run_command_stage(
+        &writer.recorder(),
+        passed,
+        CommandStage {
+            stage,
+            sha,
+            argv: args.command,
+            redact_env: args.redact_env,
+            env: writer.env.clone(),
+            runner: writer.runner.clone(),
+            echo: true,
+        },
+    )
+    .await
+    .map_err(denied)?;
+    let exit = outcome
+        .exit_code
+        .map_or("a signal".to_owned(), |c| format!("exit code {c}"));
+    eprintln!(
+        "ledger: {} {} (attempt {}, {exit}); evidence {} in {}",
+        stage,
+        outcome.result.as_str(),
+        outcome.r.attempt,
+        outcome.r.key(),
+        writer.store.location()
+    );
+    Ok(outcome_code(outcome.result))
+}
+
+/// `decide`: the release decision over the whole chain.
+async fn decide(writer: &Writer, sha: GitSha, passed: Passed) -> Result<Code> {
+    let outcome = run_decide(
+        &writer.recorder(),
+        passed,
+        DecideRequest {
+            sha,
+            runner: writer.runner.clone(),
+            replay: None,
+            env: None,
+        },
+    )
+    .await
+    .map_err(denied)?;
+    print_decision(&outcome);
+    Ok(match outcome.decision {
+        Decision::Promote => Code::Success,
+        Decision::Reject => Code::StageFailed,
+    })
+}
+
+/// `build`, `deploy` and `smoke`: the stages configured by `ledger.toml`.
+async fn engine_stage(
+    writer: &Writer,
+    root: &Path,
+    args: &StageArgs,
+    sha: GitSha,
+    passed: Passed,
+) -> Result<std::result::Result<Recorded, ledger_pipeline::Error>> {
+    let config = context::load_config(root)?;
+    let rec: Recorder<'_> = writer.recorder();
+    let runner = &writer.runner;
+    Ok(match args.stage {
+        Stage::Build => {
+            let engine = ledger_pipeline::connect_engine().await?;
+            ledger_pipeline::stages::build::run_build(
+                &rec, &engine, &config, sha, runner, passed, &progress,
+            )
+            .await
+        }
+        Stage::Deploy => {
+            let engine = ledger_pipeline::connect_engine().await?;
+            let req = ledger_pipeline::stages::deploy::DeployRequest {
+                sha,
+                environment: args.environment.clone(),
+                runner: runner.clone(),
+                lease_wait: std::time::Duration::from_secs(args.lease_wait),
+                replay: None,
+                promotion: None,
+                env: writer.env.clone(),
+            };
+            ledger_pipeline::stages::deploy::run_deploy(
+                &rec, &engine, &config, &req, passed, &progress,
+            )
+            .await
+        }
+        _ => {
+            let env_config = config
+                .environment(&args.environment)
+                .map_err(ledger_pipeline::Error::from)?;
+            ledger_pipeline::stages::smoke::run_smoke(
+                &rec, env_config, sha, runner, passed, None, &progress,
+            )
+            .await
+        }
+    })
+}
+
+/// `ledger gate STAGE`: what the gate would decide now.
+pub async fn gate(global: &Global, args: GateArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
+    let reader = Reader::open(global, root).await?;
+    let report = ledger_verify::gate::check_stage(
+        &mut reader.evidence(),
+        args.stage,
+        &sha,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::new(Code::Infrastructure, e))?;
+        println!("{text}");
+    } else if report.allowed() {
+        println!("gate for `{}` ALLOWS {}", args.stage, sha);
+        for u in &report.verdict.used {
+            println!("  uses {} (attempt {})", u.key, u.attempt);
+        }
+    } else {
+        println!("gate for `{}` DENIES {}", args.stage, sha);
+        for r in &report.verdict.reasons {
+            println!("  x {}: {}", r.rule, r.message);
+        }
+    }
+    Ok(if report.allowed() {
+        Code::Success
+    } else {
+        Code::Denied
+    })
+}

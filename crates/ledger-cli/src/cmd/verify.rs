@@ -1,0 +1,185 @@
+//! `ledger verify SHA` and `ledger verify --all`: every stored artifact checked
+//! offline against the policy. Never writes; text for people or `--json`.
+
+use super::{parse_sha, print_json};
+use crate::args::{Global, VerifyArgs};
+use crate::context::Reader;
+use crate::exit::{Code, Result};
+use ledger_verify::evidence::ChainReport;
+use ledger_verify::walk::AllReport;
+use std::io::IsTerminal;
+
+/// `ledger verify`.
+pub async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
+    if args.all {
+        return verify_all(global, &args).await;
+    }
+    let root = crate::context::repo_root()?;
+    let sha = parse_sha(args.sha.as_deref().unwrap_or_default())?;
+    let reader = Reader::open(global, root).await?;
+    let report = reader.evidence().check_sha(&sha).await?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_chain(&report, reader.store.location());
+    }
+    Ok(verified(report.ok))
+}
+
+fn verified(ok: bool) -> Code {
+    if ok {
+        Code::Success
+    } else {
+        Code::VerificationFailed
+    }
+}
+
+/// A progress bar on a terminal; on anything else, a plain line every tenth.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:40}] {pos}/{len} SHAs {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix("verifying");
+            bar
+        });
+        Progress { bar, quiet }
+    }
+
+    fn update(&self, done: usize, total: usize) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+            None if !self.quiet => {
+                let step = (total / 10).max(1);
+                if done % step == 0 || done == total {
+                    eprintln!("ledger: verified {done}/{total} SHAs");
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+async fn verify_all(global: &Global, args: &VerifyArgs) -> Result<Code> {
+    let reader = Reader::load(global).await?;
+    let threads = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let progress = Progress::new(args.json);
+    let report =
+        ledger_verify::walk::verify_all(&reader.store, &reader.policy, threads, &|d, t| {
+            progress.update(d, t)
+        })
+        .await?;
+    progress.finish();
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_summary(&report, reader.store.location());
+    }
+    Ok(verified(report.ok))
+}
+
+fn print_summary(report: &AllReport, location: &str) {
+    for chain in &report.failed {
+        for a in chain.artifacts.iter().filter(|a| !a.ok) {
+            println!("FAIL  {}", a.key);
+            for p in &a.problems {
+                println!("      {p}");
+            }
+        }
+        if chain.artifacts.is_empty() {
+            println!(
+                "FAIL  {}: no evidence envelopes, only other objects",
+                chain.sha
+            );
+        }
+    }
+    for u in &report.unexpected {
+        println!("FAIL  {u}\n      not ledger evidence: no stage writes this object");
+    }
+    println!();
+    println!("store      {location}");
+    println!("{:<10} {:>8} {:>8} {:>8}", "", "total", "ok", "failed");
+    println!(
+        "{:<10} {:>8} {:>8} {:>8}",
+        "SHAs",
+        report.shas,
+        report.shas - report.shas_failed,
+        report.shas_failed
+    );
+    println!(
+        "{:<10} {:>8} {:>8} {:>8}",
+        "artifacts", report.artifacts, report.artifacts_ok, report.artifacts_failed
+    );
+    if !report.unexpected.is_empty() {
+        println!("{:<10} {:>8}", "foreign", report.unexpected.len());
+    }
+    if report.ok {
+        println!("verified: every artifact of every SHA");
+    } else {
+        println!("verification FAILED: see the FAIL lines above");
+    }
+}
+
+fn print_chain(report: &ChainReport, location: &str) {
+    if report.artifacts.is_empty() {
+        println!("no evidence stored for {} in {location}", report.sha);
+        println!("verification FAILED: nothing to verify");
+        return;
+    }
+    for a in &report.artifacts {
+        if a.ok {
+            let result = a.result.map(|r| r.as_str()).unwrap_or("-");
+            let signer = a
+                .signers
+                .first()
+                .map(|s| &s[..12.min(s.len())])
+                .unwrap_or("-");
+            println!("ok    {:<64} {result:<4} signed by {signer}", a.key);
+            for n in &a.notes {
+                println!("      note: {n}");
+            }
+        } else {
+            println!("FAIL  {}", a.key);
+            for p in &a.problems {
+                println!("      {p}");
+            }
+        }
+    }
+    for u in &report.unexpected {
+        println!("FAIL  {u}\n      not ledger evidence: an object that no stage writes sits among this commit's evidence");
+    }
+    let failed = report.artifacts.iter().filter(|a| !a.ok).count() + report.unexpected.len();
+    if report.ok {
+        println!(
+            "verified: {} artifact(s) for {}",
+            report.artifacts.len(),
+            report.sha
+        );
+    } else {
+        println!(
+            "verification FAILED: {failed} problem artifact(s) for {}",
+            report.sha
+        );
+    }
+}

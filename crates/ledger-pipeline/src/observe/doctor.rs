@@ -1,0 +1,63 @@
+//! The probes behind `ledger doctor`: can this machine reach the store, the engine
+//! and the registry, and does its clock agree with the store's? Each probe returns
+//! what it found as a value; the command decides what is a failure and how to say it.
+
+use crate::error::Error;
+use ledger_docker::{Engine, Registry};
+use ledger_store::{ObjectKey, Store};
+use std::time::{Duration, SystemTime};
+
+/// Writes a probe object (create-only) to the store and returns its key: the store
+/// is reachable, the credentials work and create-only writes are honoured.
+pub async fn probe_store(store: &Store) -> Result<ObjectKey, Error> {
+    let who = crate::ci::host_name();
+    Ok(store.probe(&format!("ledger doctor on {who}")).await?)
+}
+
+/// How far this machine's clock is from the time the store recorded for `probe`
+/// (in either direction); `None` when the store does not report that time.
+pub async fn clock_skew(store: &Store, probe: &ObjectKey) -> Result<Option<Duration>, Error> {
+    let now = SystemTime::now();
+    let Some(stored) = store.modified(probe).await? else {
+        return Ok(None);
+    };
+    let skew = now.duration_since(stored).unwrap_or_else(|e| e.duration());
+    Ok(Some(skew))
+}
+
+/// What the container engine said when asked for its version.
+#[derive(Debug, Clone)]
+pub struct EngineProbe {
+    /// Where the engine was reached (socket or URL).
+    pub endpoint: String,
+    /// The version it reports.
+    pub version: String,
+}
+
+/// Connects to the container engine and asks its version.
+pub async fn probe_engine() -> Result<EngineProbe, Error> {
+    let engine = Engine::connect().await?;
+    let version = engine.version().await?;
+    Ok(EngineProbe {
+        endpoint: engine.endpoint().to_owned(),
+        version,
+    })
+}
+
+/// Why the registry probe failed.
+#[derive(Debug)]
+pub enum RegistryProbeError {
+    /// The HTTP client could not be made: nothing was asked.
+    Client(Error),
+    /// The registry did not answer the OCI distribution API; the text says how.
+    Unreachable(String),
+}
+
+/// Whether the registry at `host` answers the OCI distribution API.
+pub async fn probe_registry(host: &str) -> Result<(), RegistryProbeError> {
+    let client = Registry::new().map_err(|e| RegistryProbeError::Client(e.into()))?;
+    client
+        .ping(host)
+        .await
+        .map_err(RegistryProbeError::Unreachable)
+}
