@@ -627,6 +627,7 @@ fn logged<T>(result: Result<T, DockerError>, ok: impl FnOnce(&T)) -> Result<T, D
                 DockerError::Missing { .. } => "image missing",
                 DockerError::Context { .. } => "bad build context",
                 DockerError::Unhealthy { .. } => "unhealthy",
+                DockerError::HttpClient(_) => "no HTTP client",
             };
             tracing::debug!(error = kind, "failed");
         }
