@@ -230,7 +230,11 @@ pub async fn run_promote(
         .artifacts
         .get(&Stage::Publish)
         .cloned()
-        .ok_or_else(|| Error::Refused("the deploy gate does not require publish evidence, so there is no manifest to promote".into()))?;
+        .ok_or(Error::GateLacksEvidence {
+            gate: Stage::Deploy,
+            needs: Stage::Publish,
+            consequence: "there is no manifest to promote",
+        })?;
     let promotion = match check(rec, &rule, &req.sha, &manifest, OffsetDateTime::now_utc()).await? {
         Ok(p) => p,
         Err(reasons) => {
