@@ -8,7 +8,7 @@ use crate::config::ConfigError;
 use crate::release::step::Step;
 use crate::stages::exec::CommandError;
 use ledger_core::schema::SchemaError;
-use ledger_core::Stage;
+use ledger_core::{GitSha, Stage};
 use ledger_store::StoreError;
 pub use ledger_verify::ErrorClass;
 use ledger_verify::GateReport;
@@ -45,8 +45,42 @@ pub enum Error {
     Docker(#[from] ledger_docker::DockerError),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{0}")]
-    Refused(String),
+    /// The policy's gate for a stage does not require the evidence the stage works
+    /// from (a policy shape problem: bad input).
+    #[error("the policy's gate for {gate} does not require {needs} evidence, so {consequence}; add a {needs} requirement to /stages/{gate}")]
+    GateLacksEvidence {
+        gate: Stage,
+        needs: Stage,
+        consequence: &'static str,
+    },
+    /// A gate's pass token was presented to another stage or SHA (a bug in ledger).
+    #[error(
+        "internal error: a gate passed for {issued} {issued_sha} was presented to {stage} {sha}"
+    )]
+    GateTokenMismatch {
+        issued: Stage,
+        issued_sha: GitSha,
+        stage: Stage,
+        sha: GitSha,
+    },
+    /// A manifest names an image by tag: deploy runs digests only.
+    #[error("manifest {manifest} names image {image} by {reference:?}, not by digest; deploy runs digests only")]
+    ManifestByTag {
+        manifest: String,
+        image: String,
+        reference: String,
+    },
+    /// An image's revision label is not the SHA being deployed.
+    #[error("image {image} ({reference}) has revision label {}, not {sha}; refusing to deploy an image built from another commit", .found.as_ref().map_or("(none)".to_owned(), |r| format!("{r:?}")))]
+    RevisionMismatch {
+        image: String,
+        reference: String,
+        sha: GitSha,
+        found: Option<String>,
+    },
+    /// The HTTP client for smoke checks could not be created.
+    #[error("cannot create an HTTP client: {0}")]
+    HttpClient(String),
     #[error("{key} does not verify: {}; `ledger verify` shows the whole chain", problems.join("; "))]
     EvidenceInvalid { key: String, problems: Vec<String> },
     /// A step of a replay or rollback failed; `source` says why.
@@ -88,7 +122,12 @@ impl Error {
             Error::Config(_) | Error::InvalidEnv(_) | Error::MissingVariable { .. } => {
                 ErrorClass::Input
             }
-            Error::Refused(_) | Error::EvidenceInvalid { .. } => ErrorClass::Verification,
+            Error::GateLacksEvidence { .. } => ErrorClass::Input,
+            Error::HttpClient(_) => ErrorClass::Infrastructure,
+            Error::GateTokenMismatch { .. }
+            | Error::ManifestByTag { .. }
+            | Error::RevisionMismatch { .. }
+            | Error::EvidenceInvalid { .. } => ErrorClass::Verification,
             Error::At { source, .. } => source.class(),
         }
     }
@@ -96,7 +135,7 @@ impl Error {
     /// A denial by a rule outside the stage gates (promotion, runner, …).
     pub fn denied(
         subject: String,
-        sha: ledger_core::GitSha,
+        sha: GitSha,
         rule: String,
         reasons: Vec<ledger_policy::Reason>,
     ) -> Error {

@@ -8,7 +8,7 @@
 use crate::error::Error;
 use ledger_core::dsse::Envelope;
 use ledger_core::predicate::{Header, Input, Outcome, Runner};
-use ledger_core::schema::{self, Document};
+use ledger_core::schema::{self, Document, SchemaError};
 use ledger_core::EnvName;
 use ledger_core::{
     ArtifactKind, ArtifactRef, GitSha, Sha256Digest, SigningKey, Stage, Statement, Subject,
@@ -17,6 +17,7 @@ use ledger_core::{
 use ledger_policy::Policy;
 use ledger_store::{PutOutcome, Store, StoreError};
 use ledger_verify::read::{object_key, policy_key};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 /// How many times a writer moves to the next attempt before giving up.
@@ -52,15 +53,10 @@ impl Draft {
         }
     }
 
-    /// The finished predicate: the header plus the stage's own `fields`.
-    pub fn finish(
-        &self,
-        attempt: u32,
-        finished_at: OffsetDateTime,
-        result: Outcome,
-        fields: serde_json::Value,
-    ) -> serde_json::Value {
-        let header = Header {
+    /// The finished header, for the attempt the predicate is written as; the stage
+    /// puts it into its typed predicate beside its own fields.
+    pub fn header(&self, attempt: u32, finished_at: OffsetDateTime, result: Outcome) -> Header {
+        Header {
             stage: self.stage,
             sha: self.sha,
             attempt,
@@ -71,12 +67,7 @@ impl Draft {
             inputs: self.inputs.clone(),
             policy_sha256: self.policy_sha256,
             ledger_version: LEDGER_VERSION.to_owned(),
-        };
-        let mut v = serde_json::to_value(header).unwrap_or_default();
-        if let (Some(obj), Some(extra)) = (v.as_object_mut(), fields.as_object()) {
-            obj.extend(extra.clone());
         }
-        v
     }
 }
 
@@ -121,7 +112,7 @@ impl Recorder<'_> {
         &self,
         r: &ArtifactRef,
         subjects: Vec<Subject>,
-        predicate: serde_json::Value,
+        predicate: impl Serialize,
     ) -> Result<Sha256Digest, Error> {
         let envelope = self.seal(r.kind, subjects, predicate)?;
         let bytes = envelope.to_bytes();
@@ -131,27 +122,27 @@ impl Recorder<'_> {
         }
     }
 
-    /// Writes the next free attempt of `kind`, building the predicate for the attempt
+    /// Writes the next free attempt of `kind`, building the (typed) predicate for the attempt
     /// number it gets; moves on when another writer took that attempt first.
-    pub async fn write_next(
+    pub async fn write_next<P: Serialize>(
         &self,
         kind: ArtifactKind,
         sha: &GitSha,
         subjects: Vec<Subject>,
-        predicate_for: impl Fn(u32) -> serde_json::Value,
+        predicate_for: impl Fn(u32) -> P,
     ) -> Result<(ArtifactRef, Sha256Digest), Error> {
         self.write_next_in(kind, sha, None, subjects, predicate_for)
             .await
     }
 
     /// [`Recorder::write_next`] for evidence kept per environment (deploy, smoke).
-    pub async fn write_next_in(
+    pub async fn write_next_in<P: Serialize>(
         &self,
         kind: ArtifactKind,
         sha: &GitSha,
         env: Option<EnvName>,
         subjects: Vec<Subject>,
-        predicate_for: impl Fn(u32) -> serde_json::Value,
+        predicate_for: impl Fn(u32) -> P,
     ) -> Result<(ArtifactRef, Sha256Digest), Error> {
         let mut attempt = self.store.next_attempt_in(kind, sha, env).await?;
         for _ in 0..MAX_ATTEMPT_RACES {
@@ -175,8 +166,12 @@ impl Recorder<'_> {
         &self,
         kind: ArtifactKind,
         subjects: Vec<Subject>,
-        predicate: serde_json::Value,
+        predicate: impl Serialize,
     ) -> Result<Envelope, Error> {
+        let predicate = serde_json::to_value(predicate).map_err(|e| Error::OwnSchema {
+            what: format!("{kind} predicate"),
+            source: SchemaError::Broken("serialize".into(), e.to_string()),
+        })?;
         schema::validate(Document::Predicate(kind), &predicate).map_err(|source| {
             Error::OwnSchema {
                 what: format!("{kind} predicate"),

@@ -48,10 +48,12 @@ impl Passed {
     /// Checks the token was issued for `stage` and `sha`.
     pub fn expect(self, stage: Stage, sha: &GitSha) -> Result<GateReport, Error> {
         if self.stage != stage || self.report.sha != *sha {
-            return Err(Error::Refused(format!(
-                "internal error: a gate passed for {} {} was presented to {stage} {sha}",
-                self.stage, self.report.sha
-            )));
+            return Err(Error::GateTokenMismatch {
+                issued: self.stage,
+                issued_sha: self.report.sha,
+                stage,
+                sha: *sha,
+            });
         }
         Ok(self.report)
     }

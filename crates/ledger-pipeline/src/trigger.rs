@@ -5,9 +5,11 @@
 //! on. The stages record these marks and the release operations make them, so they
 //! live here, below both.
 
-use ledger_core::predicate::Input;
-use ledger_core::GitSha;
-use serde_json::{json, Value};
+use ledger_core::env::InvalidEnvName;
+use ledger_core::predicate::{
+    DecisionPredicate, DeploymentPredicate, Input, Promotion, SmokePredicate,
+};
+use ledger_core::{EnvName, GitSha};
 
 /// What marks a stage run as part of a replay or rollback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,13 +22,36 @@ pub struct ReplayOf {
 }
 
 impl ReplayOf {
-    /// Adds `replay`, `manifest` and, for a rollback, `rollback_from` to a predicate.
-    pub fn annotate(&self, fields: &mut Value) {
-        fields["replay"] = json!(true);
-        fields["manifest"] = json!({ "key": self.manifest.key, "sha256": self.manifest.sha256 });
-        if let Some(from) = &self.rollback_from {
-            fields["rollback_from"] = json!(from);
-        }
+    /// The `manifest` a replayed predicate names.
+    pub fn manifest(&self) -> Option<Input> {
+        Some(self.manifest.clone())
+    }
+
+    /// The `rollback_from` a replayed predicate records (`None` unless a rollback).
+    pub fn rollback_from(&self) -> Option<Option<GitSha>> {
+        self.rollback_from
+    }
+
+    /// Marks a smoke predicate as part of this replay or rollback.
+    pub fn mark_smoke(&self, p: &mut SmokePredicate) {
+        p.replay = Some(true);
+        p.manifest = self.manifest();
+        p.rollback_from = self.rollback_from();
+    }
+
+    /// Marks a decision predicate as part of this replay or rollback.
+    pub fn mark_decision(&self, p: &mut DecisionPredicate) {
+        p.replay = Some(true);
+        p.manifest = self.manifest();
+        p.rollback_from = self.rollback_from();
+    }
+
+    /// Marks a deployment predicate as part of this replay or rollback. Its `manifest`
+    /// is the one deployed, which is the manifest run again.
+    pub fn mark_deployment(&self, p: &mut DeploymentPredicate) {
+        p.replay = true;
+        p.manifest = self.manifest.clone();
+        p.rollback_from = self.rollback_from();
     }
 }
 
@@ -39,13 +64,12 @@ pub struct PromotionOf {
 }
 
 impl PromotionOf {
-    /// Adds `promotion` to a deployment predicate.
-    pub fn annotate(&self, fields: &mut Value) {
-        let link = |i: &Input| json!({ "key": i.key, "sha256": i.sha256 });
-        fields["promotion"] = json!({
-            "from": self.from,
-            "deployment": link(&self.deployment),
-            "smoke": link(&self.smoke),
-        });
+    /// The `promotion` a promoted deployment records.
+    pub fn promotion(&self) -> Result<Promotion, InvalidEnvName> {
+        Ok(Promotion {
+            from: EnvName::parse(&self.from)?,
+            deployment: self.deployment.clone(),
+            smoke: self.smoke.clone(),
+        })
     }
 }

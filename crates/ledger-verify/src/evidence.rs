@@ -13,8 +13,12 @@ use crate::read::{
     MAX_LOG_BYTES,
 };
 use ledger_core::dsse::Envelope;
-use ledger_core::predicate::{Header, Input, Outcome};
+use ledger_core::predicate::{
+    self, BuildPredicate, CommandPredicate, DecisionPredicate, DeploymentPredicate, Header, Input,
+    ManifestPredicate, Outcome, Predicate, SmokePredicate, TimingPredicate,
+};
 use ledger_core::schema::{self, Document};
+use ledger_core::ArtifactKind;
 use ledger_core::{ArtifactRef, EnvName, GitSha, KeyId, Sha256Digest, Statement};
 use ledger_policy::Policy;
 use ledger_store::{ObjectKey, Store};
@@ -28,7 +32,7 @@ pub struct Artifact {
     r: ArtifactRef,
     digest: Sha256Digest,
     statement: Statement,
-    header: Header,
+    typed: AnyPredicate,
     signers: Vec<KeyId>,
     notes: Vec<String>,
 }
@@ -64,7 +68,25 @@ impl Artifact {
 
     /// The fields every predicate carries.
     pub fn header(&self) -> &Header {
-        &self.header
+        self.typed.header()
+    }
+
+    /// The predicate, read into the type of its kind (done once, by the check).
+    pub fn typed(&self) -> &AnyPredicate {
+        &self.typed
+    }
+
+    /// The predicate as `P`, or [`Error::EvidenceInvalid`] when the artifact is of
+    /// another kind (a caller asked a build for its smoke checks, say).
+    pub fn predicate_as<P: Typed>(&self) -> Result<&P, Error> {
+        P::from_any(&self.typed).ok_or_else(|| Error::EvidenceInvalid {
+            key: self.key(),
+            problems: vec![format!(
+                "it holds {} evidence, not {}",
+                self.r.kind,
+                P::WHAT
+            )],
+        })
     }
 
     /// The distinct trusted keys that signed it.
@@ -81,6 +103,93 @@ impl Artifact {
     pub fn predicate(&self) -> &serde_json::Value {
         &self.statement.predicate
     }
+}
+
+/// A verified predicate, read into the type of its kind. Every verified [`Artifact`]
+/// has one: [`Evidence::check`] reads it right after the schema check, and a predicate
+/// that passes its schema but does not read is a verification problem.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyPredicate {
+    /// `commit` and `integration`.
+    Command(CommandPredicate),
+    Build(BuildPredicate),
+    Manifest(ManifestPredicate),
+    Deployment(DeploymentPredicate),
+    Smoke(SmokePredicate),
+    Decision(DecisionPredicate),
+    Timing(TimingPredicate),
+}
+
+impl AnyPredicate {
+    /// Reads a (schema-valid) predicate of `kind`.
+    pub fn read(kind: ArtifactKind, value: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        use predicate::from_value;
+        Ok(match kind {
+            ArtifactKind::Commit | ArtifactKind::Integration => {
+                AnyPredicate::Command(from_value(value)?)
+            }
+            ArtifactKind::Build => AnyPredicate::Build(from_value(value)?),
+            ArtifactKind::Manifest => AnyPredicate::Manifest(from_value(value)?),
+            ArtifactKind::Deployment => AnyPredicate::Deployment(from_value(value)?),
+            ArtifactKind::Smoke => AnyPredicate::Smoke(from_value(value)?),
+            ArtifactKind::Decision => AnyPredicate::Decision(from_value(value)?),
+            ArtifactKind::Timing => AnyPredicate::Timing(from_value(value)?),
+        })
+    }
+
+    /// The fields every predicate carries.
+    pub fn header(&self) -> &Header {
+        match self {
+            AnyPredicate::Command(p) => &p.header,
+            AnyPredicate::Build(p) => &p.header,
+            AnyPredicate::Manifest(p) => &p.header,
+            AnyPredicate::Deployment(p) => &p.header,
+            AnyPredicate::Smoke(p) => &p.header,
+            AnyPredicate::Decision(p) => &p.header,
+            AnyPredicate::Timing(p) => &p.header,
+        }
+    }
+
+    /// The environment of per-environment evidence (deploy, smoke).
+    pub fn environment(&self) -> Option<&str> {
+        match self {
+            AnyPredicate::Deployment(p) => Some(&p.environment),
+            AnyPredicate::Smoke(p) => Some(&p.environment),
+            _ => None,
+        }
+    }
+}
+
+/// A predicate type an [`AnyPredicate`] may hold.
+pub trait Typed: Predicate {
+    /// What to call evidence of this type in a problem.
+    const WHAT: &'static str;
+    /// The predicate, if `any` holds this type.
+    fn from_any(any: &AnyPredicate) -> Option<&Self>;
+}
+
+macro_rules! typed {
+    ($($ty:ident => $variant:ident, $what:literal;)*) => {$(
+        impl Typed for $ty {
+            const WHAT: &'static str = $what;
+            fn from_any(any: &AnyPredicate) -> Option<&Self> {
+                match any {
+                    AnyPredicate::$variant(p) => Some(p),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+typed! {
+    CommandPredicate => Command, "command";
+    BuildPredicate => Build, "build";
+    ManifestPredicate => Manifest, "manifest";
+    DeploymentPredicate => Deployment, "deployment";
+    SmokePredicate => Smoke, "smoke";
+    DecisionPredicate => Decision, "decision";
+    TimingPredicate => Timing, "timing";
 }
 
 /// The outcome of checking one artifact: verified, or the problems found. Evidence
@@ -114,6 +223,74 @@ impl Checked {
                 problems,
             })
     }
+}
+
+/// What is wrong with a statement's type and subjects for the key it is stored under.
+fn statement_problems(r: &ArtifactRef, key: &ObjectKey, statement: &Statement) -> Vec<String> {
+    let mut problems = Vec::new();
+    if statement.kind() != Some(r.kind) {
+        problems.push(format!(
+            "predicateType is {:?}, but {key} must hold {:?}",
+            statement.predicate_type,
+            r.kind.predicate_type()
+        ));
+    }
+    if !statement.is_about(&r.sha) {
+        problems.push(format!("no subject names git commit {}", r.sha));
+    }
+    if let Some(other) = statement.git_commits().find(|c| *c != r.sha.as_str()) {
+        problems.push(format!("a subject names another git commit, {other}"));
+    }
+    problems
+}
+
+/// The predicate checked against its schema, then read into its kind's type.
+fn read_predicate(
+    kind: ArtifactKind,
+    predicate: &serde_json::Value,
+) -> Result<AnyPredicate, String> {
+    if let Err(e) = schema::validate(Document::Predicate(kind), predicate) {
+        return Err(format!("predicate does not match its schema: {e}"));
+    }
+    AnyPredicate::read(kind, predicate).map_err(|e| format!("predicate unreadable: {e}"))
+}
+
+/// What in the predicate's header disagrees with the key it is stored under.
+fn header_problems(r: &ArtifactRef, typed: &AnyPredicate) -> Vec<String> {
+    let stage = r.kind.stage();
+    let header = typed.header();
+    let mut problems = Vec::new();
+    if header.stage != stage {
+        problems.push(format!(
+            "predicate stage is `{}`, expected `{stage}`",
+            header.stage
+        ));
+    }
+    if header.sha != r.sha {
+        problems.push(format!(
+            "predicate sha is {}, but it is stored under {}",
+            header.sha, r.sha
+        ));
+    }
+    if r.kind.per_environment() {
+        let stored_as = r
+            .env
+            .as_ref()
+            .map_or(ledger_core::DEFAULT_ENV, EnvName::as_str);
+        let recorded = typed.environment().unwrap_or("-");
+        if recorded != stored_as {
+            problems.push(format!(
+                "predicate environment is `{recorded}`, but it is stored as evidence of `{stored_as}`"
+            ));
+        }
+    }
+    if header.attempt != r.attempt {
+        problems.push(format!(
+            "predicate attempt is {}, but it is stored as attempt {}",
+            header.attempt, r.attempt
+        ));
+    }
+    problems
 }
 
 /// One artifact's verification result, as reported to people and machines.
@@ -228,66 +405,47 @@ impl<'a> Evidence<'a> {
         };
         let signed_by: Vec<KeyId> = verified.signers().to_vec();
         let statement = verified.into_statement();
-        let mut problems = Vec::new();
-        let mut notes = Vec::new();
-
-        if statement.kind() != Some(r.kind) {
-            problems.push(format!(
-                "predicateType is {:?}, but {key} must hold {:?}",
-                statement.predicate_type,
-                r.kind.predicate_type()
-            ));
-        }
-        if !statement.is_about(&r.sha) {
-            problems.push(format!("no subject names git commit {}", r.sha));
-        }
-        if let Some(other) = statement.git_commits().find(|c| *c != r.sha.as_str()) {
-            problems.push(format!("a subject names another git commit, {other}"));
-        }
-        if let Err(e) = schema::validate(Document::Predicate(r.kind), &statement.predicate) {
-            problems.push(format!("predicate does not match its schema: {e}"));
-            return Ok(Checked::Invalid(problems));
-        }
-        let header = match Header::from_predicate(&statement.predicate) {
-            Ok(h) => h,
-            Err(e) => {
-                problems.push(format!("predicate header unreadable: {e}"));
+        let mut problems = statement_problems(r, &key, &statement);
+        let typed = match read_predicate(r.kind, &statement.predicate) {
+            Ok(typed) => typed,
+            Err(problem) => {
+                problems.push(problem);
                 return Ok(Checked::Invalid(problems));
             }
         };
-        if header.stage != stage {
-            problems.push(format!(
-                "predicate stage is `{}`, expected `{stage}`",
-                header.stage
-            ));
+        problems.extend(header_problems(r, &typed));
+        let signers = self.trusted_signers(r, &signed_by, typed.header(), &mut problems);
+        self.check_inputs(&typed.header().inputs, &mut problems)
+            .await?;
+        self.check_log(r, &typed, &mut problems).await?;
+        let mut notes = Vec::new();
+        self.check_policy(&typed.header().policy_sha256, &mut problems, &mut notes)
+            .await?;
+        if !problems.is_empty() {
+            return Ok(Checked::Invalid(problems));
         }
-        if header.sha != r.sha {
-            problems.push(format!(
-                "predicate sha is {}, but it is stored under {}",
-                header.sha, r.sha
-            ));
-        }
-        if r.kind.per_environment() {
-            let stored_as = r
-                .env
-                .as_ref()
-                .map_or(ledger_core::DEFAULT_ENV, EnvName::as_str);
-            let recorded = statement.predicate["environment"].as_str().unwrap_or("-");
-            if recorded != stored_as {
-                problems.push(format!(
-                    "predicate environment is `{recorded}`, but it is stored as evidence of `{stored_as}`"
-                ));
-            }
-        }
-        if header.attempt != r.attempt {
-            problems.push(format!(
-                "predicate attempt is {}, but it is stored as attempt {}",
-                header.attempt, r.attempt
-            ));
-        }
+        Ok(Checked::Verified(Box::new(Artifact {
+            r: *r,
+            digest,
+            statement,
+            typed,
+            signers,
+            notes,
+        })))
+    }
+
+    /// The signers not revoked at the evidence's time; too few is a problem.
+    fn trusted_signers(
+        &self,
+        r: &ArtifactRef,
+        signed_by: &[KeyId],
+        header: &Header,
+        problems: &mut Vec<String>,
+    ) -> Vec<KeyId> {
+        let stage = r.kind.stage();
         let mut signers = Vec::new();
-        for id in &signed_by {
-            match policy.revoked_for(id, header.finished_at) {
+        for id in signed_by {
+            match self.policy.revoked_for(id, header.finished_at) {
                 Some(at) => problems.push(format!(
                     "signed by key {} which the policy revoked at {at}, before this evidence's time {}",
                     id.short(),
@@ -296,14 +454,23 @@ impl<'a> Evidence<'a> {
                 None => signers.push(id.clone()),
             }
         }
-        let need = policy.min_signatures(stage);
+        let need = self.policy.min_signatures(stage);
         if signers.len() < need {
             problems.push(format!(
                 "{} distinct trusted signature(s), the policy requires {need} for stage `{stage}`",
                 signers.len()
             ));
         }
-        for input in &header.inputs {
+        signers
+    }
+
+    /// Every `inputs` hash link must name stored evidence that still hashes the same.
+    async fn check_inputs(
+        &mut self,
+        inputs: &[Input],
+        problems: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        for input in inputs {
             let Some(input_ref) = ArtifactRef::parse_key(&input.key) else {
                 problems.push(format!("input {:?} is not an evidence key", input.key));
                 continue;
@@ -317,39 +484,20 @@ impl<'a> Evidence<'a> {
                 Some(_) => {}
             }
         }
-        self.check_log(r, &statement.predicate, &mut problems)
-            .await?;
-        self.check_policy(&header.policy_sha256, &mut problems, &mut notes)
-            .await?;
-        if !problems.is_empty() {
-            return Ok(Checked::Invalid(problems));
-        }
-        Ok(Checked::Verified(Box::new(Artifact {
-            r: *r,
-            digest,
-            statement,
-            header,
-            signers,
-            notes,
-        })))
+        Ok(())
     }
 
     async fn check_log(
         &mut self,
         r: &ArtifactRef,
-        predicate: &serde_json::Value,
+        typed: &AnyPredicate,
         problems: &mut Vec<String>,
     ) -> Result<(), Error> {
-        let Some(output) = predicate.get("output") else {
+        let AnyPredicate::Command(CommandPredicate { output, .. }) = typed else {
             return Ok(());
         };
         let expected_key = r.log_key();
-        let (Some(key), Some(sha)) = (
-            output.get("key").and_then(|v| v.as_str()),
-            output.get("sha256").and_then(|v| v.as_str()),
-        ) else {
-            return Ok(());
-        };
+        let (key, sha) = (output.key.as_str(), output.sha256);
         if key != expected_key {
             problems.push(format!(
                 "output log key is {key:?}, expected {expected_key:?}"
@@ -367,7 +515,7 @@ impl<'a> Evidence<'a> {
         };
         match actual {
             None => problems.push(format!("captured output {key} is missing from the store")),
-            Some(d) if d.to_hex() != sha => problems.push(format!(
+            Some(d) if d != sha => problems.push(format!(
                 "captured output {key} was altered: its sha256 is {d}, the signed record says {sha}"
             )),
             Some(_) => {}
@@ -403,7 +551,7 @@ impl<'a> Evidence<'a> {
     /// Verifies every artifact stored for `sha`.
     pub async fn check_sha(&mut self, sha: &GitSha) -> Result<ChainReport, Error> {
         let mut keys = Vec::new();
-        for kind in ledger_core::ArtifactKind::ALL {
+        for kind in ArtifactKind::ALL {
             keys.extend(self.store.list(&kind.prefix(sha)).await?);
         }
         self.read_ahead(&keys).await?;

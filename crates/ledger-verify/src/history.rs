@@ -8,6 +8,7 @@
 use crate::error::Error;
 use crate::evidence::Evidence;
 use crate::gate::GateReport;
+use ledger_core::predicate::DecisionPredicate;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 use ledger_policy::Reason;
 use serde::Serialize;
@@ -63,14 +64,17 @@ pub async fn last_promoted(
                 continue;
             }
         };
-        if latest_decision.predicate()["decision"] != "promote" {
+        if !latest_decision
+            .predicate_as::<DecisionPredicate>()?
+            .promotes()
+        {
             continue;
         }
         let mut released_at = latest_decision.header().finished_at;
         for r in &refs {
             if let Some(a) = evidence.check(r).await?.verified() {
-                let p = a.predicate();
-                if p["decision"] == "promote" && p["replay"] != true {
+                let p = a.predicate_as::<DecisionPredicate>()?;
+                if p.promotes() && !p.is_replay() {
                     released_at = a.header().finished_at;
                     break;
                 }
@@ -127,12 +131,10 @@ pub async fn rollback_target(
         ));
     };
     let a = evidence.check(&r).await?.require(&r.key())?;
-    let decision = a.predicate()["decision"].as_str().unwrap_or_default();
-    if decision != "promote" {
-        let failed: Vec<&str> = a.predicate()["reasons"]
-            .as_array()
-            .map(|rs| rs.iter().filter_map(|r| r["rule"].as_str()).collect())
-            .unwrap_or_default();
+    let p = a.predicate_as::<DecisionPredicate>()?;
+    let decision = p.decision.as_str();
+    if !p.promotes() {
+        let failed: Vec<&str> = p.reasons.iter().map(|r| r.rule.as_str()).collect();
         let failed = if failed.is_empty() {
             String::new()
         } else {

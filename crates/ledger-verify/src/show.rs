@@ -5,10 +5,13 @@
 //! predicate's claims are exactly what must not be repeated to a reader.
 
 use crate::error::Error;
-use crate::evidence::Evidence;
+use crate::evidence::{AnyPredicate, Evidence};
 use crate::read::classify;
 use crate::walk::StoreIndex;
-use ledger_core::predicate::{Input, Outcome, Runner};
+use ledger_core::predicate::{
+    CommandPredicate, DecisionPredicate, DeploymentPredicate, Input, Outcome, Runner,
+    SmokePredicate,
+};
 use ledger_core::{ArtifactKind, GitSha};
 use serde::Serialize;
 use serde_json::Value;
@@ -105,7 +108,7 @@ pub async fn show(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<ShowRepor
                 finished_at: Some(a.header().finished_at),
                 duration_ms: Some(a.header().duration_ms()),
                 runner: Some(a.header().runner.clone()),
-                facts: facts(r.kind, a.predicate()),
+                facts: facts(a.typed()),
                 inputs: a.header().inputs.clone(),
                 predicate: Some(a.predicate().clone()),
                 ..base
@@ -122,101 +125,99 @@ pub async fn show(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<ShowRepor
     })
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// A recorded number as JSON writes it (`12.5`, `12.0`).
+fn number(x: f64) -> String {
+    serde_json::Number::from_f64(x).map_or_else(|| "-".into(), |n| n.to_string())
+}
+
+/// An optional value, `-` when absent (`null`).
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
 /// The facts of a predicate a reader looks for first, by kind.
-pub fn facts(kind: ArtifactKind, p: &Value) -> Vec<Fact> {
-    let mut out = Vec::new();
-    match kind {
-        ArtifactKind::Commit | ArtifactKind::Integration => {
-            if let Some(argv) = p["command"]["argv"].as_array() {
-                let argv: Vec<String> = argv.iter().map(text).collect();
-                out.push(fact("command", argv.join(" ")));
-            }
-            out.push(fact("exit code", text(&p["command"]["exit_code"])));
-            if p["tests"].is_object() {
+pub fn facts(p: &AnyPredicate) -> Vec<Fact> {
+    match p {
+        AnyPredicate::Command(p) => command_facts(p),
+        AnyPredicate::Build(p) => p
+            .images
+            .iter()
+            .map(|image| {
+                let id = image.repo_digest.as_ref().unwrap_or(&image.image_id);
+                fact(image.name.clone(), id.clone())
+            })
+            .collect(),
+        AnyPredicate::Manifest(p) => p
+            .images
+            .iter()
+            .map(|(name, image)| fact(name.clone(), image.reference.clone()))
+            .collect(),
+        AnyPredicate::Deployment(p) => deployment_facts(p),
+        AnyPredicate::Smoke(p) => smoke_facts(p),
+        AnyPredicate::Decision(p) => {
+            let mut out = vec![fact("decision", p.decision.as_str())];
+            for reason in &p.reasons {
                 out.push(fact(
-                    "tests",
-                    format!(
-                        "{} passed, {} failed",
-                        text(&p["tests"]["passed"]),
-                        text(&p["tests"]["failed"])
-                    ),
+                    format!("reason {}", reason.rule),
+                    reason.message.clone(),
                 ));
             }
+            out
         }
-        ArtifactKind::Build => {
-            for image in p["images"].as_array().into_iter().flatten() {
-                let id = if image["repo_digest"].is_string() {
-                    &image["repo_digest"]
-                } else {
-                    &image["image_id"]
-                };
-                out.push(fact(text(&image["name"]), text(id)));
-            }
-        }
-        ArtifactKind::Manifest => {
-            for (name, image) in p["images"].as_object().into_iter().flatten() {
-                out.push(fact(name.clone(), text(&image["ref"])));
-            }
-        }
-        ArtifactKind::Deployment => {
-            out.push(fact("environment", text(&p["environment"])));
-            out.push(fact("previous release", text(&p["previous_release"])));
-            if p["replay"] == true {
-                out.push(fact("replay", "yes"));
-            }
-            if p["lease"]["takeover"] == true {
-                out.push(fact("lease", "taken over from an expired holder"));
-            }
-            if p["failure"].is_object() {
-                let restored = if p["failure"]["restored"] == true {
-                    "previous release restored"
-                } else {
-                    "previous release NOT restored"
-                };
-                out.push(fact(
-                    "failure",
-                    format!("{} ({restored})", text(&p["failure"]["message"])),
-                ));
-            }
-        }
-        ArtifactKind::Smoke => {
-            out.push(fact("environment", text(&p["environment"])));
-            for check in p["checks"].as_array().into_iter().flatten() {
-                let verdict = if check["ok"] == true { "ok" } else { "FAILED" };
-                out.push(fact(
-                    text(&check["name"]),
-                    format!(
-                        "{verdict}: {} {} -> {} in {} ms",
-                        text(&check["method"]),
-                        text(&check["url"]),
-                        text(&check["status"]),
-                        text(&check["latency_ms"])
-                    ),
-                ));
-            }
-        }
-        ArtifactKind::Decision => {
-            out.push(fact("decision", text(&p["decision"])));
-            for reason in p["reasons"].as_array().into_iter().flatten() {
-                out.push(fact(
-                    format!("reason {}", text(&reason["rule"])),
-                    text(&reason["message"]),
-                ));
-            }
-        }
-        ArtifactKind::Timing => {
-            if let Some(ms) = p["lead_time_ms"].as_u64() {
-                out.push(fact("lead time", human_ms(ms)));
-            }
-        }
+        AnyPredicate::Timing(p) => vec![fact("lead time", human_ms(p.lead_time_ms))],
+    }
+}
+
+fn command_facts(p: &CommandPredicate) -> Vec<Fact> {
+    let mut out = vec![
+        fact("command", p.command.argv.join(" ")),
+        fact("exit code", or_dash(p.command.exit_code)),
+    ];
+    if let Some(tests) = &p.tests {
+        out.push(fact(
+            "tests",
+            format!("{} passed, {} failed", tests.passed, tests.failed),
+        ));
+    }
+    out
+}
+
+fn deployment_facts(p: &DeploymentPredicate) -> Vec<Fact> {
+    let mut out = vec![
+        fact("environment", p.environment.clone()),
+        fact("previous release", or_dash(p.previous_release)),
+    ];
+    if p.replay {
+        out.push(fact("replay", "yes"));
+    }
+    if p.lease.as_ref().is_some_and(|l| l.takeover) {
+        out.push(fact("lease", "taken over from an expired holder"));
+    }
+    if let Some(failure) = &p.failure {
+        let restored = if failure.restored {
+            "previous release restored"
+        } else {
+            "previous release NOT restored"
+        };
+        out.push(fact("failure", format!("{} ({restored})", failure.message)));
+    }
+    out
+}
+
+fn smoke_facts(p: &SmokePredicate) -> Vec<Fact> {
+    let mut out = vec![fact("environment", p.environment.clone())];
+    for check in &p.checks {
+        let verdict = if check.ok { "ok" } else { "FAILED" };
+        out.push(fact(
+            check.name.clone(),
+            format!(
+                "{verdict}: {} {} -> {} in {} ms",
+                check.method.as_str(),
+                check.url,
+                or_dash(check.status),
+                number(check.latency_ms)
+            ),
+        ));
     }
     out
 }
@@ -259,7 +260,7 @@ pub async fn log(
         for r in refs.iter().filter(|r| r.kind == ArtifactKind::Deployment) {
             match evidence.check(r).await?.into_result() {
                 Ok(a) => {
-                    let e = text(&a.predicate()["environment"]);
+                    let e = a.typed().environment().unwrap_or("-").to_owned();
                     if !environments.contains(&e) {
                         environments.push(e);
                     }
@@ -293,7 +294,8 @@ pub async fn log(
                     entry.furthest_result = Some(a.header().result);
                     entry.last_activity = Some(a.header().finished_at);
                     if r.kind == ArtifactKind::Decision {
-                        entry.decision = Some(text(&a.predicate()["decision"]));
+                        let decision = a.predicate_as::<DecisionPredicate>()?.decision;
+                        entry.decision = Some(decision.as_str().to_owned());
                     }
                 }
                 Err(p) => entry

@@ -71,6 +71,28 @@ pub struct Reason {
     pub required: Option<Value>,
 }
 
+impl Decision {
+    /// `promote` or `reject`, as recorded.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Promote => "promote",
+            Decision::Reject => "reject",
+        }
+    }
+}
+
+impl DecisionPredicate {
+    /// Whether the decision is `promote`.
+    pub fn promotes(&self) -> bool {
+        self.decision == Decision::Promote
+    }
+
+    /// Whether this decision was made by `ledger replay` or `ledger rollback`.
+    pub fn is_replay(&self) -> bool {
+        self.replay == Some(true)
+    }
+}
+
 impl Predicate for DecisionPredicate {
     const DOCUMENTS: &'static [Document] = &[Document::Predicate(ArtifactKind::Decision)];
 }

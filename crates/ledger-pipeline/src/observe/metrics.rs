@@ -13,12 +13,12 @@
 //! - **replays and rollbacks**: decisions made by `ledger replay` / `ledger rollback`.
 
 use crate::error::Error;
+use ledger_core::predicate::{Decision, DecisionPredicate, DeploymentPredicate, TimingPredicate};
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 use ledger_verify::evidence::Evidence;
 use ledger_verify::show::ShowReport;
 use ledger_verify::walk::StoreIndex;
 use serde::Serialize;
-use serde_json::Value;
 
 /// Seed 004's goal: p95 production deployment duration at most 10 minutes.
 pub const DEPLOY_TARGET_MS: u64 = 10 * 60 * 1000;
@@ -81,21 +81,19 @@ pub async fn metrics(evidence: &mut Evidence<'_>) -> Result<Metrics, Error> {
                     if a.header().result == ledger_core::predicate::Outcome::Fail {
                         m.deploys_failed += 1;
                     }
-                    if let Some(d) = a.predicate()["duration_ms"].as_u64() {
-                        durations.push(d);
-                    }
+                    durations.push(a.predicate_as::<DeploymentPredicate>()?.duration_ms);
                 }
                 Err(_) => m.unverified += 1,
             }
         }
         // Decisions in attempt order; the first that is not a replay is the release's.
-        let mut first_release: Option<(ArtifactRef, Value)> = None;
+        let mut first_release: Option<(ArtifactRef, DecisionPredicate)> = None;
         for r in refs.iter().filter(|r| r.kind == ArtifactKind::Decision) {
             match evidence.check(r).await?.into_result() {
                 Ok(a) => {
-                    let p = a.predicate();
-                    if p["replay"] == true {
-                        if p["rollback_from"].is_string() {
+                    let p = a.predicate_as::<DecisionPredicate>()?;
+                    if p.is_replay() {
+                        if matches!(p.rollback_from, Some(Some(_))) {
                             m.rollbacks += 1;
                         } else {
                             m.replays += 1;
@@ -109,16 +107,14 @@ pub async fn metrics(evidence: &mut Evidence<'_>) -> Result<Metrics, Error> {
         }
         if let Some((decision, p)) = first_release {
             m.releases_decided += 1;
-            if p["decision"] == "reject" {
+            if p.decision == Decision::Reject {
                 m.releases_rejected += 1;
             }
             let timing = ArtifactRef::new(ArtifactKind::Timing, *sha, decision.attempt);
             if refs.contains(&timing) {
                 match evidence.check(&timing).await?.into_result() {
                     Ok(a) => {
-                        if let Some(l) = a.predicate()["lead_time_ms"].as_u64() {
-                            lead_times.push(l);
-                        }
+                        lead_times.push(a.predicate_as::<TimingPredicate>()?.lead_time_ms);
                     }
                     Err(_) => m.unverified += 1,
                 }

@@ -12,7 +12,7 @@
 //! SHA's latest decision, linear in the store.
 
 use crate::error::Error;
-use ledger_core::predicate::Outcome;
+use ledger_core::predicate::{DeploymentPredicate, Outcome};
 use ledger_core::{ArtifactKind, GitSha};
 use ledger_verify::evidence::Evidence;
 use ledger_verify::history::{last_promoted, refs_of, Promoted};
@@ -84,23 +84,17 @@ pub async fn status(
         if a.header().result != Outcome::Pass {
             continue;
         }
-        let p = a.predicate();
-        let env = p["environment"].as_str().unwrap_or_default().to_owned();
+        let p = a.predicate_as::<DeploymentPredicate>()?;
+        let env = p.environment.clone();
         let since = a.header().finished_at;
         if running.get(&env).is_some_and(|cur| cur.since >= since) {
             continue;
         }
-        let images = p["containers"]
-            .as_array()
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
-                        let field = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-                        (field("image"), field("digest"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let images = p
+            .containers
+            .iter()
+            .map(|c| (c.image.clone(), c.digest.clone()))
+            .collect();
         running.insert(
             env,
             Running {
@@ -109,8 +103,8 @@ pub async fn status(
                 attempt: r.attempt,
                 since,
                 images,
-                replay: p["replay"] == true,
-                rollback_from: p["rollback_from"].as_str().map(str::to_owned),
+                replay: p.replay,
+                rollback_from: p.rollback_from.flatten().map(|s| s.to_string()),
             },
         );
     }

@@ -24,12 +24,11 @@ use crate::record::Recorder;
 use crate::run;
 use crate::stages::deploy::{self, DeployRequest};
 use crate::trigger::PromotionOf;
-use ledger_core::predicate::{Input, Outcome, Runner};
+use ledger_core::predicate::{DeploymentPredicate, Input, Outcome, Runner};
 use ledger_core::{ArtifactKind, EnvName, GitSha, Stage};
 use ledger_docker::Engine;
 use ledger_policy::Reason;
 use ledger_verify::evidence::{Artifact, Evidence};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -139,7 +138,12 @@ pub async fn check(
             ),
         ));
     }
-    if deployed.predicate()["manifest"]["sha256"] != json!(manifest.digest()) {
+    if deployed
+        .predicate_as::<DeploymentPredicate>()?
+        .manifest
+        .sha256
+        != manifest.digest()
+    {
         reasons.push(reason(
             rule,
             Some(deployment.key()),
@@ -230,7 +234,11 @@ pub async fn run_promote(
         .artifacts
         .get(&Stage::Publish)
         .cloned()
-        .ok_or_else(|| Error::Refused("the deploy gate does not require publish evidence, so there is no manifest to promote".into()))?;
+        .ok_or(Error::GateLacksEvidence {
+            gate: Stage::Deploy,
+            needs: Stage::Publish,
+            consequence: "there is no manifest to promote",
+        })?;
     let promotion = match check(rec, &rule, &req.sha, &manifest, OffsetDateTime::now_utc()).await? {
         Ok(p) => p,
         Err(reasons) => {

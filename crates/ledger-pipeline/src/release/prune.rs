@@ -12,7 +12,9 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::record::Recorder;
-use ledger_core::predicate::{Outcome, Runner};
+use ledger_core::predicate::{
+    self, BuildPredicate, DecisionPredicate, Outcome, PrunePredicate, Runner,
+};
 use ledger_core::schema::{self, Document};
 use ledger_core::statement::PRUNE_PREDICATE_TYPE;
 use ledger_core::{ArtifactKind, ArtifactRef, Envelope, GitSha, Stage, Statement, Subject};
@@ -86,6 +88,26 @@ pub struct Deleted {
     pub error: Option<String>,
 }
 
+impl Deleted {
+    /// The deletion as the prune record's predicate lists it.
+    fn recorded(&self) -> predicate::Deleted {
+        let c = &self.candidate;
+        predicate::Deleted {
+            sha: c.sha,
+            image: c.image.clone(),
+            place: match c.place {
+                Place::Engine => predicate::Place::Engine,
+                Place::Registry => predicate::Place::Registry,
+            },
+            reference: c.reference.clone(),
+            digest: c.digest.clone(),
+            size: Some(c.size.and_then(|s| u64::try_from(s).ok())),
+            ok: self.ok,
+            error: self.error.clone(),
+        }
+    }
+}
+
 fn digest_of(reference: &str) -> &str {
     reference.rsplit_once('@').map_or(reference, |(_, d)| d)
 }
@@ -103,7 +125,7 @@ async fn ever_promoted(
     {
         let r = ArtifactRef::new(ArtifactKind::Decision, *sha, attempt);
         match evidence.check(&r).await?.into_result() {
-            Ok(a) if a.predicate()["decision"] == "promote" => return Ok(Some(r.key())),
+            Ok(a) if a.predicate_as::<DecisionPredicate>()?.promotes() => return Ok(Some(r.key())),
             Ok(_) => {}
             Err(problems) => ignored.push(format!("{}: {}", r.key(), problems.join("; "))),
         }
@@ -145,18 +167,16 @@ pub async fn plan(
                 continue;
             }
         };
-        let images: Vec<Built> = build.predicate()["images"]
-            .as_array()
-            .map(|is| {
-                is.iter()
-                    .map(|i| Built {
-                        name: i["name"].as_str().unwrap_or_default().to_owned(),
-                        image_id: i["image_id"].as_str().unwrap_or_default().to_owned(),
-                        repo_digest: i["repo_digest"].as_str().map(str::to_owned),
-                    })
-                    .collect()
+        let images: Vec<Built> = build
+            .predicate_as::<BuildPredicate>()?
+            .images
+            .iter()
+            .map(|i| Built {
+                name: i.name.clone(),
+                image_id: i.image_id.clone(),
+                repo_digest: i.repo_digest.clone(),
             })
-            .unwrap_or_default();
+            .collect();
         if let Some(decision) = ever_promoted(evidence, &sha, &mut ignored).await? {
             for i in &images {
                 let why = format!("{} was promoted ({decision})", sha.short());
@@ -311,17 +331,21 @@ pub async fn record(
     crate::run::check_signer(rec, Stage::Deploy)?;
     rec.store_policy().await?;
     let now = OffsetDateTime::now_utc();
-    let predicate = json!({
-        "pruned_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "runner": runner,
-        "policy_sha256": rec.policy.digest(),
-        "ledger_version": ledger_core::LEDGER_VERSION,
-        "threshold": plan.threshold,
-        "forced": forced,
-        "min_age_days": plan.min_age_days,
-        "protected": plan.protected.len(),
-        "deleted": deleted,
-    });
+    let predicate = PrunePredicate {
+        pruned_at: now,
+        runner: runner.clone(),
+        policy_sha256: rec.policy.digest(),
+        ledger_version: ledger_core::LEDGER_VERSION.to_owned(),
+        threshold: plan.threshold as u64,
+        forced,
+        min_age_days: plan.min_age_days,
+        protected: plan.protected.len() as u64,
+        deleted: deleted.iter().map(Deleted::recorded).collect(),
+    };
+    let predicate = serde_json::to_value(predicate).map_err(|e| Error::OwnSchema {
+        what: "prune record".into(),
+        source: schema::SchemaError::Broken("serialize".into(), e.to_string()),
+    })?;
     schema::validate(Document::Prune, &predicate).map_err(|source| Error::OwnSchema {
         what: "prune record".into(),
         source,

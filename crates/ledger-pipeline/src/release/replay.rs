@@ -166,10 +166,10 @@ pub async fn run(
                 .artifacts
                 .get(&Stage::Publish)
                 .cloned()
-                .ok_or_else(|| {
-                    Error::Refused(
-                        "the policy's gate for deploy does not require publish evidence, so there is no manifest to replay; add a publish requirement to /stages/deploy".into(),
-                    )
+                .ok_or(Error::GateLacksEvidence {
+                    gate: Stage::Deploy,
+                    needs: Stage::Publish,
+                    consequence: "there is no manifest to replay",
                 })
         })
         .map_err(|e| e.at(Step::Chain))?;

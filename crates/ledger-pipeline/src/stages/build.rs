@@ -5,16 +5,17 @@
 //! digests (timestamps) and would silently replace what was tested. Images carry the
 //! OCI labels `revision` (the SHA, checked again at deploy), `created` and `source`.
 
-use crate::config::Config;
+use crate::config::{Config, ImageConfig};
 use crate::error::Error;
 use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
 use crate::run::Passed;
-use ledger_core::predicate::{Outcome, Runner};
+use ledger_core::predicate::{
+    BuildFailure, BuildPredicate, BuiltImage, ImageLabels, Outcome, Runner,
+};
 use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
 use ledger_docker::labels::REVISION as REVISION_LABEL;
 use ledger_docker::{BuildSpec, DockerError, Engine};
-use serde_json::json;
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -32,79 +33,108 @@ pub async fn run_build(
     let gate = passed.expect(Stage::Build, &sha)?;
     let draft = Draft::new(rec, Stage::Build, sha, runner, gate.inputs);
     let created = draft.started_at.format(&Rfc3339).unwrap_or_default();
-
+    let labels = ImageLabels {
+        revision: sha,
+        created,
+        source: config.source.clone(),
+        other: BTreeMap::new(),
+    };
     let mut images = Vec::new();
     let mut subjects = vec![Subject::git(&sha)];
     let mut failure = None;
     for image in &config.images {
-        let repo = config.image_repo(&image.name);
-        let labels = BTreeMap::from([
-            (REVISION_LABEL.to_owned(), sha.to_string()),
-            (
-                "org.opencontainers.image.created".to_owned(),
-                created.clone(),
-            ),
-            (
-                "org.opencontainers.image.source".to_owned(),
-                config.source.clone(),
-            ),
-        ]);
-        let spec = BuildSpec {
-            context_dir: config.context_dir(image),
-            dockerfile: image.dockerfile.clone(),
-            tag: format!("{repo}:{sha}"),
-            labels: labels.clone(),
-        };
-        let clock = std::time::Instant::now();
-        progress(&format!("building {} from {}", spec.tag, image.context));
-        let built = match engine
-            .build(&spec, |l| progress(&format!("  {}: {l}", image.name)))
-            .await
-        {
-            Ok(b) => b,
-            Err(e) if e.is_work_failure() => {
-                failure = Some(json!({ "image": image.name, "message": e.to_string() }));
+        match build_one(engine, config, image, &sha, &labels, progress).await? {
+            Ok(built) => {
+                subjects.push(Subject::image(&image.name, &built.image_id));
+                images.push(built);
+            }
+            Err(f) => {
+                failure = Some(f);
                 break;
             }
-            Err(e) => return Err(e.into()),
-        };
-        let repo_digest = match &config.registry {
-            Some(_) => {
-                progress(&format!("pushing {}", spec.tag));
-                Some(engine.push(&repo, sha.as_str(), |_| {}).await?)
-            }
-            None => None,
-        };
-        subjects.push(Subject::image(&image.name, &built.image_id));
-        images.push(json!({
-            "name": image.name,
-            "reference": spec.tag,
-            "image_id": built.image_id,
-            "repo_digest": repo_digest,
-            "labels": labels,
-            "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
-        }));
+        }
     }
     let result = if failure.is_some() {
         Outcome::Fail
     } else {
         Outcome::Pass
     };
-    let mut fields = json!({ "images": images, "registry": config.registry });
-    if let Some(f) = failure {
-        fields["failure"] = f;
-    }
     let finished = OffsetDateTime::now_utc();
+    let count = images.len();
     let (r, _) = rec
         .write_next(ArtifactKind::Build, &sha, subjects, |attempt| {
-            draft.finish(attempt, finished, result, fields.clone())
+            BuildPredicate {
+                header: draft.header(attempt, finished, result),
+                images: images.clone(),
+                registry: config.registry.clone(),
+                failure: failure.clone(),
+            }
         })
         .await?;
     Ok(Recorded {
         r,
         result,
-        summary: format!("{} image(s) built", images.len()),
+        summary: format!("{count} image(s) built"),
     })
+}
+
+/// Builds (and, with a registry, pushes) one image. `Ok(Err(_))` is the image's own
+/// build failing, which is recorded; `Err` stops the stage.
+async fn build_one(
+    engine: &Engine,
+    config: &Config,
+    image: &ImageConfig,
+    sha: &GitSha,
+    labels: &ImageLabels,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Result<BuiltImage, BuildFailure>, Error> {
+    let repo = config.image_repo(&image.name);
+    let spec = BuildSpec {
+        context_dir: config.context_dir(image),
+        dockerfile: image.dockerfile.clone(),
+        tag: format!("{repo}:{sha}"),
+        labels: BTreeMap::from([
+            (REVISION_LABEL.to_owned(), labels.revision.to_string()),
+            (
+                "org.opencontainers.image.created".to_owned(),
+                labels.created.clone(),
+            ),
+            (
+                "org.opencontainers.image.source".to_owned(),
+                labels.source.clone(),
+            ),
+        ]),
+    };
+    let clock = std::time::Instant::now();
+    progress(&format!("building {} from {}", spec.tag, image.context));
+    let built = match engine
+        .build(&spec, |l| progress(&format!("  {}: {l}", image.name)))
+        .await
+    {
+        Ok(b) => b,
+        Err(e) if e.is_work_failure() => {
+            return Ok(Err(BuildFailure {
+                image: image.name.clone(),
+                message: e.to_string(),
+            }))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let repo_digest = match &config.registry {
+        Some(_) => {
+            progress(&format!("pushing {}", spec.tag));
+            Some(engine.push(&repo, sha.as_str(), |_| {}).await?)
+        }
+        None => None,
+    };
+    Ok(Ok(BuiltImage {
+        name: image.name.clone(),
+        reference: spec.tag,
+        image_id: built.image_id,
+        repo_digest,
+        labels: labels.clone(),
+        duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }))
 }
 
 /// Whether a Docker error means the image is gone (pruned or registry down).

@@ -7,12 +7,12 @@
 //! leaves an orphan log but never an envelope that points at nothing.
 
 use crate::error::Error;
-use crate::record::{Recorder, MAX_ATTEMPT_RACES};
+use crate::record::{Draft, Recorder, MAX_ATTEMPT_RACES};
 use crate::redact::Redactor;
 use crate::run::Passed;
 use crate::stages::exec::{self, CommandRun};
-use ledger_core::predicate::{Command, CommandPredicate, Header, Input, Outcome, Output, Runner};
-use ledger_core::{ArtifactRef, GitSha, Sha256Digest, Stage, Subject, LEDGER_VERSION};
+use ledger_core::predicate::{Command, CommandPredicate, Input, Outcome, Output, Runner};
+use ledger_core::{ArtifactRef, GitSha, Sha256Digest, Stage, Subject};
 use ledger_store::{PutOutcome, StoreError};
 use ledger_verify::read::log_object_key;
 use std::collections::BTreeMap;
@@ -81,11 +81,9 @@ pub async fn run_command_stage(
     })?;
 
     let predicate = predicate(&req, &r, &run, &redactor, rec.policy.digest(), gate.inputs);
-    let value = serde_json::to_value(&predicate).map_err(|e| Error::OwnSchema {
-        what: "predicate".into(),
-        source: ledger_core::schema::SchemaError::Broken("serialize".into(), e.to_string()),
-    })?;
-    let envelope_sha256 = rec.write(&r, vec![Subject::git(&req.sha)], value).await?;
+    let envelope_sha256 = rec
+        .write(&r, vec![Subject::git(&req.sha)], &predicate)
+        .await?;
     Ok(StageOutcome {
         r,
         result: predicate.header.result,
@@ -108,19 +106,16 @@ fn predicate(
     } else {
         Outcome::Fail
     };
+    let draft = Draft {
+        stage: req.stage,
+        sha: req.sha,
+        runner: req.runner.clone(),
+        inputs,
+        started_at: run.started_at,
+        policy_sha256,
+    };
     CommandPredicate {
-        header: Header {
-            stage: req.stage,
-            sha: req.sha,
-            attempt: r.attempt,
-            started_at: run.started_at,
-            finished_at: run.finished_at,
-            result,
-            runner: req.runner.clone(),
-            inputs,
-            policy_sha256,
-            ledger_version: LEDGER_VERSION.to_owned(),
-        },
+        header: draft.header(r.attempt, run.finished_at, result),
         command: Command {
             argv: req.argv.iter().map(|a| redactor.redact(a)).collect(),
             exit_code: run.exit_code,

@@ -7,24 +7,20 @@
 //! to the decision). Both artifacts are written either way: a reject is evidence too.
 
 use crate::error::Error;
-use crate::record::Recorder;
+use crate::record::{Draft, Recorder};
 use crate::run::Passed;
-use ledger_core::predicate::{Header, Input, Outcome, Runner};
-use ledger_core::{ArtifactKind, GitSha, Stage, Subject, LEDGER_VERSION};
+use ledger_core::predicate::{
+    self, DecisionPredicate, Input, Outcome, Runner, StageTime, TimingPredicate,
+};
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Sha256Digest, Stage, Subject};
 use ledger_policy::Reason;
 use ledger_verify::evidence::Evidence;
 use ledger_verify::gate;
 use serde::Serialize;
-use serde_json::json;
 use time::OffsetDateTime;
 
-/// Promote or reject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Promote,
-    Reject,
-}
+/// Promote or reject (the decision predicate's own type).
+pub use ledger_core::predicate::Decision;
 
 /// A request to decide.
 #[derive(Debug, Clone)]
@@ -48,19 +44,6 @@ pub struct DecideOutcome {
     pub lead_time_ms: u64,
 }
 
-/// One stage's line in the timing record.
-#[derive(Debug, Clone, Serialize)]
-struct StageTime {
-    stage: Stage,
-    attempt: u32,
-    key: String,
-    #[serde(with = "time::serde::rfc3339")]
-    started_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    finished_at: OffsetDateTime,
-    duration_ms: u64,
-}
-
 fn millis(d: time::Duration) -> u64 {
     u64::try_from(d.whole_milliseconds()).unwrap_or(0)
 }
@@ -72,38 +55,6 @@ fn merge(mut a: Vec<Input>, b: Vec<Input>) -> Vec<Input> {
         }
     }
     a
-}
-
-/// The header every `decide` artifact shares; `attempt` is set per write.
-fn header(
-    rec: &Recorder<'_>,
-    req: &DecideRequest,
-    (started_at, finished_at): (OffsetDateTime, OffsetDateTime),
-    result: Outcome,
-    inputs: Vec<Input>,
-) -> Header {
-    Header {
-        stage: Stage::Decide,
-        sha: req.sha,
-        attempt: 1,
-        started_at,
-        finished_at,
-        result,
-        runner: req.runner.clone(),
-        inputs,
-        policy_sha256: rec.policy.digest(),
-        ledger_version: LEDGER_VERSION.to_owned(),
-    }
-}
-
-fn with_header(header: &Header, attempt: u32, fields: serde_json::Value) -> serde_json::Value {
-    let mut h = header.clone();
-    h.attempt = attempt;
-    let mut v = serde_json::to_value(h).unwrap_or_default();
-    if let (Some(obj), Some(extra)) = (v.as_object_mut(), fields.as_object()) {
-        obj.extend(extra.clone());
-    }
-    v
 }
 
 /// Runs `decide` for `req.sha`.
@@ -130,34 +81,86 @@ pub async fn run_decide(
     } else {
         Decision::Reject
     };
-    let reasons = release.verdict.reasons.clone();
-    let inputs = merge(gate_report.inputs.clone(), release.inputs.clone());
+    let draft = Draft {
+        stage: Stage::Decide,
+        sha: req.sha,
+        runner: req.runner.clone(),
+        inputs: merge(gate_report.inputs.clone(), release.inputs.clone()),
+        started_at,
+        policy_sha256: rec.policy.digest(),
+    };
+    let finished_at = OffsetDateTime::now_utc();
+    let reasons = release.verdict.reasons;
+    let decision_ref = write_decision(rec, &req, &draft, finished_at, decision, &reasons).await?;
+    let (timing_key, lead_time_ms) =
+        write_timing(rec, &mut evidence, &draft, finished_at, decision_ref).await?;
+    Ok(DecideOutcome {
+        decision,
+        reasons,
+        decision_key: decision_ref.0.key(),
+        timing_key,
+        lead_time_ms,
+    })
+}
+
+/// Records the decision, with one reason per failed rule.
+async fn write_decision(
+    rec: &Recorder<'_>,
+    req: &DecideRequest,
+    draft: &Draft,
+    finished_at: OffsetDateTime,
+    decision: Decision,
+    reasons: &[Reason],
+) -> Result<(ArtifactRef, Sha256Digest), Error> {
     let result = match decision {
         Decision::Promote => Outcome::Pass,
         Decision::Reject => Outcome::Fail,
     };
-    let finished_at = OffsetDateTime::now_utc();
-    let subjects = vec![Subject::git(&req.sha)];
-    let span = (started_at, finished_at);
-    let decision_header = header(rec, &req, span, result, inputs);
-    let (decision_ref, decision_digest) = rec
-        .write_next(
-            ArtifactKind::Decision,
-            &req.sha,
-            subjects.clone(),
-            |attempt| {
-                let mut fields = json!({ "decision": decision, "reasons": reasons });
-                if let Some(replay) = &req.replay {
-                    replay.annotate(&mut fields);
-                }
-                with_header(&decision_header, attempt, fields)
-            },
-        )
-        .await?;
+    let reasons: Vec<predicate::Reason> = reasons.iter().map(recorded_reason).collect();
+    rec.write_next(
+        ArtifactKind::Decision,
+        &req.sha,
+        vec![Subject::git(&req.sha)],
+        |attempt| {
+            let mut p = DecisionPredicate {
+                header: draft.header(attempt, finished_at, result),
+                decision,
+                reasons: reasons.clone(),
+                replay: None,
+                rollback_from: None,
+                manifest: None,
+            };
+            if let Some(replay) = &req.replay {
+                replay.mark_decision(&mut p);
+            }
+            p
+        },
+    )
+    .await
+}
 
-    // Timing of every stage's latest verified attempt, then of the decision itself.
+fn recorded_reason(r: &Reason) -> predicate::Reason {
+    predicate::Reason {
+        rule: r.rule.clone(),
+        message: r.message.clone(),
+        artifact: r.artifact.clone(),
+        found: r.found.clone(),
+        required: r.required.clone(),
+    }
+}
+
+/// Records the timing of every stage's latest verified attempt, then of the decision
+/// itself; returns its key and the lead time.
+async fn write_timing(
+    rec: &Recorder<'_>,
+    evidence: &mut Evidence<'_>,
+    draft: &Draft,
+    finished_at: OffsetDateTime,
+    (decision_ref, decision_digest): (ArtifactRef, Sha256Digest),
+) -> Result<(String, u64), Error> {
+    let started_at = draft.started_at;
     let stages = Stage::ALL.into_iter().filter(|s| *s != Stage::Decide);
-    let (verified, _) = gate::gather(&mut evidence, &req.sha, stages).await?;
+    let (verified, _) = gate::gather(evidence, &draft.sha, stages).await?;
     let mut times: Vec<StageTime> = verified
         .values()
         .map(|a| StageTime {
@@ -184,34 +187,28 @@ pub async fn run_decide(
         .or_else(|| times.iter().map(|t| t.started_at).min())
         .unwrap_or(started_at);
     let lead_time_ms = millis(finished_at - first_start);
-    let timing_inputs = merge(
-        vec![Input {
-            key: decision_ref.key(),
-            sha256: decision_digest,
-        }],
-        verified
-            .values()
-            .map(|a| Input {
-                key: a.r().key(),
-                sha256: a.digest(),
-            })
-            .collect(),
-    );
-    let timing_header = header(rec, &req, span, Outcome::Pass, timing_inputs);
+    let timing = Draft {
+        inputs: merge(
+            vec![Input {
+                key: decision_ref.key(),
+                sha256: decision_digest,
+            }],
+            verified.values().map(|a| a.input()).collect(),
+        ),
+        ..draft.clone()
+    };
     let (timing_ref, _) = rec
-        .write_next(ArtifactKind::Timing, &req.sha, subjects, |attempt| {
-            with_header(
-                &timing_header,
-                attempt,
-                json!({ "stages": times, "lead_time_ms": lead_time_ms, "total_stage_ms": total_stage_ms }),
-            )
-        })
+        .write_next(
+            ArtifactKind::Timing,
+            &draft.sha,
+            vec![Subject::git(&draft.sha)],
+            |attempt| TimingPredicate {
+                header: timing.header(attempt, finished_at, Outcome::Pass),
+                stages: times.clone(),
+                lead_time_ms,
+                total_stage_ms,
+            },
+        )
         .await?;
-    Ok(DecideOutcome {
-        decision,
-        reasons: release.verdict.reasons,
-        decision_key: decision_ref.key(),
-        timing_key: timing_ref.key(),
-        lead_time_ms,
-    })
+    Ok((timing_ref.key(), lead_time_ms))
 }

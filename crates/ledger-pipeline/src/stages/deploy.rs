@@ -10,20 +10,23 @@
 //!    on failure they are removed and the previous ones started again;
 //! 5. the outcome, pass or fail, is recorded, and the lease released.
 
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, Service};
 use crate::error::Error;
 use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
 use crate::release::lease::{self, Lease};
 use crate::run::Passed;
 use crate::trigger::ReplayOf;
-use ledger_core::predicate::{Input, Outcome, Runner};
+use ledger_core::predicate::{
+    self, Container, DeployFailure, DeploymentPredicate, Input, ManifestPredicate, Outcome, Port,
+    Runner,
+};
+use ledger_core::schema::SchemaError;
 use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject};
 use ledger_docker::labels::{self, REVISION as REVISION_LABEL};
 use ledger_docker::{ContainerInfo, Engine, ImageInfo, RunSpec};
 use ledger_verify::evidence::Artifact;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -63,25 +66,22 @@ struct Started<'a> {
 
 /// The manifest's entries, validated: digest references only.
 pub fn manifest_images(manifest: &Artifact) -> Result<Vec<ManifestImage>, Error> {
-    let images = manifest.predicate()["images"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    let images = &manifest.predicate_as::<ManifestPredicate>()?.images;
     let mut out = Vec::new();
     for (name, entry) in images {
-        let reference = entry["ref"].as_str().unwrap_or_default().to_owned();
-        let digest = entry["digest"].as_str().unwrap_or_default().to_owned();
+        let reference = entry.reference.clone();
         let by_digest = reference.contains("@sha256:") || reference.starts_with("sha256:");
         if !by_digest {
-            return Err(Error::Refused(format!(
-                "manifest {} names image {name} by {reference:?}, not by digest; deploy runs digests only",
-                manifest.r().key()
-            )));
+            return Err(Error::ManifestByTag {
+                manifest: manifest.r().key(),
+                image: name.clone(),
+                reference,
+            });
         }
         out.push(ManifestImage {
-            name,
+            name: name.clone(),
             reference,
-            digest,
+            digest: entry.digest.clone(),
         });
     }
     Ok(out)
@@ -127,12 +127,12 @@ pub fn check_revisions(
         match info.labels.get(REVISION_LABEL) {
             Some(rev) if rev == sha.as_str() => {}
             other => {
-                return Err(Error::Refused(format!(
-                    "image {} ({}) has revision label {}, not {sha}; refusing to deploy an image built from another commit",
-                    image.name,
-                    image.reference,
-                    other.map_or("(none)".to_owned(), |r| format!("{r:?}"))
-                )))
+                return Err(Error::RevisionMismatch {
+                    image: image.name.clone(),
+                    reference: image.reference.clone(),
+                    sha: *sha,
+                    found: other.cloned(),
+                })
             }
         }
     }
@@ -221,9 +221,11 @@ pub async fn run_deploy(
     }
     check_contract(env_config, &req.env)?;
     let Some(manifest) = gate.artifacts.get(&Stage::Publish) else {
-        return Err(Error::Refused(
-            "the policy's gate for deploy does not require publish evidence, so there is no manifest to deploy; add a publish requirement to /stages/deploy".into(),
-        ));
+        return Err(Error::GateLacksEvidence {
+            gate: Stage::Deploy,
+            needs: Stage::Publish,
+            consequence: "there is no manifest to deploy",
+        });
     };
     let ready = manifest_images(manifest)?;
     let infos = ensure_present(engine, &ready, progress).await?;
@@ -257,6 +259,7 @@ pub async fn run_deploy(
         manifest,
         ready: &ready,
         lease: &held,
+        progress,
     };
     let result = deploy_holding_lease(rec, engine, req, &plan, progress).await;
     let released = lease::release(rec.store, &held).await;
@@ -273,6 +276,7 @@ struct Plan<'a> {
     manifest: &'a Artifact,
     ready: &'a [ManifestImage],
     lease: &'a Lease,
+    progress: &'a (dyn Fn(&str) + Sync),
 }
 
 async fn deploy_holding_lease(
@@ -282,17 +286,14 @@ async fn deploy_holding_lease(
     plan: &Plan<'_>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
-    let Plan {
-        config,
-        env_config,
-        inputs,
-        manifest,
-        ready,
-        lease: held,
-    } = *plan;
-    let draft = Draft::new(rec, Stage::Deploy, req.sha, &req.runner, inputs.to_vec());
+    let draft = Draft::new(
+        rec,
+        Stage::Deploy,
+        req.sha,
+        &req.runner,
+        plan.inputs.to_vec(),
+    );
     let env_name = EnvName::parse(&req.environment)?;
-    let project = config.repository.clone();
     let clock = std::time::Instant::now();
     let attempt = rec
         .store
@@ -300,186 +301,43 @@ async fn deploy_holding_lease(
         .await?;
     let r = ArtifactRef::new(ArtifactKind::Deployment, req.sha, attempt).in_env(Some(env_name));
 
-    let previous = engine
-        .containers(&[
-            (labels::PROJECT, project.as_str()),
-            (labels::ENV, req.environment.as_str()),
-        ])
-        .await?;
-    let previous: Vec<ContainerInfo> = previous.into_iter().filter(|c| c.running).collect();
-    let previous_release = previous
-        .iter()
-        .find_map(|c| c.labels.get(labels::SHA).cloned());
-    for c in &previous {
-        progress(&format!(
-            "stopping {} ({})",
-            c.name,
-            c.labels
-                .get(labels::SHA)
-                .map_or("?", |s| &s[..12.min(s.len())])
-        ));
-        engine.stop(&c.id).await?;
-    }
+    let (previous, previous_release) = stop_previous(engine, plan.config, req, progress).await?;
+    let (started, failure) = start_services(engine, req, plan, &r).await?;
+    let restored = settle(engine, &started, &previous, failure.as_deref(), progress).await?;
 
-    let mut started: Vec<Started<'_>> = Vec::new();
-    let mut failure: Option<String> = None;
-    let nonce = OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000;
-    for service in &env_config.services {
-        let Some(image) = ready.iter().find(|i| i.name == service.image) else {
-            failure = Some(format!(
-                "the manifest has no image {} for this environment's service",
-                service.image
-            ));
-            break;
-        };
-        let name = format!(
-            "ledger-{}-{}-{}-{attempt}-{nonce}",
-            req.environment,
-            image.name,
-            req.sha.short()
-        );
-        let ports: Vec<(u16, u16)> = service
-            .ports
-            .iter()
-            .map(|p| (p.container, p.host))
-            .collect();
-        let mut env: Vec<(String, String)> = service
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for secret in &service.secrets {
-            env.push((
-                secret.clone(),
-                req.env.get(secret).cloned().unwrap_or_default(),
-            ));
-        }
-        let spec = RunSpec {
-            name: name.clone(),
-            image: image.reference.clone(),
-            labels: BTreeMap::from([
-                (labels::SHA.to_owned(), req.sha.to_string()),
-                (labels::ENV.to_owned(), req.environment.clone()),
-                (labels::IMAGE.to_owned(), image.name.clone()),
-                (labels::ATTEMPT.to_owned(), attempt.to_string()),
-                (labels::EVIDENCE.to_owned(), r.key()),
-                (labels::MANAGED.to_owned(), "true".to_owned()),
-                (labels::PROJECT.to_owned(), project.clone()),
-            ]),
-            ports: ports.clone(),
-            env,
-        };
-        progress(&format!("starting {name} from {}", image.reference));
-        match engine.run(&spec).await {
-            Ok(id) => {
-                started.push(Started {
-                    id: id.clone(),
-                    name: name.clone(),
-                    image,
-                    ports,
-                });
-                if let Err(e) = engine
-                    .wait_healthy(
-                        &id,
-                        &name,
-                        Duration::from_secs(service.health_timeout_seconds),
-                    )
-                    .await
-                {
-                    failure = Some(e.to_string());
-                    break;
-                }
-            }
-            Err(e) if matches!(e, ledger_docker::DockerError::Unreachable { .. }) => {
-                return Err(e.into())
-            }
-            Err(e) => {
-                failure = Some(e.to_string());
-                break;
-            }
-        }
-    }
-
-    let mut restored = false;
-    if let Some(why) = &failure {
-        progress(&format!(
-            "deploy failed ({why}); restoring the previous release"
-        ));
-        for s in &started {
-            engine.remove(&s.id).await?;
-        }
-        for c in &previous {
-            engine.start(&c.id).await?;
-        }
-        restored = true;
-    } else {
-        for c in &previous {
-            engine.remove(&c.id).await?;
-        }
-    }
-
-    let containers: Vec<Value> = if failure.is_some() {
-        vec![]
-    } else {
-        started
-            .iter()
-            .map(|s| {
-                json!({
-                    "name": s.name, "image": s.image.name, "ref": s.image.reference, "digest": s.image.digest,
-                    "container_id": s.id,
-                    "ports": s.ports.iter().map(|(c, h)| json!({"container": c, "host": h})).collect::<Vec<_>>(),
-                })
-            })
-            .collect()
-    };
-    let mut fields = json!({
-        "environment": req.environment,
-        "manifest": { "key": manifest.r().key(), "sha256": manifest.digest() },
-        "containers": containers,
-        "previous_release": previous_release,
-        "duration_ms": u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "replay": req.replay.is_some(),
-        "lease": {
-            "holder": held.holder,
-            "acquired_at": held.acquired_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "expires_at": held.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "takeover": held.takeover_of.is_some(),
-        },
-    });
-    if let Some(replay) = &req.replay {
-        replay.annotate(&mut fields);
-    }
-    if let Some(promotion) = &req.promotion {
-        promotion.annotate(&mut fields);
-    }
-    if let Some(why) = &failure {
-        fields["failure"] = json!({ "message": why, "restored": restored });
-    }
     let result = if failure.is_some() {
         Outcome::Fail
     } else {
         Outcome::Pass
     };
-    let mut subjects = vec![Subject::git(&req.sha)];
-    subjects.extend(ready.iter().map(|i| Subject::image(&i.name, &i.digest)));
-    let finished = OffsetDateTime::now_utc();
-    let predicate = draft.finish(attempt, finished, result, fields.clone());
-    let r = match rec.write(&r, subjects.clone(), predicate).await {
-        Ok(_) => r,
-        // Another deploy of this SHA (to another environment) took the number.
-        Err(Error::Store(ledger_store::StoreError::AlreadyExists { .. })) => {
-            rec.write_next_in(
-                ArtifactKind::Deployment,
-                &req.sha,
-                Some(env_name),
-                subjects,
-                |a| draft.finish(a, finished, result, fields.clone()),
-            )
-            .await?
-            .0
-        }
-        Err(e) => return Err(e),
+    let mut predicate = DeploymentPredicate {
+        header: draft.header(attempt, OffsetDateTime::now_utc(), result),
+        environment: req.environment.clone(),
+        manifest: plan.manifest.input(),
+        containers: if failure.is_some() {
+            vec![]
+        } else {
+            started.iter().map(Started::container).collect()
+        },
+        previous_release,
+        duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+        replay: req.replay.is_some(),
+        rollback_from: None,
+        promotion: None,
+        lease: Some(recorded_lease(plan.lease)),
+        failure: failure.as_ref().map(|why| DeployFailure {
+            message: why.clone(),
+            restored,
+        }),
     };
+    mark(req, &mut predicate)?;
+    let mut subjects = vec![Subject::git(&req.sha)];
+    subjects.extend(
+        plan.ready
+            .iter()
+            .map(|i| Subject::image(&i.name, &i.digest)),
+    );
+    let r = record(rec, r, subjects, predicate).await?;
     Ok(Recorded {
         r,
         result,
@@ -492,4 +350,217 @@ async fn deploy_holding_lease(
             Some(why) => format!("failed and restored the previous release: {why}"),
         },
     })
+}
+
+/// Stops (but keeps) what runs in the environment; returns it and the SHA it ran.
+async fn stop_previous(
+    engine: &Engine,
+    config: &Config,
+    req: &DeployRequest,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(Vec<ContainerInfo>, Option<GitSha>), Error> {
+    let previous = engine
+        .containers(&[
+            (labels::PROJECT, config.repository.as_str()),
+            (labels::ENV, req.environment.as_str()),
+        ])
+        .await?;
+    let previous: Vec<ContainerInfo> = previous.into_iter().filter(|c| c.running).collect();
+    let previous_release = previous
+        .iter()
+        .find_map(|c| c.labels.get(labels::SHA))
+        .map(|s| GitSha::parse(s))
+        .transpose()
+        .map_err(|e| Error::OwnSchema {
+            what: "deployment predicate".into(),
+            source: SchemaError::Broken("previous_release".into(), e.to_string()),
+        })?;
+    for c in &previous {
+        progress(&format!(
+            "stopping {} ({})",
+            c.name,
+            c.labels
+                .get(labels::SHA)
+                .map_or("?", |s| &s[..12.min(s.len())])
+        ));
+        engine.stop(&c.id).await?;
+    }
+    Ok((previous, previous_release))
+}
+
+/// Starts every service of the environment until one fails to start or become
+/// healthy; returns what started and, if one failed, why.
+async fn start_services<'a>(
+    engine: &Engine,
+    req: &DeployRequest,
+    plan: &Plan<'a>,
+    r: &ArtifactRef,
+) -> Result<(Vec<Started<'a>>, Option<String>), Error> {
+    let mut started: Vec<Started<'a>> = Vec::new();
+    let nonce = OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000;
+    for service in &plan.env_config.services {
+        let Some(image) = plan.ready.iter().find(|i| i.name == service.image) else {
+            let why = format!(
+                "the manifest has no image {} for this environment's service",
+                service.image
+            );
+            return Ok((started, Some(why)));
+        };
+        let name = format!(
+            "ledger-{}-{}-{}-{}-{nonce}",
+            req.environment,
+            image.name,
+            req.sha.short(),
+            r.attempt
+        );
+        let spec = run_spec(req, plan.config, service, image, &name, r);
+        let ports = spec.ports.clone();
+        (plan.progress)(&format!("starting {name} from {}", image.reference));
+        let id = match engine.run(&spec).await {
+            Ok(id) => id,
+            Err(e @ ledger_docker::DockerError::Unreachable { .. }) => return Err(e.into()),
+            Err(e) => return Ok((started, Some(e.to_string()))),
+        };
+        started.push(Started {
+            id: id.clone(),
+            name: name.clone(),
+            image,
+            ports,
+        });
+        let timeout = Duration::from_secs(service.health_timeout_seconds);
+        if let Err(e) = engine.wait_healthy(&id, &name, timeout).await {
+            return Ok((started, Some(e.to_string())));
+        }
+    }
+    Ok((started, None))
+}
+
+/// The container to start for `service`: its image by digest, labels that tie it to
+/// this evidence, its ports, its variables and its secrets' values.
+fn run_spec(
+    req: &DeployRequest,
+    config: &Config,
+    service: &Service,
+    image: &ManifestImage,
+    name: &str,
+    r: &ArtifactRef,
+) -> RunSpec {
+    let mut env: Vec<(String, String)> = service
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for secret in &service.secrets {
+        env.push((
+            secret.clone(),
+            req.env.get(secret).cloned().unwrap_or_default(),
+        ));
+    }
+    RunSpec {
+        name: name.to_owned(),
+        image: image.reference.clone(),
+        labels: BTreeMap::from([
+            (labels::SHA.to_owned(), req.sha.to_string()),
+            (labels::ENV.to_owned(), req.environment.clone()),
+            (labels::IMAGE.to_owned(), image.name.clone()),
+            (labels::ATTEMPT.to_owned(), r.attempt.to_string()),
+            (labels::EVIDENCE.to_owned(), r.key()),
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::PROJECT.to_owned(), config.repository.clone()),
+        ]),
+        ports: service
+            .ports
+            .iter()
+            .map(|p| (p.container, p.host))
+            .collect(),
+        env,
+    }
+}
+
+/// After a failure, removes what started and starts the previous release again
+/// (returns `true`: restored); after success, removes the previous containers.
+async fn settle(
+    engine: &Engine,
+    started: &[Started<'_>],
+    previous: &[ContainerInfo],
+    failure: Option<&str>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<bool, Error> {
+    let Some(why) = failure else {
+        for c in previous {
+            engine.remove(&c.id).await?;
+        }
+        return Ok(false);
+    };
+    progress(&format!(
+        "deploy failed ({why}); restoring the previous release"
+    ));
+    for s in started {
+        engine.remove(&s.id).await?;
+    }
+    for c in previous {
+        engine.start(&c.id).await?;
+    }
+    Ok(true)
+}
+
+impl Started<'_> {
+    fn container(&self) -> Container {
+        Container {
+            name: self.name.clone(),
+            image: self.image.name.clone(),
+            reference: self.image.reference.clone(),
+            digest: self.image.digest.clone(),
+            container_id: self.id.clone(),
+            ports: self
+                .ports
+                .iter()
+                .map(|&(container, host)| Port { container, host })
+                .collect(),
+        }
+    }
+}
+
+fn recorded_lease(held: &Lease) -> predicate::Lease {
+    predicate::Lease {
+        holder: held.holder.clone(),
+        acquired_at: held.acquired_at,
+        expires_at: held.expires_at,
+        takeover: held.takeover_of.is_some(),
+    }
+}
+
+/// Marks the predicate as part of a replay, rollback or promotion.
+fn mark(req: &DeployRequest, p: &mut DeploymentPredicate) -> Result<(), Error> {
+    if let Some(replay) = &req.replay {
+        replay.mark_deployment(p);
+    }
+    if let Some(promotion) = &req.promotion {
+        p.promotion = Some(promotion.promotion()?);
+    }
+    Ok(())
+}
+
+/// Writes the deployment at `r`, or at the next free attempt when another deploy of
+/// this SHA (to another environment) took the number.
+async fn record(
+    rec: &Recorder<'_>,
+    r: ArtifactRef,
+    subjects: Vec<Subject>,
+    predicate: DeploymentPredicate,
+) -> Result<ArtifactRef, Error> {
+    match rec.write(&r, subjects.clone(), &predicate).await {
+        Ok(_) => Ok(r),
+        Err(Error::Store(ledger_store::StoreError::AlreadyExists { .. })) => {
+            let (r, _) = rec
+                .write_next_in(r.kind, &r.sha, r.env, subjects, |attempt| {
+                    let mut p = predicate.clone();
+                    p.header.attempt = attempt;
+                    p
+                })
+                .await?;
+            Ok(r)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -9,9 +9,11 @@ use crate::error::Error;
 use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
 use crate::run::Passed;
-use ledger_core::predicate::{Outcome, Runner};
+use ledger_core::predicate::{
+    BuildPredicate, BuiltImage, ManifestPredicate, Outcome, PinnedImage, Runner,
+};
 use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// Runs `publish` for `sha` from its verified build evidence.
@@ -23,46 +25,30 @@ pub async fn run_publish(
 ) -> Result<Recorded, Error> {
     let gate = passed.expect(Stage::Publish, &sha)?;
     let Some(build) = gate.artifacts.get(&Stage::Build) else {
-        return Err(Error::Refused(
-            "the policy's gate for publish does not require build evidence, so there is nothing to publish; add a build requirement to /stages/publish".into(),
-        ));
+        return Err(Error::GateLacksEvidence {
+            gate: Stage::Publish,
+            needs: Stage::Build,
+            consequence: "there is nothing to publish",
+        });
     };
+    let build = build.predicate_as::<BuildPredicate>()?;
     let draft = Draft::new(rec, Stage::Publish, sha, runner, gate.inputs.clone());
-    let mut images = Map::new();
+    let mut images = BTreeMap::new();
     let mut subjects = vec![Subject::git(&sha)];
-    let built = build.predicate()["images"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for image in &built {
-        let name = image["name"].as_str().unwrap_or_default();
-        let (reference, digest, engine_local) = match image["repo_digest"].as_str() {
-            Some(rd) => {
-                let digest = rd.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-                (rd.to_owned(), digest.to_owned(), false)
-            }
-            None => {
-                let id = image["image_id"].as_str().unwrap_or_default();
-                (id.to_owned(), id.to_owned(), true)
-            }
-        };
-        subjects.push(Subject::image(name, &digest));
-        images.insert(
-            name.to_owned(),
-            json!({ "ref": reference, "digest": digest, "engine_local": engine_local }),
-        );
+    for image in &build.images {
+        let pinned = pin(image);
+        subjects.push(Subject::image(&image.name, &pinned.digest));
+        images.insert(image.name.clone(), pinned);
     }
-    let registry = build
-        .predicate()
-        .get("registry")
-        .cloned()
-        .unwrap_or(Value::Null);
     let finished = OffsetDateTime::now_utc();
     let count = images.len();
-    let fields = json!({ "images": images, "registry": registry });
     let (r, _) = rec
         .write_next(ArtifactKind::Manifest, &sha, subjects, |attempt| {
-            draft.finish(attempt, finished, Outcome::Pass, fields.clone())
+            ManifestPredicate {
+                header: draft.header(attempt, finished, Outcome::Pass),
+                images: images.clone(),
+                registry: build.registry.clone(),
+            }
         })
         .await?;
     Ok(Recorded {
@@ -70,4 +56,25 @@ pub async fn run_publish(
         result: Outcome::Pass,
         summary: format!("manifest of {count} image(s)"),
     })
+}
+
+/// The manifest entry of a built image: its registry digest reference when pushed,
+/// else the engine's image id (valid on that engine only).
+fn pin(image: &BuiltImage) -> PinnedImage {
+    match &image.repo_digest {
+        Some(rd) => PinnedImage {
+            reference: rd.clone(),
+            digest: rd
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or_default()
+                .to_owned(),
+            engine_local: false,
+        },
+        None => PinnedImage {
+            reference: image.image_id.clone(),
+            digest: image.image_id.clone(),
+            engine_local: true,
+        },
+    }
 }

@@ -12,10 +12,10 @@ use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
 use crate::run::Passed;
 use crate::trigger::ReplayOf;
-use ledger_core::predicate::{Outcome, Runner};
+use ledger_core::predicate::{Latency, Outcome, Runner, SmokeCheck, SmokePredicate};
+use ledger_core::schema::SchemaError;
 use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
-use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -121,39 +121,14 @@ pub async fn run_smoke(
         .timeout(Duration::from_secs(10))
         .no_proxy()
         .build()
-        .map_err(|e| Error::Refused(format!("cannot create an HTTP client: {e}")))?;
-    let mut checks: Vec<Value> = Vec::new();
+        .map_err(|e| Error::HttpClient(e.to_string()))?;
+    let mut checks = Vec::new();
     let mut latencies = Vec::new();
-    let mut all_ok = !env.checks.is_empty();
     for check in &env.checks {
         let res = run_check(&client, check).await;
-        progress(&format!(
-            "{} {} {} -> {} in {:.1} ms{}",
-            if res.ok { "ok  " } else { "FAIL" },
-            check.method,
-            check.url,
-            res.status
-                .map_or("no response".to_owned(), |s| s.to_string()),
-            res.latency_ms,
-            res.error
-                .as_ref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
-        ));
-        all_ok &= res.ok;
+        progress(&progress_line(check, &res));
         latencies.push(res.latency_ms);
-        let mut entry = json!({
-            "name": check.name, "method": check.method, "url": check.url,
-            "expected_status": check.expect_status, "status": res.status,
-            "latency_ms": round(res.latency_ms), "ok": res.ok, "attempts": res.attempts,
-        });
-        if let Some(max) = check.max_latency_ms {
-            entry["max_latency_ms"] = json!(max);
-        }
-        if let Some(e) = res.error {
-            entry["error"] = json!(e);
-        }
-        checks.push(entry);
+        checks.push(recorded_check(check, res)?);
     }
     if env.checks.is_empty() {
         progress(&format!(
@@ -161,19 +136,9 @@ pub async fn run_smoke(
             env.name
         ));
     }
+    let all_ok = !checks.is_empty() && checks.iter().all(|c| c.ok);
     let result = if all_ok { Outcome::Pass } else { Outcome::Fail };
-    let mut fields = json!({
-        "environment": env.name,
-        "checks": checks,
-        "latency_ms": {
-            "p50": round(percentile(&latencies, 50.0)),
-            "p95": round(percentile(&latencies, 95.0)),
-            "max": round(latencies.iter().copied().fold(0.0, f64::max)),
-        },
-    });
-    if let Some(replay) = replay {
-        replay.annotate(&mut fields);
-    }
+    let latency_ms = latency(&latencies);
     let finished = OffsetDateTime::now_utc();
     let env_name = EnvName::parse(&env.name)?;
     let (r, _) = rec
@@ -182,15 +147,78 @@ pub async fn run_smoke(
             &sha,
             Some(env_name),
             vec![Subject::git(&sha)],
-            |attempt| draft.finish(attempt, finished, result, fields.clone()),
+            |attempt| {
+                let mut p = SmokePredicate {
+                    header: draft.header(attempt, finished, result),
+                    environment: env.name.clone(),
+                    checks: checks.clone(),
+                    latency_ms,
+                    replay: None,
+                    manifest: None,
+                    rollback_from: None,
+                };
+                if let Some(replay) = replay {
+                    replay.mark_smoke(&mut p);
+                }
+                p
+            },
         )
         .await?;
-    let passed = checks.iter().filter(|c| c["ok"] == true).count();
+    let passed = checks.iter().filter(|c| c.ok).count();
     Ok(Recorded {
         r,
         result,
         summary: format!("{passed} of {} check(s) ok", checks.len()),
     })
+}
+
+/// The line shown while a check runs.
+fn progress_line(check: &Check, res: &CheckResult) -> String {
+    format!(
+        "{} {} {} -> {} in {:.1} ms{}",
+        if res.ok { "ok  " } else { "FAIL" },
+        check.method,
+        check.url,
+        res.status
+            .map_or("no response".to_owned(), |s| s.to_string()),
+        res.latency_ms,
+        res.error
+            .as_ref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    )
+}
+
+/// A check and its result as the predicate records them (latency rounded to µs).
+fn recorded_check(check: &Check, res: CheckResult) -> Result<SmokeCheck, Error> {
+    let method =
+        serde_json::from_value(serde_json::Value::String(check.method.clone())).map_err(|e| {
+            Error::OwnSchema {
+                what: "smoke predicate".into(),
+                source: SchemaError::Broken("method".into(), e.to_string()),
+            }
+        })?;
+    Ok(SmokeCheck {
+        name: check.name.clone(),
+        method,
+        url: check.url.clone(),
+        expected_status: check.expect_status,
+        status: res.status,
+        latency_ms: round(res.latency_ms),
+        ok: res.ok,
+        attempts: res.attempts,
+        max_latency_ms: check.max_latency_ms,
+        error: res.error,
+    })
+}
+
+/// Latency percentiles over the checks' measured latencies, rounded to µs.
+fn latency(latencies: &[f64]) -> Latency {
+    Latency {
+        p50: round(percentile(latencies, 50.0)),
+        p95: round(percentile(latencies, 95.0)),
+        max: round(latencies.iter().copied().fold(0.0, f64::max)),
+    }
 }
 
 #[cfg(test)]
