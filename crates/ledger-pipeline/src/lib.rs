@@ -28,6 +28,7 @@ pub mod redact;
 pub mod release;
 pub mod run;
 pub mod stages;
+pub mod stats;
 pub mod trigger;
 
 pub use error::{Error, ErrorClass};

@@ -81,6 +81,7 @@ pub struct Recorded {
 }
 
 /// Everything needed to write evidence.
+#[derive(Debug)]
 pub struct Recorder<'a> {
     pub store: &'a Store,
     pub policy: &'a Policy,

@@ -109,6 +109,10 @@ impl Artifact {
 /// has one: [`Evidence::check`] reads it right after the schema check, and a predicate
 /// that passes its schema but does not read is a verification problem.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per verified artifact, which `Checked` already boxes"
+)]
 pub enum AnyPredicate {
     /// `commit` and `integration`.
     Command(CommandPredicate),
@@ -319,6 +323,7 @@ pub struct ChainReport {
 }
 
 /// Verifies artifacts against a store and a policy, caching what it reads.
+#[derive(Debug)]
 pub struct Evidence<'a> {
     store: &'a Store,
     policy: &'a Policy,

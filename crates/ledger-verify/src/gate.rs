@@ -37,7 +37,7 @@ impl GateReport {
         subject: String,
         sha: GitSha,
         rule: String,
-        reasons: Vec<ledger_policy::Reason>,
+        reasons: Vec<Reason>,
     ) -> GateReport {
         GateReport {
             subject,

@@ -60,6 +60,7 @@ impl Fetched {
 
 /// What one bulk read of evidence keys found: envelope (and policy) bytes with their
 /// digests, and the digests of captured logs; `None` where a key is absent.
+#[derive(Debug)]
 pub struct ReadObjects {
     pub envelopes: Vec<(String, Option<Fetched>)>,
     pub log_digests: Vec<(String, Option<Sha256Digest>)>,

@@ -53,13 +53,12 @@ impl Metrics {
 }
 
 /// The nearest-rank percentile of `values` (sorted here); `None` when empty.
-pub fn percentile(values: &mut [u64], p: f64) -> Option<u64> {
+pub fn percentile(values: &mut [u64], percent: usize) -> Option<u64> {
     if values.is_empty() {
         return None;
     }
     values.sort_unstable();
-    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
-    Some(values[rank.clamp(1, values.len()) - 1])
+    Some(values[crate::stats::nearest_rank(values.len(), percent) - 1])
 }
 
 /// Computes [`Metrics`] over every SHA in the store.
@@ -121,11 +120,11 @@ pub async fn metrics(evidence: &mut Evidence<'_>) -> Result<Metrics, Error> {
             }
         }
     }
-    m.deploy_p50_ms = percentile(&mut durations, 50.0);
-    m.deploy_p95_ms = percentile(&mut durations, 95.0);
+    m.deploy_p50_ms = percentile(&mut durations, 50);
+    m.deploy_p95_ms = percentile(&mut durations, 95);
     m.lead_times = lead_times.len();
-    m.lead_time_p50_ms = percentile(&mut lead_times, 50.0);
-    m.lead_time_p95_ms = percentile(&mut lead_times, 95.0);
+    m.lead_time_p50_ms = percentile(&mut lead_times, 50);
+    m.lead_time_p95_ms = percentile(&mut lead_times, 95);
     m.change_failure_rate =
         (m.releases_decided > 0).then(|| m.releases_rejected as f64 / m.releases_decided as f64);
     Ok(m)
@@ -151,11 +150,11 @@ mod tests {
 
     #[test]
     fn nearest_rank_percentiles() {
-        assert_eq!(percentile(&mut [], 95.0), None);
-        assert_eq!(percentile(&mut [7], 95.0), Some(7));
+        assert_eq!(percentile(&mut [], 95), None);
+        assert_eq!(percentile(&mut [7], 95), Some(7));
         let mut v: Vec<u64> = (1..=100).rev().collect();
-        assert_eq!(percentile(&mut v, 95.0), Some(95));
-        assert_eq!(percentile(&mut v, 50.0), Some(50));
-        assert_eq!(percentile(&mut [1, 2, 3], 50.0), Some(2));
+        assert_eq!(percentile(&mut v, 95), Some(95));
+        assert_eq!(percentile(&mut v, 50), Some(50));
+        assert_eq!(percentile(&mut [1, 2, 3], 50), Some(2));
     }
 }

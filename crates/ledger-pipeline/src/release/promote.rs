@@ -189,12 +189,12 @@ pub async fn check(
     if smoked.header().finished_at < deployed.header().finished_at {
         reasons.push(reason(rule, Some(smoked.r().key()), format!("it was deployed to `{from}` again after its last smoke there; smoke it again first")));
     }
-    let soaked = (now - smoked.header().finished_at).whole_seconds().max(0) as u64;
+    let soaked = u64::try_from((now - smoked.header().finished_at).whole_seconds()).unwrap_or(0);
     if soaked < rule.min_soak_seconds {
         reasons.push(reason(rule, Some(smoked.r().key()), format!(
             "it has soaked in `{from}` for {soaked} s of the {} s the policy requires; promote after {}",
             rule.min_soak_seconds,
-            (smoked.header().finished_at + time::Duration::seconds(rule.min_soak_seconds as i64))
+            (smoked.header().finished_at + time::Duration::seconds(i64::try_from(rule.min_soak_seconds).unwrap_or(i64::MAX)))
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()
         )));

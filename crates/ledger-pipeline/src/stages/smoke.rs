@@ -90,14 +90,13 @@ pub async fn run_check(client: &reqwest::Client, check: &Check) -> CheckResult {
 }
 
 /// Nearest-rank percentile of `values` (0 when empty).
-pub fn percentile(values: &[f64], p: f64) -> f64 {
+pub fn percentile(values: &[f64], percent: usize) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-    v[rank.min(v.len()) - 1]
+    v[crate::stats::nearest_rank(v.len(), percent) - 1]
 }
 
 fn round(ms: f64) -> f64 {
@@ -215,8 +214,8 @@ fn recorded_check(check: &Check, res: CheckResult) -> Result<SmokeCheck, Error> 
 /// Latency percentiles over the checks' measured latencies, rounded to µs.
 fn latency(latencies: &[f64]) -> Latency {
     Latency {
-        p50: round(percentile(latencies, 50.0)),
-        p95: round(percentile(latencies, 95.0)),
+        p50: round(percentile(latencies, 50)),
+        p95: round(percentile(latencies, 95)),
         max: round(latencies.iter().copied().fold(0.0, f64::max)),
     }
 }
@@ -228,10 +227,10 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let v = [5.0, 1.0, 3.0, 2.0, 4.0];
-        assert_eq!(percentile(&v, 50.0), 3.0);
-        assert_eq!(percentile(&v, 95.0), 5.0);
-        assert_eq!(percentile(&[], 95.0), 0.0);
-        assert_eq!(percentile(&[7.0], 50.0), 7.0);
+        assert_eq!(percentile(&v, 50), 3.0);
+        assert_eq!(percentile(&v, 95), 5.0);
+        assert_eq!(percentile(&[], 95), 0.0);
+        assert_eq!(percentile(&[7.0], 50), 7.0);
     }
 
     /// A one-shot HTTP server on loopback answering `status` with `body`.
