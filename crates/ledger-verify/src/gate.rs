@@ -33,12 +33,7 @@ pub struct GateReport {
 
 impl GateReport {
     /// A denial by a rule outside the stage gates (promotion, rollback, runner, …).
-    pub fn denial(
-        subject: String,
-        sha: GitSha,
-        rule: String,
-        reasons: Vec<Reason>,
-    ) -> GateReport {
+    pub fn denial(subject: String, sha: GitSha, rule: String, reasons: Vec<Reason>) -> GateReport {
         GateReport {
             subject,
             sha,
