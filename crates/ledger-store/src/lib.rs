@@ -6,18 +6,21 @@
 //! already succeeded; different bytes are refused. Keys are [`ObjectKey`]s, built from
 //! validated parts only, so no input can address anything outside the store's layout.
 
+mod attempts;
+mod error;
 mod key;
 mod local;
 mod location;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use error::StoreError;
+use error::{log_failure, refused};
 pub use key::{KeyError, ObjectKey};
 pub use location::{Bucket, Service, StoreLocation};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
@@ -39,89 +42,6 @@ pub enum PutOutcome {
     Created,
     /// An identical object was already there (a retried request); nothing changed.
     AlreadyPresent,
-}
-
-/// Why a store operation failed. Messages name the key or location and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{key} already exists in the store with different contents (another writer created it first, or it was written before); evidence is write-once and was not overwritten (a retried stage writes a new attempt instead)")]
-    AlreadyExists { key: String },
-    #[error("{key} is {size} bytes, over the {limit}-byte limit; refusing to read it")]
-    TooLarge {
-        key: String,
-        size: u64,
-        limit: usize,
-    },
-    #[error("store URL scheme `{scheme}://` is not supported by this build of ledger; use a local folder, s3://BUCKET/PREFIX, or a build with the `gcs`/`azure` features for gs:// and az://")]
-    Unsupported { scheme: String },
-    #[error("invalid store location {location:?}: {why}")]
-    InvalidLocation { location: String, why: String },
-    #[error(transparent)]
-    InvalidKey(#[from] KeyError),
-    #[error("evidence store {location} is unreachable or failing: {source}; check that it exists and is writable")]
-    Unreachable {
-        location: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("evidence store {location} refused the credentials or the request: {source}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the cloud's equivalent) and that they may list, read and create objects")]
-    Denied {
-        location: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("evidence store {location} cannot create objects only-if-absent ({source}); ledger refuses a store that could overwrite evidence (for S3, leave aws_conditional_put at its default `etag`)")]
-    NoCreateOnly {
-        location: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("evidence store {location} did not honour a create-only write: {what}; ledger cannot keep evidence write-once there")]
-    CreateOnlyBroken { location: String, what: String },
-}
-
-impl StoreError {
-    /// A short name of the failure for debug logs: never the message, which names the
-    /// store's location.
-    fn kind(&self) -> &'static str {
-        match self {
-            StoreError::AlreadyExists { .. } => "already exists",
-            StoreError::TooLarge { .. } => "too large",
-            StoreError::Unsupported { .. } => "unsupported scheme",
-            StoreError::InvalidLocation { .. } => "invalid location",
-            StoreError::InvalidKey(_) => "invalid key",
-            StoreError::Unreachable { .. } => "unreachable",
-            StoreError::Denied { .. } => "denied",
-            StoreError::NoCreateOnly { .. } => "no create-only writes",
-            StoreError::CreateOnlyBroken { .. } => "create-only broken",
-        }
-    }
-}
-
-/// Logs (at debug) that the operation of the current span failed, by kind only.
-fn log_failure<T>(result: Result<T, StoreError>) -> Result<T, StoreError> {
-    if let Err(e) = &result {
-        tracing::debug!(error = e.kind(), "failed");
-    }
-    result
-}
-
-/// Whether `e` is the server refusing who we are. The S3 client reports a refused
-/// listing as a generic error whose cause carries the HTTP status, and that cause's
-/// type is private to `object_store`, so its message is what can be inspected.
-fn refused(e: &object_store::Error) -> bool {
-    let mut cause: Option<&dyn std::error::Error> = Some(e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if ["401 Unauthorized", "403 Forbidden"]
-            .iter()
-            .any(|s| text.contains(s))
-        {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 /// An opened evidence store.
@@ -489,124 +409,6 @@ impl Store {
     async fn list_under(&self, prefix: Option<&Path>) -> Result<Vec<String>, StoreError> {
         let listed = self.list_meta_under(prefix).await?;
         Ok(listed.into_iter().map(|l| l.key).collect())
-    }
-
-    /// The attempt numbers stored for `kind` and `sha` (default environment),
-    /// ascending.
-    pub async fn attempts(&self, kind: ArtifactKind, sha: &GitSha) -> Result<Vec<u32>, StoreError> {
-        self.attempts_in(kind, sha, None).await
-    }
-
-    /// The attempt numbers stored for `kind` and `sha` in `env` (`None`: the default
-    /// environment; ignored for kinds not kept per environment), ascending.
-    #[tracing::instrument(
-        level = "debug",
-        name = "store.attempts",
-        skip_all,
-        fields(kind = kind.as_str(), sha = %sha, env = env.as_ref().map(|e| e.as_str()))
-    )]
-    pub async fn attempts_in(
-        &self,
-        kind: ArtifactKind,
-        sha: &GitSha,
-        env: Option<EnvName>,
-    ) -> Result<Vec<u32>, StoreError> {
-        let want = ArtifactRef::new(kind, *sha, 1).in_env(env).env;
-        let mut out: Vec<u32> = self
-            .list(&kind.prefix(sha))
-            .await?
-            .iter()
-            .filter_map(|k| ArtifactRef::parse_key(k))
-            .filter(|r| r.kind == kind && r.sha == *sha && r.env == want)
-            .map(|r| r.attempt)
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        tracing::debug!(attempts = ?out, "found");
-        Ok(out)
-    }
-
-    /// The latest stored attempt of `kind` for `sha` (default environment).
-    pub async fn latest(
-        &self,
-        kind: ArtifactKind,
-        sha: &GitSha,
-    ) -> Result<Option<ArtifactRef>, StoreError> {
-        self.latest_in(kind, sha, None).await
-    }
-
-    /// The latest stored attempt of `kind` for `sha` in `env`.
-    #[tracing::instrument(
-        level = "debug",
-        name = "store.latest",
-        skip_all,
-        fields(kind = kind.as_str(), sha = %sha, env = env.as_ref().map(|e| e.as_str()))
-    )]
-    pub async fn latest_in(
-        &self,
-        kind: ArtifactKind,
-        sha: &GitSha,
-        env: Option<EnvName>,
-    ) -> Result<Option<ArtifactRef>, StoreError> {
-        let latest = self
-            .attempts_in(kind, sha, env)
-            .await?
-            .last()
-            .map(|a| ArtifactRef::new(kind, *sha, *a).in_env(env));
-        match &latest {
-            Some(r) => tracing::debug!(key = %r.key(), "latest attempt"),
-            None => tracing::debug!("no attempt stored"),
-        }
-        Ok(latest)
-    }
-
-    /// The attempt number a new run of `kind` for `sha` would take (default
-    /// environment).
-    pub async fn next_attempt(&self, kind: ArtifactKind, sha: &GitSha) -> Result<u32, StoreError> {
-        self.next_attempt_in(kind, sha, None).await
-    }
-
-    /// The attempt number a new run of `kind` for `sha` in `env` would take.
-    pub async fn next_attempt_in(
-        &self,
-        kind: ArtifactKind,
-        sha: &GitSha,
-        env: Option<EnvName>,
-    ) -> Result<u32, StoreError> {
-        Ok(self
-            .attempts_in(kind, sha, env)
-            .await?
-            .last()
-            .map_or(1, |a| a + 1))
-    }
-
-    /// Every SHA with evidence of any kind, sorted; lists folder names only.
-    #[tracing::instrument(level = "debug", name = "store.shas", skip_all)]
-    pub async fn shas(&self) -> Result<Vec<GitSha>, StoreError> {
-        let result = self.shas_unlogged().await;
-        if let Ok(shas) = &result {
-            tracing::debug!(shas = shas.len(), "listed");
-        }
-        log_failure(result)
-    }
-
-    async fn shas_unlogged(&self) -> Result<Vec<GitSha>, StoreError> {
-        let mut dirs: Vec<&str> = ArtifactKind::ALL.iter().map(|k| k.dir()).collect();
-        dirs.dedup();
-        let mut out = std::collections::BTreeSet::new();
-        for dir in dirs {
-            let listing = self
-                .inner
-                .list_with_delimiter(Some(&Path::from(dir)))
-                .await
-                .map_err(|e| self.unreachable(e))?;
-            for p in listing.common_prefixes {
-                if let Some(sha) = p.filename().and_then(|s| GitSha::parse(s).ok()) {
-                    out.insert(sha);
-                }
-            }
-        }
-        Ok(out.into_iter().collect())
     }
 }
 
