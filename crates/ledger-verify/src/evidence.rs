@@ -8,16 +8,14 @@
 //! stored intact. Every failed check is reported; nothing is skipped silently.
 
 use crate::error::Error;
+use crate::layout::{header_problems, read_predicate, statement_problems};
 use crate::read::{
     classify, log_object_key, object_key, policy_key, read_objects, Fetched, Snapshot,
     MAX_LOG_BYTES,
 };
+pub use crate::typed::{AnyPredicate, Typed};
 use ledger_core::dsse::Envelope;
-use ledger_core::predicate::{
-    self, BuildPredicate, CommandPredicate, DecisionPredicate, DeploymentPredicate, Header, Input,
-    ManifestPredicate, Outcome, Predicate, SmokePredicate, TimingPredicate,
-};
-use ledger_core::schema::{self, Document};
+use ledger_core::predicate::{CommandPredicate, Header, Input, Outcome};
 use ledger_core::ArtifactKind;
 use ledger_core::{ArtifactRef, EnvName, GitSha, KeyId, Sha256Digest, Statement};
 use ledger_policy::Policy;
@@ -105,97 +103,6 @@ impl Artifact {
     }
 }
 
-/// A verified predicate, read into the type of its kind. Every verified [`Artifact`]
-/// has one: [`Evidence::check`] reads it right after the schema check, and a predicate
-/// that passes its schema but does not read is a verification problem.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per verified artifact, which `Checked` already boxes"
-)]
-pub enum AnyPredicate {
-    /// `commit` and `integration`.
-    Command(CommandPredicate),
-    Build(BuildPredicate),
-    Manifest(ManifestPredicate),
-    Deployment(DeploymentPredicate),
-    Smoke(SmokePredicate),
-    Decision(DecisionPredicate),
-    Timing(TimingPredicate),
-}
-
-impl AnyPredicate {
-    /// Reads a (schema-valid) predicate of `kind`.
-    pub fn read(kind: ArtifactKind, value: &serde_json::Value) -> Result<Self, serde_json::Error> {
-        use predicate::from_value;
-        Ok(match kind {
-            ArtifactKind::Commit | ArtifactKind::Integration => {
-                AnyPredicate::Command(from_value(value)?)
-            }
-            ArtifactKind::Build => AnyPredicate::Build(from_value(value)?),
-            ArtifactKind::Manifest => AnyPredicate::Manifest(from_value(value)?),
-            ArtifactKind::Deployment => AnyPredicate::Deployment(from_value(value)?),
-            ArtifactKind::Smoke => AnyPredicate::Smoke(from_value(value)?),
-            ArtifactKind::Decision => AnyPredicate::Decision(from_value(value)?),
-            ArtifactKind::Timing => AnyPredicate::Timing(from_value(value)?),
-        })
-    }
-
-    /// The fields every predicate carries.
-    pub fn header(&self) -> &Header {
-        match self {
-            AnyPredicate::Command(p) => &p.header,
-            AnyPredicate::Build(p) => &p.header,
-            AnyPredicate::Manifest(p) => &p.header,
-            AnyPredicate::Deployment(p) => &p.header,
-            AnyPredicate::Smoke(p) => &p.header,
-            AnyPredicate::Decision(p) => &p.header,
-            AnyPredicate::Timing(p) => &p.header,
-        }
-    }
-
-    /// The environment of per-environment evidence (deploy, smoke).
-    pub fn environment(&self) -> Option<&str> {
-        match self {
-            AnyPredicate::Deployment(p) => Some(&p.environment),
-            AnyPredicate::Smoke(p) => Some(&p.environment),
-            _ => None,
-        }
-    }
-}
-
-/// A predicate type an [`AnyPredicate`] may hold.
-pub trait Typed: Predicate {
-    /// What to call evidence of this type in a problem.
-    const WHAT: &'static str;
-    /// The predicate, if `any` holds this type.
-    fn from_any(any: &AnyPredicate) -> Option<&Self>;
-}
-
-macro_rules! typed {
-    ($($ty:ident => $variant:ident, $what:literal;)*) => {$(
-        impl Typed for $ty {
-            const WHAT: &'static str = $what;
-            fn from_any(any: &AnyPredicate) -> Option<&Self> {
-                match any {
-                    AnyPredicate::$variant(p) => Some(p),
-                    _ => None,
-                }
-            }
-        }
-    )*};
-}
-
-typed! {
-    CommandPredicate => Command, "command";
-    BuildPredicate => Build, "build";
-    ManifestPredicate => Manifest, "manifest";
-    DeploymentPredicate => Deployment, "deployment";
-    SmokePredicate => Smoke, "smoke";
-    DecisionPredicate => Decision, "decision";
-    TimingPredicate => Timing, "timing";
-}
-
 /// The outcome of checking one artifact: verified, or the problems found. Evidence
 /// that does not hold is data, not an error: the caller decides whether it denies a
 /// gate, fails a verify or is left out of a history.
@@ -227,74 +134,6 @@ impl Checked {
                 problems,
             })
     }
-}
-
-/// What is wrong with a statement's type and subjects for the key it is stored under.
-fn statement_problems(r: &ArtifactRef, key: &ObjectKey, statement: &Statement) -> Vec<String> {
-    let mut problems = Vec::new();
-    if statement.kind() != Some(r.kind) {
-        problems.push(format!(
-            "predicateType is {:?}, but {key} must hold {:?}",
-            statement.predicate_type,
-            r.kind.predicate_type()
-        ));
-    }
-    if !statement.is_about(&r.sha) {
-        problems.push(format!("no subject names git commit {}", r.sha));
-    }
-    if let Some(other) = statement.git_commits().find(|c| *c != r.sha.as_str()) {
-        problems.push(format!("a subject names another git commit, {other}"));
-    }
-    problems
-}
-
-/// The predicate checked against its schema, then read into its kind's type.
-fn read_predicate(
-    kind: ArtifactKind,
-    predicate: &serde_json::Value,
-) -> Result<AnyPredicate, String> {
-    if let Err(e) = schema::validate(Document::Predicate(kind), predicate) {
-        return Err(format!("predicate does not match its schema: {e}"));
-    }
-    AnyPredicate::read(kind, predicate).map_err(|e| format!("predicate unreadable: {e}"))
-}
-
-/// What in the predicate's header disagrees with the key it is stored under.
-fn header_problems(r: &ArtifactRef, typed: &AnyPredicate) -> Vec<String> {
-    let stage = r.kind.stage();
-    let header = typed.header();
-    let mut problems = Vec::new();
-    if header.stage != stage {
-        problems.push(format!(
-            "predicate stage is `{}`, expected `{stage}`",
-            header.stage
-        ));
-    }
-    if header.sha != r.sha {
-        problems.push(format!(
-            "predicate sha is {}, but it is stored under {}",
-            header.sha, r.sha
-        ));
-    }
-    if r.kind.per_environment() {
-        let stored_as = r
-            .env
-            .as_ref()
-            .map_or(ledger_core::DEFAULT_ENV, EnvName::as_str);
-        let recorded = typed.environment().unwrap_or("-");
-        if recorded != stored_as {
-            problems.push(format!(
-                "predicate environment is `{recorded}`, but it is stored as evidence of `{stored_as}`"
-            ));
-        }
-    }
-    if header.attempt != r.attempt {
-        problems.push(format!(
-            "predicate attempt is {}, but it is stored as attempt {}",
-            header.attempt, r.attempt
-        ));
-    }
-    problems
 }
 
 /// One artifact's verification result, as reported to people and machines.

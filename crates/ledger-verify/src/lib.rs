@@ -8,6 +8,8 @@
 //!
 //! * [`evidence`] verifies one artifact or one SHA's chain; a verified [`Artifact`] can
 //!   only be made there.
+//! * [`layout`] ties a statement to the key it is stored under; [`typed`] holds a
+//!   verified predicate as the type of its kind.
 //! * [`read`] is the bulk read behind it: objects hashed once, a read-ahead
 //!   [`read::Snapshot`], listings split into artifacts and strays.
 //! * [`walk`] is the whole store at once (`verify --all`).
@@ -20,8 +22,10 @@ pub mod error;
 pub mod evidence;
 pub mod gate;
 pub mod history;
+pub mod layout;
 pub mod read;
 pub mod show;
+pub mod typed;
 pub mod walk;
 
 pub use error::{Error, ErrorClass};
