@@ -91,6 +91,7 @@ pub struct Recorder<'a> {
 
 impl Recorder<'_> {
     /// Stores the policy's bytes under their digest (idempotent).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn store_policy(&self) -> Result<(), Error> {
         let key = policy_key(&self.policy.digest())?;
         match self
@@ -109,6 +110,7 @@ impl Recorder<'_> {
 
     /// Validates, signs and stores one artifact at exactly `r`. Returns the SHA-256
     /// of the stored envelope bytes.
+    #[tracing::instrument(level = "debug", skip_all, fields(key = %r.key()))]
     pub async fn write(
         &self,
         r: &ArtifactRef,

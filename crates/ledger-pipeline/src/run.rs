@@ -63,6 +63,7 @@ impl Passed {
 /// evaluates its gate (for deploy and smoke, against `env`'s evidence; for `build`,
 /// with the build-once rule) and stores the policy that gated it. A denial is
 /// [`Error::Denied`] and nothing has run or been written.
+#[tracing::instrument(level = "debug", skip_all, fields(%stage, %sha, env = ?env.map(|e| e.to_string())))]
 pub async fn begin(
     rec: &Recorder<'_>,
     stage: Stage,

@@ -230,6 +230,7 @@ impl<'a> Evidence<'a> {
 
     /// Verifies one artifact. `Ok(Err(problems))` is evidence that does not hold;
     /// `Err` is a failure to read the store at all.
+    #[tracing::instrument(level = "debug", skip_all, fields(key = %r.key()))]
     pub async fn check(&mut self, r: &ArtifactRef) -> Result<Checked, Error> {
         let key = object_key(r);
         let Some(Fetched { bytes, digest }) = self.fetch(&key).await? else {
@@ -393,6 +394,7 @@ impl<'a> Evidence<'a> {
     }
 
     /// Verifies every artifact stored for `sha`.
+    #[tracing::instrument(level = "debug", skip_all, fields(%sha))]
     pub async fn check_sha(&mut self, sha: &GitSha) -> Result<ChainReport, Error> {
         let mut keys = Vec::new();
         for kind in ArtifactKind::ALL {

@@ -150,6 +150,7 @@ pub async fn check(
 }
 
 /// The gate in front of `stage` under the evidence's policy.
+#[tracing::instrument(level = "debug", skip_all, fields(%stage, %sha))]
 pub async fn check_stage(
     evidence: &mut Evidence<'_>,
     stage: Stage,

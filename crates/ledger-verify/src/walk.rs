@@ -126,6 +126,7 @@ pub struct AllReport {
 
 /// Verifies every SHA in the store on `threads` threads (at least one), calling
 /// `progress(done, total)` as chains finish. Linear in the number of artifacts.
+#[tracing::instrument(level = "debug", skip_all, fields(threads))]
 pub async fn verify_all(
     store: &Store,
     policy: &Policy,

@@ -21,6 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Runs `build` for `sha`; `progress` gets build and push output lines.
+#[tracing::instrument(level = "debug", skip_all, fields(stage = "build", %sha))]
 pub async fn run_build(
     rec: &Recorder<'_>,
     engine: &Engine,

@@ -43,6 +43,7 @@ pub struct StageOutcome {
 }
 
 /// Runs a `commit` or `integration` stage and records its evidence.
+#[tracing::instrument(level = "debug", skip_all, fields(stage = %req.stage, sha = %req.sha))]
 pub async fn run_command_stage(
     rec: &Recorder<'_>,
     passed: Passed,

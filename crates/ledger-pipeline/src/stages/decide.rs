@@ -58,6 +58,7 @@ fn merge(mut a: Vec<Input>, b: Vec<Input>) -> Vec<Input> {
 }
 
 /// Runs `decide` for `req.sha`.
+#[tracing::instrument(level = "debug", skip_all, fields(stage = "decide", sha = %req.sha))]
 pub async fn run_decide(
     rec: &Recorder<'_>,
     passed: Passed,

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// Runs `publish` for `sha` from its verified build evidence.
+#[tracing::instrument(level = "debug", skip_all, fields(stage = "publish", %sha))]
 pub async fn run_publish(
     rec: &Recorder<'_>,
     passed: Passed,

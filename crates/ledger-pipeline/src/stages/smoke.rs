@@ -104,6 +104,7 @@ fn round(ms: f64) -> f64 {
 }
 
 /// Runs `smoke` for `sha` against `env`.
+#[tracing::instrument(level = "debug", skip_all, fields(stage = "smoke", %sha))]
 pub async fn run_smoke(
     rec: &Recorder<'_>,
     env: &Environment,
