@@ -7,7 +7,7 @@
 //! The disk-full case mounts a small tmpfs (root only); `.ci/run` sets
 //! `LEDGER_REQUIRE_FAULTS=1` so it cannot silently skip there.
 
-use crate::docker::{engine, Project};
+use crate::project::{engine, Project};
 use crate::{assert_code, text, Repo, SHA};
 use std::path::{Path, PathBuf};
 
@@ -157,7 +157,7 @@ fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() 
         ("API_TOKEN", api),
         ("DATABASE_URL", db),
     ];
-    let s = crate::docker::sha(72);
+    let s = crate::project::sha(72);
     let mut printed = String::new();
     let runs: [&[&str]; 7] = [
         &[

@@ -2,7 +2,7 @@
 //! invariant (nothing promoted or running is ever a candidate), dry run by default,
 //! the safety threshold, the signed prune record, and what status reports.
 
-use crate::docker::{engine, registry, runtime, sha, Project};
+use crate::project::{engine, registry, runtime, sha, Project};
 use crate::{assert_code, text};
 use serde_json::Value;
 use std::path::Path;
