@@ -133,9 +133,10 @@ fn a_ledger_killed_mid_stage_leaves_no_evidence_and_the_next_run_recovers() {
     assert_code(&repo.ledger(&["verify", SHA]), 0);
 }
 
-#[test]
-fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() {
-    let Some(_) = engine() else { return };
+/// A Docker project whose service declares `API_TOKEN` a secret and whose signing
+/// key is moved out of the repository; returns the key's PEM, to be passed in
+/// `LEDGER_SIGNING_KEY`.
+fn project_with_secrets() -> (Project, String) {
     let p = Project::new(None);
     p.configure(", API_TOKEN_FROM_ENV = \"unused\"");
     let config = std::fs::read_to_string(p.repo.path().join("ledger.toml")).unwrap();
@@ -146,6 +147,76 @@ fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() 
     std::fs::write(p.repo.path().join("ledger.toml"), config).unwrap();
     let pem = std::fs::read_to_string(p.repo.path().join(".ledger/signing.key")).unwrap();
     std::fs::remove_file(p.repo.path().join(".ledger/signing.key")).unwrap();
+    (p, pem)
+}
+
+/// Runs every stage for `s`, then the read commands, all with `env`, asserting
+/// success; returns everything they printed.
+fn run_the_whole_pipeline(p: &Project, s: &str, env: &[(&str, &str)]) -> String {
+    let mut printed = String::new();
+    let runs: [&[&str]; 7] = [
+        &[
+            "stage",
+            "commit",
+            "--sha",
+            s,
+            "--redact-env",
+            "DATABASE_URL",
+            "--",
+            "sh",
+            "-c",
+            "echo token=$GITHUB_TOKEN; env",
+        ],
+        &[
+            "stage",
+            "integration",
+            "--sha",
+            s,
+            "--redact-env",
+            "DATABASE_URL",
+            "--",
+            "sh",
+            "-c",
+            "echo db=$DATABASE_URL",
+        ],
+        &["stage", "build", "--sha", s],
+        &["stage", "publish", "--sha", s],
+        &["stage", "deploy", "--sha", s],
+        &["stage", "smoke", "--sha", s],
+        &["stage", "decide", "--sha", s],
+    ];
+    for args in runs {
+        let out = p.repo.ledger_env(args, env);
+        assert_code(&out, 0);
+        printed.push_str(&text(&out));
+    }
+    for args in [&["verify", s][..], &["show", s, "--json"], &["report", s]] {
+        let out = p.repo.ledger_env(args, env);
+        assert_code(&out, 0);
+        printed.push_str(&text(&out));
+    }
+    printed
+}
+
+/// No stored object and nothing printed holds any of `needles`.
+fn assert_no_needle_stored_or_printed(p: &Project, needles: &[&str], printed: &str) {
+    let stored = p.repo.stored();
+    assert!(stored.len() > 10, "{stored:?}");
+    for key in &stored {
+        let bytes = String::from_utf8_lossy(&p.repo.read_object(key)).into_owned();
+        for n in needles {
+            assert!(!bytes.contains(n), "secret {n:.6}… is stored in {key}");
+        }
+    }
+    for n in needles {
+        assert!(!printed.contains(n), "secret {n:.6}… was printed");
+    }
+}
+
+#[test]
+fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() {
+    let Some(_) = engine() else { return };
+    let (p, pem) = project_with_secrets();
     let (token, api, db) = (
         "ghp_tok3n-value-5b1f9c0d7e",
         "api-secret-7a2c44e1b9",
@@ -158,66 +229,11 @@ fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() 
         ("DATABASE_URL", db),
     ];
     let s = crate::project::sha(72);
-    let mut printed = String::new();
-    let runs: [&[&str]; 7] = [
-        &[
-            "stage",
-            "commit",
-            "--sha",
-            &s,
-            "--redact-env",
-            "DATABASE_URL",
-            "--",
-            "sh",
-            "-c",
-            "echo token=$GITHUB_TOKEN; env",
-        ],
-        &[
-            "stage",
-            "integration",
-            "--sha",
-            &s,
-            "--redact-env",
-            "DATABASE_URL",
-            "--",
-            "sh",
-            "-c",
-            "echo db=$DATABASE_URL",
-        ],
-        &["stage", "build", "--sha", &s],
-        &["stage", "publish", "--sha", &s],
-        &["stage", "deploy", "--sha", &s],
-        &["stage", "smoke", "--sha", &s],
-        &["stage", "decide", "--sha", &s],
-    ];
-    for args in runs {
-        let out = p.repo.ledger_env(args, &env);
-        assert_code(&out, 0);
-        printed.push_str(&text(&out));
-    }
-    for args in [
-        &["verify", &s][..],
-        &["show", &s, "--json"],
-        &["report", &s],
-    ] {
-        let out = p.repo.ledger_env(args, &env);
-        assert_code(&out, 0);
-        printed.push_str(&text(&out));
-    }
+    let printed = run_the_whole_pipeline(&p, &s, &env);
     let key_lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let mut needles: Vec<&str> = vec![token, api, "db-pass-93kd2"];
     needles.extend(key_lines);
-    let stored = p.repo.stored();
-    assert!(stored.len() > 10, "{stored:?}");
-    for key in &stored {
-        let bytes = String::from_utf8_lossy(&p.repo.read_object(key)).into_owned();
-        for n in &needles {
-            assert!(!bytes.contains(n), "secret {n:.6}… is stored in {key}");
-        }
-    }
-    for n in &needles {
-        assert!(!printed.contains(n), "secret {n:.6}… was printed");
-    }
+    assert_no_needle_stored_or_printed(&p, &needles, &printed);
     // The masked output still says a value was there.
     let log = String::from_utf8_lossy(&p.repo.read_object(&format!("commit/{s}/commit.log")))
         .into_owned();
