@@ -375,7 +375,7 @@ fn prune_refusals() {
 /// one SHA with build evidence is too young to prune.
 #[test]
 fn prune_dry_run() {
-    if crate::docker::engine().is_none() {
+    if crate::project::engine().is_none() {
         return;
     }
     let snap = Snap::new();

@@ -4,7 +4,7 @@
 //! says production is entered by promotion, approved runners, the environment
 //! contract, and the labels on every container.
 
-use crate::docker::{engine, free_port, Project};
+use crate::project::{engine, free_port, Project};
 use crate::{assert_code, text};
 use serde_json::{json, Value};
 
@@ -73,101 +73,72 @@ fn running_in(p: &Project, env: &str) -> Vec<ledger_docker::ContainerInfo> {
         .collect()
 }
 
-#[test]
-fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
-    let Some(_) = engine() else { return };
-    let p = Project::new(None);
-    let canary_port = free_port();
-    configure(&p, canary_port, "/missing", &[]);
-    promotion_policy(&p, 0);
-    let s = crate::docker::sha(70);
-    p.run_through(&s, "publish");
+/// Asserts `out` is a denial (exit 3) whose text names `reason`.
+fn assert_denied(out: &std::process::Output, reason: &str) {
+    assert_code(out, 3);
+    assert!(text(out).contains(reason), "{}", text(out));
+}
 
+/// Before canary: promotion finds no canary evidence, and production cannot be
+/// deployed to directly.
+fn assert_denied_before_canary(p: &Project, s: &str) {
     // Never reached canary.
-    let out = promote(&p, &s, &[APPROVED]);
-    assert_code(&out, 3);
-    assert!(
-        text(&out).contains("never reached `canary`"),
-        "{}",
-        text(&out)
-    );
+    assert_denied(&promote(p, s, &[APPROVED]), "never reached `canary`");
     // Production cannot be deployed to directly.
     let out = p.repo.ledger_env(
-        &["stage", "deploy", "--sha", &s, "--env", "production"],
+        &["stage", "deploy", "--sha", s, "--env", "production"],
         &[APPROVED],
     );
-    assert_code(&out, 3);
-    assert!(
-        text(&out).contains("only by promotion from `canary`"),
-        "{}",
-        text(&out)
-    );
+    assert_denied(&out, "only by promotion from `canary`");
+}
 
+/// Canary deployed with a failing smoke, then a passing one that has not soaked:
+/// promotion is denied for each. Leaves the policy's soak time at zero.
+fn assert_denied_until_canary_passes_and_soaks(p: &Project, canary_port: u16, s: &str) {
     // Canary deployed, but its smoke fails (the check path is wrong).
     assert_code(
         &p.repo
-            .ledger(&["stage", "deploy", "--sha", &s, "--env", "canary"]),
+            .ledger(&["stage", "deploy", "--sha", s, "--env", "canary"]),
         0,
     );
     assert_code(
         &p.repo
-            .ledger(&["stage", "smoke", "--sha", &s, "--env", "canary"]),
+            .ledger(&["stage", "smoke", "--sha", s, "--env", "canary"]),
         1,
     );
-    let out = promote(&p, &s, &[APPROVED]);
-    assert_code(&out, 3);
-    assert!(
-        text(&out).contains("latest smoke in `canary` (attempt 1) failed"),
-        "{}",
-        text(&out)
+    assert_denied(
+        &promote(p, s, &[APPROVED]),
+        "latest smoke in `canary` (attempt 1) failed",
     );
 
     // Smoke passes now, but the soak time has not passed.
-    configure(&p, canary_port, "/health", &[]);
+    configure(p, canary_port, "/health", &[]);
     assert_code(
         &p.repo
-            .ledger(&["stage", "smoke", "--sha", &s, "--env", "canary"]),
+            .ledger(&["stage", "smoke", "--sha", s, "--env", "canary"]),
         0,
     );
-    promotion_policy(&p, 3600);
-    let out = promote(&p, &s, &[APPROVED]);
-    assert_code(&out, 3);
-    assert!(
-        text(&out).contains("soaked in `canary` for"),
-        "{}",
-        text(&out)
-    );
-    promotion_policy(&p, 0);
+    promotion_policy(p, 3600);
+    assert_denied(&promote(p, s, &[APPROVED]), "soaked in `canary` for");
+    promotion_policy(p, 0);
+}
 
-    // From a runner the policy does not approve for production.
-    let out = promote(&p, &s, &[]);
-    assert_code(&out, 3);
+/// From a runner the policy does not approve for production; nothing runs there.
+fn assert_denied_from_an_unapproved_runner(p: &Project, s: &str) {
     let host = ledger_pipeline::ci::host_name();
-    assert!(
-        text(&out).contains(&format!(
-            "runner {host} is not approved for environment `production`"
-        )),
-        "{}",
-        text(&out)
+    assert_denied(
+        &promote(p, s, &[]),
+        &format!("runner {host} is not approved for environment `production`"),
     );
     assert!(
-        running_in(&p, "production").is_empty(),
+        running_in(p, "production").is_empty(),
         "a denied promotion touched production"
     );
+}
 
-    // Every rule holds: the same digests run in production, nothing was rebuilt.
-    let out = promote(&p, &s, &[APPROVED]);
-    assert_code(&out, 0);
-    let (canary, production) = (running_in(&p, "canary"), running_in(&p, "production"));
-    assert_eq!((canary.len(), production.len()), (1, 1));
-    assert_eq!(canary[0].image_id, production[0].image_id);
-    let builds: Vec<String> = p
-        .repo
-        .stored()
-        .into_iter()
-        .filter(|k| k.starts_with("build/"))
-        .collect();
-    assert_eq!(builds, [format!("build/{s}/build.json")]);
+/// The production deployment names the canary evidence it was promoted on, as its
+/// promotion record and as hash-linked inputs, and the approved runner.
+fn assert_the_deployment_records_the_promotion(p: &Project, s: &str) {
     let deployment = p.repo.predicate(&format!("infra/{s}/deployment.json"));
     assert_eq!(deployment["promotion"]["from"], "canary");
     let canary_smoke = format!("deploy/{s}/api-smoke.canary.attempt-2.json");
@@ -190,6 +161,24 @@ fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
         .as_array()
         .unwrap()
         .contains(&json!("prod-runner")));
+}
+
+/// Every rule holds: the same digests run in production, nothing was rebuilt, and
+/// labels answer "what is this and why is it running" on both.
+fn promote_and_assert_the_same_digests_run(p: &Project, s: &str) {
+    let out = promote(p, s, &[APPROVED]);
+    assert_code(&out, 0);
+    let (canary, production) = (running_in(p, "canary"), running_in(p, "production"));
+    assert_eq!((canary.len(), production.len()), (1, 1));
+    assert_eq!(canary[0].image_id, production[0].image_id);
+    let builds: Vec<String> = p
+        .repo
+        .stored()
+        .into_iter()
+        .filter(|k| k.starts_with("build/"))
+        .collect();
+    assert_eq!(builds, [format!("build/{s}/build.json")]);
+    assert_the_deployment_records_the_promotion(p, s);
 
     // Labels answer "what is this and why is it running" on both.
     for (c, env, evidence) in [
@@ -209,6 +198,22 @@ fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
         assert_eq!(c.labels["dev.ledger.attempt"], "1");
         assert_eq!(c.labels["dev.ledger.evidence"], evidence);
     }
+}
+
+#[test]
+fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let canary_port = free_port();
+    configure(&p, canary_port, "/missing", &[]);
+    promotion_policy(&p, 0);
+    let s = crate::project::sha(70);
+    p.run_through(&s, "publish");
+
+    assert_denied_before_canary(&p, &s);
+    assert_denied_until_canary_passes_and_soaks(&p, canary_port, &s);
+    assert_denied_from_an_unapproved_runner(&p, &s);
+    promote_and_assert_the_same_digests_run(&p, &s);
 
     // Production smoke and the decision follow; the chain verifies.
     assert_code(
@@ -227,7 +232,7 @@ fn a_missing_required_variable_is_exit_2_before_the_engine_and_values_stay_out()
     let Some(_) = engine() else { return };
     let p = Project::new(None);
     configure(&p, free_port(), "/health", &["PAYMENT_TOKEN", "REGION"]);
-    let s = crate::docker::sha(71);
+    let s = crate::project::sha(71);
     p.run_through(&s, "publish");
     let before = p.repo.stored();
     let out = p.repo.ledger_env(

@@ -7,7 +7,7 @@
 //! The disk-full case mounts a small tmpfs (root only); `.ci/run` sets
 //! `LEDGER_REQUIRE_FAULTS=1` so it cannot silently skip there.
 
-use crate::docker::{engine, Project};
+use crate::project::{engine, Project};
 use crate::{assert_code, text, Repo, SHA};
 use std::path::{Path, PathBuf};
 
@@ -133,9 +133,10 @@ fn a_ledger_killed_mid_stage_leaves_no_evidence_and_the_next_run_recovers() {
     assert_code(&repo.ledger(&["verify", SHA]), 0);
 }
 
-#[test]
-fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() {
-    let Some(_) = engine() else { return };
+/// A Docker project whose service declares `API_TOKEN` a secret and whose signing
+/// key is moved out of the repository; returns the key's PEM, to be passed in
+/// `LEDGER_SIGNING_KEY`.
+fn project_with_secrets() -> (Project, String) {
     let p = Project::new(None);
     p.configure(", API_TOKEN_FROM_ENV = \"unused\"");
     let config = std::fs::read_to_string(p.repo.path().join("ledger.toml")).unwrap();
@@ -146,25 +147,19 @@ fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() 
     std::fs::write(p.repo.path().join("ledger.toml"), config).unwrap();
     let pem = std::fs::read_to_string(p.repo.path().join(".ledger/signing.key")).unwrap();
     std::fs::remove_file(p.repo.path().join(".ledger/signing.key")).unwrap();
-    let (token, api, db) = (
-        "ghp_tok3n-value-5b1f9c0d7e",
-        "api-secret-7a2c44e1b9",
-        "postgres://u:db-pass-93kd2@127.0.0.1/x",
-    );
-    let env = [
-        ("LEDGER_SIGNING_KEY", pem.as_str()),
-        ("GITHUB_TOKEN", token),
-        ("API_TOKEN", api),
-        ("DATABASE_URL", db),
-    ];
-    let s = crate::docker::sha(72);
+    (p, pem)
+}
+
+/// Runs every stage for `s`, then the read commands, all with `env`, asserting
+/// success; returns everything they printed.
+fn run_the_whole_pipeline(p: &Project, s: &str, env: &[(&str, &str)]) -> String {
     let mut printed = String::new();
     let runs: [&[&str]; 7] = [
         &[
             "stage",
             "commit",
             "--sha",
-            &s,
+            s,
             "--redact-env",
             "DATABASE_URL",
             "--",
@@ -176,7 +171,7 @@ fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() 
             "stage",
             "integration",
             "--sha",
-            &s,
+            s,
             "--redact-env",
             "DATABASE_URL",
             "--",
@@ -184,40 +179,61 @@ fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() 
             "-c",
             "echo db=$DATABASE_URL",
         ],
-        &["stage", "build", "--sha", &s],
-        &["stage", "publish", "--sha", &s],
-        &["stage", "deploy", "--sha", &s],
-        &["stage", "smoke", "--sha", &s],
-        &["stage", "decide", "--sha", &s],
+        &["stage", "build", "--sha", s],
+        &["stage", "publish", "--sha", s],
+        &["stage", "deploy", "--sha", s],
+        &["stage", "smoke", "--sha", s],
+        &["stage", "decide", "--sha", s],
     ];
     for args in runs {
-        let out = p.repo.ledger_env(args, &env);
+        let out = p.repo.ledger_env(args, env);
         assert_code(&out, 0);
         printed.push_str(&text(&out));
     }
-    for args in [
-        &["verify", &s][..],
-        &["show", &s, "--json"],
-        &["report", &s],
-    ] {
-        let out = p.repo.ledger_env(args, &env);
+    for args in [&["verify", s][..], &["show", s, "--json"], &["report", s]] {
+        let out = p.repo.ledger_env(args, env);
         assert_code(&out, 0);
         printed.push_str(&text(&out));
     }
-    let key_lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let mut needles: Vec<&str> = vec![token, api, "db-pass-93kd2"];
-    needles.extend(key_lines);
+    printed
+}
+
+/// No stored object and nothing printed holds any of `needles`.
+fn assert_no_needle_stored_or_printed(p: &Project, needles: &[&str], printed: &str) {
     let stored = p.repo.stored();
     assert!(stored.len() > 10, "{stored:?}");
     for key in &stored {
         let bytes = String::from_utf8_lossy(&p.repo.read_object(key)).into_owned();
-        for n in &needles {
+        for n in needles {
             assert!(!bytes.contains(n), "secret {n:.6}… is stored in {key}");
         }
     }
-    for n in &needles {
+    for n in needles {
         assert!(!printed.contains(n), "secret {n:.6}… was printed");
     }
+}
+
+#[test]
+fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() {
+    let Some(_) = engine() else { return };
+    let (p, pem) = project_with_secrets();
+    let (token, api, db) = (
+        "ghp_tok3n-value-5b1f9c0d7e",
+        "api-secret-7a2c44e1b9",
+        "postgres://u:db-pass-93kd2@127.0.0.1/x",
+    );
+    let env = [
+        ("LEDGER_SIGNING_KEY", pem.as_str()),
+        ("GITHUB_TOKEN", token),
+        ("API_TOKEN", api),
+        ("DATABASE_URL", db),
+    ];
+    let s = crate::project::sha(72);
+    let printed = run_the_whole_pipeline(&p, &s, &env);
+    let key_lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut needles: Vec<&str> = vec![token, api, "db-pass-93kd2"];
+    needles.extend(key_lines);
+    assert_no_needle_stored_or_printed(&p, &needles, &printed);
     // The masked output still says a value was there.
     let log = String::from_utf8_lossy(&p.repo.read_object(&format!("commit/{s}/commit.log")))
         .into_owned();

@@ -135,6 +135,19 @@ pub fn audit_chain(repo: &Repo, sha: &str) -> Option<std::process::Output> {
     )
 }
 
+/// `ledger verify` and the auditor's verifier both refuse `SHA`'s chain, the latter
+/// naming the envelope at `commit`; `what` says which tampering, in messages.
+fn assert_both_refuse(repo: &Repo, commit: &str, what: &str) {
+    assert_code(&repo.ledger(&["verify", SHA]), 4);
+    let out = audit_chain(repo, SHA).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("FAIL  {commit}")),
+        "{what}: {}",
+        text(&out)
+    );
+}
+
 #[test]
 fn the_auditors_independent_verifier_agrees_with_ledger() {
     let repo = Repo::new();
@@ -168,14 +181,7 @@ fn the_auditors_independent_verifier_agrees_with_ledger() {
         let mut b = original.clone();
         b[i] ^= 0x01;
         repo.tamper_object(&commit, b);
-        assert_code(&repo.ledger(&["verify", SHA]), 4);
-        let out = audit_chain(&repo, SHA).unwrap();
-        assert_eq!(out.status.code(), Some(1), "byte {i}: {}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains(&format!("FAIL  {commit}")),
-            "byte {i}: {}",
-            text(&out)
-        );
+        assert_both_refuse(&repo, &commit, &format!("byte {i}"));
     }
     type Tamper<'a> = Box<dyn Fn() + 'a>;
     let tamperings: Vec<(&str, Tamper)> = vec![
@@ -207,13 +213,6 @@ fn the_auditors_independent_verifier_agrees_with_ledger() {
     ];
     for (what, tamper) in tamperings {
         tamper();
-        assert_code(&repo.ledger(&["verify", SHA]), 4);
-        let out = audit_chain(&repo, SHA).unwrap();
-        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains(&format!("FAIL  {commit}")),
-            "{what}: {}",
-            text(&out)
-        );
+        assert_both_refuse(&repo, &commit, what);
     }
 }

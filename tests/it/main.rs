@@ -37,6 +37,7 @@ mod faults;
 mod foundation;
 mod gates;
 pub mod interop;
+mod project;
 mod prune;
 mod read;
 mod replay;

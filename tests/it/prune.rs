@@ -2,7 +2,7 @@
 //! invariant (nothing promoted or running is ever a candidate), dry run by default,
 //! the safety threshold, the signed prune record, and what status reports.
 
-use crate::docker::{engine, registry, runtime, sha, Project};
+use crate::project::{engine, registry, runtime, sha, Project};
 use crate::{assert_code, text};
 use serde_json::Value;
 use std::path::Path;
@@ -44,14 +44,20 @@ fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
 
-#[test]
-fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
-    let Some(_) = engine() else { return };
-    let Some(registry) = registry() else {
-        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
-        return;
-    };
-    let p = Project::new(Some(registry));
+/// The three SHAs of the prune scenario and the images each was built as.
+struct Releases {
+    promoted: String,
+    unpromoted: String,
+    running: String,
+    /// The unpromoted SHA's image id and registry reference: what prune deletes.
+    gone: (String, String),
+    /// The promoted and the running SHA's images: what prune must keep.
+    kept: Vec<(String, String)>,
+}
+
+/// One SHA promoted, one published only, one deployed but rejected (never promoted,
+/// yet protected while it runs); prune's threshold set to 1.
+fn three_releases(p: &Project) -> Releases {
     let (promoted, unpromoted, running) = (sha(30), sha(31), sha(32));
     p.run_through(&promoted, "decide");
     p.run_through(&unpromoted, "publish");
@@ -65,13 +71,22 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     let mut config = std::fs::read_to_string(&toml).unwrap();
     config.push_str("\n[prune]\nthreshold = 1\n");
     std::fs::write(&toml, config).unwrap();
-    let (gone_id, gone_ref) = build_image(&p, &unpromoted);
+    let gone = build_image(p, &unpromoted);
     let kept: Vec<(String, String)> = [&promoted, &running]
         .iter()
-        .map(|s| build_image(&p, s))
+        .map(|s| build_image(p, s))
         .collect();
+    Releases {
+        promoted,
+        unpromoted,
+        running,
+        gone,
+        kept,
+    }
+}
 
-    // Status: what runs, and the last promoted release.
+/// Status: what runs, and the last promoted release.
+fn assert_status_shows_running_and_promoted(p: &Project, r: &Releases) {
     let out = p.ledger(&["status", "--json"]);
     assert_code(&out, 0);
     let status = json_of(&out);
@@ -79,16 +94,15 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     assert_eq!(status["environments"][0]["environment"], "production");
     assert_eq!(
         status["environments"][0]["running"]["sha"],
-        running.as_str()
+        r.running.as_str()
     );
-    assert_eq!(status["last_promoted"]["sha"], promoted.as_str());
+    assert_eq!(status["last_promoted"]["sha"], r.promoted.as_str());
+}
 
-    // Everything is younger than the default 14 days: nothing is a candidate.
-    let out = p.ledger(&["prune", "--json"]);
-    assert_code(&out, 0);
-    crate::read::assert_output_schema("prune", &json_of(&out));
-    assert_eq!(json_of(&out)["candidates"].as_array().unwrap().len(), 0);
-
+/// A dry run with no minimum age lists exactly the unpromoted SHA's two copies and
+/// deletes nothing; over the threshold `--apply` without `--force` is refused.
+fn assert_dry_run_and_threshold_delete_nothing(p: &Project, r: &Releases) {
+    let (gone_id, gone_ref) = &r.gone;
     // Dry run: lists exactly the unpromoted SHA's two copies, deletes nothing.
     let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
     assert_code(&out, 0);
@@ -96,14 +110,14 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     crate::read::assert_output_schema("prune", &plan);
     let candidates = plan["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2, "{plan:#}");
-    assert!(candidates.iter().all(|c| c["sha"] == unpromoted.as_str()));
+    assert!(candidates.iter().all(|c| c["sha"] == r.unpromoted.as_str()));
     let refs: Vec<&str> = candidates
         .iter()
         .map(|c| c["ref"].as_str().unwrap())
         .collect();
     assert!(refs.contains(&gone_id.as_str()) && refs.contains(&gone_ref.as_str()));
     assert!(
-        on_engine(&gone_id) && in_registry(&gone_ref),
+        on_engine(gone_id) && in_registry(gone_ref),
         "a dry run deletes nothing"
     );
 
@@ -111,9 +125,13 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     let out = p.ledger(&["prune", "--min-age-days", "0", "--apply"]);
     assert_code(&out, 3);
     assert!(text(&out).contains("safety threshold"), "{}", text(&out));
-    assert!(on_engine(&gone_id) && in_registry(&gone_ref));
+    assert!(on_engine(gone_id) && in_registry(gone_ref));
     assert!(!p.repo.store().join("prune").exists());
+}
 
+/// `--apply --force` deletes the unpromoted SHA's copies and nothing protected.
+fn apply_and_assert_only_the_unpromoted_images_are_gone(p: &Project, r: &Releases) {
+    let (gone_id, gone_ref) = &r.gone;
     let out = p.ledger(&[
         "prune",
         "--min-age-days",
@@ -131,17 +149,19 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
         "{applied:#}"
     );
     assert!(applied["record"].as_str().unwrap().starts_with("prune/"));
-    assert!(!on_engine(&gone_id), "{}", text(&out));
-    assert!(!in_registry(&gone_ref), "{}", text(&out));
-    for (id, reference) in &kept {
+    assert!(!on_engine(gone_id), "{}", text(&out));
+    assert!(!in_registry(gone_ref), "{}", text(&out));
+    for (id, reference) in &r.kept {
         assert!(on_engine(id), "protected image {id} was deleted");
         assert!(in_registry(reference), "protected {reference} was deleted");
     }
     // The service still runs.
     assert!(p.get("/health").unwrap().contains("200"));
+}
 
-    // The record: one signed statement naming what was deleted, verifiable by a
-    // standard DSSE implementation.
+/// The record: one signed statement naming what was deleted, verifiable by a
+/// standard DSSE implementation.
+fn assert_one_signed_prune_record(p: &Project, r: &Releases) {
     let records: Vec<_> = std::fs::read_dir(p.repo.store().join("prune"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -163,7 +183,7 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     assert_eq!(deleted.len(), 2);
     assert!(deleted
         .iter()
-        .all(|d| d["ok"] == true && d["sha"] == unpromoted.as_str()));
+        .all(|d| d["ok"] == true && d["sha"] == r.unpromoted.as_str()));
     assert_eq!(statement["predicate"]["forced"], true);
     if std::env::var_os("LEDGER_SKIP_INTEROP").is_none() {
         let script =
@@ -177,13 +197,10 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
     }
+}
 
-    // Pruning again finds nothing; the promoted chain still verifies.
-    let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
-    assert_eq!(json_of(&out)["candidates"].as_array().unwrap().len(), 0);
-    assert_code(&p.ledger(&["verify", &promoted]), 0);
-
-    // A policy freshness limit of one second: the running release is now stale.
+/// A policy freshness limit of one second: the running release is now stale.
+fn assert_a_stale_release_raises_the_freshness_alarm(p: &Project) {
     p.repo.edit_policy(|policy| {
         policy["freshness"] = serde_json::json!({ "max_running_age_seconds": 1 });
     });
@@ -196,4 +213,33 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
+    let Some(_) = engine() else { return };
+    let Some(registry) = registry() else {
+        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
+        return;
+    };
+    let p = Project::new(Some(registry));
+    let r = three_releases(&p);
+    assert_status_shows_running_and_promoted(&p, &r);
+
+    // Everything is younger than the default 14 days: nothing is a candidate.
+    let out = p.ledger(&["prune", "--json"]);
+    assert_code(&out, 0);
+    crate::read::assert_output_schema("prune", &json_of(&out));
+    assert_eq!(json_of(&out)["candidates"].as_array().unwrap().len(), 0);
+
+    assert_dry_run_and_threshold_delete_nothing(&p, &r);
+    apply_and_assert_only_the_unpromoted_images_are_gone(&p, &r);
+    assert_one_signed_prune_record(&p, &r);
+
+    // Pruning again finds nothing; the promoted chain still verifies.
+    let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
+    assert_eq!(json_of(&out)["candidates"].as_array().unwrap().len(), 0);
+    assert_code(&p.ledger(&["verify", &r.promoted]), 0);
+
+    assert_a_stale_release_raises_the_freshness_alarm(&p);
 }

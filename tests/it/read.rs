@@ -55,6 +55,14 @@ const PER_CHAIN: [ArtifactKind; 3] = [
 
 fn verify_all_counts_every_chain_and_names_each_tampered_one(backend: Backend) {
     let repo = Repo::on(&backend);
+    record_chains_that_all_verify(&repo);
+    let stray = tamper_four_chains(&repo);
+    assert_json_names_each_tampered_chain(&repo, &stray);
+    assert_text_summary_names_each_failure(&repo);
+}
+
+/// Records [`CHAINS`] chains of [`PER_CHAIN`] and checks `verify --all` counts them all.
+fn record_chains_that_all_verify(repo: &Repo) {
     for n in 0..CHAINS {
         for kind in PER_CHAIN {
             repo.record(kind, &sha_n(n), |_| {});
@@ -68,7 +76,11 @@ fn verify_all_counts_every_chain_and_names_each_tampered_one(backend: Backend) {
         (&clean["shas"], &clean["artifacts"], &clean["artifacts_ok"]),
         (&CHAINS.into(), &(CHAINS * 3).into(), &(CHAINS * 3).into())
     );
+}
 
+/// Breaks chains 3, 5, 7 and 9 four different ways and adds an object outside any
+/// SHA; returns the stray object's key inside chain 9.
+fn tamper_four_chains(repo: &Repo) -> String {
     // 3: one byte of the commit envelope flipped.
     let key3 = format!("commit/{}/commit.json", sha_n(3));
     let mut bytes = repo.read_object(&key3);
@@ -90,7 +102,11 @@ fn verify_all_counts_every_chain_and_names_each_tampered_one(backend: Backend) {
     let stray = format!("build/{}/notes.txt", sha_n(9));
     repo.tamper_object(&stray, b"hello".to_vec());
     repo.tamper_object("build/readme.txt", b"hello".to_vec());
+    stray
+}
 
+/// `verify --all --json` counts the failures exactly and names each broken chain.
+fn assert_json_names_each_tampered_chain(repo: &Repo, stray: &str) {
     let out = repo.ledger(&["verify", "--all", "--json"]);
     assert_code(&out, 4);
     let v = json(&out);
@@ -115,8 +131,10 @@ fn verify_all_counts_every_chain_and_names_each_tampered_one(backend: Backend) {
     let problems = v["failed"].to_string();
     assert!(problems.contains("another git commit"), "{problems}");
     assert!(problems.contains("was altered"), "{problems}");
+}
 
-    // The text summary says the same, one FAIL line per broken artifact or object.
+/// The text summary says the same, one FAIL line per broken artifact or object.
+fn assert_text_summary_names_each_failure(repo: &Repo) {
     let out = repo.ledger(&["verify", "--all"]);
     assert_code(&out, 4);
     let stdout = String::from_utf8_lossy(&out.stdout);

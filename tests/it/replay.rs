@@ -3,7 +3,7 @@
 //! and after), rollback goes only to promoted releases, and every refusal names its
 //! step with the documented exit code before anything running is touched.
 
-use crate::docker::{engine, runtime, sha, Project};
+use crate::project::{engine, runtime, sha, Project};
 use crate::{assert_code, text};
 use ledger_docker::Engine;
 use std::collections::BTreeSet;

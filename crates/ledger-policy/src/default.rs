@@ -38,6 +38,33 @@ fn cond(path: &str, op: Op, value: serde_json::Value, description: &str) -> Cond
 
 /// The default policy document trusting `key` for every stage.
 pub fn default_policy(key: &PublicKey, public_pem: &str) -> PolicyDoc {
+    PolicyDoc {
+        schema: Some(POLICY_SCHEMA_ID.into()),
+        description: Some(
+            "ledger pipeline policy: trusted keys and the gate of every stage".into(),
+        ),
+        version: 1,
+        keys: vec![KeyDoc {
+            keyid: key.key_id().to_string(),
+            public_key: public_pem.to_owned(),
+            stages: Stage::ALL.to_vec(),
+            revoked_at: None,
+            comment: Some("made by `ledger init`".into()),
+        }],
+        stages: default_stage_gates(),
+        release: Some(default_release_gate()),
+        replay: Some(default_replay_gate()),
+        rollback: Some(json!({"require_decision": "promote"})),
+        freshness: Some(Freshness {
+            max_running_age_seconds: 30 * 24 * 3600,
+        }),
+        environments: BTreeMap::new(),
+    }
+}
+
+/// The gate of every stage after `commit`: a passing previous stage, except for the
+/// decision, which needs only fresh smoke evidence.
+fn default_stage_gates() -> BTreeMap<Stage, Gate> {
     let chain = [
         (Stage::Integration, Stage::Commit),
         (Stage::Build, Stage::Integration),
@@ -71,6 +98,12 @@ pub fn default_policy(key: &PublicKey, public_pem: &str) -> PolicyDoc {
             min_signatures: None,
         },
     );
+    stages
+}
+
+/// The release decision's gate: every stage passed, the deploy within the 10-minute
+/// goal, every smoke check ok and the smoke p95 latency at most 1 s.
+fn default_release_gate() -> Gate {
     let mut release: Vec<Requirement> = [
         Stage::Commit,
         Stage::Integration,
@@ -100,30 +133,9 @@ pub fn default_policy(key: &PublicKey, public_pem: &str) -> PolicyDoc {
         ),
     ]);
     release.push(smoke);
-    PolicyDoc {
-        schema: Some(POLICY_SCHEMA_ID.into()),
-        description: Some(
-            "ledger pipeline policy: trusted keys and the gate of every stage".into(),
-        ),
-        version: 1,
-        keys: vec![KeyDoc {
-            keyid: key.key_id().to_string(),
-            public_key: public_pem.to_owned(),
-            stages: Stage::ALL.to_vec(),
-            revoked_at: None,
-            comment: Some("made by `ledger init`".into()),
-        }],
-        stages,
-        release: Some(Gate {
-            requires: release,
-            min_signatures: None,
-        }),
-        replay: Some(default_replay_gate()),
-        rollback: Some(json!({"require_decision": "promote"})),
-        freshness: Some(Freshness {
-            max_running_age_seconds: 30 * 24 * 3600,
-        }),
-        environments: BTreeMap::new(),
+    Gate {
+        requires: release,
+        min_signatures: None,
     }
 }
 
