@@ -9,7 +9,7 @@
 //! containers in an environment with no deployment evidence at all.
 
 use crate::error::Error;
-use crate::observe::status::StatusReport;
+use crate::observe::status::{Running, StatusReport};
 use ledger_docker::labels;
 use ledger_docker::{ContainerInfo, Engine};
 use serde::Serialize;
@@ -64,6 +64,42 @@ pub async fn drift(
         .into_iter()
         .filter(|c| c.running)
         .collect();
+    let mut out = Vec::new();
+    for env in known_environments(status, &containers)
+        .into_iter()
+        .filter(|e| only.is_none_or(|o| o == e))
+    {
+        let here: Vec<&ContainerInfo> = containers
+            .iter()
+            .filter(|c| c.labels.get(labels::ENV) == Some(&env))
+            .collect();
+        let running = status
+            .environments
+            .iter()
+            .find(|e| e.environment == env)
+            .and_then(|e| e.running.as_ref());
+        let findings = match running {
+            None if !here.is_empty() => vec![format!(
+                "{} container(s) of {project} run in `{env}`, but no passing deployment to it is recorded",
+                here.len()
+            )],
+            None => Vec::new(),
+            Some(r) => compare(engine, project, &env, &here, r).await?,
+        };
+        out.push(EnvironmentDrift {
+            environment: env,
+            recorded_sha: running.map(|r| r.sha.to_string()),
+            observed: here.iter().map(|c| observed(c)).collect(),
+            findings,
+        });
+    }
+    Ok(out)
+}
+
+/// Every environment either side knows: those with status from the evidence, then
+/// those the engine's containers are labelled with, so drift in an environment the
+/// ledger never deployed to still shows.
+fn known_environments(status: &StatusReport, containers: &[ContainerInfo]) -> BTreeSet<String> {
     let mut envs: BTreeSet<String> = status
         .environments
         .iter()
@@ -74,93 +110,93 @@ pub async fn drift(
             .iter()
             .filter_map(|c| c.labels.get(labels::ENV).cloned()),
     );
-    let mut out = Vec::new();
-    for env in envs.into_iter().filter(|e| only.is_none_or(|o| o == e)) {
-        let here: Vec<&ContainerInfo> = containers
+    envs
+}
+
+/// The findings for an environment with a recorded release `r`: nothing running at
+/// all, each container's differences, then each recorded image no container runs.
+async fn compare(
+    engine: &Engine,
+    project: &str,
+    env: &str,
+    here: &[&ContainerInfo],
+    r: &Running,
+) -> Result<Vec<String>, Error> {
+    let mut findings = Vec::new();
+    if here.is_empty() {
+        findings.push(format!(
+            "the evidence records {} running in `{env}` ({}), but the engine runs no container of {project} there",
+            r.sha, r.deployment
+        ));
+    }
+    for c in here {
+        container_findings(engine, c, r, &mut findings).await?;
+    }
+    for image in r.images.keys() {
+        let runs = here
             .iter()
-            .filter(|c| c.labels.get(labels::ENV) == Some(&env))
-            .collect();
-        let running = status
-            .environments
-            .iter()
-            .find(|e| e.environment == env)
-            .and_then(|e| e.running.as_ref());
-        let mut findings = Vec::new();
-        match running {
-            None if !here.is_empty() => findings.push(format!(
-                "{} container(s) of {project} run in `{env}`, but no passing deployment to it is recorded",
-                here.len()
-            )),
-            None => {}
-            Some(r) => {
-                if here.is_empty() {
-                    findings.push(format!(
-                        "the evidence records {} running in `{env}` ({}), but the engine runs no container of {project} there",
-                        r.sha, r.deployment
-                    ));
-                }
-                for c in &here {
-                    let label = |k: &str| c.labels.get(k).map(String::as_str);
-                    if label(labels::SHA) != Some(r.sha.as_str()) {
-                        findings.push(format!(
-                            "container {} runs SHA {}, the evidence records {}",
-                            c.name,
-                            label(labels::SHA).unwrap_or("(unlabelled)"),
-                            r.sha
-                        ));
-                    }
-                    if label(labels::EVIDENCE) != Some(r.deployment.as_str()) {
-                        findings.push(format!(
-                            "container {} was started by {}, not by the latest passing deployment {}",
-                            c.name,
-                            label(labels::EVIDENCE).unwrap_or("(no evidence label)"),
-                            r.deployment
-                        ));
-                    }
-                    match label(labels::IMAGE).and_then(|i| r.images.get(i).map(|d| (i, d))) {
-                        None => findings.push(format!(
-                            "container {} runs image {}, which the recorded release does not have",
-                            c.name,
-                            label(labels::IMAGE).unwrap_or("(unlabelled)")
-                        )),
-                        Some((image, digest)) => {
-                            if !same_image(engine, &c.image_id, digest).await? {
-                                findings.push(format!(
-                                    "container {} runs {} as image {image}, but the recorded digest is {digest}",
-                                    c.name, c.image_id
-                                ));
-                            }
-                        }
-                    }
-                }
-                for image in r.images.keys() {
-                    let runs = here
-                        .iter()
-                        .any(|c| c.labels.get(labels::IMAGE) == Some(image));
-                    if !here.is_empty() && !runs {
-                        findings.push(format!(
-                            "image {image} of {} is recorded as running in `{env}`, but no container runs it",
-                            r.sha
-                        ));
-                    }
-                }
+            .any(|c| c.labels.get(labels::IMAGE) == Some(image));
+        if !here.is_empty() && !runs {
+            findings.push(format!(
+                "image {image} of {} is recorded as running in `{env}`, but no container runs it",
+                r.sha
+            ));
+        }
+    }
+    Ok(findings)
+}
+
+/// How one container differs from the recorded release: its SHA label, the
+/// deployment that started it, and whether its image is one the release has, with
+/// the recorded content.
+async fn container_findings(
+    engine: &Engine,
+    c: &ContainerInfo,
+    r: &Running,
+    findings: &mut Vec<String>,
+) -> Result<(), Error> {
+    let label = |k: &str| c.labels.get(k).map(String::as_str);
+    if label(labels::SHA) != Some(r.sha.as_str()) {
+        findings.push(format!(
+            "container {} runs SHA {}, the evidence records {}",
+            c.name,
+            label(labels::SHA).unwrap_or("(unlabelled)"),
+            r.sha
+        ));
+    }
+    if label(labels::EVIDENCE) != Some(r.deployment.as_str()) {
+        findings.push(format!(
+            "container {} was started by {}, not by the latest passing deployment {}",
+            c.name,
+            label(labels::EVIDENCE).unwrap_or("(no evidence label)"),
+            r.deployment
+        ));
+    }
+    match label(labels::IMAGE).and_then(|i| r.images.get(i).map(|d| (i, d))) {
+        None => findings.push(format!(
+            "container {} runs image {}, which the recorded release does not have",
+            c.name,
+            label(labels::IMAGE).unwrap_or("(unlabelled)")
+        )),
+        Some((image, digest)) => {
+            if !same_image(engine, &c.image_id, digest).await? {
+                findings.push(format!(
+                    "container {} runs {} as image {image}, but the recorded digest is {digest}",
+                    c.name, c.image_id
+                ));
             }
         }
-        out.push(EnvironmentDrift {
-            environment: env,
-            recorded_sha: running.map(|r| r.sha.to_string()),
-            observed: here
-                .iter()
-                .map(|c| Observed {
-                    name: c.name.clone(),
-                    sha: c.labels.get(labels::SHA).cloned(),
-                    image: c.labels.get(labels::IMAGE).cloned(),
-                    image_id: c.image_id.clone(),
-                    evidence: c.labels.get(labels::EVIDENCE).cloned(),
-                })
-                .collect(),
-            findings,
-        });
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A running container as the drift report shows it, from its labels.
+fn observed(c: &ContainerInfo) -> Observed {
+    Observed {
+        name: c.name.clone(),
+        sha: c.labels.get(labels::SHA).cloned(),
+        image: c.labels.get(labels::IMAGE).cloned(),
+        image_id: c.image_id.clone(),
+        evidence: c.labels.get(labels::EVIDENCE).cloned(),
+    }
 }

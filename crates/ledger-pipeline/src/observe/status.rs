@@ -72,6 +72,40 @@ pub async fn status(
     now: OffsetDateTime,
 ) -> Result<StatusReport, Error> {
     let mut ignored = Vec::new();
+    let mut running = recorded_running(evidence, &mut ignored).await?;
+    let last = last_promoted(evidence, &mut ignored).await?;
+    let max_age = evidence.policy().max_running_age();
+
+    let environments = shown(configured, &running, only)
+        .into_iter()
+        .map(|environment| {
+            let running = running.remove(&environment);
+            let alarms = running
+                .as_ref()
+                .map(|r| alarms(r, last.as_ref(), max_age, now))
+                .unwrap_or_default();
+            EnvironmentStatus {
+                environment,
+                running,
+                alarms,
+            }
+        })
+        .collect();
+    Ok(StatusReport {
+        generated_at: now,
+        environments,
+        last_promoted: last,
+        ignored,
+    })
+}
+
+/// The newest passing, verified deployment per environment. A failed deploy restored
+/// what ran before, so it changes nothing; evidence that does not verify is added to
+/// `ignored` rather than trusted.
+async fn recorded_running(
+    evidence: &mut Evidence<'_>,
+    ignored: &mut Vec<String>,
+) -> Result<BTreeMap<String, Running>, Error> {
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     for r in refs_of(evidence, ArtifactKind::Deployment).await? {
         let a = match evidence.check(&r).await?.into_result() {
@@ -108,9 +142,17 @@ pub async fn status(
             },
         );
     }
-    let last = last_promoted(evidence, &mut ignored).await?;
-    let max_age = evidence.policy().max_running_age();
+    Ok(running)
+}
 
+/// The environments to show, in order: the configured ones, then any other the
+/// evidence deployed to; with `only`, just that one (shown even if unknown, so the
+/// answer says nothing runs there rather than staying silent).
+fn shown(
+    configured: &[String],
+    running: &BTreeMap<String, Running>,
+    only: Option<&str>,
+) -> Vec<String> {
     let mut names: Vec<String> = configured.to_vec();
     for env in running.keys() {
         if !names.contains(env) {
@@ -123,27 +165,7 @@ pub async fn status(
             names.push(only.to_owned());
         }
     }
-    let environments = names
-        .into_iter()
-        .map(|environment| {
-            let running = running.remove(&environment);
-            let alarms = running
-                .as_ref()
-                .map(|r| alarms(r, last.as_ref(), max_age, now))
-                .unwrap_or_default();
-            EnvironmentStatus {
-                environment,
-                running,
-                alarms,
-            }
-        })
-        .collect();
-    Ok(StatusReport {
-        generated_at: now,
-        environments,
-        last_promoted: last,
-        ignored,
-    })
+    names
 }
 
 /// The freshness alarm for one environment.

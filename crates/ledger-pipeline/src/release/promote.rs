@@ -25,7 +25,7 @@ use crate::run;
 use crate::stages::deploy::{self, DeployRequest};
 use crate::trigger::PromotionOf;
 use ledger_core::predicate::{DeploymentPredicate, Input, Outcome, Runner};
-use ledger_core::{ArtifactKind, EnvName, GitSha, Stage};
+use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha, Stage};
 use ledger_docker::Engine;
 use ledger_policy::Reason;
 use ledger_verify::evidence::{Artifact, Evidence};
@@ -92,6 +92,10 @@ fn reason(rule: &Rule, artifact: Option<String>, message: String) -> Reason {
 }
 
 /// Checks the promotion rule; on success, the evidence relied on in `from`.
+///
+/// Every failing condition becomes a reason, so one refusal lists all that is wrong;
+/// only a missing or unverifiable deployment or smoke stops the checks early, since
+/// the later conditions need its contents.
 pub async fn check(
     rec: &Recorder<'_>,
     rule: &Rule,
@@ -110,9 +114,55 @@ pub async fn check(
         .store
         .latest_in(ArtifactKind::Smoke, sha, Some(from))
         .await?;
+    let Some(deployed) = check_deployment(
+        &mut evidence,
+        rule,
+        sha,
+        from,
+        deployment,
+        manifest,
+        &mut reasons,
+    )
+    .await?
+    else {
+        return Ok(Err(reasons));
+    };
+    let Some(smoked) = verified_smoke(&mut evidence, rule, sha, from, smoke, &mut reasons).await?
+    else {
+        return Ok(Err(reasons));
+    };
+    check_smoke(rule, from, &smoked, &deployed, now, &mut reasons);
+    if !reasons.is_empty() {
+        return Ok(Err(reasons));
+    }
+    Ok(Ok(PromotionOf {
+        from: rule.from.clone(),
+        deployment: Input {
+            key: deployed.r().key(),
+            sha256: deployed.digest(),
+        },
+        smoke: Input {
+            key: smoked.r().key(),
+            sha256: smoked.digest(),
+        },
+    }))
+}
+
+/// The SHA's latest deployment to `from` must exist and verify (else `None`, with its
+/// reason); it must also have passed and run the manifest the target deploy would run,
+/// so only what ran there is promoted.
+async fn check_deployment(
+    evidence: &mut Evidence<'_>,
+    rule: &Rule,
+    sha: &GitSha,
+    from: EnvName,
+    deployment: Option<ArtifactRef>,
+    manifest: &Artifact,
+    reasons: &mut Vec<Reason>,
+) -> Result<Option<Artifact>, Error> {
     let Some(deployment) = deployment else {
         reasons.push(reason(rule, None, format!("{sha} never reached `{from}`: there is no deployment of it there; deploy it to `{from}` first")));
-        return Ok(Err(reasons));
+        return Ok(None);
     };
     let deployed = match evidence.check(&deployment).await?.into_result() {
         Ok(a) => a,
@@ -125,7 +175,7 @@ pub async fn check(
                     problems.join("; ")
                 ),
             ));
-            return Ok(Err(reasons));
+            return Ok(None);
         }
     };
     if deployed.header().result != Outcome::Pass {
@@ -153,7 +203,20 @@ pub async fn check(
             ),
         ));
     }
-    let smoked = match smoke {
+    Ok(Some(deployed))
+}
+
+/// The SHA's latest smoke in `from`, when it exists and verifies; otherwise `None`
+/// with the reason.
+async fn verified_smoke(
+    evidence: &mut Evidence<'_>,
+    rule: &Rule,
+    sha: &GitSha,
+    from: EnvName,
+    smoke: Option<ArtifactRef>,
+    reasons: &mut Vec<Reason>,
+) -> Result<Option<Artifact>, Error> {
+    Ok(match smoke {
         None => {
             reasons.push(reason(rule, None, format!("no smoke evidence of {sha} in `{from}`: run `ledger stage smoke --env {from}` first")));
             None
@@ -172,10 +235,19 @@ pub async fn check(
             }
             Ok(a) => Some(a),
         },
-    };
-    let Some(smoked) = smoked else {
-        return Ok(Err(reasons));
-    };
+    })
+}
+
+/// The smoke must have passed, be no older than the deployment it vouches for (no
+/// newer deploy left unsmoked) and have soaked for the rule's minimum time.
+fn check_smoke(
+    rule: &Rule,
+    from: EnvName,
+    smoked: &Artifact,
+    deployed: &Artifact,
+    now: OffsetDateTime,
+    reasons: &mut Vec<Reason>,
+) {
     if smoked.header().result != Outcome::Pass {
         reasons.push(reason(
             rule,
@@ -199,20 +271,6 @@ pub async fn check(
                 .unwrap_or_default()
         )));
     }
-    if !reasons.is_empty() {
-        return Ok(Err(reasons));
-    }
-    Ok(Ok(PromotionOf {
-        from: rule.from.clone(),
-        deployment: Input {
-            key: deployed.r().key(),
-            sha256: deployed.digest(),
-        },
-        smoke: Input {
-            key: smoked.r().key(),
-            sha256: smoked.digest(),
-        },
-    }))
 }
 
 /// Promotes `req.sha` into `req.to`: runner, contract and promotion rule first (a

@@ -140,7 +140,20 @@ struct Built {
     repo_digest: Option<String>,
 }
 
+/// Digests the protection invariant keeps, each with the reason shown to people.
+type ProtectedDigests = BTreeMap<String, String>;
+
+/// What reading every SHA's build evidence found, before anything running is known.
+struct Sorted {
+    /// SHAs old enough to prune whose decisions never promoted, with their images.
+    unpromoted: Vec<(GitSha, Vec<Built>)>,
+    too_young: Vec<GitSha>,
+}
+
 /// Works out what a prune would delete, without deleting anything.
+///
+/// Three steps: sort every SHA by its build and decisions (promoted ones become
+/// protected), protect what runs now, then list the unprotected copies that exist.
 pub async fn plan(
     evidence: &mut Evidence<'_>,
     engine: &Engine,
@@ -150,7 +163,34 @@ pub async fn plan(
     now: OffsetDateTime,
 ) -> Result<PrunePlan, Error> {
     let mut ignored = Vec::new();
-    let mut protected: BTreeMap<String, String> = BTreeMap::new();
+    let mut protected = ProtectedDigests::new();
+    let sorted = sort_shas(evidence, min_age_days, now, &mut protected, &mut ignored).await?;
+    protect_running(evidence, engine, config, now, &mut protected).await?;
+    let candidates = find_candidates(engine, registry, sorted.unpromoted, &protected).await?;
+    Ok(PrunePlan {
+        candidates,
+        protected: protected
+            .into_iter()
+            .map(|(digest, why)| Protected { digest, why })
+            .collect(),
+        too_young: sorted.too_young,
+        ignored,
+        threshold: config.prune.threshold,
+        min_age_days,
+    })
+}
+
+/// Reads each SHA's latest verified build: a SHA any decision ever promoted has all
+/// its digests protected; one built after the age cutoff (or whose build failed) is
+/// too young; the rest are prune material. Evidence that does not verify is
+/// `ignored`, so its SHA is left alone rather than guessed about.
+async fn sort_shas(
+    evidence: &mut Evidence<'_>,
+    min_age_days: u64,
+    now: OffsetDateTime,
+    protected: &mut ProtectedDigests,
+    ignored: &mut Vec<String>,
+) -> Result<Sorted, Error> {
     let mut unpromoted: Vec<(GitSha, Vec<Built>)> = Vec::new();
     let mut too_young = Vec::new();
     let cutoff =
@@ -177,7 +217,7 @@ pub async fn plan(
                 repo_digest: i.repo_digest.clone(),
             })
             .collect();
-        if let Some(decision) = ever_promoted(evidence, &sha, &mut ignored).await? {
+        if let Some(decision) = ever_promoted(evidence, &sha, ignored).await? {
             for i in &images {
                 let why = format!("{} was promoted ({decision})", sha.short());
                 protected.insert(i.image_id.clone(), why.clone());
@@ -191,8 +231,22 @@ pub async fn plan(
             unpromoted.push((sha, images));
         }
     }
+    Ok(Sorted {
+        unpromoted,
+        too_young,
+    })
+}
 
-    // Running now, on the engine and according to the evidence.
+/// Protects what runs now, by two independent accounts: the engine's running
+/// containers for this project, and what the evidence records as running in each
+/// configured environment. A reason already given (promotion) is kept.
+async fn protect_running(
+    evidence: &mut Evidence<'_>,
+    engine: &Engine,
+    config: &Config,
+    now: OffsetDateTime,
+    protected: &mut ProtectedDigests,
+) -> Result<(), Error> {
     for c in engine
         .containers(&[(labels::PROJECT, config.repository.as_str())])
         .await?
@@ -218,7 +272,18 @@ pub async fn plan(
             }
         }
     }
+    Ok(())
+}
 
+/// Lists the copies of unprotected images that still exist: the engine's image (with
+/// its size) and the registry's manifest. An image is protected as a whole, so no
+/// copy of it is listed when any of its digests is protected.
+async fn find_candidates(
+    engine: &Engine,
+    registry: &Registry,
+    unpromoted: Vec<(GitSha, Vec<Built>)>,
+    protected: &ProtectedDigests,
+) -> Result<Vec<Candidate>, Error> {
     let mut candidates = Vec::new();
     for (sha, images) in unpromoted {
         for i in images {
@@ -253,17 +318,7 @@ pub async fn plan(
             }
         }
     }
-    Ok(PrunePlan {
-        candidates,
-        protected: protected
-            .into_iter()
-            .map(|(digest, why)| Protected { digest, why })
-            .collect(),
-        too_young,
-        ignored,
-        threshold: config.prune.threshold,
-        min_age_days,
-    })
+    Ok(candidates)
 }
 
 /// Refuses a plan over the threshold unless forced (exit 3: nothing was deleted).

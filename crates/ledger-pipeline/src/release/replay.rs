@@ -13,7 +13,7 @@
 //! the build stage, and the real-engine tests count images and build evidence to prove
 //! it stays that way.
 
-use crate::config::Config;
+use crate::config::{Config, Environment};
 use crate::error::Error;
 use crate::record::Recorded;
 use crate::record::Recorder;
@@ -28,7 +28,7 @@ use ledger_core::predicate::{Input, Outcome, Runner};
 use ledger_core::EnvName;
 use ledger_core::{GitSha, Stage};
 use ledger_docker::Engine;
-use ledger_verify::evidence::Evidence;
+use ledger_verify::evidence::{Artifact, Evidence};
 use ledger_verify::gate::{self, GateReport};
 use ledger_verify::history::{rollback_target, RollbackTarget};
 use std::collections::BTreeMap;
@@ -128,6 +128,9 @@ async fn running_sha(
 }
 
 /// Runs a replay or rollback of `req.sha`; `step` hears each step that passed.
+///
+/// The steps run in the module's validation order; each is its own function below so
+/// the order reads here and every step's failure names the step it belongs to.
 pub async fn run(
     rec: &Recorder<'_>,
     engine: &Engine,
@@ -137,23 +140,93 @@ pub async fn run(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ReplayOutcome, Error> {
     let sha = req.sha;
+    let env_config = validate(rec, config, req)?;
+    if req.mode == Mode::Rollback {
+        check_promoted(rec, &sha, step).await?;
+    }
+    let (env, manifest) = resolve_manifest(rec, req, step).await?;
+    check_images(engine, &sha, &manifest, step, progress).await?;
+    let rollback_from = match req.mode {
+        Mode::Replay => None,
+        Mode::Rollback => Some(running_sha(engine, config, &req.environment).await?),
+    };
+    let replay = ReplayOf {
+        manifest: Input {
+            key: manifest.r().key(),
+            sha256: manifest.digest(),
+        },
+        rollback_from,
+    };
+    let deployed = deploy_again(rec, engine, config, req, env, &replay, progress).await?;
+    let mut outcome = ReplayOutcome {
+        deploy: deployed,
+        smoke: None,
+        decision: None,
+        rollback_from: rollback_from.flatten(),
+    };
+    if outcome.deploy.result != Outcome::Pass {
+        return Ok(outcome);
+    }
+    step(Step::Deploy, &outcome.deploy.summary);
+
+    let smoked = smoke_again(rec, env_config, req, env, &replay, progress).await?;
+    if smoked.result == Outcome::Pass {
+        step(Step::Smoke, &smoked.summary);
+    }
+    outcome.smoke = Some(smoked);
+
+    // A failed smoke still gets its decision recorded: a reject is evidence too.
+    let decided = decide_again(rec, req, env, replay).await?;
+    if decided.decision == Decision::Promote {
+        step(Step::Decide, &decided.decision_key);
+    }
+    outcome.decision = Some(decided);
+    Ok(outcome)
+}
+
+/// Validates the request before any evidence is read: the environment is configured,
+/// the runner may deploy there and the environment's contract (its required
+/// variables) holds. Returns the environment's configuration for the smoke step.
+fn validate<'c>(
+    rec: &Recorder<'_>,
+    config: &'c Config,
+    req: &ReplayRequest,
+) -> Result<&'c Environment, Error> {
     let env_config = config.environment(&req.environment)?;
     deploy::check_runner(rec.policy, &req.environment, &req.runner)?;
     deploy::check_contract(env_config, &req.env)?;
+    Ok(env_config)
+}
 
-    if req.mode == Mode::Rollback {
-        let mut evidence = Evidence::new(rec.store, rec.policy);
-        let target = rollback_target(&mut evidence, &sha)
-            .await
-            .map_err(|e| Error::from(e).at(Step::Promoted))?;
-        match target {
-            RollbackTarget::Promoted(key) => step(Step::Promoted, &key),
-            RollbackTarget::Refused(report) => {
-                return Err(Error::Denied(report).at(Step::Promoted));
-            }
+/// Rollback only: the target SHA's latest decision must be `promote`, so a rollback
+/// can only return to a release that was once accepted.
+async fn check_promoted(
+    rec: &Recorder<'_>,
+    sha: &GitSha,
+    step: &(dyn Fn(Step, &str) + Sync),
+) -> Result<(), Error> {
+    let mut evidence = Evidence::new(rec.store, rec.policy);
+    let target = rollback_target(&mut evidence, sha)
+        .await
+        .map_err(|e| Error::from(e).at(Step::Promoted))?;
+    match target {
+        RollbackTarget::Promoted(key) => step(Step::Promoted, &key),
+        RollbackTarget::Refused(report) => {
+            return Err(Error::Denied(report).at(Step::Promoted));
         }
     }
+    Ok(())
+}
 
+/// Verifies the stored chain against the `replay` gate, then passes the `deploy` gate
+/// to find the verified publish manifest whose digests are replayed: the manifest is
+/// the only source of what to run, so replay never needs a build.
+async fn resolve_manifest(
+    rec: &Recorder<'_>,
+    req: &ReplayRequest,
+    step: &(dyn Fn(Step, &str) + Sync),
+) -> Result<(EnvName, Artifact), Error> {
+    let sha = req.sha;
     let chain = check_chain(rec, &sha)
         .await
         .map_err(|e| e.at(Step::Chain))?;
@@ -181,8 +254,20 @@ pub async fn run(
             manifest.r().key()
         ),
     );
+    Ok((env, manifest))
+}
 
-    let images = manifest_images(&manifest).map_err(|e| e.at(Step::Digests))?;
+/// Makes sure every digest of the manifest is present on the engine (pulling by
+/// digest when needed) and that each image's revision label names the SHA, before
+/// any container is touched.
+async fn check_images(
+    engine: &Engine,
+    sha: &GitSha,
+    manifest: &Artifact,
+    step: &(dyn Fn(Step, &str) + Sync),
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), Error> {
+    let images = manifest_images(manifest).map_err(|e| e.at(Step::Digests))?;
     let infos = ensure_present(engine, &images, progress)
         .await
         .map_err(|e| e.at(Step::Digests))?;
@@ -194,20 +279,22 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(", "),
     );
-    check_revisions(&sha, &images, &infos).map_err(|e| e.at(Step::Revisions))?;
+    check_revisions(sha, &images, &infos).map_err(|e| e.at(Step::Revisions))?;
     step(Step::Revisions, &format!("{} image(s)", images.len()));
+    Ok(())
+}
 
-    let rollback_from = match req.mode {
-        Mode::Replay => None,
-        Mode::Rollback => Some(running_sha(engine, config, &req.environment).await?),
-    };
-    let replay = ReplayOf {
-        manifest: Input {
-            key: manifest.r().key(),
-            sha256: manifest.digest(),
-        },
-        rollback_from,
-    };
+/// Deploys the manifest's digests as a new `deploy` attempt marked as a replay.
+async fn deploy_again(
+    rec: &Recorder<'_>,
+    engine: &Engine,
+    config: &Config,
+    req: &ReplayRequest,
+    env: EnvName,
+    replay: &ReplayOf,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Recorded, Error> {
+    let sha = req.sha;
     let deploy_req = DeployRequest {
         sha,
         environment: req.environment.clone(),
@@ -220,44 +307,49 @@ pub async fn run(
     let passed = run::begin(rec, Stage::Deploy, &sha, Some(env))
         .await
         .map_err(|e| e.at(Step::Deploy))?;
-    let deployed = deploy::run_deploy(rec, engine, config, &deploy_req, passed, progress)
+    deploy::run_deploy(rec, engine, config, &deploy_req, passed, progress)
         .await
-        .map_err(|e| e.at(Step::Deploy))?;
-    let mut outcome = ReplayOutcome {
-        deploy: deployed,
-        smoke: None,
-        decision: None,
-        rollback_from: rollback_from.flatten(),
-    };
-    if outcome.deploy.result != Outcome::Pass {
-        return Ok(outcome);
-    }
-    step(Step::Deploy, &outcome.deploy.summary);
+        .map_err(|e| e.at(Step::Deploy))
+}
 
+/// Smoke-tests the replayed deployment as a new `smoke` attempt.
+async fn smoke_again(
+    rec: &Recorder<'_>,
+    env_config: &Environment,
+    req: &ReplayRequest,
+    env: EnvName,
+    replay: &ReplayOf,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Recorded, Error> {
+    let sha = req.sha;
     let passed = run::begin(rec, Stage::Smoke, &sha, Some(env))
         .await
         .map_err(|e| e.at(Step::Smoke))?;
-    let smoked = run_smoke(
+    run_smoke(
         rec,
         env_config,
         sha,
         &req.runner,
         passed,
-        Some(&replay),
+        Some(replay),
         progress,
     )
     .await
-    .map_err(|e| e.at(Step::Smoke))?;
-    if smoked.result == Outcome::Pass {
-        step(Step::Smoke, &smoked.summary);
-    }
-    outcome.smoke = Some(smoked);
+    .map_err(|e| e.at(Step::Smoke))
+}
 
-    // A failed smoke still gets its decision recorded: a reject is evidence too.
+/// Records the decision over the replayed chain as a new `decide` attempt.
+async fn decide_again(
+    rec: &Recorder<'_>,
+    req: &ReplayRequest,
+    env: EnvName,
+    replay: ReplayOf,
+) -> Result<DecideOutcome, Error> {
+    let sha = req.sha;
     let passed = run::begin(rec, Stage::Decide, &sha, Some(env))
         .await
         .map_err(|e| e.at(Step::Decide))?;
-    let decided = run_decide(
+    run_decide(
         rec,
         passed,
         DecideRequest {
@@ -268,10 +360,5 @@ pub async fn run(
         },
     )
     .await
-    .map_err(|e| e.at(Step::Decide))?;
-    if decided.decision == Decision::Promote {
-        step(Step::Decide, &decided.decision_key);
-    }
-    outcome.decision = Some(decided);
-    Ok(outcome)
+    .map_err(|e| e.at(Step::Decide))
 }
