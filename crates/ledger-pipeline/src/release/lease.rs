@@ -78,6 +78,7 @@ async fn state(store: &Store, env: &str, now: OffsetDateTime) -> Result<State, E
 
 /// Acquires the lease on `env` for `sha`, waiting up to `wait` while another holder
 /// has it. The lease lasts `ttl` unless released.
+#[tracing::instrument(level = "debug", skip_all, fields(%env, %holder))]
 pub async fn acquire(
     store: &Store,
     env: &str,

@@ -275,6 +275,7 @@ fn check_smoke(
 
 /// Promotes `req.sha` into `req.to`: runner, contract and promotion rule first (a
 /// denial is [`Error::Denied`], nothing touched), then the normal deploy.
+#[tracing::instrument(level = "debug", skip_all, fields(sha = %req.sha, to = %req.to))]
 pub async fn run_promote(
     rec: &Recorder<'_>,
     engine: &Engine,

@@ -154,6 +154,7 @@ struct Sorted {
 ///
 /// Three steps: sort every SHA by its build and decisions (promoted ones become
 /// protected), protect what runs now, then list the unprotected copies that exist.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn plan(
     evidence: &mut Evidence<'_>,
     engine: &Engine,
@@ -352,6 +353,7 @@ pub fn check_threshold(plan: &PrunePlan, force: bool) -> Result<(), Error> {
 }
 
 /// Deletes every candidate, engine copies first; failures are reported, not fatal.
+#[tracing::instrument(level = "debug", skip_all, fields(candidates = plan.candidates.len()))]
 pub async fn apply(plan: &PrunePlan, engine: &Engine, registry: &Registry) -> Vec<Deleted> {
     let mut out = Vec::new();
     for c in &plan.candidates {

@@ -131,6 +131,7 @@ async fn running_sha(
 ///
 /// The steps run in the module's validation order; each is its own function below so
 /// the order reads here and every step's failure names the step it belongs to.
+#[tracing::instrument(level = "debug", skip_all, fields(mode = ?req.mode, sha = %req.sha, env = %req.environment))]
 pub async fn run(
     rec: &Recorder<'_>,
     engine: &Engine,

@@ -61,6 +61,7 @@ struct Started<'a> {
 }
 
 /// Runs `deploy` for `req.sha` into `req.environment`.
+#[tracing::instrument(level = "debug", skip_all, fields(stage = "deploy", sha = %req.sha, env = %req.environment))]
 pub async fn run_deploy(
     rec: &Recorder<'_>,
     engine: &Engine,
