@@ -78,7 +78,11 @@ impl From<ledger_pipeline::Error> for Failure {
             }
             source = s.source();
         }
-        Failure::new(e.class().into(), message)
+        Failure {
+            code: e.class().into(),
+            message,
+            hint: e.hint(),
+        }
     }
 }
 

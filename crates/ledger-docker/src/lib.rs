@@ -21,9 +21,7 @@ pub use registry::{DigestRef, Registry};
 /// Why an engine operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error(
-        "Docker engine at {endpoint} is unreachable: {source}; start Docker or set DOCKER_HOST"
-    )]
+    #[error("Docker engine at {endpoint} is unreachable: {source}")]
     Unreachable {
         endpoint: String,
         #[source]
@@ -38,11 +36,9 @@ pub enum DockerError {
     },
     #[error("building image {image} failed: {message}")]
     Build { image: String, message: String },
-    #[error(
-        "pushing {reference} failed: {message}; check that the registry is running and reachable"
-    )]
+    #[error("pushing {reference} failed: {message}")]
     Push { reference: String, message: String },
-    #[error("image {reference} is not available: {message}; it may have been pruned, or the registry is down")]
+    #[error("image {reference} is not available: {message}")]
     Missing { reference: String, message: String },
     #[error("cannot read build context {path}: {message}")]
     Context { path: String, message: String },
@@ -57,6 +53,19 @@ pub enum DockerError {
 }
 
 impl DockerError {
+    /// What to do about it, shown apart from the message; `None` when the message
+    /// says all there is.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            DockerError::Unreachable { .. } => {
+                Some("start Docker, or set DOCKER_HOST to the engine to use")
+            }
+            DockerError::Push { .. } => Some("check that the registry is running and reachable"),
+            DockerError::Missing { .. } => Some("it may have been pruned, or the registry is down"),
+            _ => None,
+        }
+    }
+
     /// Whether the failure is the work's own (a build that fails, a container that
     /// never gets healthy) rather than the engine or registry being unavailable.
     pub fn is_work_failure(&self) -> bool {

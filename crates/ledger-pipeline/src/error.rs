@@ -20,13 +20,13 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Command(#[from] CommandError),
-    #[error("signing key {keyid} is not trusted by the policy to sign stage `{stage}`{revoked}; add it to the key's `stages` in the policy, or sign with a key the policy trusts")]
+    #[error("signing key {keyid} is not trusted by the policy to sign stage `{stage}`{revoked}")]
     KeyNotTrusted {
         keyid: String,
         stage: Stage,
         revoked: String,
     },
-    #[error("stage `{0}` does not wrap a command; run it without `-- CMD`")]
+    #[error("stage `{0}` does not wrap a command")]
     NotAWrapperStage(Stage),
     #[error("internal error: the {what} ledger built does not match its own schema: {source}")]
     OwnSchema { what: String, source: SchemaError },
@@ -34,7 +34,7 @@ pub enum Error {
     PolicyObjectAltered { key: String },
     #[error("gate denied: {} of the policy's rules for `{}` do not hold for {}", .0.verdict.reasons.len(), .0.subject, .0.sha)]
     Denied(Box<GateReport>),
-    #[error("environment `{environment}` is being deployed by {holder} (SHA {sha}); its lease is held by {holder} until {expires_at}; wait for it to finish, or retry after the lease expires")]
+    #[error("environment `{environment}` is being deployed by {holder} (SHA {sha}); its lease is held by {holder} until {expires_at}")]
     LeaseHeld {
         environment: String,
         holder: String,
@@ -47,7 +47,7 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// The policy's gate for a stage does not require the evidence the stage works
     /// from (a policy shape problem: bad input).
-    #[error("the policy's gate for {gate} does not require {needs} evidence, so {consequence}; add a {needs} requirement to /stages/{gate}")]
+    #[error("the policy's gate for {gate} does not require {needs} evidence, so {consequence}")]
     GateLacksEvidence {
         gate: Stage,
         needs: Stage,
@@ -81,23 +81,23 @@ pub enum Error {
     /// The HTTP client for smoke checks could not be created.
     #[error("cannot create an HTTP client: {0}")]
     HttpClient(String),
-    #[error("{key} does not verify: {}; `ledger verify` shows the whole chain", problems.join("; "))]
+    #[error("{key} does not verify: {}", problems.join("; "))]
     EvidenceInvalid { key: String, problems: Vec<String> },
     /// A step of a replay or rollback failed; `source` says why.
     #[error("{step}: {source}")]
     At { step: Step, source: Box<Error> },
-    #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA; try again")]
+    #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA")]
     AttemptContention { stage: Stage, tries: u32 },
     #[error(transparent)]
     InvalidEnv(#[from] ledger_core::env::InvalidEnvName),
     /// Required environment variables are not set (only names are ever shown).
-    #[error("environment `{environment}` requires {}, not set in this job's environment; set {} before deploying (values are never printed or recorded)", .names.join(", "), if .names.len() == 1 { "it" } else { "them" })]
+    #[error("environment `{environment}` requires {}, not set in this job's environment", .names.join(", "))]
     MissingVariable {
         environment: String,
         names: Vec<String>,
     },
     /// The policy does not let this runner run stages in the environment.
-    #[error("runner {runner} is not approved for environment `{environment}` (the policy approves {}); run this job on an approved runner", .approved.join(", "))]
+    #[error("runner {runner} is not approved for environment `{environment}` (the policy approves {})", .approved.join(", "))]
     RunnerNotApproved {
         runner: String,
         environment: String,
@@ -140,6 +140,33 @@ impl Error {
         reasons: Vec<ledger_policy::Reason>,
     ) -> Error {
         Error::Denied(Box::new(GateReport::denial(subject, sha, rule, reasons)))
+    }
+
+    /// What to do about it, shown apart from the message (`hint: …`); `None` when
+    /// the message says all there is.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::KeyNotTrusted { .. } => {
+                "add the key to the stage's `stages` in the policy, or sign with a key the policy trusts for it".into()
+            }
+            Error::NotAWrapperStage(_) => "run it without `-- CMD`".into(),
+            Error::LeaseHeld { .. } => {
+                "wait for that deploy to finish, or retry after the lease expires".into()
+            }
+            Error::GateLacksEvidence { gate, needs, .. } => {
+                format!("add a {needs} requirement to /stages/{gate} in the policy")
+            }
+            Error::EvidenceInvalid { .. } => "`ledger verify` shows the whole chain".into(),
+            Error::AttemptContention { .. } => "try again".into(),
+            Error::MissingVariable { names, .. } => format!(
+                "set {} before deploying (values are never printed or recorded)",
+                if names.len() == 1 { "it" } else { "them" }
+            ),
+            Error::RunnerNotApproved { .. } => "run this job on an approved runner".into(),
+            Error::Docker(e) => return e.hint().map(str::to_owned),
+            Error::At { source, .. } => return source.hint(),
+            _ => return None,
+        })
     }
 
     /// Marks the error as the failure of `step` (of a replay or rollback).

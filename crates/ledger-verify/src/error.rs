@@ -40,7 +40,7 @@ impl ErrorClass {
 pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{key} does not verify: {}; `ledger verify` shows the whole chain", problems.join("; "))]
+    #[error("{key} does not verify: {}", problems.join("; "))]
     EvidenceInvalid { key: String, problems: Vec<String> },
 }
 
