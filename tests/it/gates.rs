@@ -283,6 +283,38 @@ fn a_circular_policy_is_bad_input_with_its_path(backend: Backend) {
     );
 }
 
+/// A policy whose publish gate does not require build evidence leaves publish with
+/// nothing to publish: that is the policy's shape, so bad input (2), not a
+/// verification failure, and nothing is written.
+fn a_gate_that_lacks_the_evidence_its_stage_works_from_is_bad_input(backend: Backend) {
+    let repo = Repo::on(&backend);
+    repo.edit_policy(|p| {
+        p["stages"]["publish"] = json!({"requires": [{"stage": "integration"}]});
+    });
+    repo.chain_before(Stage::Publish, SHA);
+    let before = repo.stored();
+    let out = repo.ledger(&["stage", "publish", "--sha", SHA]);
+    assert_code(&out, 2);
+    let t = text(&out);
+    assert!(
+        t.contains("the policy's gate for publish does not require build evidence"),
+        "{t}"
+    );
+    assert!(
+        t.contains("hint: add a build requirement to /stages/publish in the policy"),
+        "{t}"
+    );
+    let written: Vec<String> = repo
+        .stored()
+        .into_iter()
+        .filter(|k| !before.contains(k) && !k.starts_with("policies/"))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "nothing but the policy copy is written: {written:?}"
+    );
+}
+
 fn key_rotation_keeps_old_evidence_valid_and_refuses_the_revoked_key(backend: Backend) {
     let repo = Repo::on(&backend);
     let old_id = repo.key_id(".ledger/signing.pub");
@@ -362,6 +394,7 @@ on_both_backends!(
     decide_promotes_a_passing_chain_and_times_it,
     decide_rejects_when_smoke_failed_and_records_why,
     a_circular_policy_is_bad_input_with_its_path,
+    a_gate_that_lacks_the_evidence_its_stage_works_from_is_bad_input,
     key_rotation_keeps_old_evidence_valid_and_refuses_the_revoked_key,
     the_build_gate_refuses_a_second_build_and_points_at_replay,
 );
