@@ -71,6 +71,20 @@ def trusted_keys(policy, stage):
     return keys
 
 
+def derived_result(stage, predicate):
+    """The result a predicate's own fields imply (None where they imply none): a
+    wrapped command passes only with exit code 0, a smoke only when it ran checks and
+    all were ok, a build or deploy only without a recorded failure."""
+    if stage in ("commit", "integration"):
+        return "pass" if predicate.get("command", {}).get("exit_code") == 0 else "fail"
+    if stage == "smoke":
+        checks = predicate.get("checks", [])
+        return "pass" if checks and all(c.get("ok") is True for c in checks) else "fail"
+    if stage in ("build", "deploy"):
+        return "fail" if "failure" in predicate else "pass"
+    return None
+
+
 def check(store, policy, sha, folder, name):
     problems = []
     stage, predicate_type = LAYOUT[folder]
@@ -125,6 +139,9 @@ def check(store, policy, sha, folder, name):
         log = os.path.join(store, output["key"])
         if not os.path.isfile(log) or sha256_file(log) != output["sha256"]:
             problems.append(f"captured output {output['key']} missing or altered")
+    derived = derived_result(stage, predicate)
+    if derived is not None and predicate.get("result") != derived:
+        problems.append(f"result is {predicate.get('result')!r}, but its own fields make it {derived!r}")
     gated_by = os.path.join(store, "policies", predicate["policy_sha256"] + ".json")
     if not os.path.isfile(gated_by) or sha256_file(gated_by) != predicate["policy_sha256"]:
         problems.append(f"policy {predicate['policy_sha256'][:12]} missing or altered")

@@ -30,6 +30,7 @@ mod attacks;
 mod bad_input;
 mod bucket;
 mod cli_output;
+mod consistent;
 mod docker;
 mod docs;
 mod environments;
@@ -315,7 +316,9 @@ impl Repo {
                 .await
                 .unwrap();
         }
+        consistent::with_result(kind, &mut p, false);
         edit(&mut p);
+        consistent::with_result(kind, &mut p, true);
         let rec = Recorder {
             store: &store,
             policy: &policy,

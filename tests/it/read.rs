@@ -260,6 +260,19 @@ fn show_and_log_text_is_pinned() {
     insta::assert_snapshot!("log_text", stable(&String::from_utf8_lossy(&out.stdout)));
 }
 
+/// An absurd `--jobs` is capped (a few threads per core), not obeyed: the walk
+/// finishes and gives the same answer as with one thread.
+#[test]
+fn verify_all_caps_an_absurd_job_count() {
+    let repo = Repo::new();
+    repo.chain_before(ledger_core::Stage::Publish, SHA);
+    let one = repo.ledger(&["verify", "--all", "--jobs", "1", "--json"]);
+    assert_code(&one, 0);
+    let many = repo.ledger(&["verify", "--all", "--jobs", "1000000", "--json"]);
+    assert_code(&many, 0);
+    assert_eq!(json(&one), json(&many));
+}
+
 #[test]
 fn verify_all_on_an_empty_store_verifies_nothing_and_passes() {
     let repo = Repo::new();

@@ -140,3 +140,67 @@ fn deploy_evidence_of_one_environment_cannot_stand_for_another() {
         text(&out)
     );
 }
+
+/// Signed evidence whose `result` contradicts its own fields is refused by `verify`
+/// (exit 4, naming the contradiction) and by the next gate (exit 3): a key holder
+/// cannot turn a command that exited 1, a failed smoke check or a recorded deploy
+/// failure into a pass by editing one word.
+#[test]
+fn a_result_that_contradicts_its_own_fields_does_not_verify() {
+    use ledger_core::ArtifactKind;
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(ArtifactKind, &str, Edit); 4] = [
+        (
+            ArtifactKind::Commit,
+            "its command exited with code 1",
+            |p| {
+                p["command"]["exit_code"] = 1.into();
+            },
+        ),
+        (
+            ArtifactKind::Commit,
+            "its command was ended by a signal",
+            |p| {
+                p["command"]["exit_code"] = serde_json::Value::Null;
+            },
+        ),
+        (ArtifactKind::Smoke, "1 of its 2 check(s) failed", |p| {
+            p["checks"][1]["ok"] = false.into();
+        }),
+        (
+            ArtifactKind::Deployment,
+            "it records a deploy failure",
+            |p| {
+                p["failure"] = serde_json::json!({"message": "unhealthy", "restored": true});
+            },
+        ),
+    ];
+    for (kind, why, edit) in cases {
+        let repo = Repo::new();
+        let key = repo.record(kind, SHA, edit);
+        let out = repo.ledger(&["verify", SHA]);
+        assert_code(&out, 4);
+        let shown = text(&out);
+        assert!(
+            shown.contains(&format!("predicate result is `pass`, but {why}")),
+            "{key}: {shown}"
+        );
+        // The auditor's independent verifier reaches the same verdict.
+        if let Some(audit) = crate::interop::audit_chain(&repo, SHA) {
+            assert_eq!(audit.status.code(), Some(1), "{key}: {}", text(&audit));
+            assert!(
+                text(&audit).contains("but its own fields make it 'fail'"),
+                "{key}: {}",
+                text(&audit)
+            );
+        }
+    }
+    // The next gate refuses it too: integration needs commit.
+    let repo = Repo::new();
+    repo.record(ArtifactKind::Commit, SHA, |p| {
+        p["command"]["exit_code"] = 1.into();
+    });
+    let out = repo.ledger(&["gate", "integration", "--sha", SHA]);
+    assert_code(&out, 3);
+    assert!(text(&out).contains("exited with code 1"), "{}", text(&out));
+}

@@ -210,7 +210,7 @@ pub struct VerifyArgs {
     /// Verify every commit in the store, on all cores, with a summary
     #[arg(long)]
     pub all: bool,
-    /// Threads for --all [default: all cores]
+    /// Threads for --all [default: all cores; at most four per core]
     #[arg(long, value_name = "N", requires = "all")]
     pub jobs: Option<usize>,
     /// Print the report as JSON

@@ -8,7 +8,7 @@
 //! stored intact. Every failed check is reported; nothing is skipped silently.
 
 use crate::error::Error;
-use crate::layout::{header_problems, read_predicate, statement_problems};
+use crate::layout::{header_problems, read_predicate, result_problems, statement_problems};
 use crate::read::{
     classify, log_object_key, object_key, policy_key, read_objects, Fetched, Snapshot,
     MAX_LOG_BYTES,
@@ -259,6 +259,7 @@ impl<'a> Evidence<'a> {
             }
         };
         problems.extend(header_problems(r, &typed));
+        problems.extend(result_problems(&typed));
         let signers = self.trusted_signers(r, &signed_by, typed.header(), &mut problems);
         self.check_inputs(&typed.header().inputs, &mut problems)
             .await?;

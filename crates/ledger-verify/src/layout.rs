@@ -4,6 +4,7 @@
 //! store are in `evidence`.
 
 use crate::typed::AnyPredicate;
+use ledger_core::predicate::Outcome;
 use ledger_core::schema::{self, Document};
 use ledger_core::{ArtifactKind, ArtifactRef, EnvName, Statement};
 use ledger_store::ObjectKey;
@@ -74,4 +75,62 @@ pub fn header_problems(r: &ArtifactRef, typed: &AnyPredicate) -> Vec<String> {
         ));
     }
     problems
+}
+
+/// What the predicate's own fields say its result must be, and why: a wrapped command
+/// passes only with exit code 0, a smoke only when it ran checks and every one was
+/// ok, a build or deployment only without a recorded failure. `None` for kinds whose
+/// result is not derived from their fields.
+fn derived_result(typed: &AnyPredicate) -> Option<(Outcome, String)> {
+    let pass_if =
+        |ok: bool, why: String| Some((if ok { Outcome::Pass } else { Outcome::Fail }, why));
+    match typed {
+        AnyPredicate::Command(p) => pass_if(
+            p.command.exit_code == Some(0),
+            match p.command.exit_code {
+                Some(code) => format!("its command exited with code {code}"),
+                None => "its command was ended by a signal".to_owned(),
+            },
+        ),
+        AnyPredicate::Smoke(p) => {
+            let failed = p.checks.iter().filter(|c| !c.ok).count();
+            pass_if(
+                !p.checks.is_empty() && failed == 0,
+                format!("{failed} of its {} check(s) failed", p.checks.len()),
+            )
+        }
+        AnyPredicate::Build(p) => pass_if(
+            p.failure.is_none(),
+            if p.failure.is_some() {
+                "it records a build failure"
+            } else {
+                "it records no failure"
+            }
+            .to_owned(),
+        ),
+        AnyPredicate::Deployment(p) => pass_if(
+            p.failure.is_none(),
+            if p.failure.is_some() {
+                "it records a deploy failure"
+            } else {
+                "it records no failure"
+            }
+            .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// A `result` that contradicts the predicate's own fields: signed evidence that says
+/// `pass` for a command that exited 1 must not open a gate.
+pub fn result_problems(typed: &AnyPredicate) -> Vec<String> {
+    let recorded = typed.header().result;
+    match derived_result(typed) {
+        Some((derived, why)) if derived != recorded => vec![format!(
+            "predicate result is `{}`, but {why}, so it must be `{}`",
+            recorded.as_str(),
+            derived.as_str()
+        )],
+        _ => Vec::new(),
+    }
 }

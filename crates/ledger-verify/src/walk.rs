@@ -124,7 +124,15 @@ pub struct AllReport {
     pub failed: Vec<ChainReport>,
 }
 
-/// Verifies every SHA in the store on `threads` threads (at least one), calling
+/// The most threads a walk uses: a few per core keeps every core busy while reads
+/// finish; more only costs memory (`--jobs 1000000` must not spawn a million).
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    cores.saturating_mul(4).min(256)
+}
+
+/// Verifies every SHA in the store on `threads` threads (at least one, at most
+/// [`max_threads`]), calling
 /// `progress(done, total)` as chains finish. Linear in the number of artifacts.
 #[tracing::instrument(level = "debug", skip_all, fields(threads))]
 pub async fn verify_all(
@@ -143,7 +151,7 @@ pub async fn verify_all(
     let results: Mutex<Vec<ChainReport>> = Mutex::new(Vec::with_capacity(shas.len()));
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
+        for _ in 0..threads.clamp(1, max_threads()) {
             scope.spawn(|| {
                 let mut evidence = Evidence::over_snapshot(store, policy, &snapshot);
                 loop {

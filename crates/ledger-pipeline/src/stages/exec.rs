@@ -165,9 +165,11 @@ pub fn test_counts(output: &[u8]) -> Option<TestCounts> {
                     failed: 0,
                     ignored: 0,
                 });
-                acc.passed += c.passed;
-                acc.failed += c.failed;
-                acc.ignored += c.ignored;
+                // The output is the code under test's: sums saturate, never wrap
+                // a huge failure count around to zero.
+                acc.passed = acc.passed.saturating_add(c.passed);
+                acc.failed = acc.failed.saturating_add(c.failed);
+                acc.ignored = acc.ignored.saturating_add(c.ignored);
             }
         } else if counts.is_some() {
             plain = counts;
@@ -177,6 +179,15 @@ pub fn test_counts(output: &[u8]) -> Option<TestCounts> {
 }
 
 /// Reads "<n> passed", "<n> failed", "<n> ignored|skipped" pairs from one line.
+/// A printed count: all ASCII digits, saturating at `u64::MAX` when it is larger
+/// (a count too large to hold is still a count, never zero).
+fn count(word: &str) -> Option<u64> {
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(word.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 fn count_words(line: &str) -> Option<TestCounts> {
     let words: Vec<&str> = line
         .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=')
@@ -189,7 +200,7 @@ fn count_words(line: &str) -> Option<TestCounts> {
     };
     let mut saw_passed = false;
     for pair in words.windows(2) {
-        let Ok(n) = pair[0].parse::<u64>() else {
+        let Some(n) = count(pair[0]) else {
             continue;
         };
         match pair[1].trim_end_matches('.') {
@@ -208,6 +219,20 @@ fn count_words(line: &str) -> Option<TestCounts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_failure_counts_saturate_and_never_read_as_zero() {
+        let max = u64::MAX;
+        let out = format!(
+            "test result: FAILED. 1 passed; {max} failed; 0 ignored\n\
+             test result: FAILED. 1 passed; 5 failed; 0 ignored\n"
+        );
+        assert_eq!(test_counts(out.as_bytes()).map(|c| c.failed), Some(max));
+        let beyond = b"test result: FAILED. 1 passed; 99999999999999999999999 failed; 0 ignored\n";
+        assert_eq!(test_counts(beyond).map(|c| c.failed), Some(max));
+        let plain = b"3 passed, 123456789012345678901234567890 failed\n";
+        assert_eq!(test_counts(plain).map(|c| c.failed), Some(max));
+    }
 
     #[test]
     fn cargo_summaries_are_summed() {
