@@ -9,7 +9,7 @@
 use crate::error::Error;
 use crate::record::Recorder;
 use ledger_core::{EnvName, GitSha, Stage};
-use ledger_verify::{gate, Evidence, GateReport};
+use ledger_verify::{gate, Artifact, Evidence, GateReport};
 use time::OffsetDateTime;
 
 /// Checks that the recorder's key may sign `stage` now.
@@ -43,6 +43,21 @@ impl Passed {
     /// The gate's report: the evidence it used and the hash links to record.
     pub fn report(&self) -> &GateReport {
         &self.report
+    }
+
+    /// The verified `needs` evidence the gate relied on: what the stage works from (a
+    /// manifest to deploy, a build to publish). A gate that does not require it is a
+    /// policy-shape problem, [`Error::GateLacksEvidence`], saying what follows
+    /// (`consequence`).
+    pub fn relied_on(&self, needs: Stage, consequence: &'static str) -> Result<&Artifact, Error> {
+        self.report
+            .artifacts
+            .get(&needs)
+            .ok_or(Error::GateLacksEvidence {
+                gate: self.stage,
+                needs,
+                consequence,
+            })
     }
 
     /// Checks the token was issued for `stage` and `sha`.

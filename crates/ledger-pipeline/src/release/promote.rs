@@ -289,15 +289,8 @@ pub async fn run_promote(
     deploy::check_contract(config.environment(&req.to)?, &req.env)?;
     let passed = run::begin(rec, Stage::Deploy, &req.sha, Some(to)).await?;
     let manifest = passed
-        .report()
-        .artifacts
-        .get(&Stage::Publish)
-        .cloned()
-        .ok_or(Error::GateLacksEvidence {
-            gate: Stage::Deploy,
-            needs: Stage::Publish,
-            consequence: "there is no manifest to promote",
-        })?;
+        .relied_on(Stage::Publish, "there is no manifest to promote")?
+        .clone();
     let promotion = match check(rec, &rule, &req.sha, &manifest, OffsetDateTime::now_utc()).await? {
         Ok(p) => p,
         Err(reasons) => {

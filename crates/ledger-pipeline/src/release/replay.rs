@@ -236,15 +236,8 @@ async fn resolve_manifest(
         .await
         .and_then(|passed| {
             passed
-                .report()
-                .artifacts
-                .get(&Stage::Publish)
+                .relied_on(Stage::Publish, "there is no manifest to replay")
                 .cloned()
-                .ok_or(Error::GateLacksEvidence {
-                    gate: Stage::Deploy,
-                    needs: Stage::Publish,
-                    consequence: "there is no manifest to replay",
-                })
         })
         .map_err(|e| e.at(Step::Chain))?;
     step(

@@ -24,15 +24,11 @@ pub async fn run_publish(
     sha: GitSha,
     runner: &Runner,
 ) -> Result<Recorded, Error> {
+    let build = passed
+        .relied_on(Stage::Build, "there is nothing to publish")?
+        .predicate_as::<BuildPredicate>()?
+        .clone();
     let gate = passed.expect(Stage::Publish, &sha)?;
-    let Some(build) = gate.artifacts.get(&Stage::Build) else {
-        return Err(Error::GateLacksEvidence {
-            gate: Stage::Publish,
-            needs: Stage::Build,
-            consequence: "there is nothing to publish",
-        });
-    };
-    let build = build.predicate_as::<BuildPredicate>()?;
     let draft = Draft::new(rec, Stage::Publish, sha, runner, gate.inputs.clone());
     let mut images = BTreeMap::new();
     let mut subjects = vec![Subject::git(&sha)];
