@@ -92,6 +92,32 @@ fn missing_and_broken_keys() {
     assert_clean_refusal(&repo, &out, 2, "$LEDGER_SIGNING_KEY");
 }
 
+/// A refused store URL or key value is named, never echoed with what it holds: a
+/// secret pasted into the wrong place must not reach a CI log.
+#[test]
+fn refusals_never_echo_credentials_or_key_material() {
+    let repo = Repo::new();
+    for store in [
+        "s3://AKIAEXAMPLE:supersecret@bucket/prefix",
+        "s3://bucket/prefix?secret_access_key=supersecret",
+        "me:supersecret@s3://bucket",
+    ] {
+        let out = repo.ledger(&["--store", store, "verify", "--all"]);
+        assert_code(&out, 2);
+        assert!(
+            !text(&out).contains("supersecret"),
+            "{store}: {}",
+            text(&out)
+        );
+    }
+    let out = repo.ledger_env(
+        &["stage", "commit", "--sha", SHA, "--", "true"],
+        &[("LEDGER_SIGNING_KEY", "not-pem-supersecret-value")],
+    );
+    assert_clean_refusal(&repo, &out, 2, "its value is not shown");
+    assert!(!text(&out).contains("supersecret"), "{}", text(&out));
+}
+
 #[test]
 fn a_key_the_policy_does_not_trust() {
     let repo = Repo::new();

@@ -95,7 +95,15 @@ pub fn load_signing_key(explicit: Option<&Path>, root: &Path) -> Result<SigningK
         if value.trim_start().starts_with("-----BEGIN") {
             (value, format!("${SIGNING_KEY_ENV}"))
         } else {
+            // Not PEM text, so a path; but a mistyped secret is not a path either,
+            // and must not be echoed: name the variable, never its value.
             let path = PathBuf::from(value.trim());
+            if !path.is_file() {
+                return Err(Failure::input(format!(
+                    "${SIGNING_KEY_ENV} holds neither PEM text nor the path of a key file (its value is not shown)"
+                ))
+                .hint("set it to the private key's PEM text or to the path of a PEM file, e.g. from `ledger keys generate`"));
+            }
             (
                 read_key_file(&path)?,
                 format!("${SIGNING_KEY_ENV} ({})", path.display()),

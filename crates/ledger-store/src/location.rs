@@ -87,11 +87,60 @@ impl fmt::Display for Bucket {
     }
 }
 
+/// `location` as it may be shown: any `user:password@` after the scheme, and any
+/// query string or fragment, replaced by `…`. A mistyped store URL is echoed in its
+/// error, and credentials pasted into it must not reach a CI log.
+pub fn without_secrets(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    // Query strings and fragments may carry keys: drop them.
+    let (rest, cut) = match rest.find(['?', '#']) {
+        Some(i) => (&rest[..i], "…"),
+        None => (rest, ""),
+    };
+    // Everything up to the last `@` is `user:password`.
+    let rest = match rest.rsplit_once('@') {
+        Some((_, after)) => format!("…@{after}"),
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{rest}{cut}")
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::without_secrets;
+
+    #[test]
+    fn credentials_queries_and_fragments_are_never_shown() {
+        let cases = [
+            (
+                "s3://AKIA:supersecret@bucket/prefix",
+                "s3://…@bucket/prefix",
+            ),
+            (
+                "s3://bucket/prefix?secret_access_key=supersecret",
+                "s3://bucket/prefix…",
+            ),
+            (
+                "s3://user@x:supersecret@bucket/p#supersecret",
+                "s3://…@bucket/p…",
+            ),
+            ("s3://bucket/a/b", "s3://bucket/a/b"),
+            ("/plain/path@x", "/plain/path@x"),
+        ];
+        for (given, shown) in cases {
+            assert_eq!(without_secrets(given), shown, "{given}");
+            assert!(!without_secrets(given).contains("supersecret"), "{given}");
+        }
+    }
+}
+
 impl StoreLocation {
     /// Parses `--store` / `LEDGER_STORE`: a path, a `file://` URL, or a bucket URL.
     pub fn parse(s: &str) -> Result<StoreLocation, StoreError> {
         let invalid = |why: &str| StoreError::InvalidLocation {
-            location: s.to_owned(),
+            location: without_secrets(s),
             why: why.to_owned(),
         };
         if s.trim().is_empty() {
@@ -104,8 +153,13 @@ impl StoreLocation {
             return Ok(StoreLocation::Local(PathBuf::from(s)));
         };
         let Some(service) = Service::from_scheme(scheme) else {
+            // Shown only if it looks like a scheme: text before `://` may be a
+            // mistyped `user:password@…`.
+            let looks_like_one = scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
             return Err(StoreError::Unsupported {
-                scheme: scheme.to_owned(),
+                scheme: if looks_like_one { scheme } else { "…" }.to_owned(),
             });
         };
         let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -117,6 +171,11 @@ impl StoreLocation {
         if name.contains(['@', ':', '?', '#']) {
             return Err(invalid(
                 "a bucket URL names the bucket only; give credentials and endpoint in the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL …)",
+            ));
+        }
+        if prefix.contains(['?', '#']) {
+            return Err(invalid(
+                "a bucket URL names the bucket and a key prefix only, with no query or fragment; give client settings in the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL …)",
             ));
         }
         let prefix = prefix.trim_end_matches('/');
