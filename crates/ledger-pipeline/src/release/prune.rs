@@ -29,13 +29,9 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
-/// Where an image copy lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Place {
-    Engine,
-    Registry,
-}
+/// Where an image copy lives: the prune record's own type, so plan, output and
+/// record cannot name places differently.
+pub use ledger_core::predicate::Place;
 
 /// One image copy that may be deleted.
 #[derive(Debug, Clone, Serialize)]
@@ -95,10 +91,7 @@ impl Deleted {
         predicate::Deleted {
             sha: c.sha,
             image: c.image.clone(),
-            place: match c.place {
-                Place::Engine => predicate::Place::Engine,
-                Place::Registry => predicate::Place::Registry,
-            },
+            place: c.place,
             reference: c.reference.clone(),
             digest: c.digest.clone(),
             size: Some(c.size.and_then(|s| u64::try_from(s).ok())),
