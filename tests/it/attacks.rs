@@ -41,7 +41,7 @@ fn statement_of(env: &Value) -> Statement {
 }
 
 fn repo_key(repo: &Repo) -> SigningKey {
-    SigningKey::from_pem(&std::fs::read_to_string(repo.path().join(".ledger/signing.key")).unwrap())
+    SigningKey::from_pem(&std::fs::read_to_string(repo.path().join(".ledger/release.key")).unwrap())
         .unwrap()
 }
 

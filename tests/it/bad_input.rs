@@ -11,7 +11,7 @@ fn assert_clean_refusal(repo: &Repo, out: &std::process::Output, code: i32, need
     let evidence: Vec<String> = repo
         .stored()
         .into_iter()
-        .filter(|f| !f.starts_with("policies/"))
+        .filter(|f| !f.starts_with("policies/") && !f.starts_with("trust/"))
         .collect();
     assert!(evidence.is_empty(), "nothing may be written: {evidence:?}");
 }
@@ -60,7 +60,7 @@ fn a_command_that_cannot_start() {
 #[test]
 fn missing_and_broken_keys() {
     let repo = Repo::new();
-    std::fs::remove_file(repo.path().join(".ledger/signing.key")).unwrap();
+    std::fs::remove_file(repo.path().join(".ledger/test.key")).unwrap();
     let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]);
     assert_clean_refusal(&repo, &out, 2, "no signing key");
     insta::assert_snapshot!("missing_key", stderr_of(&out, &repo));
@@ -181,7 +181,7 @@ fn broken_policies() {
 #[test]
 fn a_policy_whose_key_id_is_wrong() {
     let repo = Repo::new();
-    repo.edit_policy(|p| p["keys"][0]["keyid"] = "0".repeat(64).into());
+    repo.edit_policy_unsigned(|p| p["keys"][0]["keyid"] = "0".repeat(64).into());
     let out = repo.ledger(&["verify", SHA]);
     assert_clean_refusal(&repo, &out, 2, "/keys/0/keyid");
 }

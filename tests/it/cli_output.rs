@@ -61,17 +61,23 @@ impl Snap {
             repo,
         };
         snap.literal(snap.repo.path().display().to_string(), "[REPO]");
-        if snap.repo.path().join(".ledger/signing.key").exists() {
-            snap.learn_key();
+        if snap.repo.path().join(".ledger/test.key").exists() {
+            snap.learn_keys();
         }
         snap
     }
 
-    /// Replaces the repository's key id, and its short form, from now on.
-    fn learn_key(&mut self) {
-        let id = self.repo.key_id(".ledger/signing.key");
-        self.literal(&id[..12], "[KEYID12]");
-        self.literal(id, "[KEYID]");
+    /// Replaces the repository's key ids, and their short forms, from now on.
+    fn learn_keys(&mut self) {
+        for (file, name) in [
+            ("test", "TESTKEY"),
+            ("release", "RELEASEKEY"),
+            ("policy-owner", "OWNERKEY"),
+        ] {
+            let id = self.repo.key_id(&format!(".ledger/{file}.pub"));
+            self.literal(&id[..12], &format!("[{name}12]"));
+            self.literal(id, &format!("[{name}]"));
+        }
     }
 
     /// Replaces `from` literally with `to` in this repository's transcripts.
@@ -154,6 +160,10 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["keys"],
     &["keys", "generate"],
     &["keys", "id"],
+    &["policy"],
+    &["policy", "show"],
+    &["policy", "sign"],
+    &["policy", "rotate"],
     &["stage"],
     &["verify"],
     &["show"],
@@ -211,7 +221,7 @@ fn help_of_ledger_and_of_every_subcommand() {
 fn init_and_a_passing_commit_stage() {
     let mut snap = Snap::from(Repo::bare());
     let out = snap.run(&["init"]);
-    snap.learn_key();
+    snap.learn_keys();
     snap.snap_output("init", &out, 0);
     let out = snap.commit(SHA);
     snap.snap_output("stage_commit", &out, 0);

@@ -158,7 +158,7 @@ fn deploy_refuses_a_manifest_that_names_a_tag() {
         pred,
     );
     let key = ledger_core::SigningKey::from_pem(
-        &std::fs::read_to_string(p.repo.path().join(".ledger/signing.key")).unwrap(),
+        &std::fs::read_to_string(p.repo.path().join(".ledger/release.key")).unwrap(),
     )
     .unwrap();
     let path = p
@@ -336,7 +336,7 @@ fn docker_half_evidence_verifies_with_securesystemslib() {
             .arg(&script)
             .arg("verify")
             .arg(p.repo.object(&key))
-            .arg(p.repo.path().join(".ledger/signing.pub"))
+            .arg(p.repo.path().join(".ledger/release.pub"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{key}: {}", text(&out));

@@ -124,7 +124,7 @@ fn a_ledger_killed_mid_stage_leaves_no_evidence_and_the_next_run_recovers() {
     let evidence: Vec<String> = repo
         .stored()
         .into_iter()
-        .filter(|k| !k.starts_with("policies/"))
+        .filter(|k| !k.starts_with("policies/") && !k.starts_with("trust/"))
         .collect();
     assert!(evidence.is_empty(), "a killed stage left {evidence:?}");
     let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]);
@@ -136,7 +136,7 @@ fn a_ledger_killed_mid_stage_leaves_no_evidence_and_the_next_run_recovers() {
 /// A Docker project whose service declares `API_TOKEN` a secret and whose signing
 /// key is moved out of the repository; returns the key's PEM, to be passed in
 /// `LEDGER_SIGNING_KEY`.
-fn project_with_secrets() -> (Project, String) {
+fn project_with_secrets() -> (Project, [String; 2]) {
     let p = Project::new(None);
     p.configure(", API_TOKEN_FROM_ENV = \"unused\"");
     let config = std::fs::read_to_string(p.repo.path().join("ledger.toml")).unwrap();
@@ -145,14 +145,23 @@ fn project_with_secrets() -> (Project, String) {
         "  health_timeout_seconds = 20\n  secrets = [\"API_TOKEN\"]",
     );
     std::fs::write(p.repo.path().join("ledger.toml"), config).unwrap();
-    let pem = std::fs::read_to_string(p.repo.path().join(".ledger/signing.key")).unwrap();
-    std::fs::remove_file(p.repo.path().join(".ledger/signing.key")).unwrap();
-    (p, pem)
+    let pems = [".ledger/test.key", ".ledger/release.key"].map(|k| {
+        let pem = std::fs::read_to_string(p.repo.path().join(k)).unwrap();
+        std::fs::remove_file(p.repo.path().join(k)).unwrap();
+        pem
+    });
+    (p, pems)
 }
 
-/// Runs every stage for `s`, then the read commands, all with `env`, asserting
-/// success; returns everything they printed.
-fn run_the_whole_pipeline(p: &Project, s: &str, env: &[(&str, &str)]) -> String {
+/// Runs every stage for `s`, then the read commands, all with `env` (and the zone's key
+/// from `pems` in LEDGER_SIGNING_KEY), asserting success; returns everything they
+/// printed.
+fn run_the_whole_pipeline(
+    p: &Project,
+    s: &str,
+    env: &[(&str, &str)],
+    pems: &[String; 2],
+) -> String {
     let mut printed = String::new();
     let runs: [&[&str]; 7] = [
         &[
@@ -185,8 +194,10 @@ fn run_the_whole_pipeline(p: &Project, s: &str, env: &[(&str, &str)]) -> String 
         &["stage", "smoke", "--sha", s],
         &["stage", "decide", "--sha", s],
     ];
-    for args in runs {
-        let out = p.repo.ledger_env(args, env);
+    for (i, args) in runs.into_iter().enumerate() {
+        let mut env = env.to_vec();
+        env.push(("LEDGER_SIGNING_KEY", pems[usize::from(i >= 2)].as_str()));
+        let out = p.repo.ledger_env(args, &env);
         assert_code(&out, 0);
         printed.push_str(&text(&out));
     }
@@ -216,23 +227,23 @@ fn assert_no_needle_stored_or_printed(p: &Project, needles: &[&str], printed: &s
 #[test]
 fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() {
     let Some(_) = engine() else { return };
-    let (p, pem) = project_with_secrets();
+    let (p, pems) = project_with_secrets();
     let (token, api, db) = (
         "ghp_tok3n-value-5b1f9c0d7e",
         "api-secret-7a2c44e1b9",
         "postgres://u:db-pass-93kd2@127.0.0.1/x",
     );
     let env = [
-        ("LEDGER_SIGNING_KEY", pem.as_str()),
         ("GITHUB_TOKEN", token),
         ("API_TOKEN", api),
         ("DATABASE_URL", db),
     ];
     let s = crate::project::sha(72);
-    let printed = run_the_whole_pipeline(&p, &s, &env);
-    let key_lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let printed = run_the_whole_pipeline(&p, &s, &env, &pems);
     let mut needles: Vec<&str> = vec![token, api, "db-pass-93kd2"];
-    needles.extend(key_lines);
+    for pem in &pems {
+        needles.extend(pem.lines().filter(|l| !l.starts_with("-----")));
+    }
     assert_no_needle_stored_or_printed(&p, &needles, &printed);
     // The masked output still says a value was there.
     let log = String::from_utf8_lossy(&p.repo.read_object(&format!("commit/{s}/commit.log")))

@@ -5,12 +5,13 @@ use crate::{assert_code, text, Backend, Repo, SHA};
 #[test]
 fn init_sets_up_a_repository_and_refuses_to_run_twice() {
     let repo = Repo::new();
-    let key = repo.path().join(".ledger/signing.key");
+    let key = repo.path().join(".ledger/test.key");
     #[cfg(unix)]
-    {
+    for private in ["test", "release", "policy-owner"] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        let path = repo.path().join(format!(".ledger/{private}.key"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{private}");
     }
     let policy = std::fs::read_to_string(repo.path().join("policy/pipeline-policy.json")).unwrap();
     assert!(policy.contains("\"stages\""));
@@ -110,6 +111,7 @@ fn an_openssl_key_signs_evidence_that_verifies() {
     policy["keys"][0]["keyid"] = id.clone().into();
     policy["keys"][0]["public_key"] = String::from_utf8_lossy(&pubkey.stdout).into_owned().into();
     std::fs::write(&policy_path, serde_json::to_vec_pretty(&policy).unwrap()).unwrap();
+    assert_code(&repo.ledger(&["policy", "sign"]), 0);
 
     let out = repo.ledger(&[
         "stage",
@@ -192,8 +194,8 @@ fn output_is_captured_redacted_and_hashed() {
 #[test]
 fn the_signing_key_from_the_environment_is_never_stored_or_printed() {
     let repo = Repo::new();
-    let pem = std::fs::read_to_string(repo.path().join(".ledger/signing.key")).unwrap();
-    std::fs::remove_file(repo.path().join(".ledger/signing.key")).unwrap();
+    let pem = std::fs::read_to_string(repo.path().join(".ledger/test.key")).unwrap();
+    std::fs::remove_file(repo.path().join(".ledger/test.key")).unwrap();
     let out = repo.ledger_env(
         &[
             "stage",

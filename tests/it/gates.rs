@@ -272,7 +272,9 @@ fn decide_rejects_when_smoke_failed_and_records_why(backend: Backend) {
 
 fn a_circular_policy_is_bad_input_with_its_path(backend: Backend) {
     let repo = Repo::on(&backend);
-    repo.edit_policy(|p| p["stages"]["commit"] = json!({"requires": [{"stage": "decide"}]}));
+    repo.edit_policy_unsigned(|p| {
+        p["stages"]["commit"] = json!({"requires": [{"stage": "decide"}]})
+    });
     let out = repo.ledger(&["gate", "integration", "--sha", SHA]);
     assert_code(&out, 2);
     assert!(
@@ -317,7 +319,7 @@ fn a_gate_that_lacks_the_evidence_its_stage_works_from_is_bad_input(backend: Bac
 
 fn key_rotation_keeps_old_evidence_valid_and_refuses_the_revoked_key(backend: Backend) {
     let repo = Repo::on(&backend);
-    let old_id = repo.key_id(".ledger/signing.pub");
+    let old_id = repo.key_id(".ledger/test.pub");
     assert_code(
         &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
         0,

@@ -35,12 +35,12 @@ fn sslib(args: &[&Path]) -> Option<std::process::Output> {
 #[test]
 fn key_ids_agree() {
     let repo = Repo::new();
-    let public = repo.path().join(".ledger/signing.pub");
+    let public = repo.path().join(".ledger/test.pub");
     let Some(out) = sslib(&[Path::new("keyid"), &public]) else {
         return;
     };
     assert!(out.status.success(), "{}", text(&out));
-    let ours = repo.ledger(&["keys", "id", ".ledger/signing.pub"]);
+    let ours = repo.ledger(&["keys", "id", ".ledger/test.pub"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         String::from_utf8_lossy(&ours.stdout).trim()
@@ -55,7 +55,7 @@ fn ledger_envelopes_verify_with_securesystemslib() {
         0,
     );
     let envelope = repo.object(&format!("commit/{SHA}/commit.json"));
-    let public = repo.path().join(".ledger/signing.pub");
+    let public = repo.path().join(".ledger/test.pub");
     let Some(out) = sslib(&[Path::new("verify"), &envelope, &public]) else {
         return;
     };
@@ -104,7 +104,7 @@ fn securesystemslib_envelopes_verify_with_ledger() {
     let payload_path = repo.path().join("payload.json");
     std::fs::write(&payload_path, &payload).unwrap();
     let signed = repo.path().join("sslib-envelope.json");
-    let key = repo.path().join(".ledger/signing.key");
+    let key = repo.path().join(".ledger/test.key");
     let Some(out) = sslib(&[Path::new("sign"), &key, &payload_path, &signed]) else {
         return;
     };

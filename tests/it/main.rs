@@ -265,8 +265,28 @@ impl Repo {
         self.block_on(self.record_async(kind, sha, key_file, edit))
     }
 
+    /// [`Repo::record_with`] the key of the kind's trust zone, as `ledger init` made it.
     pub fn record(&self, kind: ArtifactKind, sha: &str, edit: impl FnOnce(&mut Value)) -> String {
-        self.record_with(kind, sha, ".ledger/signing.key", edit)
+        self.record_with(kind, sha, zone_key(kind.stage()), edit)
+    }
+
+    /// The policy in force here, loaded and checked the way `ledger` loads it.
+    pub async fn signed_policy(&self, store: &Store) -> ledger_verify::SignedPolicy {
+        let read = |p: &str| std::fs::read(self.path().join(p)).ok();
+        let policy = read("policy/pipeline-policy.json").unwrap();
+        let signature = read("policy/pipeline-policy.sig.json");
+        let root = read("policy/root.json");
+        ledger_verify::SignedPolicy::load(
+            store,
+            ledger_verify::trust::Sources {
+                policy: &policy,
+                signature: signature.as_deref(),
+                root: root.as_deref(),
+                anchor: None,
+            },
+        )
+        .await
+        .expect("the test repository's policy is signed")
     }
 
     async fn record_async(
@@ -278,10 +298,10 @@ impl Repo {
     ) -> String {
         let sha = GitSha::parse(sha).unwrap();
         let policy_bytes = std::fs::read(self.path().join("policy/pipeline-policy.json")).unwrap();
-        let policy = ledger_policy::Policy::parse(&policy_bytes).unwrap();
         let pem = std::fs::read_to_string(self.path().join(key_file)).unwrap();
         let key = ledger_core::SigningKey::from_pem(&pem).unwrap();
         let store = self.open_store().await;
+        let policy = self.signed_policy(&store).await;
         let attempt = store.next_attempt(kind, &sha).await.unwrap();
         let r = ArtifactRef::new(kind, sha, attempt);
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -332,8 +352,16 @@ impl Repo {
         r.key()
     }
 
-    /// Rewrites the policy file through `edit`.
+    /// Rewrites the policy file through `edit`, then signs it with the owner's key
+    /// (`ledger policy sign`), as a policy owner would.
     pub fn edit_policy(&self, edit: impl FnOnce(&mut Value)) {
+        self.edit_policy_unsigned(edit);
+        assert_code(&self.ledger(&["policy", "sign"]), 0);
+    }
+
+    /// Rewrites the policy file through `edit` and leaves it unsigned: the attacker's
+    /// edit in a pull request.
+    pub fn edit_policy_unsigned(&self, edit: impl FnOnce(&mut Value)) {
         let path = self.path().join("policy/pipeline-policy.json");
         let mut policy: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         edit(&mut policy);
@@ -382,17 +410,13 @@ impl Repo {
     /// A verifier of this repository's evidence in this process (the library, not the
     /// binary): for the tests that check thousands of mutations.
     pub fn in_process(&self) -> InProcess {
-        let policy_bytes = std::fs::read(self.path().join("policy/pipeline-policy.json")).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let store = rt.block_on(self.open_store());
-        InProcess {
-            policy: ledger_policy::Policy::parse(&policy_bytes).unwrap(),
-            store,
-            rt,
-        }
+        let policy = rt.block_on(self.signed_policy(&store));
+        InProcess { policy, store, rt }
     }
 
     /// `ledger verify SHA` exits 4 and its output contains `needle`.
@@ -415,6 +439,14 @@ impl Repo {
     }
 }
 
+/// The key `ledger init` made for `stage`'s trust zone.
+pub fn zone_key(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Commit | Stage::Integration => ".ledger/test.key",
+        _ => ".ledger/release.key",
+    }
+}
+
 /// A loopback port nothing listens on (bound, read, released).
 pub fn dead_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -427,7 +459,7 @@ pub fn dead_port() -> u16 {
 pub struct InProcess {
     rt: tokio::runtime::Runtime,
     store: Store,
-    policy: ledger_policy::Policy,
+    policy: ledger_verify::SignedPolicy,
 }
 
 impl InProcess {

@@ -192,7 +192,7 @@ fn assert_one_signed_prune_record(p: &Project, r: &Releases) {
             .arg(&script)
             .arg("verify")
             .arg(&records[0])
-            .arg(p.repo.path().join(".ledger/signing.pub"))
+            .arg(p.repo.path().join(".ledger/release.pub"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));

@@ -366,7 +366,7 @@ fn doctor_names_each_missing_component_with_its_exit_code() {
 
     // Signing key missing.
     let repo = Repo::new();
-    std::fs::remove_file(repo.path().join(".ledger/signing.key")).unwrap();
+    std::fs::remove_file(repo.path().join(".ledger/release.key")).unwrap();
     assert_doctor_fails(&repo, "signing key", 2);
 
     // A key the policy does not trust for the stage asked about.

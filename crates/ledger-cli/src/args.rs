@@ -27,6 +27,16 @@ pub struct Global {
     /// Policy file [default: policy/pipeline-policy.json at the repository root]
     #[arg(long, global = true, env = "LEDGER_POLICY", value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Key ids of the policy owners this CI trusts, comma-separated; when set, the
+    /// store's root of trust must name exactly these owners (set it in protected CI
+    /// settings, never in the repository)
+    #[arg(
+        long,
+        global = true,
+        env = "LEDGER_POLICY_OWNERS",
+        value_name = "KEYID,..."
+    )]
+    pub policy_owners: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +46,9 @@ pub enum Command {
     /// Generate key pairs and compute key ids
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The policy's signatures and root of trust: show, sign, rotate owners
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run a pipeline stage and record its signed evidence
     Stage(StageArgs),
     /// Verify all evidence stored for a commit (or every commit: --all), offline
@@ -155,6 +168,34 @@ pub struct GateArgs {
     /// Print the verdict as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// The policy in force: its digest, who signed it, the owners, and what changed
+    /// since the last policy the owners signed in the store
+    Show,
+    /// Sign the policy (or, with --root, the checkout's policy/root.json) with a
+    /// policy owner's key; adds to the signatures already there
+    Sign {
+        /// Owner's private key [default: .ledger/policy-owner.key]
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Sign policy/root.json (a new root version) instead of the policy
+        #[arg(long)]
+        root: bool,
+    },
+    /// Write the next root version to policy/root.json naming new owners; it takes
+    /// effect once a threshold of the current owners and of the new ones signed it
+    /// (`ledger policy sign --root`)
+    Rotate {
+        /// The new owners' public keys
+        #[arg(long = "owner", value_name = "PUBLIC KEY FILE", required = true)]
+        owners: Vec<PathBuf>,
+        /// How many owners must sign [default: 1]
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

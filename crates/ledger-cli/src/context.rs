@@ -5,20 +5,54 @@
 
 use crate::args::Global;
 use crate::exit::{Failure, Result};
-use ledger_core::{GitSha, SigningKey};
+use ledger_core::{GitSha, KeyId, SigningKey, Stage};
 use ledger_pipeline::config::Config;
 use ledger_verify::evidence::Evidence;
-use ledger_verify::{Policy, Store, StoreLocation};
+use ledger_verify::trust::Sources;
+use ledger_verify::{SignedPolicy, Store, StoreLocation};
 use std::path::{Path, PathBuf};
 
 /// Environment variable holding the signing key's PEM text, or a path to it.
 pub const SIGNING_KEY_ENV: &str = "LEDGER_SIGNING_KEY";
 
-/// Where `ledger init` puts the private key, relative to the repository root.
-pub const DEFAULT_KEY_PATH: &str = ".ledger/signing.key";
+/// Where `ledger init` puts the test-zone key (commit, integration), relative to the
+/// repository root.
+pub const TEST_KEY_PATH: &str = ".ledger/test.key";
+
+/// Where `ledger init` puts the release-zone key (build … decide, and the release
+/// operations).
+pub const RELEASE_KEY_PATH: &str = ".ledger/release.key";
+
+/// Where `ledger init` puts the policy owner's key.
+pub const OWNER_KEY_PATH: &str = ".ledger/policy-owner.key";
+
+/// The one key of stores set up before trust zones; still used when it is the only one.
+pub const LEGACY_KEY_PATH: &str = ".ledger/signing.key";
 
 /// Where the policy lives, relative to the repository root.
 pub const DEFAULT_POLICY_PATH: &str = "policy/pipeline-policy.json";
+
+/// Where the checkout keeps the policy root of trust (the store's pinned copy wins).
+pub const ROOT_PATH: &str = "policy/root.json";
+
+/// The key zone a stage (or a release operation, `None`) signs in: test stages run
+/// project code and never hold the release key.
+pub fn zone_key_path(stage: Option<Stage>) -> &'static str {
+    match stage {
+        Some(Stage::Commit | Stage::Integration) => TEST_KEY_PATH,
+        _ => RELEASE_KEY_PATH,
+    }
+}
+
+/// The policy signature file beside `policy`: `x.json` → `x.sig.json`.
+pub fn signature_path(policy: &Path) -> PathBuf {
+    let name = policy
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".json").unwrap_or(&name);
+    policy.with_file_name(format!("{stem}.sig.json"))
+}
 
 /// The repository root: the nearest ancestor of the working directory holding `.git`,
 /// else the working directory itself.
@@ -55,7 +89,7 @@ pub fn policy_path(global: &Global, root: &Path) -> PathBuf {
 }
 
 /// Reads and checks the policy; returns it with the exact bytes read.
-pub fn load_policy(global: &Global, root: &Path) -> Result<(Policy, Vec<u8>)> {
+pub fn load_policy(global: &Global, root: &Path) -> Result<(ledger_verify::Policy, Vec<u8>)> {
     let path = policy_path(global, root);
     let bytes = read_limited(&path, "policy").map_err(|f| {
         if global.policy.is_none() {
@@ -64,9 +98,84 @@ pub fn load_policy(global: &Global, root: &Path) -> Result<(Policy, Vec<u8>)> {
             f
         }
     })?;
-    let policy =
-        Policy::parse(&bytes).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+    let policy = ledger_verify::Policy::parse(&bytes)
+        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
     Ok((policy, bytes))
+}
+
+/// The owner key ids the CI pins (`--policy-owners` / `LEDGER_POLICY_OWNERS`).
+pub fn anchor(global: &Global) -> Result<Option<Vec<KeyId>>> {
+    let Some(list) = global
+        .policy_owners
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let mut ids = Vec::new();
+    for id in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if id.len() != 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Failure::input(format!(
+                "--policy-owners / LEDGER_POLICY_OWNERS: {:?} is not a key id (64 lowercase hex digits)",
+                id.chars().take(80).collect::<String>()
+            ))
+            .hint("list the owners' key ids, comma-separated, as `ledger keys id OWNER.pub` prints them"));
+        }
+        ids.push(KeyId::from_envelope(id));
+    }
+    Ok(Some(ids))
+}
+
+/// Reads a file that may be absent.
+fn read_optional(path: &Path, what: &str) -> Result<Option<Vec<u8>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_limited(path, what).map(Some)
+}
+
+/// The policy in force: the policy file, checked against its owners' signatures and
+/// the root of trust (the store's, else the checkout's `policy/root.json`). A policy
+/// that is not trusted is exit `code`: 3 where a stage would run, 4 where evidence is
+/// read.
+pub async fn load_signed_policy(
+    global: &Global,
+    root: &Path,
+    store: &Store,
+    policy_bytes: &[u8],
+    code: crate::exit::Code,
+) -> Result<SignedPolicy> {
+    let signature = read_optional(
+        &signature_path(&policy_path(global, root)),
+        "policy signature",
+    )?;
+    let root_doc = read_optional(&root.join(ROOT_PATH), "policy root")?;
+    let anchor = anchor(global)?;
+    SignedPolicy::load(
+        store,
+        Sources {
+            policy: policy_bytes,
+            signature: signature.as_deref(),
+            root: root_doc.as_deref(),
+            anchor: anchor.as_deref(),
+        },
+    )
+    .await
+    .map_err(|e| untrusted(e, code))
+}
+
+/// A trust failure as the exit code `code` (3 for a stage, 4 for a reader).
+pub fn untrusted(e: ledger_verify::Error, code: crate::exit::Code) -> Failure {
+    match e {
+        ledger_verify::Error::Untrusted(t) => {
+            Failure::new(code, format!("policy not trusted: {t}")).hint(t.hint())
+        }
+        other => other.into(),
+    }
 }
 
 /// Reads a file of at most `ledger_core::MAX_JSON_BYTES`.
@@ -85,9 +194,10 @@ pub fn read_limited(path: &Path, what: &str) -> Result<Vec<u8>> {
         .map_err(|e| Failure::input(format!("cannot read {what} {}: {e}", path.display())))
 }
 
-/// Loads the signing key from `--key`, `$LEDGER_SIGNING_KEY` (PEM or path), or
-/// `.ledger/signing.key`. Errors never include key material.
-pub fn load_signing_key(explicit: Option<&Path>, root: &Path) -> Result<SigningKey> {
+/// Loads the signing key from `--key`, `$LEDGER_SIGNING_KEY` (PEM or path), or the
+/// zone's key file (`zone_key_path`), else `.ledger/signing.key` (stores set up before
+/// trust zones). Errors never include key material.
+pub fn load_signing_key(explicit: Option<&Path>, root: &Path, zone: &str) -> Result<SigningKey> {
     let (pem, source) = if let Some(path) = explicit {
         (read_key_file(path)?, format!("--key {}", path.display()))
     } else if let Some(value) = std::env::var_os(SIGNING_KEY_ENV).filter(|v| !v.is_empty()) {
@@ -110,7 +220,13 @@ pub fn load_signing_key(explicit: Option<&Path>, root: &Path) -> Result<SigningK
             )
         }
     } else {
-        let path = root.join(DEFAULT_KEY_PATH);
+        let zone_path = root.join(zone);
+        let legacy = root.join(LEGACY_KEY_PATH);
+        let path = if !zone_path.exists() && legacy.exists() {
+            legacy
+        } else {
+            zone_path
+        };
         if !path.exists() {
             return Err(Failure::input(format!("no signing key: {} does not exist and ${SIGNING_KEY_ENV} is not set", path.display()))
                 .hint("run `ledger init`, pass --key FILE, or set LEDGER_SIGNING_KEY to the PEM text or a path"));
@@ -158,7 +274,7 @@ pub fn env_map() -> std::collections::BTreeMap<String, String> {
 /// What every command that writes evidence loads first: the policy, the signing key,
 /// the store, the process environment and the runner it describes.
 pub struct Writer {
-    pub policy: Policy,
+    pub policy: SignedPolicy,
     pub policy_bytes: Vec<u8>,
     pub key: SigningKey,
     pub store: Store,
@@ -167,12 +283,27 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Loads policy, key (`explicit` or the default places) and store, in that order,
-    /// so a bad policy or key is reported before the store is touched.
-    pub async fn load(global: &Global, root: &Path, explicit_key: Option<&Path>) -> Result<Writer> {
-        let (policy, policy_bytes) = load_policy(global, root)?;
-        let key = load_signing_key(explicit_key, root)?;
+    /// Loads policy, key (`explicit`, else the default places for `stage`'s zone;
+    /// `None`: a release operation) and store, in that order, so a bad policy or key
+    /// is reported before the store is touched; then checks the policy's signatures
+    /// (an untrusted policy is a denial, exit 3: nothing runs).
+    pub async fn load(
+        global: &Global,
+        root: &Path,
+        explicit_key: Option<&Path>,
+        stage: Option<Stage>,
+    ) -> Result<Writer> {
+        let (_, policy_bytes) = load_policy(global, root)?;
+        let key = load_signing_key(explicit_key, root, zone_key_path(stage))?;
         let store = open_store(global, root).await?;
+        let policy = load_signed_policy(
+            global,
+            root,
+            &store,
+            &policy_bytes,
+            crate::exit::Code::Denied,
+        )
+        .await?;
         let env = env_map();
         let runner = ledger_pipeline::ci::detect(&env, &ledger_pipeline::ci::host_name());
         Ok(Writer {
@@ -200,7 +331,7 @@ impl Writer {
 /// policy and the store, in that order.
 pub struct Reader {
     pub root: PathBuf,
-    pub policy: Policy,
+    pub policy: SignedPolicy,
     pub store: Store,
 }
 
@@ -212,8 +343,16 @@ impl Reader {
 
     /// Loads the policy and opens the store of the repository at `root`.
     pub async fn open(global: &Global, root: PathBuf) -> Result<Reader> {
-        let (policy, _) = load_policy(global, &root)?;
+        let (_, policy_bytes) = load_policy(global, &root)?;
         let store = open_store(global, &root).await?;
+        let policy = load_signed_policy(
+            global,
+            &root,
+            &store,
+            &policy_bytes,
+            crate::exit::Code::VerificationFailed,
+        )
+        .await?;
         Ok(Reader {
             root,
             policy,

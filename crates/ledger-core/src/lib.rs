@@ -19,6 +19,7 @@ pub mod keys;
 pub mod predicate;
 pub mod schema;
 pub mod sha;
+pub mod signed;
 pub mod stage;
 pub mod statement;
 

@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let key = SigningKey::from_seed(&[9; 32]);
     let text = ledger_policy::default_policy_json(key.public()).unwrap();
-    let policy = Policy::parse(text.as_bytes()).unwrap();
+    let (policy, _, _) = ledger_verify::SignedPolicy::self_signed(text.as_bytes(), &key).unwrap();
     let rec = Recorder {
         store: &store,
         policy: &policy,

@@ -141,7 +141,7 @@ fn time_read_ahead(rt: &tokio::runtime::Runtime, store: &Store) -> f64 {
 fn time_walks(
     rt: &tokio::runtime::Runtime,
     store: &Store,
-    policy: &Policy,
+    policy: &ledger_verify::SignedPolicy,
     n: usize,
     cores: usize,
 ) -> Vec<(usize, f64)> {
@@ -216,7 +216,7 @@ fn main() {
         .unwrap();
     let key = SigningKey::from_seed(&[7; 32]);
     let text = ledger_policy::default_policy_json(key.public()).unwrap();
-    let policy = Policy::parse(text.as_bytes()).unwrap();
+    let (policy, _, _) = ledger_verify::SignedPolicy::self_signed(text.as_bytes(), &key).unwrap();
     let rec = Recorder {
         store: &store,
         policy: &policy,

@@ -26,6 +26,10 @@ pub enum Error {
         stage: Stage,
         revoked: String,
     },
+    /// The policy in force is not signed by a threshold of its owners (or the root
+    /// of trust does not hold): no stage runs under rules nobody vouched for.
+    #[error("policy not trusted: {0}")]
+    PolicyUntrusted(ledger_policy::TrustError),
     #[error("stage `{0}` does not wrap a command")]
     NotAWrapperStage(Stage),
     #[error("internal error: the {what} ledger built does not match its own schema: {source}")]
@@ -116,7 +120,9 @@ impl Error {
             Error::OwnSchema { .. } => ErrorClass::Input,
             Error::PolicyObjectAltered { .. } => ErrorClass::Verification,
             Error::AttemptContention { .. } => ErrorClass::Infrastructure,
-            Error::Denied(_) | Error::RunnerNotApproved { .. } => ErrorClass::Denied,
+            Error::Denied(_) | Error::RunnerNotApproved { .. } | Error::PolicyUntrusted(_) => {
+                ErrorClass::Denied
+            }
             Error::LeaseHeld { .. } => ErrorClass::Infrastructure,
             Error::Docker(_) => ErrorClass::Infrastructure,
             Error::Config(_) | Error::InvalidEnv(_) | Error::MissingVariable { .. } => {
@@ -150,6 +156,7 @@ impl Error {
                 "add the key to the stage's `stages` in the policy, or sign with a key the policy trusts for it".into()
             }
             Error::NotAWrapperStage(_) => "run it without `-- CMD`".into(),
+            Error::PolicyUntrusted(e) => e.hint().to_owned(),
             Error::LeaseHeld { .. } => {
                 "wait for that deploy to finish, or retry after the lease expires".into()
             }
@@ -188,6 +195,7 @@ impl From<ledger_verify::Error> for Error {
             ledger_verify::Error::EvidenceInvalid { key, problems } => {
                 Error::EvidenceInvalid { key, problems }
             }
+            ledger_verify::Error::Untrusted(e) => Error::PolicyUntrusted(e),
         }
     }
 }

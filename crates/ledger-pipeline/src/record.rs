@@ -14,9 +14,9 @@ use ledger_core::{
     ArtifactKind, ArtifactRef, GitSha, Sha256Digest, SigningKey, Stage, Statement, Subject,
     LEDGER_VERSION,
 };
-use ledger_policy::Policy;
 use ledger_store::{PutOutcome, Store, StoreError};
 use ledger_verify::read::{object_key, policy_key};
+use ledger_verify::SignedPolicy;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -84,15 +84,19 @@ pub struct Recorded {
 #[derive(Debug)]
 pub struct Recorder<'a> {
     pub store: &'a Store,
-    pub policy: &'a Policy,
+    /// The policy in force, signed by its owners.
+    pub policy: &'a SignedPolicy,
     pub policy_bytes: &'a [u8],
     pub key: &'a SigningKey,
 }
 
 impl Recorder<'_> {
-    /// Stores the policy's bytes under their digest (idempotent).
+    /// Stores the policy's bytes under their digest (idempotent), after what its
+    /// trust rests on (the owners' root versions and signature) that the store does
+    /// not hold yet.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn store_policy(&self) -> Result<(), Error> {
+        self.policy.pin(self.store).await?;
         let key = policy_key(&self.policy.digest())?;
         match self
             .store

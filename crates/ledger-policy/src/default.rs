@@ -1,4 +1,5 @@
-//! The policy `ledger init` writes: seed 003's chain, every stage trusting one key.
+//! The policy `ledger init` writes: the seven-stage chain, with one key for the stages
+//! that run project code (commit, integration) and another for the release stages.
 //!
 //! commit → integration → build → publish → deploy → smoke → decide, each stage
 //! requiring a passing previous stage; the release decision requires every stage to
@@ -36,21 +37,43 @@ fn cond(path: &str, op: Op, value: serde_json::Value, description: &str) -> Cond
     }
 }
 
-/// The default policy document trusting `key` for every stage.
-pub fn default_policy(key: &PublicKey, public_pem: &str) -> PolicyDoc {
+/// The test zone: the stages that run project code, whose key a pull request's tests
+/// could reach if isolation failed; it must never be able to sign a release stage.
+pub const TEST_ZONE: [Stage; 2] = [Stage::Commit, Stage::Integration];
+
+/// The release zone: every other stage.
+pub const RELEASE_ZONE: [Stage; 5] = [
+    Stage::Build,
+    Stage::Publish,
+    Stage::Deploy,
+    Stage::Smoke,
+    Stage::Decide,
+];
+
+/// A trusted-key entry for `key`, trusted for `stages`.
+pub fn key_doc(
+    key: &PublicKey,
+    stages: &[Stage],
+    comment: &str,
+) -> Result<KeyDoc, ledger_core::keys::KeyError> {
+    Ok(KeyDoc {
+        keyid: key.key_id().to_string(),
+        public_key: key.to_pem()?,
+        stages: stages.to_vec(),
+        revoked_at: None,
+        comment: Some(comment.to_owned()),
+    })
+}
+
+/// The default policy document trusting `keys`.
+pub fn default_policy(keys: Vec<KeyDoc>) -> PolicyDoc {
     PolicyDoc {
         schema: Some(POLICY_SCHEMA_ID.into()),
         description: Some(
             "ledger pipeline policy: trusted keys and the gate of every stage".into(),
         ),
         version: 1,
-        keys: vec![KeyDoc {
-            keyid: key.key_id().to_string(),
-            public_key: public_pem.to_owned(),
-            stages: Stage::ALL.to_vec(),
-            revoked_at: None,
-            comment: Some("made by `ledger init`".into()),
-        }],
+        keys,
         stages: default_stage_gates(),
         release: Some(default_release_gate()),
         replay: Some(default_replay_gate()),
@@ -159,9 +182,27 @@ pub fn default_replay_gate() -> Gate {
 
 /// The default policy as the pretty JSON text written to disk.
 pub fn default_policy_json(key: &PublicKey) -> Result<String, ledger_core::keys::KeyError> {
-    let pem = key.to_pem()?;
-    let doc = default_policy(key, &pem);
+    Ok(policy_json(vec![key_doc(
+        key,
+        &Stage::ALL,
+        "trusted for every stage",
+    )?]))
+}
+
+/// The policy `ledger init` writes: `test` signs the test zone, `release` the rest.
+pub fn zoned_policy_json(
+    test: &PublicKey,
+    release: &PublicKey,
+) -> Result<String, ledger_core::keys::KeyError> {
+    Ok(policy_json(vec![
+        key_doc(test, &TEST_ZONE, "test zone: stages that run project code")?,
+        key_doc(release, &RELEASE_ZONE, "release zone: build to decide")?,
+    ]))
+}
+
+fn policy_json(keys: Vec<KeyDoc>) -> String {
+    let doc = default_policy(keys);
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
-    Ok(text)
+    text
 }

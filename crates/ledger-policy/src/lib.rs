@@ -15,6 +15,11 @@ pub use model::{Condition, Gate, Op, Requirement};
 pub use parse::PolicyError;
 pub use trust::{Policy, TrustedKey};
 mod default;
-pub use default::{default_policy, default_policy_json, POLICY_SCHEMA_ID};
+pub use default::{
+    default_policy, default_policy_json, key_doc, zoned_policy_json, POLICY_SCHEMA_ID,
+    RELEASE_ZONE, TEST_ZONE,
+};
 pub mod eval;
 pub use eval::{evaluate, Found, Reason, Used, Verdict};
+pub mod root;
+pub use root::{Root, RootChain, TrustError};

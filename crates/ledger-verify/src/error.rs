@@ -42,6 +42,10 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("{key} does not verify: {}", problems.join("; "))]
     EvidenceInvalid { key: String, problems: Vec<String> },
+    /// The policy, or the root of trust it rests on, is not signed by its owners.
+    /// A stage reports it as a denial (nothing ran); `verify` as a failed verification.
+    #[error("{0}")]
+    Untrusted(#[from] ledger_policy::TrustError),
 }
 
 impl Error {
@@ -49,7 +53,7 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Store(e) => ErrorClass::of_store(e),
-            Error::EvidenceInvalid { .. } => ErrorClass::Verification,
+            Error::EvidenceInvalid { .. } | Error::Untrusted(_) => ErrorClass::Verification,
         }
     }
 }

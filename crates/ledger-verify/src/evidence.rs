@@ -13,12 +13,12 @@ use crate::read::{
     classify, log_object_key, object_key, policy_key, read_objects, Fetched, Snapshot,
     MAX_LOG_BYTES,
 };
+use crate::trust::SignedPolicy;
 pub use crate::typed::{AnyPredicate, Typed};
 use ledger_core::dsse::Envelope;
 use ledger_core::predicate::{CommandPredicate, Header, Input, Outcome};
 use ledger_core::ArtifactKind;
 use ledger_core::{ArtifactRef, EnvName, GitSha, KeyId, Sha256Digest, Statement};
-use ledger_policy::Policy;
 use ledger_store::{ObjectKey, Store};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -165,7 +165,7 @@ pub struct ChainReport {
 #[derive(Debug)]
 pub struct Evidence<'a> {
     store: &'a Store,
-    policy: &'a Policy,
+    policy: &'a SignedPolicy,
     cache: HashMap<String, Option<Fetched>>,
     /// Digests of captured logs read ahead (`None`: absent from the store).
     log_cache: HashMap<String, Option<Sha256Digest>>,
@@ -175,7 +175,7 @@ pub struct Evidence<'a> {
 
 impl<'a> Evidence<'a> {
     /// A verifier over `store` trusting what `policy` trusts.
-    pub fn new(store: &'a Store, policy: &'a Policy) -> Self {
+    pub fn new(store: &'a Store, policy: &'a SignedPolicy) -> Self {
         Evidence {
             store,
             policy,
@@ -199,7 +199,11 @@ impl<'a> Evidence<'a> {
     }
 
     /// A verifier that reads only `snapshot`, never the store itself.
-    pub fn over_snapshot(store: &'a Store, policy: &'a Policy, snapshot: &'a Snapshot) -> Self {
+    pub fn over_snapshot(
+        store: &'a Store,
+        policy: &'a SignedPolicy,
+        snapshot: &'a Snapshot,
+    ) -> Self {
         Evidence {
             snapshot: Some(snapshot),
             ..Evidence::new(store, policy)
@@ -212,7 +216,7 @@ impl<'a> Evidence<'a> {
     }
 
     /// The policy evidence is checked against.
-    pub fn policy(&self) -> &'a Policy {
+    pub fn policy(&self) -> &'a SignedPolicy {
         self.policy
     }
 
@@ -383,6 +387,10 @@ impl<'a> Evidence<'a> {
             Some(f) if f.digest != *recorded => problems.push(format!(
                 "stored policy {key} was altered after the fact: it now hashes to {}",
                 f.digest
+            )),
+            Some(_) if !self.policy.signed(recorded) => problems.push(format!(
+                "gated by policy {}, which the policy owners never signed: evidence recorded under an unsigned policy counts for nothing",
+                &recorded.to_hex()[..12]
             )),
             Some(_) if *recorded != self.policy.digest() => notes.push(format!(
                 "gated by policy {}, not the one verified with ({})",

@@ -16,6 +16,8 @@
 //! * [`gate`] gathers the latest evidence a gate requires and applies the policy.
 //! * [`history`] answers questions about the past from verified evidence only:
 //!   latest decision, ever promoted, already built.
+//! * [`trust`] is the policy's root of trust: which policy is in force (signed by a
+//!   threshold of its owners) and every policy that ever was.
 //! * [`show`] is a chain as people read it and the store as a history (`show`, `log`).
 
 pub mod error;
@@ -25,11 +27,13 @@ pub mod history;
 pub mod layout;
 pub mod read;
 pub mod show;
+pub mod trust;
 pub mod typed;
 pub mod walk;
 
 pub use error::{Error, ErrorClass};
 pub use evidence::{Artifact, Checked, Evidence};
 pub use gate::GateReport;
-pub use ledger_policy::{default_policy_json, Policy};
+pub use ledger_policy::{default_policy_json, zoned_policy_json, Policy};
 pub use ledger_store::{ObjectKey, Store, StoreError, StoreLocation};
+pub use trust::SignedPolicy;

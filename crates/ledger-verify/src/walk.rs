@@ -10,8 +10,8 @@
 use crate::error::Error;
 use crate::evidence::{ChainReport, Evidence};
 use crate::read::{classify, policy_key, read_objects, Snapshot};
+use crate::trust::SignedPolicy;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
-use ledger_policy::Policy;
 use ledger_store::Store;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,7 +137,7 @@ pub fn max_threads() -> usize {
 #[tracing::instrument(level = "debug", skip_all, fields(threads))]
 pub async fn verify_all(
     store: &Store,
-    policy: &Policy,
+    policy: &SignedPolicy,
     threads: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<AllReport, Error> {

@@ -156,7 +156,11 @@ fn print_report(report: &Report) {
 
 /// The signing key loads and the policy trusts it (for `--stage`, or any stage).
 fn signing_key(args: &DoctorArgs, root: &Path, policy: Option<&Policy>) -> Check {
-    let key = match context::load_signing_key(args.key.as_deref(), root) {
+    let key = match context::load_signing_key(
+        args.key.as_deref(),
+        root,
+        context::zone_key_path(args.stage),
+    ) {
         Err(f) => return failed("signing key", f),
         Ok(key) => key,
     };

@@ -1,8 +1,11 @@
-//! `ledger init` and `ledger keys`: a signing key, a policy that trusts it, and the
-//! `.gitignore` lines that keep the key and the local store out of git.
+//! `ledger init` and `ledger keys`: a key per trust zone, a policy that trusts each
+//! for its stages, the policy owner's signature over it, and the `.gitignore` lines
+//! that keep the keys and the local store out of git.
 
 use super::create_new;
-use crate::context::{self, DEFAULT_KEY_PATH, DEFAULT_POLICY_PATH};
+use crate::context::{
+    self, DEFAULT_POLICY_PATH, OWNER_KEY_PATH, RELEASE_KEY_PATH, ROOT_PATH, TEST_KEY_PATH,
+};
 use crate::exit::{Code, Failure, Result};
 use ledger_core::{PublicKey, SigningKey};
 use std::path::Path;
@@ -63,7 +66,11 @@ pub fn keys_id(file: &Path) -> Result<Code> {
     Ok(Code::Success)
 }
 
-/// `ledger init`.
+/// `ledger init`: three keys (test zone, release zone, policy owner), a policy that
+/// trusts each zone key only for its stages, the owner's root of trust and the owner's
+/// signature over the policy. In a repository set up before trust zones (a policy but
+/// no root), it adopts the existing policy unchanged: a new owner key signs it, so the
+/// evidence recorded under it keeps verifying.
 pub fn init() -> Result<Code> {
     let root = context::repo_root()?;
     if !root.join(".git").exists() {
@@ -72,44 +79,137 @@ pub fn init() -> Result<Code> {
             root.display()
         );
     }
-    let key_path = root.join(DEFAULT_KEY_PATH);
     let policy_path = root.join(DEFAULT_POLICY_PATH);
-    for p in [&key_path, &policy_path] {
-        if p.exists() {
-            return Err(Failure::input(format!("{} already exists; ledger is already set up here", p.display()))
-                .hint("nothing was changed; to start over, move .ledger/ and policy/pipeline-policy.json away"));
+    let root_path = root.join(ROOT_PATH);
+    if root_path.exists() {
+        return Err(Failure::input(format!("{} already exists; ledger is already set up here", root_path.display()))
+            .hint("nothing was changed; `ledger policy show` shows the setup, `ledger policy sign` signs a changed policy"));
+    }
+    if policy_path.exists() {
+        return adopt(&root);
+    }
+    for p in [TEST_KEY_PATH, RELEASE_KEY_PATH, OWNER_KEY_PATH] {
+        if root.join(p).exists() {
+            return Err(Failure::input(format!(
+                "{} already exists; refusing to overwrite a key",
+                root.join(p).display()
+            ))
+            .hint("nothing was changed; move .ledger/ away to start over"));
         }
     }
-    let key = SigningKey::generate();
-    let (private, public) = key_pems(&key)?;
-    let policy = ledger_verify::default_policy_json(key.public())
+    let test = write_key_pair(&root, TEST_KEY_PATH)?;
+    let release = write_key_pair(&root, RELEASE_KEY_PATH)?;
+    let owner = write_key_pair(&root, OWNER_KEY_PATH)?;
+    let policy = ledger_verify::zoned_policy_json(test.public(), release.public())
         .map_err(|e| Failure::input(format!("cannot encode the policy: {e}")))?;
-    create_new(&key_path, private.expose().as_bytes(), true)?;
-    create_new(&root.join(".ledger/signing.pub"), public.as_bytes(), false)?;
     create_new(&policy_path, policy.as_bytes(), false)?;
+    sign_new_root(&root, policy.as_bytes(), &owner)?;
     let added = update_gitignore(&root.join(".gitignore"))?;
-    print_setup(&root, &key, &added);
+    print_setup(&root, [&test, &release, &owner], &added);
     Ok(Code::Success)
 }
 
-fn print_setup(root: &Path, key: &SigningKey, added: &[&str]) {
-    println!("ledger is set up in {}", root.display());
-    println!("  created .ledger/signing.key   private signing key, mode 0600, ignored by git: never commit it");
-    println!("  created .ledger/signing.pub   its public key");
+/// Generates a key pair at `private` (mode 0600) and its `.pub` beside it.
+fn write_key_pair(root: &Path, private: &str) -> Result<SigningKey> {
+    let key = SigningKey::generate();
+    let (private_pem, public_pem) = key_pems(&key)?;
+    let path = root.join(private);
+    create_new(&path, private_pem.expose().as_bytes(), true)?;
+    create_new(&path.with_extension("pub"), public_pem.as_bytes(), false)?;
+    Ok(key)
+}
+
+/// Writes root version 1 (owner: `owner`) and the owner's signature over `policy`.
+fn sign_new_root(root: &Path, policy: &[u8], owner: &SigningKey) -> Result<()> {
+    let (_, root_bytes, signature) = ledger_verify::SignedPolicy::self_signed(policy, owner)
+        .map_err(|e| Failure::input(format!("cannot sign the policy: {e}")))?;
+    create_new(&root.join(ROOT_PATH), &root_bytes, false)?;
+    let sig_path = context::signature_path(&root.join(DEFAULT_POLICY_PATH));
+    create_new(&sig_path, &signature, false)
+}
+
+/// A policy from before trust zones: an owner key signs it as it is.
+fn adopt(root: &Path) -> Result<Code> {
+    let policy_path = root.join(DEFAULT_POLICY_PATH);
+    let bytes = context::read_limited(&policy_path, "policy")?;
+    ledger_verify::Policy::parse(&bytes)
+        .map_err(|e| Failure::input(format!("{}: {e}", policy_path.display())))?;
+    if root.join(OWNER_KEY_PATH).exists() {
+        return Err(Failure::input(format!(
+            "{} exists but {ROOT_PATH} does not",
+            root.join(OWNER_KEY_PATH).display()
+        ))
+        .hint(
+            "nothing was changed; move the owner key away, or restore policy/root.json from git",
+        ));
+    }
+    let owner = write_key_pair(root, OWNER_KEY_PATH)?;
+    sign_new_root(root, &bytes, &owner)?;
+    let added = update_gitignore(&root.join(".gitignore"))?;
     println!(
-        "  created {DEFAULT_POLICY_PATH}   trusts key {} for every stage",
-        key.key_id().short()
+        "ledger: adopted the existing policy {} unchanged",
+        policy_path.display()
+    );
+    println!("  created {OWNER_KEY_PATH}   policy owner's key, mode 0600: keep it off CI runners");
+    println!(
+        "  created {ROOT_PATH}   root of trust: key {} owns the policy",
+        owner.key_id().short()
+    );
+    println!(
+        "  created {}   the owner's signature over the policy",
+        sig_name()
     );
     if !added.is_empty() {
-        println!("  updated .gitignore            added {}", added.join(" "));
+        println!("  updated .gitignore   added {}", added.join(" "));
+    }
+    println!();
+    println!("Commit them: git add policy/ .gitignore && git commit -m 'Sign the ledger policy'");
+    println!("Evidence recorded under this policy keeps verifying; its keys keep their stages.");
+    Ok(Code::Success)
+}
+
+fn sig_name() -> String {
+    context::signature_path(Path::new(DEFAULT_POLICY_PATH))
+        .display()
+        .to_string()
+}
+
+fn print_setup(root: &Path, [test, release, owner]: [&SigningKey; 3], added: &[&str]) {
+    println!("ledger is set up in {}", root.display());
+    println!(
+        "  created {TEST_KEY_PATH}         test-zone key {}: signs commit and integration",
+        test.key_id().short()
+    );
+    println!(
+        "  created {RELEASE_KEY_PATH}      release-zone key {}: signs build to decide",
+        release.key_id().short()
+    );
+    println!(
+        "  created {OWNER_KEY_PATH} policy owner's key {}: signs the policy",
+        owner.key_id().short()
+    );
+    println!(
+        "          (private keys mode 0600, ignored by git: never commit them; .pub beside each)"
+    );
+    println!("  created {DEFAULT_POLICY_PATH}  trusts each zone key for its stages only");
+    println!(
+        "  created {}  the owner's signature over the policy",
+        sig_name()
+    );
+    println!("  created {ROOT_PATH}             root of trust: who may sign the policy");
+    if !added.is_empty() {
+        println!(
+            "  updated .gitignore               added {}",
+            added.join(" ")
+        );
     }
     println!();
     println!("Commit the policy and .gitignore:");
-    println!("  git add {DEFAULT_POLICY_PATH} .gitignore && git commit -m 'Add ledger policy'");
-    println!("In CI, pass the private key as a secret in LEDGER_SIGNING_KEY, then run e.g.");
+    println!("  git add policy/ .gitignore && git commit -m 'Add ledger policy'");
+    println!("In CI, give test jobs only the test key and release jobs only the release key,");
+    println!("each as a secret in LEDGER_SIGNING_KEY; the owner key never goes to CI. e.g.");
     println!("  ledger stage commit -- cargo test");
 }
-
 fn update_gitignore(path: &Path) -> Result<Vec<&'static str>> {
     let existing = match std::fs::read_to_string(path) {
         Ok(s) => s,

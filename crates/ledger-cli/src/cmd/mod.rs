@@ -3,6 +3,7 @@
 
 mod doctor;
 mod init;
+mod policy;
 mod prune;
 mod release;
 mod report;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<Code> {
             public_key,
         }) => init::keys_generate(&private_key, &public_key),
         Command::Keys(KeysCommand::Id { file }) => init::keys_id(&file),
+        Command::Policy(cmd) => policy::policy(global, cmd).await,
         Command::Stage(args) => stage::stage(global, args).await,
         Command::Verify(args) => verify::verify(global, args).await,
         Command::Show(args) => show::show(global, args).await,

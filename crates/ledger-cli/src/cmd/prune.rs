@@ -16,7 +16,7 @@ pub async fn prune(global: &Global, args: PruneArgs) -> Result<Code> {
     let config = context::load_config(&root)?;
     // With --apply the key is loaded first: a missing key fails before any deletion.
     let writer = if args.apply {
-        Some(Writer::load(global, &root, args.key.as_deref()).await?)
+        Some(Writer::load(global, &root, args.key.as_deref(), None).await?)
     } else {
         None
     };

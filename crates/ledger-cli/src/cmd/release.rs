@@ -19,7 +19,7 @@ pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mod
             Mode::Rollback => "give the full 40-character commit SHA: ledger rollback --to <sha>",
         })
     })?;
-    let writer = Writer::load(global, &root, args.key.as_deref()).await?;
+    let writer = Writer::load(global, &root, args.key.as_deref(), None).await?;
     let config = context::load_config(&root)?;
     let what = match mode {
         Mode::Replay => "replay",
@@ -90,7 +90,7 @@ pub async fn promote(global: &Global, args: PromoteArgs) -> Result<Code> {
         Failure::input(e)
             .hint("give the full 40-character commit SHA: ledger promote <sha> --to <env>")
     })?;
-    let writer = Writer::load(global, &root, args.key.as_deref()).await?;
+    let writer = Writer::load(global, &root, args.key.as_deref(), None).await?;
     let config = context::load_config(&root)?;
     let engine = ledger_pipeline::connect_engine().await?;
     let req = ledger_pipeline::release::promote::PromoteRequest {

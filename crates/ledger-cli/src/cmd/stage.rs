@@ -17,7 +17,7 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     let root = context::repo_root()?;
     let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
     check_wrapped_command(&args)?;
-    let writer = Writer::load(global, &root, args.key.as_deref()).await?;
+    let writer = Writer::load(global, &root, args.key.as_deref(), Some(args.stage)).await?;
     let rec = writer.recorder();
     // The one place a stage's run begins: signer, then gate, then the stored policy.
     // A denial must not depend on config or infrastructure, so this comes first.
