@@ -2,25 +2,67 @@
 """Verify a ledger evidence chain without ledger: Python, securesystemslib, hashlib.
 
 An auditor's independent check of one commit's evidence, from a copy of the store
-(a folder, e.g. `aws s3 sync s3://bucket/prefix ./evidence`), the policy file and
-nothing else. It checks what `ledger verify` checks, written from the published
-formats (docs/evidence-format.md) rather than from ledger's code:
+(a folder, e.g. `aws s3 sync s3://bucket/prefix ./evidence`), the policy file, the
+policy's signature and root of trust, and nothing else. It checks what `ledger verify`
+checks, written from the published formats (docs/evidence-format.md, docs/policy.md)
+rather than from ledger's code.
 
-  * every envelope is DSSE with payloadType application/vnd.in-toto+json, signed by
-    at least `min_signatures` distinct keys the policy trusts for that stage and that
-    were not revoked before the evidence's time;
+First, that the policy is one its owners signed (nothing is verified otherwise):
+
+  * the root of trust: the store's trust/root/1.json, 2.json, ... (contiguous from 1)
+    are DSSE envelopes (payloadType application/vnd.ledger.policy-root+json) around a
+    root document naming the owners' Ed25519 keys and a threshold. Version 1 is signed
+    by a threshold of its own owners; every later version by a threshold of the
+    previous version's owners AND of its own. When the store has no root yet, the
+    checkout's root file is version 1; when that file is the store's next version, it
+    extends the chain (as the next stage would pin it);
+  * with --owners (or $LEDGER_POLICY_OWNERS, as ledger reads it), the current root's
+    owners are exactly those key ids;
+  * the policy signature (payloadType application/vnd.ledger.policy+json) carries the
+    policy file's exact bytes and a threshold of the CURRENT owners signed it;
+  * every stored policy signature, trust/policy/<sha256>.json, was signed by a
+    threshold of the owners of some root version and is named after the SHA-256 of
+    the policy it carries: those policies, and the current one, are the signed history.
+
+Any of these failing is tampering with the trust objects (or an unsigned policy), and
+the verdict is a refusal.
+
+Then, for every envelope of the commit:
+
+  * it is DSSE with payloadType application/vnd.in-toto+json, signed by at least
+    `min_signatures` distinct keys the policy trusts for that stage and that were not
+    revoked before the evidence's time;
   * the payload is an in-toto Statement v1 whose subject is the commit and whose
     predicateType is the one of the folder it is stored in;
   * the predicate's sha, stage and attempt match where it is stored;
   * every `inputs` hash link is the SHA-256 of the stored envelope it names;
   * a captured output log hashes to what was signed;
-  * the policy that gated the stage is stored under policies/ and hashes to its name.
+  * the policy that gated the stage is stored under policies/, hashes to its name, and
+    is in the signed history: evidence gated by a policy the owners never signed
+    counts for nothing.
+
+Envelopes are read as ledger reads them, trust objects and evidence alike: a
+threshold counts distinct keys whose signatures verify; a signature that claims one
+of the keys asked about (an owner's, a key the policy trusts for the stage) and does
+not verify is tampering, never skipped (securesystemslib's Envelope.verify skips it,
+so each signature is checked here with SSlibKey.verify_signature); base64 must be
+canonical and no JSON member may appear twice.
 
 Usage: python3 verify_chain.py STORE_DIR POLICY_JSON SHA
-Exit 0 when every artifact verifies, 1 when any does not (each problem printed).
+           [--signature SIG_JSON] [--root ROOT_JSON] [--owners KEYID,...]
+  --signature  the policy's signature; default: x.sig.json beside x.json, else the
+               store's trust/policy/<sha256 of the policy>.json
+  --root       the checkout's root of trust; default: root.json beside the policy
+               (used only as explained above: the store's chain is the one in force)
+  --owners     the owner key ids the CI pins, comma-separated
+Exit 0 when every artifact verifies, 1 when the policy is not trusted or any artifact
+does not verify (each problem printed).
 Needs: pip install 'securesystemslib[crypto]'
 """
 
+import argparse
+import base64
+import binascii
 import datetime
 import hashlib
 import json
@@ -30,7 +72,7 @@ import sys
 
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from securesystemslib.dsse import Envelope
-from securesystemslib.signer import SSlibKey
+from securesystemslib.signer import Signature, SSlibKey
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT = "https://in-toto.io/Statement/v1"
@@ -46,6 +88,111 @@ LAYOUT = {
     "pipeline": ("decide", "https://ledger.dev/predicate/timing/v1"),
 }
 ATTEMPT = re.compile(r"^[a-z-]+(?:\.attempt-(\d+))?\.json$")
+# The policy's trust: see docs/policy.md.
+POLICY_TYPE = "application/vnd.ledger.policy+json"
+ROOT_PAYLOAD_TYPE = "application/vnd.ledger.policy-root+json"
+ROOT_TYPE = "https://ledger.dev/policy-root/v1"
+ROOT_PREFIX = os.path.join("trust", "root")
+POLICY_SIGNATURE_PREFIX = os.path.join("trust", "policy")
+KEYID = re.compile(r"^[0-9a-f]{64}$")
+
+
+# --- DSSE envelopes ----------------------------------------------------------------
+
+
+class Invalid(Exception):
+    """An envelope or document that does not verify. For evidence it is a problem of
+    that artifact; for a trust object, the policy is not trusted and nothing is."""
+
+
+def strict_json(data, what):
+    """JSON that names no member twice (ledger refuses those: which one counts?)."""
+
+    def pairs(items):
+        names = [k for k, _ in items]
+        if len(names) != len(set(names)):
+            raise Invalid(f"{what}: a JSON member is given twice")
+        return dict(items)
+
+    try:
+        return json.loads(data, object_pairs_hook=pairs)
+    except ValueError as e:
+        raise Invalid(f"{what}: not JSON: {e}") from None
+
+
+def b64(text, what):
+    if not isinstance(text, str):
+        raise Invalid(f"{what} is not a string")
+    # Canonical only (padded, no stray bits), standard or URL-safe alphabet as DSSE
+    # allows and as ledger reads it: one text per bytes in either alphabet.
+    for decode, encode in (
+        (lambda t: base64.b64decode(t, validate=True), base64.b64encode),
+        (lambda t: base64.b64decode(t, altchars=b"-_", validate=True), base64.urlsafe_b64encode),
+    ):
+        try:
+            data = decode(text)
+        except (binascii.Error, ValueError):
+            continue
+        if encode(data).decode() == text:
+            return data
+    raise Invalid(f"{what} is not valid base64")
+
+
+class DsseEnvelope:
+    """A DSSE envelope, read as ledger reads it: exactly payload, payloadType and
+    signatures ({keyid, sig} each), canonical base64, no JSON member twice.
+
+    Two signatures claiming one key id are refused, as Envelope.from_dict refuses
+    them. Parsed here rather than with Envelope.from_dict because that accepts base64
+    ledger refuses; what is signed is securesystemslib's PAE, and each signature is
+    checked by securesystemslib (SSlibKey.verify_signature)."""
+
+    def __init__(self, data, payload_type, what):
+        raw = strict_json(data, what)
+        if not isinstance(raw, dict) or set(raw) != {"payload", "payloadType", "signatures"}:
+            raise Invalid(f"{what}: not a DSSE envelope")
+        if raw["payloadType"] != payload_type:
+            raise Invalid(f"{what}: payloadType is {raw['payloadType']!r}, expected {payload_type!r}")
+        if not isinstance(raw["signatures"], list):
+            raise Invalid(f"{what}: signatures is not a list")
+        self.what = what
+        self.payload = b64(raw["payload"], f"{what}: payload")
+        self.signatures = []
+        for i, s in enumerate(raw["signatures"]):
+            if not isinstance(s, dict) or set(s) != {"keyid", "sig"} or not isinstance(s["keyid"], str):
+                raise Invalid(f"{what}: signatures[{i}] is not {{keyid, sig}}")
+            if any(s["keyid"] == k for k, _ in self.signatures):
+                raise Invalid(f"{what}: signatures[{i}] repeats key id {s['keyid'][:12]}")
+            self.signatures.append((s["keyid"], b64(s["sig"], f"{what}: signatures[{i}]")))
+        self.pae = Envelope(self.payload, payload_type, {}).pae()
+
+    def digest(self):
+        return hashlib.sha256(self.payload).hexdigest()
+
+    def signed_by(self, keys):
+        """The distinct key ids among `keys` (keyid -> SSlibKey) whose signatures
+        verify; a threshold is a count of these. A signature that claims one of `keys`
+        and does not verify is tampering, never skipped: Envelope.verify would skip it
+        and count the others, so this checks each signature itself."""
+        signers = set()
+        for keyid, sig in self.signatures:
+            key = keys.get(keyid)
+            if key is None:
+                continue  # a key not asked about: neither counts nor fails
+            try:
+                key.verify_signature(Signature(keyid, sig.hex()), self.pae)
+            except Exception:  # UnverifiedSignatureError, VerificationError
+                raise Invalid(f"{self.what}: the signature by {keyid[:12]} does not verify") from None
+            signers.add(keyid)
+        return signers
+
+
+# --- Evidence ----------------------------------------------------------------------
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def sha256_file(path):
@@ -85,24 +232,20 @@ def derived_result(stage, predicate):
     return None
 
 
-def check(store, policy, sha, folder, name):
+def check(store, policy, signed, sha, folder, name):
     problems = []
     stage, predicate_type = LAYOUT[folder]
     path = os.path.join(store, folder, sha, name)
-    with open(path, "rb") as f:
-        raw = json.load(f)
-    if set(raw) != {"payload", "payloadType", "signatures"}:
-        return [f"not a DSSE envelope (fields {sorted(raw)})"]
-    envelope = Envelope.from_dict(raw)
-    if envelope.payload_type != PAYLOAD_TYPE:
-        return [f"payloadType is {envelope.payload_type!r}"]
     # Signatures first: nothing of the payload is read before it is authenticated.
     need = policy.get("stages", {}).get(stage, {}).get("min_signatures", 1)
     keys = trusted_keys(policy, stage)
     try:
-        accepted = envelope.verify([k for k, _ in keys], need)
-    except Exception as e:  # securesystemslib's VerificationError and bad signatures
-        return [f"signatures: {e}"]
+        envelope = DsseEnvelope(read(path), PAYLOAD_TYPE, "envelope")
+        accepted = envelope.signed_by({k.keyid: k for k, _ in keys})
+    except Invalid as e:
+        return [str(e)]
+    if not accepted:
+        return [f"no signature by a key the policy trusts for stage {stage}"]
     try:
         statement = json.loads(envelope.payload)
         predicate = statement["predicate"]
@@ -145,15 +288,200 @@ def check(store, policy, sha, folder, name):
     gated_by = os.path.join(store, "policies", predicate["policy_sha256"] + ".json")
     if not os.path.isfile(gated_by) or sha256_file(gated_by) != predicate["policy_sha256"]:
         problems.append(f"policy {predicate['policy_sha256'][:12]} missing or altered")
+    elif predicate["policy_sha256"] not in signed:
+        problems.append(f"gated by policy {predicate['policy_sha256'][:12]}, which the policy owners never signed")
     return problems
 
 
+# --- The policy's root of trust --------------------------------------------------
+
+
+class Root:
+    """One root version: the owners' keys and how many of them must sign."""
+
+    def __init__(self, data, what):
+        self.envelope = DsseEnvelope(data, ROOT_PAYLOAD_TYPE, what)
+        doc = strict_json(self.envelope.payload, what)
+        if not isinstance(doc, dict) or not {"_type", "version", "threshold", "owners"} <= set(doc) <= {
+            "_type", "version", "threshold", "owners"
+        }:
+            raise Invalid(f"{what}: not a root document (fields {sorted(doc) if isinstance(doc, dict) else doc!r})")
+        if doc["_type"] != ROOT_TYPE:
+            raise Invalid(f"{what}: _type is {doc['_type']!r}")
+        version, threshold, owners = doc["version"], doc["threshold"], doc["owners"]
+        count = lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**32  # noqa: E731
+        if not count(version) or not count(threshold) or not isinstance(owners, list) or threshold > len(owners):
+            raise Invalid(f"{what}: version {version!r}, threshold {threshold!r} of the owners is not valid")
+        self.version, self.threshold, self.owners = version, threshold, {}
+        for i, o in enumerate(owners):
+            if (
+                not isinstance(o, dict)
+                or not {"keyid", "public_key"} <= set(o) <= {"keyid", "public_key", "comment"}
+                or not all(isinstance(o[f], str) for f in ("keyid", "public_key"))
+                or not isinstance(o.get("comment"), (str, type(None)))
+            ):
+                raise Invalid(f"{what}: owners[{i}] is not {{keyid, public_key, comment?}}")
+            try:
+                key = SSlibKey.from_crypto(load_pem_public_key(o["public_key"].encode()))
+            except Exception as e:
+                raise Invalid(f"{what}: owners[{i}].public_key: {e}") from None
+            if key.keytype != "ed25519":
+                raise Invalid(f"{what}: owners[{i}] is a {key.keytype} key; owners' keys are Ed25519")
+            if key.keyid != o["keyid"]:
+                raise Invalid(f"{what}: owners[{i}].keyid is not its key's id ({key.keyid})")
+            if key.keyid in self.owners:
+                raise Invalid(f"{what}: owner {key.keyid[:12]} is listed twice")
+            self.owners[key.keyid] = key
+
+    def meets(self, doc):
+        """Whether a threshold of this version's owners signed `doc`; how many did."""
+        have = len(doc.signed_by(self.owners))
+        return have >= self.threshold, have
+
+
+def extend(chain, root, what):
+    """Appends `root` to the verified `chain` (oldest first; empty to start it)."""
+    expected = chain[-1].version + 1 if chain else 1
+    if root.version != expected:
+        raise Invalid(f"{what}: holds root version {root.version}, expected {expected}")
+    signers = [(chain[-1], f"the owners of version {chain[-1].version}")] if chain else []
+    for owners, by in signers + [(root, "its own owners")]:
+        ok, have = owners.meets(root.envelope)
+        if not ok:
+            raise Invalid(f"{what}: {have} valid signature(s) from {by}, {owners.threshold} required")
+    chain.append(root)
+
+
+def stored_files(store, prefix):
+    """Every object under store/prefix, as paths relative to it (sorted)."""
+    out = []
+    for folder, _, files in os.walk(os.path.join(store, prefix)):
+        for name in files:
+            if re.fullmatch(r"[^#]*#[0-9]+", name):
+                continue  # a write in progress (name#<digits>): not an object yet
+            out.append(os.path.relpath(os.path.join(folder, name), os.path.join(store, prefix)))
+    return sorted(out)
+
+
+def root_chain(store, checkout_root):
+    """The verified root versions in force, oldest first: the store's, else (nothing
+    pinned yet) the checkout's root as version 1; the checkout's root extends the
+    store's when it is a newer version, as the next stage would pin it."""
+    chain = []
+    versions = []
+    for name in stored_files(store, ROOT_PREFIX):
+        m = re.fullmatch(r"([1-9][0-9]*)\.json", name)
+        if not m:
+            raise Invalid(f"stored trust/root/{name}: not a root version's name")
+        versions.append((int(m.group(1)), name))
+    for _, name in sorted(versions):
+        what = f"stored trust/root/{name}"
+        extend(chain, Root(read(os.path.join(store, ROOT_PREFIX, name)), what), what)
+    checkout = Root(read(checkout_root), checkout_root) if checkout_root else None
+    if checkout and (not chain or checkout.version > chain[-1].version):
+        extend(chain, checkout, checkout_root)
+    if not chain:
+        raise Invalid("the store pins no policy owners (trust/root/) and there is no root file to start from")
+    return chain
+
+
+def check_anchor(current, owners):
+    """The current owners are exactly the key ids the CI pins."""
+    if not owners.strip():
+        return
+    wanted = sorted({o.strip() for o in owners.split(",") if o.strip()})
+    for keyid in wanted:
+        if not KEYID.match(keyid):
+            raise Invalid(f"--owners: {keyid[:80]!r} is not a key id (64 lowercase hex digits)")
+    if wanted != sorted(current.owners):
+        short = lambda ids: ", ".join(i[:12] for i in ids)  # noqa: E731
+        raise Invalid(
+            f"the current owners ({short(sorted(current.owners))}) are not the pinned ones ({short(wanted)})"
+        )
+
+
+def signed_policies(store, chain, policy_bytes, signature_path):
+    """Checks the policy against the current owners; returns the digests of every
+    policy the owners ever signed (the current one included)."""
+    current = chain[-1]
+    digest = hashlib.sha256(policy_bytes).hexdigest()
+    if signature_path is None:
+        stored = os.path.join(store, POLICY_SIGNATURE_PREFIX, digest + ".json")
+        signature_path = stored if os.path.isfile(stored) else None
+    if signature_path is None:
+        raise Invalid(f"policy {digest[:12]} has no signature (beside it, or in the store)")
+    signature = DsseEnvelope(read(signature_path), POLICY_TYPE, signature_path)
+    if signature.digest() != digest:
+        raise Invalid(
+            f"the policy file (sha256 {digest[:12]}) is not the policy its signature covers "
+            f"(sha256 {signature.digest()[:12]}): it was edited after it was signed"
+        )
+    ok, have = current.meets(signature)
+    if not ok:
+        raise Invalid(
+            f"policy {digest[:12]} is signed by {have} of the {current.threshold} required "
+            f"owner(s) of root version {current.version}"
+        )
+    history = {digest}
+    for name in stored_files(store, POLICY_SIGNATURE_PREFIX):
+        if name.endswith(".log"):
+            continue  # ledger reads no .log as a trust object
+        what = f"stored trust/policy/{name}"
+        stored = DsseEnvelope(read(os.path.join(store, POLICY_SIGNATURE_PREFIX, name)), POLICY_TYPE, what)
+        # Every version's verdict, not the first that holds: a bad signature by any
+        # owner, current or former, is tampering and must not go unread.
+        if not any([root.meets(stored)[0] for root in chain]):
+            raise Invalid(f"{what}: signed by a threshold of the owners of no root version")
+        if name != stored.digest() + ".json":
+            raise Invalid(f"{what}: signs policy {stored.digest()}, not the one it is named after")
+        history.add(stored.digest())
+    return history
+
+
+def arguments(argv):
+    parser = argparse.ArgumentParser(
+        description="Verify a ledger evidence chain without ledger.",
+        epilog="See the module docstring for what is checked.",
+    )
+    parser.add_argument("store", metavar="STORE_DIR")
+    parser.add_argument("policy", metavar="POLICY_JSON")
+    parser.add_argument("sha", metavar="SHA")
+    parser.add_argument("--signature", metavar="SIG_JSON", help="default: x.sig.json beside x.json, else the store's")
+    parser.add_argument("--root", metavar="ROOT_JSON", help="default: root.json beside the policy, if there is one")
+    parser.add_argument(
+        "--owners",
+        metavar="KEYID,...",
+        default=os.environ.get("LEDGER_POLICY_OWNERS", ""),
+        help="the owner key ids the CI pins (default: $LEDGER_POLICY_OWNERS)",
+    )
+    args = parser.parse_args(argv[1:])
+    beside = lambda name: os.path.join(os.path.dirname(args.policy), name)  # noqa: E731
+    if args.signature is None:
+        stem = os.path.basename(args.policy).removesuffix(".json")
+        args.signature = beside(stem + ".sig.json") if os.path.isfile(beside(stem + ".sig.json")) else None
+    if args.root is None:
+        args.root = beside("root.json") if os.path.isfile(beside("root.json")) else None
+    return args
+
+
 def main(argv):
-    if len(argv) != 4:
-        sys.exit(__doc__)
-    store, policy_path, sha = argv[1:]
-    with open(policy_path) as f:
-        policy = json.load(f)
+    args = arguments(argv)
+    store, sha = args.store, args.sha
+    policy_bytes = read(args.policy)
+    policy = json.loads(policy_bytes)
+    try:
+        chain = root_chain(store, args.root)
+        check_anchor(chain[-1], args.owners)
+        signed = signed_policies(store, chain, policy_bytes, args.signature)
+    except (Invalid, OSError) as e:  # fail closed: nothing is verified
+        print(f"REFUSED  policy not trusted: {e}")
+        sys.exit(1)
+    current = chain[-1]
+    print(
+        f"policy {hashlib.sha256(policy_bytes).hexdigest()[:12]} signed by its owners "
+        f"(root version {current.version}, {current.threshold} of {len(current.owners)}); "
+        f"{len(signed)} signed polic{'y' if len(signed) == 1 else 'ies'} in its history"
+    )
     failed = checked = 0
     for folder in LAYOUT:
         directory = os.path.join(store, folder, sha)
@@ -169,7 +497,7 @@ def main(argv):
                 continue
             checked += 1
             try:
-                problems = check(store, policy, sha, folder, name)
+                problems = check(store, policy, signed, sha, folder, name)
             except Exception as e:  # fail closed on anything unexpected
                 problems = [f"unreadable: {e!r}"]
             print(("ok    " if not problems else "FAIL  ") + key)

@@ -27,6 +27,7 @@ macro_rules! on_both_backends {
 }
 
 mod attacks;
+mod audit_trust;
 mod bad_input;
 mod bucket;
 mod cli_output;
@@ -43,7 +44,11 @@ mod prune;
 mod read;
 mod replay;
 mod report;
+mod support;
 mod tamper;
+mod trust;
+
+pub use support::{zone_key, InProcess};
 
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage};
 use ledger_pipeline::record::Recorder;
@@ -439,42 +444,12 @@ impl Repo {
     }
 }
 
-/// The key `ledger init` made for `stage`'s trust zone.
-pub fn zone_key(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Commit | Stage::Integration => ".ledger/test.key",
-        _ => ".ledger/release.key",
-    }
-}
-
 /// A loopback port nothing listens on (bound, read, released).
 pub fn dead_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
-}
-
-/// See [`Repo::in_process`].
-pub struct InProcess {
-    rt: tokio::runtime::Runtime,
-    store: Store,
-    policy: ledger_verify::SignedPolicy,
-}
-
-impl InProcess {
-    /// Whether every artifact stored for `sha` verifies.
-    pub fn chain_ok(&self, sha: &str) -> bool {
-        let sha = GitSha::parse(sha).unwrap();
-        let evidence = ledger_verify::Evidence::new(&self.store, &self.policy);
-        self.rt
-            .block_on(async move {
-                let mut evidence = evidence;
-                evidence.check_sha(&sha).await
-            })
-            .unwrap()
-            .ok
-    }
 }
 
 /// stdout and stderr of a run, for assertion messages.

@@ -350,7 +350,15 @@ fn doctor_passes_on_a_fresh_repository_and_probes_the_store() {
         .contains("create-only"));
     assert_eq!(check(&v, "clock")["status"], "ok");
     assert_eq!(check(&v, "docker engine")["status"], "skipped");
+    assert_eq!(check(&v, "policy owners")["status"], "ok");
     assert!(repo.stored().iter().any(|k| k.starts_with("probes/")));
+    // A policy edited without the owners' signature: doctor says so, exit 4.
+    repo.edit_policy_unsigned(|p| p["description"] = "edited".into());
+    let v = assert_doctor_fails(&repo, "policy owners", 4);
+    assert!(check(&v, "policy owners")["fix"]
+        .as_str()
+        .unwrap()
+        .contains("ledger policy sign"));
 }
 
 #[test]

@@ -341,18 +341,22 @@ impl Reader {
         Reader::open(global, repo_root()?).await
     }
 
-    /// Loads the policy and opens the store of the repository at `root`.
+    /// Loads the policy and opens the store of the repository at `root`; a policy
+    /// its owners did not sign fails verification (exit 4).
     pub async fn open(global: &Global, root: PathBuf) -> Result<Reader> {
+        Reader::open_or(global, root, crate::exit::Code::VerificationFailed).await
+    }
+
+    /// [`Reader::open`], with `untrusted` as the exit code of an unsigned policy
+    /// (`ledger gate` says what a stage would: denied, exit 3).
+    pub async fn open_or(
+        global: &Global,
+        root: PathBuf,
+        untrusted: crate::exit::Code,
+    ) -> Result<Reader> {
         let (_, policy_bytes) = load_policy(global, &root)?;
         let store = open_store(global, &root).await?;
-        let policy = load_signed_policy(
-            global,
-            &root,
-            &store,
-            &policy_bytes,
-            crate::exit::Code::VerificationFailed,
-        )
-        .await?;
+        let policy = load_signed_policy(global, &root, &store, &policy_bytes, untrusted).await?;
         Ok(Reader {
             root,
             policy,

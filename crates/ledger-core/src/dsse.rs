@@ -49,6 +49,8 @@ pub enum EnvelopeError {
     NoSignatures,
     #[error("payload is not valid base64")]
     PayloadBase64,
+    #[error("signature {index} repeats key id {keyid}: each key signs an envelope once (securesystemslib refuses such envelopes too)")]
+    RepeatedKeyId { index: usize, keyid: String },
     #[error("signature {index} (keyid {keyid}) is not valid base64")]
     SignatureBase64 { index: usize, keyid: String },
     #[error(transparent)]
@@ -76,7 +78,8 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decode_b64(s: &str) -> Option<Vec<u8>> {
+/// Decodes canonical base64 in the standard or URL-safe alphabet (DSSE allows both).
+pub(crate) fn decode_b64(s: &str) -> Option<Vec<u8>> {
     STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
 }
 
@@ -216,7 +219,14 @@ impl Envelope {
                 index,
                 keyid: s.keyid.chars().take(80).collect(),
             })?;
-            sigs.push((KeyId::from_envelope(&s.keyid), raw));
+            let keyid = KeyId::from_envelope(&s.keyid);
+            if sigs.iter().any(|(k, _)| *k == keyid) {
+                return Err(EnvelopeError::RepeatedKeyId {
+                    index,
+                    keyid: s.keyid.chars().take(80).collect(),
+                });
+            }
+            sigs.push((keyid, raw));
         }
         let statement = Statement::parse(&payload)?;
         Ok(ParsedEnvelope {
@@ -314,6 +324,14 @@ mod tests {
         let e = Envelope::sign(&statement(), &other);
         assert!(matches!(check(&e), Err(EnvelopeError::Untrusted { .. })));
 
+        // One key's signature twice (securesystemslib refuses it too).
+        let mut e = good.clone();
+        e.signatures.push(e.signatures[0].clone());
+        assert!(matches!(
+            check(&e),
+            Err(EnvelopeError::RepeatedKeyId { .. })
+        ));
+
         // Trusted key id, another key's signature.
         let mut e = Envelope::sign(&statement(), &other);
         e.signatures[0].keyid = key.key_id().to_string();
@@ -343,12 +361,12 @@ mod tests {
     }
 
     #[test]
-    fn a_duplicated_signature_counts_once() {
+    fn a_repeated_key_id_is_refused_like_securesystemslib_does() {
         let key = SigningKey::from_seed(&[7; 32]);
         let mut e = Envelope::sign(&statement(), &key);
         e.signatures.push(e.signatures[0].clone());
-        let v = Envelope::verify(&e.to_bytes(), only(key.public()), "").unwrap();
-        assert_eq!(v.signers().len(), 1);
+        let err = Envelope::verify(&e.to_bytes(), only(key.public()), "").unwrap_err();
+        assert!(matches!(err, EnvelopeError::RepeatedKeyId { index: 1, .. }), "{err}");
     }
 
     #[test]

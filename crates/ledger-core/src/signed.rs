@@ -8,7 +8,7 @@
 //! envelope: each signature is over the same bytes, so a threshold is a count of
 //! distinct owners whose signatures verify.
 
-use crate::dsse::{pae, Envelope, Signature};
+use crate::dsse::{decode_b64, pae, Envelope, Signature};
 use crate::keys::{KeyId, PublicKey, SigningKey};
 use crate::MAX_JSON_BYTES;
 use base64::engine::general_purpose::STANDARD;
@@ -31,6 +31,8 @@ pub enum SignedError {
     WrongPayloadType { found: String, expected: String },
     #[error("payload or signature {0} is not valid base64")]
     Base64(String),
+    #[error("signature {index} repeats key id {keyid}: each key signs once")]
+    RepeatedKeyId { index: usize, keyid: String },
     #[error("the signature by owner key {keyid} does not verify: the envelope was altered or signed over other bytes")]
     BadSignature { keyid: String },
 }
@@ -67,15 +69,20 @@ impl SignedDocument {
                 expected: expected.to_owned(),
             });
         }
-        let payload = STANDARD
-            .decode(&envelope.payload)
-            .map_err(|_not_base64| SignedError::Base64("payload".to_owned()))?;
-        let mut signatures = Vec::with_capacity(envelope.signatures.len());
-        for (i, s) in envelope.signatures.iter().enumerate() {
-            let sig = STANDARD
-                .decode(&s.sig)
-                .map_err(|_not_base64| SignedError::Base64(format!("signatures[{i}]")))?;
-            signatures.push((KeyId::from_envelope(&s.keyid), sig));
+        let payload = decode_b64(&envelope.payload)
+            .ok_or_else(|| SignedError::Base64("payload".to_owned()))?;
+        let mut signatures: Vec<(KeyId, Vec<u8>)> = Vec::with_capacity(envelope.signatures.len());
+        for (index, s) in envelope.signatures.iter().enumerate() {
+            let sig = decode_b64(&s.sig)
+                .ok_or_else(|| SignedError::Base64(format!("signatures[{index}]")))?;
+            let keyid = KeyId::from_envelope(&s.keyid);
+            if signatures.iter().any(|(k, _)| *k == keyid) {
+                return Err(SignedError::RepeatedKeyId {
+                    index,
+                    keyid: s.keyid.chars().take(80).collect(),
+                });
+            }
+            signatures.push((keyid, sig));
         }
         Ok(SignedDocument {
             payload_type: envelope.payload_type,
@@ -157,6 +164,7 @@ mod tests {
         let mut doc = SignedDocument::new(POLICY_PAYLOAD_TYPE, b"{}");
         doc.sign(&a);
         doc.sign(&a);
+        assert_eq!(doc.claimed().len(), 1, "signing twice replaces");
         let parsed = SignedDocument::parse(&doc.to_bytes(), POLICY_PAYLOAD_TYPE).unwrap();
         assert_eq!(parsed.signers(&keys).unwrap().len(), 1);
         doc.sign(&b);

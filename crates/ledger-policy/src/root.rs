@@ -342,15 +342,17 @@ impl RootChain {
     /// the policy it covers.
     pub fn check_historic(&self, signature: &SignedDocument) -> Result<Sha256Digest, TrustError> {
         let digest = Sha256Digest::of(signature.payload());
-        let mut best = (0, self.current());
+        // Every version is read, not only until one holds: a bad signature by any
+        // owner, current or former, means the envelope was altered.
+        let mut best = (0, self.current(), false);
         for root in self.roots.iter().rev() {
             let (have, ok) = root.meets(signature, "stored policy signature")?;
-            if ok {
-                return Ok(digest);
+            if !best.2 && (ok || have > best.0) {
+                best = (have, root, ok);
             }
-            if have > best.0 {
-                best = (have, root);
-            }
+        }
+        if best.2 {
+            return Ok(digest);
         }
         Err(TrustError::PolicyUnsigned {
             digest: digest.to_hex(),
@@ -413,6 +415,25 @@ mod tests {
         assert_eq!(chain.current().version(), 2);
         assert!(chain.check_anchor(&[new.key_id().clone()]).is_ok());
         assert!(chain.check_anchor(&[old.key_id().clone()]).is_err());
+    }
+
+    #[test]
+    fn a_bad_signature_by_a_former_owner_is_tampering() {
+        let (old, new) = (key(1), key(2));
+        let mut chain = RootChain::start(root(1, 1, &[&old], &[&old])).unwrap();
+        chain.extend(root(2, 1, &[&new], &[&old, &new])).unwrap();
+        let mut doc = SignedDocument::new(POLICY_PAYLOAD_TYPE, b"{}");
+        doc.sign(&new);
+        assert!(chain.check_historic(&doc).is_ok());
+        // Add a signature claiming the former owner that does not verify.
+        let mut json: serde_json::Value = serde_json::from_slice(&doc.to_bytes()).unwrap();
+        let forged = serde_json::json!({"keyid": old.key_id().to_string(), "sig": json["signatures"][0]["sig"].clone()});
+        json["signatures"].as_array_mut().unwrap().push(forged);
+        let doc = parse_policy_signature(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert!(matches!(
+            chain.check_historic(&doc),
+            Err(TrustError::Envelope { .. })
+        ));
     }
 
     #[test]

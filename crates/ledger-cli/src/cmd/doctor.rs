@@ -91,7 +91,7 @@ pub async fn doctor(global: &Global, args: DoctorArgs) -> Result<Code> {
     let mut checks = Vec::new();
     // Policy first: the key check needs it.
     let policy = match context::load_policy(global, &root) {
-        Ok((policy, _)) => {
+        Ok((policy, bytes)) => {
             checks.push(ok(
                 "policy",
                 format!(
@@ -101,15 +101,16 @@ pub async fn doctor(global: &Global, args: DoctorArgs) -> Result<Code> {
                     &policy.digest().to_hex()[..12]
                 ),
             ));
-            Some(policy)
+            Some((policy, bytes))
         }
         Err(f) => {
             checks.push(failed("policy", f));
             None
         }
     };
-    checks.push(signing_key(&args, &root, policy.as_ref()));
+    checks.push(signing_key(&args, &root, policy.as_ref().map(|p| &p.0)));
     checks.extend(store_checks(global, &root).await);
+    checks.push(policy_owners(global, &root, policy.as_ref().map(|p| p.1.as_slice())).await);
     checks.extend(docker_checks(&root).await);
     let first_failure = checks
         .iter()
@@ -212,6 +213,37 @@ fn signing_key(args: &DoctorArgs, root: &Path, policy: Option<&Policy>) -> Check
 }
 
 /// The store: reachable, credentials, create-only writes, and its clock.
+/// The policy is signed by its owners: what every stage checks before its gate.
+async fn policy_owners(global: &Global, root: &Path, bytes: Option<&[u8]>) -> Check {
+    const NAME: &str = "policy owners";
+    let Some(bytes) = bytes else {
+        return skipped(NAME, "no valid policy to check");
+    };
+    let Ok(store) = context::open_store(global, root).await else {
+        return skipped(NAME, "no store to read the root of trust from");
+    };
+    match context::load_signed_policy(global, root, &store, bytes, Code::VerificationFailed).await {
+        Ok(p) => {
+            let current = p.chain().current();
+            let owners: Vec<&str> = current
+                .owners()
+                .iter()
+                .map(|k| k.key_id().short())
+                .collect();
+            ok(
+                NAME,
+                format!(
+                    "signed by a threshold of {} of the owners of root version {} ({})",
+                    current.doc().threshold,
+                    current.version(),
+                    owners.join(", ")
+                ),
+            )
+        }
+        Err(f) => failed(NAME, f),
+    }
+}
+
 async fn store_checks(global: &Global, root: &Path) -> [Check; 2] {
     let store = match context::open_store(global, root).await {
         Err(f) => {

@@ -181,7 +181,7 @@ async fn engine_stage(
 pub async fn gate(global: &Global, args: GateArgs) -> Result<Code> {
     let root = context::repo_root()?;
     let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
-    let reader = Reader::open(global, root).await?;
+    let reader = Reader::open_or(global, root, Code::Denied).await?;
     let report = ledger_verify::gate::check_stage(
         &mut reader.evidence(),
         args.stage,
