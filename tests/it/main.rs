@@ -38,6 +38,7 @@ mod faults;
 mod foundation;
 mod gates;
 pub mod interop;
+mod isolation;
 mod project;
 mod prune;
 mod read;
