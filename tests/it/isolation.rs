@@ -314,3 +314,104 @@ fn the_helper_is_not_part_of_the_grammar() {
     assert!(!text(&out).contains("__isolate"), "{}", text(&out));
     assert!(Path::new(env!("CARGO_BIN_EXE_ledger")).exists());
 }
+
+#[test]
+fn where_namespaces_are_refused_ledger_warns_once_and_records_none() {
+    // A user namespace whose own limit allows no further user namespace: the
+    // helper's first step fails as it would on a host that forbids them.
+    let repo = Repo::new();
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"")
+        .args(["sh", env!("CARGO_BIN_EXE_ledger")])
+        .args(COMMIT)
+        .args(["--", "sh", "-c", "echo ran"])
+        .current_dir(repo.path())
+        .env_remove("LEDGER_SIGNING_KEY")
+        .env_remove("LEDGER_STORE")
+        .env_remove("LEDGER_POLICY")
+        .output()
+        .expect("unshare (util-linux) is needed to simulate a host without namespaces");
+    assert_code(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("cannot isolate").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID): ENOSPC"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ran"));
+    assert_eq!(
+        repo.predicate(&attempt_key(1))["command"]["isolation"],
+        "none"
+    );
+}
+
+#[test]
+fn processes_the_command_leaves_behind_end_with_it() {
+    let repo = Repo::new();
+    let started = std::time::Instant::now();
+    let out = run(&repo, &[], "sh", "sleep 60 & echo started", &[]);
+    assert_code(&out, 0);
+    assert_isolated(&repo, &out, &attempt_key(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn files_of_other_users_are_not_open_to_root_inside() {
+    // Only the caller's uid is mapped, so root's override of file permissions does
+    // not reach files another user owns. Shown only where the test runs as root.
+    let repo = Repo::new();
+    let private = repo.path().join("other-user.txt");
+    std::fs::write(&private, "theirs\n").unwrap();
+    let chown = std::process::Command::new("chown")
+        .args(["1000:1000", private.to_str().unwrap()])
+        .status();
+    if !chown.is_ok_and(|s| s.success()) {
+        eprintln!("not root: files_of_other_users_are_not_open_to_root_inside shows nothing");
+        return;
+    }
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let inside = run(&repo, &[], "sh", "cat other-user.txt", &[]);
+    assert_code(&inside, 1);
+    let outside = run(&repo, &["--no-isolation"], "sh", "cat other-user.txt", &[]);
+    assert_code(&outside, 0);
+}
+
+#[test]
+fn an_unprivileged_user_is_isolated_too() {
+    // Where the suite runs as root, show the same as a user with no privilege.
+    let repo = Repo::new();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534", repo.path().to_str().unwrap()])
+        .status();
+    if !chown.is_ok_and(|s| s.success()) {
+        eprintln!("not root: every isolation test here already ran unprivileged");
+        return;
+    }
+    let spy = "set -- /proc/[0-9]*; echo \"processes: $#\"; cat .ledger/signing.key; id -u";
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_ledger"))
+        .args(COMMIT)
+        .args(["--", "sh", "-c", spy])
+        .current_dir(repo.path())
+        .env_remove("LEDGER_SIGNING_KEY")
+        .env_remove("LEDGER_STORE")
+        .env_remove("LEDGER_POLICY")
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_code(&out, 0);
+    assert_isolated(&repo, &out, &attempt_key(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("processes: 2\n") && stdout.ends_with("65534\n"),
+        "{stdout}"
+    );
+    let real_pem = pem(&repo);
+    let real = SigningKey::from_pem(&real_pem).unwrap();
+    assert_no_key(&text(&out), &real, &real_pem, "an unprivileged command");
+}
