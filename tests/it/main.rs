@@ -39,6 +39,7 @@ mod faults;
 mod foundation;
 mod gates;
 pub mod interop;
+mod isolation;
 mod project;
 mod prune;
 mod read;

@@ -234,6 +234,10 @@ pub struct StageArgs {
     /// Also treat this environment variable's value as secret (repeatable)
     #[arg(long = "redact-env", value_name = "NAME")]
     pub redact_env: Vec<String>,
+    /// Run the wrapped command as a plain child, not in its own namespaces (recorded
+    /// as isolation: none)
+    #[arg(long)]
+    pub no_isolation: bool,
     /// The command to wrap (commit and integration)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -200,7 +200,7 @@ pub fn read_limited(path: &Path, what: &str) -> Result<Vec<u8>> {
 pub fn load_signing_key(explicit: Option<&Path>, root: &Path, zone: &str) -> Result<SigningKey> {
     let (pem, source) = if let Some(path) = explicit {
         (read_key_file(path)?, format!("--key {}", path.display()))
-    } else if let Some(value) = std::env::var_os(SIGNING_KEY_ENV).filter(|v| !v.is_empty()) {
+    } else if let Some(value) = crate::handoff::signing_key_env().filter(|v| !v.is_empty()) {
         let value = value.to_string_lossy().into_owned();
         if value.trim_start().starts_with("-----BEGIN") {
             (value, format!("${SIGNING_KEY_ENV}"))
@@ -235,6 +235,31 @@ pub fn load_signing_key(explicit: Option<&Path>, root: &Path, zone: &str) -> Res
     };
     SigningKey::from_pem(&pem)
         .map_err(|e| Failure::input(format!("signing key from {source}: {e}")))
+}
+
+/// What the wrapped command must find masked: the repository's `.ledger/` (where
+/// `ledger init` keeps every private key), the `--key` file and the file
+/// `$LEDGER_SIGNING_KEY` names. Existing paths only, resolved, sorted, each once.
+pub fn key_paths_to_mask(explicit: Option<&Path>, root: &Path) -> Vec<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Path::new(TEST_KEY_PATH)
+        .parent()
+        .map(|dir| root.join(dir))
+        .into_iter()
+        .chain(explicit.map(Path::to_path_buf))
+        .collect();
+    if let Some(value) = std::env::var_os(SIGNING_KEY_ENV) {
+        let value = value.to_string_lossy();
+        if !value.trim().is_empty() && !value.trim_start().starts_with("-----BEGIN") {
+            candidates.push(PathBuf::from(value.trim()));
+        }
+    }
+    let mut paths: Vec<PathBuf> = candidates
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
 
 fn read_key_file(path: &Path) -> Result<String> {

@@ -9,6 +9,7 @@ mod args;
 mod cmd;
 mod context;
 mod exit;
+mod handoff;
 mod render;
 
 use clap::Parser;
@@ -18,7 +19,17 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    // The isolation helper and its init process are this binary run again, hidden
+    // from the grammar; they start no threads and no runtime.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = ledger_pipeline::stages::isolate::internal_main(&raw) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = args::Cli::parse();
+    if matches!(cli.command, args::Command::Stage(_)) {
+        // Before any thread exists: may re-execute this process.
+        handoff::keep_key_out_of_environ();
+    }
     let mut schemas = schemas_for(&cli.command);
     if !schemas.is_empty() {
         // Compile the schemas on the spare core while the command runs: it is most

@@ -366,7 +366,10 @@ mod tests {
         let mut e = Envelope::sign(&statement(), &key);
         e.signatures.push(e.signatures[0].clone());
         let err = Envelope::verify(&e.to_bytes(), only(key.public()), "").unwrap_err();
-        assert!(matches!(err, EnvelopeError::RepeatedKeyId { index: 1, .. }), "{err}");
+        assert!(
+            matches!(err, EnvelopeError::RepeatedKeyId { index: 1, .. }),
+            "{err}"
+        );
     }
 
     #[test]

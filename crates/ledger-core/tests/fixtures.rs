@@ -98,6 +98,7 @@ fn command_predicate(stage: Stage) -> CommandPredicate {
             argv: vec!["true".into()],
             exit_code: Some(0),
             duration_ms: 3,
+            isolation: None,
         },
         output: Output {
             key: format!("{stage}/{sha}/{stage}.attempt-2.log"),

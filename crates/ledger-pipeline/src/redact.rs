@@ -55,6 +55,28 @@ impl Redactor {
         Redactor { needles, names }
     }
 
+    /// Also masks `text`, a secret held in no variable (the signing key's PEM): the
+    /// whole text, each of its lines of 8 characters or more apart from `-----`
+    /// armour lines, and those lines joined into one (a PEM body printed unwrapped).
+    #[must_use]
+    pub fn with_secret_text(mut self, text: &str) -> Self {
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() >= 8 && !l.starts_with("-----"))
+            .collect();
+        let trimmed = text.trim();
+        if trimmed.len() >= MIN_SECRET_LEN {
+            self.needles.push(trimmed.to_owned());
+        }
+        self.needles.push(lines.concat());
+        self.needles.extend(lines.iter().map(|l| (*l).to_owned()));
+        self.needles.retain(|n| n.len() >= MIN_SECRET_LEN);
+        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self.needles.dedup();
+        self
+    }
+
     /// Names of the variables treated as secret (recorded; values never are).
     pub fn names(&self) -> &[String] {
         &self.names
@@ -137,6 +159,21 @@ mod tests {
         let r = Redactor::from_env(&env(&[("LEDGER_SIGNING_KEY", pem)]), &[]);
         let out = r.redact("printed: MC4CAQAwBQYDK2VwBCIEIPVcr03LOITJSK3G");
         assert!(!out.contains("MC4CAQ"), "{out}");
+    }
+
+    #[test]
+    fn masks_a_key_held_in_no_variable_wrapped_or_joined() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIE\nIPVcr03LOITJSK3GabcdefXY\n-----END PRIVATE KEY-----\n";
+        let r = Redactor::default().with_secret_text(pem);
+        let out = r.redact(&format!(
+            "a {pem} b MC4CAQAwBQYDK2VwBCIEIPVcr03LOITJSK3GabcdefXY c IPVcr03LOITJSK3GabcdefXY"
+        ));
+        assert!(!out.contains("MC4CAQ") && !out.contains("IPVcr03"), "{out}");
+        assert!(r.names().is_empty());
+        assert_eq!(
+            r.redact("-----BEGIN PRIVATE KEY-----"),
+            "-----BEGIN PRIVATE KEY-----"
+        );
     }
 
     #[test]

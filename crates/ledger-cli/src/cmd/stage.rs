@@ -10,6 +10,8 @@ use ledger_pipeline::record::{Recorded, Recorder};
 use ledger_pipeline::run::{self, Passed};
 use ledger_pipeline::stages::command::{run_command_stage, CommandStage};
 use ledger_pipeline::stages::decide::{run_decide, DecideRequest, Decision};
+use ledger_pipeline::stages::exec::Launch;
+use ledger_pipeline::stages::isolate::Isolate;
 use std::path::Path;
 
 /// `ledger stage STAGE`.
@@ -30,7 +32,7 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         .map_err(denied)?;
     let recorded = match args.stage {
         Stage::Commit | Stage::Integration => {
-            return command_stage(&writer, args, sha, passed).await;
+            return command_stage(&writer, &root, args, sha, passed).await;
         }
         Stage::Decide => return decide(&writer, sha, passed).await,
         Stage::Publish => {
@@ -75,11 +77,19 @@ fn check_wrapped_command(args: &StageArgs) -> Result<()> {
 /// `commit` or `integration`: run the wrapped command and record how it ended.
 async fn command_stage(
     writer: &Writer,
+    root: &Path,
     args: StageArgs,
     sha: GitSha,
     passed: Passed,
 ) -> Result<Code> {
     let stage = args.stage;
+    let launch = Launch {
+        isolate: (!args.no_isolation).then(|| Isolate {
+            helper: std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()),
+            mask: context::key_paths_to_mask(args.key.as_deref(), root),
+        }),
+        notice: progress,
+    };
     let outcome = run_command_stage(
         &writer.recorder(),
         passed,
@@ -91,6 +101,7 @@ async fn command_stage(
             env: writer.env.clone(),
             runner: writer.runner.clone(),
             echo: true,
+            launch,
         },
     )
     .await

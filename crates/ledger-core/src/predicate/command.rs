@@ -15,6 +15,21 @@ pub struct Command {
     /// `None` when the process was ended by a signal.
     pub exit_code: Option<i32>,
     pub duration_ms: u64,
+    /// Whether the command ran where the signing key cannot be reached. Absent in
+    /// evidence recorded before `ledger` isolated commands (it still verifies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+}
+
+/// How a wrapped command was kept away from the signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Its own user, mount and PID namespaces: no ancestor process visible, the key
+    /// files masked (docs/security.md).
+    Namespaces,
+    /// It ran as a plain child of `ledger`: unavailable here, or `--no-isolation`.
+    None,
 }
 
 /// The captured output of a wrapped command, stored as its own object.

@@ -22,7 +22,7 @@ mod smoke;
 mod timing;
 
 pub use build::{BuildFailure, BuildPredicate, BuiltImage, ImageLabels};
-pub use command::{Command, CommandPredicate, Output, TestCounts};
+pub use command::{Command, CommandPredicate, Isolation, Output, TestCounts};
 pub use decision::{Decision, DecisionPredicate, Reason};
 pub use deployment::{Container, DeployFailure, DeploymentPredicate, Lease, Port, Promotion};
 pub use header::{Header, Input, Outcome, Runner};

@@ -4,9 +4,9 @@
 use ledger_core::predicate::{
     BuildFailure, BuildPredicate, BuiltImage, Command, CommandPredicate, Container, Decision,
     DecisionPredicate, Deleted, DeployFailure, DeploymentPredicate, Header, ImageLabels, Input,
-    Latency, Lease, ManifestPredicate, Method, Outcome, Output, PinnedImage, Place, Port,
-    Predicate, Promotion, PrunePredicate, Reason, Runner, SmokeCheck, SmokePredicate, StageTime,
-    TestCounts, TimingPredicate,
+    Isolation, Latency, Lease, ManifestPredicate, Method, Outcome, Output, PinnedImage, Place,
+    Port, Predicate, Promotion, PrunePredicate, Reason, Runner, SmokeCheck, SmokePredicate,
+    StageTime, TestCounts, TimingPredicate,
 };
 use ledger_core::schema::Document;
 use ledger_core::{ArtifactKind, EnvName, GitSha, Sha256Digest, Stage};
@@ -74,6 +74,7 @@ fn full_command(stage: Stage) -> CommandPredicate {
             argv: vec!["cargo".into(), "test".into()],
             exit_code: Some(1),
             duration_ms: 3,
+            isolation: Some(Isolation::Namespaces),
         },
         output: Output {
             key: format!("{stage}/{}/{stage}.attempt-2.log", sha()),

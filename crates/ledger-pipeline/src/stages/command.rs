@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::record::{Draft, Recorder, MAX_ATTEMPT_RACES};
 use crate::redact::Redactor;
 use crate::run::Passed;
-use crate::stages::exec::{self, CommandRun};
+use crate::stages::exec::{self, CommandRun, Launch};
 use ledger_core::predicate::{Command, CommandPredicate, Input, Outcome, Output, Runner};
 use ledger_core::{ArtifactRef, GitSha, Sha256Digest, Stage, Subject};
 use ledger_store::{PutOutcome, StoreError};
@@ -30,6 +30,8 @@ pub struct CommandStage {
     pub runner: Runner,
     /// Echo the command's output to the terminal.
     pub echo: bool,
+    /// Isolated or not (recorded as `command.isolation`).
+    pub launch: Launch,
 }
 
 /// What a stage wrote.
@@ -53,8 +55,12 @@ pub async fn run_command_stage(
         return Err(Error::NotAWrapperStage(req.stage));
     }
     let gate = passed.expect(req.stage, &req.sha)?;
-    let redactor = Redactor::from_env(&req.env, &req.redact_env);
-    let run = exec::run(&req.argv, &redactor, req.echo).await?;
+    // The key in use is masked however it was given: a key file is in no variable.
+    let mut redactor = Redactor::from_env(&req.env, &req.redact_env);
+    if let Ok(pem) = rec.key.to_pkcs8_pem() {
+        redactor = redactor.with_secret_text(pem.expose());
+    }
+    let run = exec::run(&req.argv, &redactor, req.echo, &req.launch).await?;
     let kind = req.stage.primary_artifact();
 
     // Reserve an attempt by storing the log create-only.
@@ -121,6 +127,7 @@ fn predicate(
             argv: req.argv.iter().map(|a| redactor.redact(a)).collect(),
             exit_code: run.exit_code,
             duration_ms: run.duration_ms,
+            isolation: Some(run.isolation),
         },
         output: Output {
             key: r.log_key(),

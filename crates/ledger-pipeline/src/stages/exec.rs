@@ -3,10 +3,12 @@
 //! Output is read line by line from both pipes, redacted, echoed to the terminal and
 //! appended to one capture in arrival order, so what is stored is what a person saw.
 //! The command's exit status becomes the stage result; `ledger` itself never fails
-//! because the command failed.
+//! because the command failed. It runs isolated ([`super::isolate`]) when asked and
+//! possible, else directly, and the run says which.
 
 use crate::redact::Redactor;
-use ledger_core::predicate::TestCounts;
+use crate::stages::isolate::{self, Isolate};
+use ledger_core::predicate::{Isolation, TestCounts};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
@@ -15,6 +17,28 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 /// The variable that may hold the signing key; never passed to wrapped commands.
 pub const SIGNING_KEY_ENV: &str = "LEDGER_SIGNING_KEY";
 
+/// The internal variable naming the descriptor `ledger` re-executed itself with to
+/// read the key from (so its own environment block never holds it); never passed on.
+pub const SIGNING_KEY_FD_ENV: &str = "LEDGER_SIGNING_KEY_FD";
+
+/// How to start the wrapped command.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Isolate it; `None` runs it as a plain child (`--no-isolation`).
+    pub isolate: Option<Isolate>,
+    /// Told, once, when isolation was asked for and is unavailable here.
+    pub notice: fn(&str),
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            isolate: None,
+            notice: |_| {},
+        }
+    }
+}
+
 /// What a finished command did.
 #[derive(Debug)]
 pub struct CommandRun {
@@ -22,6 +46,8 @@ pub struct CommandRun {
     pub started_at: OffsetDateTime,
     pub finished_at: OffsetDateTime,
     pub duration_ms: u64,
+    /// Whether it ran isolated.
+    pub isolation: Isolation,
     /// The combined, redacted output.
     pub output: Vec<u8>,
 }
@@ -83,28 +109,53 @@ async fn pump<R: AsyncRead + Unpin>(
     }
 }
 
-/// Runs `argv`, echoing its output when `echo` is set.
+/// Starts `argv` isolated when `launch` asks and it is possible here, else directly.
+async fn start(
+    argv: &[String],
+    redactor: &Redactor,
+    launch: &Launch,
+) -> Result<(tokio::process::Child, Isolation), CommandError> {
+    let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
+    let spawn_error = |source| CommandError::Spawn {
+        program: redactor.redact(program),
+        source,
+    };
+    // The wrapped command has no business with the signing key.
+    let hidden = [SIGNING_KEY_ENV, SIGNING_KEY_FD_ENV];
+    if let Some(iso) = &launch.isolate {
+        match isolate::spawn(iso, argv, &hidden).await {
+            Ok(child) => return Ok((child, Isolation::Namespaces)),
+            Err(isolate::Failure::Spawn(source)) => return Err(spawn_error(source)),
+            Err(isolate::Failure::Unavailable(why)) => (launch.notice)(&format!(
+                "warning: cannot isolate the wrapped command ({why}); it runs WITHOUT \
+                 isolation and can reach what ledger can (recorded as isolation: none; \
+                 --no-isolation opts out knowingly)"
+            )),
+        }
+    }
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for name in hidden {
+        cmd.env_remove(name);
+    }
+    Ok((cmd.spawn().map_err(spawn_error)?, Isolation::None))
+}
+
+/// Runs `argv` as `launch` says, echoing its output when `echo` is set.
 pub async fn run(
     argv: &[String],
     redactor: &Redactor,
     echo: bool,
+    launch: &Launch,
 ) -> Result<CommandRun, CommandError> {
-    let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
+    let program = argv.first().ok_or(CommandError::Empty)?;
     let started_at = OffsetDateTime::now_utc();
     let clock = std::time::Instant::now();
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        // The wrapped command has no business with the signing key.
-        .env_remove(SIGNING_KEY_ENV)
-        .spawn()
-        .map_err(|source| CommandError::Spawn {
-            program: redactor.redact(program),
-            source,
-        })?;
+    let (mut child, isolation) = start(argv, redactor, launch).await?;
     let capture = Arc::new(Mutex::new(Vec::new()));
     let redactor = Arc::new(redactor.clone());
     let (out_echo, err_echo) = if echo {
@@ -144,6 +195,7 @@ pub async fn run(
         started_at,
         finished_at,
         duration_ms,
+        isolation,
         output,
     })
 }
@@ -275,7 +327,9 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let run = run(&argv, &Redactor::default(), false).await.unwrap();
+        let run = run(&argv, &Redactor::default(), false, &Launch::default())
+            .await
+            .unwrap();
         assert_eq!(run.exit_code, Some(3));
         let text = String::from_utf8(run.output).unwrap();
         assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
@@ -289,7 +343,9 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let run = run(&argv, &Redactor::default(), false).await.unwrap();
+        let run = run(&argv, &Redactor::default(), false, &Launch::default())
+            .await
+            .unwrap();
         std::env::remove_var(SIGNING_KEY_ENV);
         assert_eq!(String::from_utf8(run.output).unwrap(), "[unset]\n");
     }
@@ -297,10 +353,12 @@ mod tests {
     #[tokio::test]
     async fn a_missing_program_is_an_error() {
         let argv = vec!["definitely-not-a-program-ledger".to_string()];
-        let e = run(&argv, &Redactor::default(), false).await.unwrap_err();
+        let e = run(&argv, &Redactor::default(), false, &Launch::default())
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("could not start"), "{e}");
         assert!(matches!(
-            run(&[], &Redactor::default(), false).await,
+            run(&[], &Redactor::default(), false, &Launch::default()).await,
             Err(CommandError::Empty)
         ));
     }
