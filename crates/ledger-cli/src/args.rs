@@ -193,6 +193,12 @@ pub struct StageArgs {
     /// Also treat this environment variable's value as secret (repeatable)
     #[arg(long = "redact-env", value_name = "NAME")]
     pub redact_env: Vec<String>,
+    /// Run on a working tree with uncommitted changes, recorded as dirty (commit, integration)
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Run for a SHA other than HEAD, or outside a git repository, and record it (commit, integration)
+    #[arg(long)]
+    pub allow_other_sha: bool,
     /// The command to wrap (commit and integration)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
