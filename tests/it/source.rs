@@ -161,6 +161,12 @@ fn allow_dirty_is_recorded_and_a_policy_condition_refuses_it() {
     assert_eq!(source["head"], head.as_str());
     let digest = source["diff_sha256"].as_str().unwrap().to_owned();
     assert_eq!(digest.len(), 64);
+    assert_eq!(source.as_object().unwrap().len(), 3, "{source}");
+    // The digest identifies the difference; the difference itself is not stored.
+    for key in repo.stored() {
+        let bytes = repo.read_object(&key);
+        assert!(!String::from_utf8_lossy(&bytes).contains("edited"), "{key}");
+    }
     // The digest is of the difference: the same change gives the same digest, an
     // untracked file changes it.
     assert_code(&run(&repo, &dirty), 0);
