@@ -4,7 +4,7 @@
 //! engine or registry. The fixture ([`Project`], engine and registry) is in
 //! `project.rs`; without an engine these tests skip as it describes.
 
-use crate::project::{engine, free_port, registry, runtime, sha, shas_of, Project};
+use crate::project::{engine, free_port, registry, runtime, shas_of, Project};
 use crate::{assert_code, text};
 use ledger_core::ArtifactKind;
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ use std::process::Command;
 fn full_chain_without_a_registry() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    let s = sha(1);
+    let s = p.sha(1);
     p.run_through(&s, "decide");
     assert_code(&p.ledger(&["verify", &s]), 0);
     let manifest = p
@@ -46,7 +46,7 @@ fn full_chain_with_a_registry_deploys_by_pulled_digest() {
         return;
     };
     let p = Project::new(Some(registry.clone()));
-    let s = sha(2);
+    let s = p.sha(2);
     p.run_through(&s, "publish");
     let manifest = p
         .repo
@@ -83,7 +83,7 @@ fn full_chain_with_a_registry_deploys_by_pulled_digest() {
 fn a_second_build_of_a_sha_is_refused() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    let s = sha(3);
+    let s = p.sha(3);
     p.run_through(&s, "build");
     let out = p.ledger(&["stage", "build", "--sha", &s]);
     assert_code(&out, 3);
@@ -99,11 +99,14 @@ fn a_second_build_of_a_sha_is_refused() {
 fn deploy_refuses_an_image_built_from_another_commit() {
     let Some(engine) = engine() else { return };
     let p = Project::new(None);
-    let (s, other) = (sha(4), sha(5));
+    let (s, other) = (p.sha(4), p.sha(5));
     p.run_through(&s, "integration");
     // An image labelled with another commit, presented in a validly signed manifest.
     let spec = ledger_docker::BuildSpec {
-        context_dir: p.repo.path().join("service"),
+        context: ledger_docker::tar_context(&p.repo.path().join("service"))
+            .unwrap()
+            .into(),
+        context_name: "service".into(),
         dockerfile: "Dockerfile".into(),
         tag: format!("{}/api:{s}", p.name),
         labels: [(
@@ -142,7 +145,7 @@ fn deploy_refuses_an_image_built_from_another_commit() {
 fn deploy_refuses_a_manifest_that_names_a_tag() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    let s = sha(6);
+    let s = p.sha(6);
     p.run_through(&s, "build");
     // ledger cannot write such a manifest (its schema forbids it); forge one signed
     // with the trusted key, bypassing the recorder's checks.
@@ -176,7 +179,7 @@ fn deploy_refuses_a_manifest_that_names_a_tag() {
 fn concurrent_deploys_to_one_environment_are_serialized() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    let s = sha(7);
+    let s = p.sha(7);
     p.run_through(&s, "publish");
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_ledger"))
@@ -226,7 +229,7 @@ fn concurrent_deploys_to_one_environment_are_serialized() {
 fn a_deploy_that_fails_health_restores_the_previous_release() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    let (good, bad) = (sha(8), sha(9));
+    let (good, bad) = (p.sha(8), p.sha(9));
     p.run_through(&good, "deploy");
     // The next release starts unhealthy.
     p.configure(", UNHEALTHY = \"1\"");
@@ -258,7 +261,7 @@ fn a_deploy_that_fails_health_restores_the_previous_release() {
 fn a_failing_smoke_check_is_recorded_and_the_release_rejected() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    let s = sha(10);
+    let s = p.sha(10);
     p.run_through(&s, "deploy");
     // Point the check at a path the service does not serve.
     let toml = std::fs::read_to_string(p.repo.path().join("ledger.toml")).unwrap();
@@ -288,7 +291,7 @@ fn a_failing_smoke_check_is_recorded_and_the_release_rejected() {
 fn an_unreachable_engine_or_registry_is_exit_5_and_writes_nothing() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    let s = sha(11);
+    let s = p.sha(11);
     p.run_through(&s, "integration");
     let out = p.repo.ledger_env(
         &["stage", "build", "--sha", &s],
@@ -303,6 +306,7 @@ fn an_unreachable_engine_or_registry_is_exit_5_and_writes_nothing() {
     assert!(!p.repo.object(&format!("build/{s}/build.json")).exists());
 
     let q = Project::new(Some(format!("127.0.0.1:{}", free_port())));
+    let s = q.sha(11);
     q.run_through(&s, "integration");
     let out = q.ledger(&["stage", "build", "--sha", &s]);
     assert_code(&out, 5);
@@ -317,7 +321,7 @@ fn docker_half_evidence_verifies_with_securesystemslib() {
         return;
     }
     let p = Project::new(None);
-    let s = sha(12);
+    let s = p.sha(12);
     p.run_through(&s, "decide");
     // The auditor's independent verifier (docs/audit) accepts the whole real chain.
     let out = crate::interop::audit_chain(&p.repo, &s).unwrap();
@@ -347,7 +351,7 @@ fn docker_half_evidence_verifies_with_securesystemslib() {
 fn status_drift_compares_the_evidence_with_what_the_engine_runs() {
     let Some(engine) = engine() else { return };
     let p = Project::new(None);
-    let s = sha(60);
+    let s = p.sha(60);
     p.run_through(&s, "deploy");
     let drift = |code: i32| -> Value {
         let out = p.ledger(&["status", "--drift", "--json"]);
@@ -372,7 +376,7 @@ fn status_drift_compares_the_evidence_with_what_the_engine_runs() {
 
     // Started by hand with the project's labels but another SHA and no evidence.
     runtime().block_on(engine.start(&running.id)).unwrap();
-    let other = sha(61);
+    let other = p.sha(61);
     let out = Command::new("docker")
         .args(["run", "-d", "--name", &format!("{}-rogue", p.name)])
         .args(["--label", &format!("dev.ledger.project={}", p.name)])

@@ -207,7 +207,7 @@ fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
     let canary_port = free_port();
     configure(&p, canary_port, "/missing", &[]);
     promotion_policy(&p, 0);
-    let s = crate::project::sha(70);
+    let s = p.sha(70);
     p.run_through(&s, "publish");
 
     assert_denied_before_canary(&p, &s);
@@ -232,7 +232,7 @@ fn a_missing_required_variable_is_exit_2_before_the_engine_and_values_stay_out()
     let Some(_) = engine() else { return };
     let p = Project::new(None);
     configure(&p, free_port(), "/health", &["PAYMENT_TOKEN", "REGION"]);
-    let s = crate::project::sha(71);
+    let s = p.sha(71);
     p.run_through(&s, "publish");
     let before = p.repo.stored();
     let out = p.repo.ledger_env(

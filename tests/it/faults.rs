@@ -238,7 +238,7 @@ fn the_whole_pipeline_keeps_the_key_and_secret_values_out_of_store_and_output() 
         ("API_TOKEN", api),
         ("DATABASE_URL", db),
     ];
-    let s = crate::project::sha(72);
+    let s = p.sha(72);
     let printed = run_the_whole_pipeline(&p, &s, &env, &pems);
     let mut needles: Vec<&str> = vec![token, api, "db-pass-93kd2"];
     for pem in &pems {

@@ -331,6 +331,7 @@ fn where_namespaces_are_refused_ledger_warns_once_and_records_none() {
         .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"")
         .args(["sh", env!("CARGO_BIN_EXE_ledger")])
         .args(COMMIT)
+        .arg("--allow-other-sha") // a scratch repository: no commit to check
         .args(["--", "sh", "-c", "echo ran"])
         .current_dir(repo.path())
         .env_remove("LEDGER_SIGNING_KEY")
@@ -403,6 +404,7 @@ fn an_unprivileged_user_is_isolated_too() {
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_ledger"))
         .args(COMMIT)
+        .arg("--allow-other-sha") // a scratch repository: no commit to check
         .args(["--", "sh", "-c", spy])
         .current_dir(repo.path())
         .env_remove("LEDGER_SIGNING_KEY")

@@ -45,6 +45,7 @@ mod prune;
 mod read;
 mod replay;
 mod report;
+mod source;
 mod support;
 mod tamper;
 mod trust;
@@ -199,8 +200,24 @@ impl Repo {
     }
 
     /// The `ledger` command with this repository's directory and store environment,
-    /// not yet started.
+    /// not yet started. A wrapped stage given `--sha` also gets `--allow-other-sha`:
+    /// most cases run arbitrary SHAs outside a real git repository, and are not about
+    /// the source checks (`source.rs` is, through [`Repo::exact_command`]).
     pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut args = args.to_vec();
+        let end = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+        let wrapped = args[..end]
+            .windows(2)
+            .position(|w| w[0] == "stage" && matches!(w[1], "commit" | "integration"));
+        let sha_given = args[..end].iter().any(|a| a.starts_with("--sha"));
+        if let (Some(i), true) = (wrapped, sha_given) {
+            args.insert(i + 2, "--allow-other-sha");
+        }
+        self.exact_command(&args)
+    }
+
+    /// [`Repo::command`] with exactly `args`.
+    pub fn exact_command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"));
         cmd.args(args).current_dir(self.path());
         for var in [

@@ -4,9 +4,16 @@
 //! stages whose containers and images are removed when it is dropped. When no engine
 //! answers, the tests skip with a notice, unless `LEDGER_REQUIRE_DOCKER=1` (set by
 //! `.ci/run`), where they fail instead.
+//!
+//! A project is a real git repository, since images are built from commits: the SHAs
+//! its tests run ([`Project::sha`]) are commits made on demand. Its `ledger.toml` and
+//! policy are ignored by git, so that tests may rewrite them between stages without
+//! committing; the build context `service/` is committed.
 
-use crate::{assert_code, Repo};
+use crate::{assert_code, source, Repo};
 use ledger_docker::Engine;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -92,6 +99,8 @@ pub(crate) struct Project {
     pub(crate) name: String,
     pub(crate) port: u16,
     pub(crate) registry: Option<String>,
+    /// The commits made by [`Project::sha`], by number.
+    commits: RefCell<BTreeMap<u8, String>>,
 }
 
 impl Project {
@@ -117,9 +126,25 @@ impl Project {
             name,
             port: free_port(),
             registry,
+            commits: RefCell::default(),
         };
         p.configure("");
+        let ignore = p.repo.path().join(".gitignore");
+        let mut ignored = std::fs::read_to_string(&ignore).unwrap();
+        ignored.push_str("ledger.toml\npolicy/\n");
+        std::fs::write(ignore, ignored).unwrap();
+        source::git_init(&p.repo);
         p
+    }
+
+    /// The SHA of commit number `n` of this project: made (empty, on top of HEAD)
+    /// the first time it is asked for.
+    pub(crate) fn sha(&self, n: u8) -> String {
+        self.commits
+            .borrow_mut()
+            .entry(n)
+            .or_insert_with(|| source::commit_all(self.repo.path(), &format!("commit {n}")))
+            .clone()
     }
 
     /// Writes `ledger.toml`; `service_env` is extra TOML for the service's env table.
@@ -240,8 +265,4 @@ pub(crate) fn shas_of(repo: &Repo) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-pub(crate) fn sha(n: u8) -> String {
-    format!("{:040x}", 0xabc0_u64 + u64::from(n))
 }

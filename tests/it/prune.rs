@@ -2,7 +2,7 @@
 //! invariant (nothing promoted or running is ever a candidate), dry run by default,
 //! the safety threshold, the signed prune record, and what status reports.
 
-use crate::project::{engine, registry, runtime, sha, Project};
+use crate::project::{engine, registry, runtime, Project};
 use crate::{assert_code, text};
 use serde_json::Value;
 use std::path::Path;
@@ -58,7 +58,7 @@ struct Releases {
 /// One SHA promoted, one published only, one deployed but rejected (never promoted,
 /// yet protected while it runs); prune's threshold set to 1.
 fn three_releases(p: &Project) -> Releases {
-    let (promoted, unpromoted, running) = (sha(30), sha(31), sha(32));
+    let (promoted, unpromoted, running) = (p.sha(30), p.sha(31), p.sha(32));
     p.run_through(&promoted, "decide");
     p.run_through(&unpromoted, "publish");
     // `running` is deployed but rejected: never promoted, yet protected while it runs.

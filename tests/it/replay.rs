@@ -3,7 +3,7 @@
 //! and after), rollback goes only to promoted releases, and every refusal names its
 //! step with the documented exit code before anything running is touched.
 
-use crate::project::{engine, runtime, sha, Project};
+use crate::project::{engine, runtime, Project};
 use crate::{assert_code, text};
 use ledger_docker::Engine;
 use std::collections::BTreeSet;
@@ -43,7 +43,7 @@ fn sha256_of(path: &std::path::Path) -> String {
 fn replay_runs_an_earlier_release_again_without_building() {
     let Some(engine) = engine() else { return };
     let p = Project::new(None);
-    let (first, second) = (sha(20), sha(21));
+    let (first, second) = (p.sha(20), p.sha(21));
     p.run_through(&first, "decide");
     p.run_through(&second, "decide");
     assert_eq!(running(&p), second, "the environment moved on");
@@ -105,7 +105,7 @@ fn replay_runs_an_earlier_release_again_without_building() {
 fn rollback_goes_only_to_promoted_releases_and_says_which_step_refused() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    let (good, rejected, undecided) = (sha(22), sha(23), sha(24));
+    let (good, rejected, undecided) = (p.sha(22), p.sha(23), p.sha(24));
     p.run_through(&good, "decide");
     // `rejected` deploys, but its smoke check fails: the decision is reject.
     p.run_through(&rejected, "deploy");
@@ -156,7 +156,7 @@ fn rollback_goes_only_to_promoted_releases_and_says_which_step_refused() {
 fn rollback_to_a_pruned_or_tampered_release_fails_before_anything_stops() {
     let Some(engine) = engine() else { return };
     let p = Project::new(None);
-    let (old, current) = (sha(25), sha(26));
+    let (old, current) = (p.sha(25), p.sha(26));
     p.run_through(&old, "decide");
     p.run_through(&current, "decide");
 

@@ -132,8 +132,10 @@ fn each_zone_key_signs_only_its_own_stages(backend: Backend) {
     assert_code(&out, 2);
     assert!(text(&out).contains("not trusted"), "{}", text(&out));
     // … and the test key cannot sign a release stage, even with every gate open.
+    // (`build` first needs the commit in a git repository, which this one is not; the
+    // signer check is the same code for every stage.)
     repo.chain_before(Stage::Decide, SHA);
-    for stage in ["build", "publish", "deploy", "smoke", "decide"] {
+    for stage in ["publish", "deploy", "smoke", "decide"] {
         let out = repo.ledger(&["stage", stage, "--sha", SHA, "--key", ".ledger/test.key"]);
         assert_code(&out, 2);
         assert!(

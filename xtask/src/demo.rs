@@ -149,7 +149,8 @@ pub fn setup_with(dir: &Path, release: bool) -> Result<(PathBuf, String), String
     .map_err(|e| format!("Dockerfile: {e}"))?;
     fs::copy(&service, dir.join("image").join("ledger-example-service"))
         .map_err(|e| format!("service binary: {e}"))?;
-    write(".gitignore", "image/ledger-example-service\n")?;
+    // The service binary is committed: images are built from the commit's own tree,
+    // so an ignored file would not be in the build context.
 
     let git = |args: &[&str]| {
         let mut c = Command::new("git");
@@ -177,6 +178,11 @@ pub fn setup_with(dir: &Path, release: bool) -> Result<(PathBuf, String), String
 /// Commits a change to `file` in the demo repository; returns the new SHA.
 pub fn new_commit(dir: &Path, file: &str, text: &str) -> Result<String, String> {
     fs::write(dir.join(file), text).map_err(|e| format!("cannot write {file}: {e}"))?;
+    commit_all(dir, &format!("Change {file}"))
+}
+
+/// Commits everything in the demo repository; returns the new SHA.
+fn commit_all(dir: &Path, message: &str) -> Result<String, String> {
     let git = |args: &[&str]| -> Result<std::process::Output, String> {
         let out = Command::new("git")
             .args([
@@ -199,7 +205,7 @@ pub fn new_commit(dir: &Path, file: &str, text: &str) -> Result<String, String> 
         }
     };
     git(&["add", "."])?;
-    git(&["commit", "--quiet", "-m", &format!("Change {file}")])?;
+    git(&["commit", "--quiet", "-m", message])?;
     let out = git(&["rev-parse", "HEAD"])?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
@@ -262,8 +268,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         _ => return Err("usage: cargo xtask demo [--replay]".into()),
     };
     let dir = root().join("target").join("ledger-demo");
-    let (ledger, sha) = setup(&dir)?;
+    let (ledger, _) = setup(&dir)?;
+    // The policy change is committed like any other: wrapped stages refuse a tree
+    // that differs from the commit they record.
     require_promotion(&dir)?;
+    let sha = commit_all(&dir, "Production only by promotion from canary")?;
     release(&ledger, &dir, &sha)?;
     if replay {
         let second = new_commit(&dir, "VERSION", "1.1.0\n")?;

@@ -238,6 +238,12 @@ pub struct StageArgs {
     /// as isolation: none)
     #[arg(long)]
     pub no_isolation: bool,
+    /// Run on a working tree with uncommitted changes, recorded as dirty (commit, integration)
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Run for a SHA other than HEAD, or outside a git repository, and record it (commit, integration)
+    #[arg(long)]
+    pub allow_other_sha: bool,
     /// The command to wrap (commit and integration)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -269,24 +269,16 @@ fn read_key_file(path: &Path) -> Result<String> {
         .ok_or_else(|| Failure::input(format!("key file {} is not PEM text", path.display())))
 }
 
-/// The SHA from `--sha`, else `git rev-parse HEAD`.
+/// The SHA from `--sha`, else `git rev-parse HEAD` (asked through
+/// `ledger_pipeline::source`, the one place git is asked anything).
 pub fn resolve_sha(explicit: Option<&str>, root: &Path) -> Result<GitSha> {
     if let Some(s) = explicit {
         return GitSha::parse(s).map_err(Failure::input);
     }
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(root)
-        .output()
-        .map_err(|e| {
-            Failure::input(format!("--sha not given and git could not be run: {e}"))
-                .hint("pass --sha <40-hex commit>")
-        })?;
-    if !out.status.success() {
-        return Err(Failure::input("--sha not given and `git rev-parse HEAD` failed (not a git repository, or no commits yet)").hint("pass --sha <40-hex commit>"));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    GitSha::parse(text.trim()).map_err(Failure::input)
+    ledger_pipeline::source::head(root).map_err(|e| {
+        Failure::input(format!("--sha not given and HEAD cannot be read: {e}"))
+            .hint("pass --sha <40-hex commit>")
+    })
 }
 
 /// The process environment as a map (names and values that are valid UTF-8).

@@ -43,6 +43,13 @@ impl Sha256Digest {
     }
 }
 
+impl From<[u8; 32]> for Sha256Digest {
+    /// A digest computed elsewhere (e.g. streamed through `sha2`).
+    fn from(bytes: [u8; 32]) -> Self {
+        Sha256Digest(bytes)
+    }
+}
+
 impl fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())

@@ -4,7 +4,7 @@
 //! so coverage cannot shrink silently.
 
 use ledger_core::predicate::{
-    Command, CommandPredicate, Header, Input, Outcome, Output, Runner, TestCounts,
+    Command, CommandPredicate, Header, Input, Outcome, Output, Runner, Source, TestCounts, Tree,
 };
 use ledger_core::schema::{validate, Document};
 use ledger_core::{ArtifactKind, GitSha, Sha256Digest, Stage};
@@ -110,6 +110,11 @@ fn command_predicate(stage: Stage) -> CommandPredicate {
             passed: 1,
             failed: 0,
             ignored: 0,
+        }),
+        source: Some(Source {
+            head: Some(sha),
+            tree: Tree::Clean,
+            diff_sha256: None,
         }),
     }
 }

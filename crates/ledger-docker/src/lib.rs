@@ -14,7 +14,7 @@ mod engine;
 pub mod labels;
 pub mod registry;
 
-pub use context::tar_context;
+pub use context::{normalize_tar, tar_context};
 pub use engine::{BuildSpec, BuiltImage, ContainerInfo, Engine, ImageInfo, RunSpec};
 pub use registry::{DigestRef, Registry};
 

@@ -43,7 +43,8 @@ pub struct Config {
     pub environments: Vec<Environment>,
     #[serde(default)]
     pub prune: PruneConfig,
-    /// The folder the file was read from; build contexts are relative to it.
+    /// The folder the file was read from; build contexts are folders of the commit's
+    /// tree relative to it (exported from git objects, never read from this folder).
     #[serde(skip)]
     pub root: PathBuf,
 }
@@ -273,11 +274,6 @@ impl Config {
             Some(r) => format!("{r}/{}/{image}", self.repository),
             None => format!("{}/{image}", self.repository),
         }
-    }
-
-    /// An image's build context folder.
-    pub fn context_dir(&self, image: &ImageConfig) -> PathBuf {
-        self.root.join(&image.context)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::config::ConfigError;
 use crate::release::step::Step;
+use crate::source::SourceError;
 use crate::stages::exec::CommandError;
 use ledger_core::schema::SchemaError;
 use ledger_core::{GitSha, Stage};
@@ -49,6 +50,9 @@ pub enum Error {
     Docker(#[from] ledger_docker::DockerError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The code a stage would run cannot be tied to its SHA.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// The policy's gate for a stage does not require the evidence the stage works
     /// from (a policy shape problem: bad input).
     #[error("the policy's gate for {gate} does not require {needs} evidence, so {consequence}")]
@@ -125,9 +129,10 @@ impl Error {
             }
             Error::LeaseHeld { .. } => ErrorClass::Infrastructure,
             Error::Docker(_) => ErrorClass::Infrastructure,
-            Error::Config(_) | Error::InvalidEnv(_) | Error::MissingVariable { .. } => {
-                ErrorClass::Input
-            }
+            Error::Config(_)
+            | Error::Source(_)
+            | Error::InvalidEnv(_)
+            | Error::MissingVariable { .. } => ErrorClass::Input,
             Error::GateLacksEvidence { .. } => ErrorClass::Input,
             Error::HttpClient(_) => ErrorClass::Infrastructure,
             Error::GateTokenMismatch { .. }
@@ -171,6 +176,7 @@ impl Error {
             ),
             Error::RunnerNotApproved { .. } => "run this job on an approved runner".into(),
             Error::Docker(e) => return e.hint().map(str::to_owned),
+            Error::Source(e) => return e.hint(),
             Error::At { source, .. } => return source.hint(),
             _ => return None,
         })

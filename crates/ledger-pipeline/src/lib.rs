@@ -16,7 +16,7 @@
 //!   metrics.
 //!
 //! and the ground floor they share: [`run`], [`record`], [`config`] (`ledger.toml`),
-//! [`ci`] (which CI runs us), [`redact`] (secrets out of stored bytes), [`trigger`]
+//! [`ci`] (which CI runs us), [`source`] (what git says about the code a stage runs), [`redact`] (secrets out of stored bytes), [`trigger`]
 //! (replay and promotion marks) and [`error`].
 
 pub mod ci;
@@ -27,6 +27,7 @@ pub mod record;
 pub mod redact;
 pub mod release;
 pub mod run;
+pub mod source;
 pub mod stages;
 pub mod stats;
 pub mod trigger;

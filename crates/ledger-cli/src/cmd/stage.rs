@@ -5,9 +5,11 @@ use super::{denied, outcome_code, print_decision, progress};
 use crate::args::{GateArgs, Global, StageArgs};
 use crate::context::{self, Reader, Writer};
 use crate::exit::{Code, Failure, Result};
+use ledger_core::predicate::Source;
 use ledger_core::{GitSha, Stage};
 use ledger_pipeline::record::{Recorded, Recorder};
 use ledger_pipeline::run::{self, Passed};
+use ledger_pipeline::source;
 use ledger_pipeline::stages::command::{run_command_stage, CommandStage};
 use ledger_pipeline::stages::decide::{run_decide, DecideRequest, Decision};
 use ledger_pipeline::stages::exec::Launch;
@@ -19,6 +21,13 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     let root = context::repo_root()?;
     let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
     check_wrapped_command(&args)?;
+    // Before the gate, which stores the policy: a refusal here writes nothing.
+    let allow = source::Allow {
+        dirty: args.allow_dirty,
+        other_sha: args.allow_other_sha,
+    };
+    let source =
+        source::check(&root, args.stage, &sha, allow).map_err(ledger_pipeline::Error::from)?;
     let writer = Writer::load(global, &root, args.key.as_deref(), Some(args.stage)).await?;
     let rec = writer.recorder();
     // The one place a stage's run begins: signer, then gate, then the stored policy.
@@ -32,7 +41,7 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         .map_err(denied)?;
     let recorded = match args.stage {
         Stage::Commit | Stage::Integration => {
-            return command_stage(&writer, &root, args, sha, passed).await;
+            return command_stage(&writer, &root, args, sha, source, passed).await;
         }
         Stage::Decide => return decide(&writer, sha, passed).await,
         Stage::Publish => {
@@ -80,6 +89,7 @@ async fn command_stage(
     root: &Path,
     args: StageArgs,
     sha: GitSha,
+    source: Option<Source>,
     passed: Passed,
 ) -> Result<Code> {
     let stage = args.stage;
@@ -102,6 +112,7 @@ async fn command_stage(
             runner: writer.runner.clone(),
             echo: true,
             launch,
+            source,
         },
     )
     .await

@@ -2,6 +2,7 @@
 //! once for the commit, and the failure that stopped the build, if one did.
 
 use super::header::Header;
+use super::source::Source;
 use super::Predicate;
 use crate::schema::Document;
 use crate::sha::GitSha;
@@ -22,6 +23,10 @@ pub struct BuildPredicate {
     /// Set when an image failed to build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<BuildFailure>,
+    /// Where the built code came from (`exported`: the commit's own git objects);
+    /// absent only in evidence written before ledger recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 /// One image built.

@@ -2,6 +2,7 @@
 //! (`commit.v1.schema.json`, `integration.v1.schema.json`).
 
 use super::header::Header;
+use super::source::Source;
 use super::Predicate;
 use crate::digest::Sha256Digest;
 use crate::schema::Document;
@@ -58,6 +59,10 @@ pub struct CommandPredicate {
     pub output: Output,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<TestCounts>,
+    /// Where the code that ran came from; absent only in evidence written before
+    /// ledger recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 impl Predicate for CommandPredicate {

@@ -19,6 +19,7 @@ mod header;
 mod manifest;
 mod prune;
 mod smoke;
+mod source;
 mod timing;
 
 pub use build::{BuildFailure, BuildPredicate, BuiltImage, ImageLabels};
@@ -29,6 +30,7 @@ pub use header::{Header, Input, Outcome, Runner};
 pub use manifest::{ManifestPredicate, PinnedImage};
 pub use prune::{Deleted, Place, PrunePredicate};
 pub use smoke::{Latency, Method, SmokeCheck, SmokePredicate};
+pub use source::{Source, Tree};
 pub use timing::{StageTime, TimingPredicate};
 
 use crate::schema::Document;

@@ -5,8 +5,8 @@ use ledger_core::predicate::{
     BuildFailure, BuildPredicate, BuiltImage, Command, CommandPredicate, Container, Decision,
     DecisionPredicate, Deleted, DeployFailure, DeploymentPredicate, Header, ImageLabels, Input,
     Isolation, Latency, Lease, ManifestPredicate, Method, Outcome, Output, PinnedImage, Place,
-    Port, Predicate, Promotion, PrunePredicate, Reason, Runner, SmokeCheck, SmokePredicate,
-    StageTime, TestCounts, TimingPredicate,
+    Port, Predicate, Promotion, PrunePredicate, Reason, Runner, SmokeCheck, SmokePredicate, Source,
+    StageTime, TestCounts, TimingPredicate, Tree,
 };
 use ledger_core::schema::Document;
 use ledger_core::{ArtifactKind, EnvName, GitSha, Sha256Digest, Stage};
@@ -63,6 +63,16 @@ fn header(stage: Stage) -> Header {
     }
 }
 
+/// Every field of `source` set: a tree with changes (`dirty` for the wrapped stages;
+/// the schema lets `other` carry a digest too, which a build never writes).
+fn source(tree: Tree) -> Source {
+    Source {
+        head: Some(other_sha()),
+        tree,
+        diff_sha256: Some(Sha256Digest::of(b"diff")),
+    }
+}
+
 fn replay_manifest() -> Input {
     input(&format!("release-candidate/{}/manifest.json", sha()))
 }
@@ -87,6 +97,7 @@ fn full_command(stage: Stage) -> CommandPredicate {
             failed: 1,
             ignored: 1,
         }),
+        source: Some(source(Tree::Dirty)),
     }
 }
 
@@ -111,6 +122,7 @@ fn full_build() -> BuildPredicate {
             image: "worker".into(),
             message: "COPY failed".into(),
         }),
+        source: Some(source(Tree::Other)),
     }
 }
 

@@ -9,12 +9,15 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
-    pub context_dir: PathBuf,
+    /// The build context as a tar archive (see [`crate::tar_context`] and
+    /// [`crate::normalize_tar`]): the engine sees these bytes and nothing else.
+    pub context: bytes::Bytes,
+    /// Where the context came from, for logs (e.g. `<sha>:services/api`).
+    pub context_name: String,
     pub dockerfile: String,
     /// Local tag, e.g. `127.0.0.1:5000/demo/api:<sha>`.
     pub tag: String,
@@ -43,7 +46,7 @@ impl Engine {
         level = "debug",
         name = "engine.build",
         skip_all,
-        fields(tag = %spec.tag, context = %spec.context_dir.display(), dockerfile = %spec.dockerfile)
+        fields(tag = %spec.tag, context = %spec.context_name, dockerfile = %spec.dockerfile)
     )]
     pub async fn build(
         &self,
@@ -61,7 +64,6 @@ impl Engine {
         spec: &BuildSpec,
         mut progress: impl FnMut(&str),
     ) -> Result<BuiltImage, DockerError> {
-        let tar = crate::tar_context(&spec.context_dir)?;
         let labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         let options = BuildImageOptionsBuilder::default()
             .dockerfile(&spec.dockerfile)
@@ -70,9 +72,11 @@ impl Engine {
             .rm(true)
             .forcerm(true)
             .build();
-        let mut stream =
-            self.docker
-                .build_image(options, None, Some(bollard::body_full(tar.into())));
+        let mut stream = self.docker.build_image(
+            options,
+            None,
+            Some(bollard::body_full(spec.context.clone())),
+        );
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {

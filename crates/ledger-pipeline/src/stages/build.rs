@@ -4,14 +4,19 @@
 //! denied and points at replay, because a rebuild of the same source yields new
 //! digests (timestamps) and would silently replace what was tested. Images carry the
 //! OCI labels `revision` (the SHA, checked again at deploy), `created` and `source`.
+//!
+//! Each build context is exported from the commit's own git objects before anything
+//! is built ([`crate::source`]): files that are not committed cannot reach an image
+//! labelled with the SHA, and the predicate's `source` says so (`exported`).
 
 use crate::config::{Config, ImageConfig};
 use crate::error::Error;
 use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
 use crate::run::Passed;
+use crate::source::Worktree;
 use ledger_core::predicate::{
-    BuildFailure, BuildPredicate, BuiltImage, ImageLabels, Outcome, Runner,
+    BuildFailure, BuildPredicate, BuiltImage, ImageLabels, Outcome, Runner, Source, Tree,
 };
 use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
 use ledger_docker::labels::REVISION as REVISION_LABEL;
@@ -33,6 +38,7 @@ pub async fn run_build(
 ) -> Result<Recorded, Error> {
     let gate = passed.expect(Stage::Build, &sha)?;
     let draft = Draft::new(rec, Stage::Build, sha, runner, gate.inputs);
+    let (source, contexts) = export_contexts(config, &sha)?;
     let created = draft.started_at.format(&Rfc3339).unwrap_or_default();
     let labels = ImageLabels {
         revision: sha,
@@ -43,8 +49,8 @@ pub async fn run_build(
     let mut images = Vec::new();
     let mut subjects = vec![Subject::git(&sha)];
     let mut failure = None;
-    for image in &config.images {
-        match build_one(engine, config, image, &sha, &labels, progress).await? {
+    for (image, context) in config.images.iter().zip(contexts) {
+        match build_one(engine, config, image, context, &labels, progress).await? {
             Ok(built) => {
                 subjects.push(Subject::image(&image.name, &built.image_id));
                 images.push(built);
@@ -69,6 +75,7 @@ pub async fn run_build(
                 images: images.clone(),
                 registry: config.registry.clone(),
                 failure: failure.clone(),
+                source: Some(source.clone()),
             }
         })
         .await?;
@@ -79,19 +86,41 @@ pub async fn run_build(
     })
 }
 
-/// Builds (and, with a registry, pushes) one image. `Ok(Err(_))` is the image's own
-/// build failing, which is recorded; `Err` stops the stage.
+/// Every image's build context, exported from commit `sha` before anything is
+/// built (a context missing from the commit stops the stage before the engine is
+/// used), and the `source` the predicate records.
+fn export_contexts(config: &Config, sha: &GitSha) -> Result<(Source, Vec<Vec<u8>>), Error> {
+    let tree = Worktree::find(&config.root, Some(Stage::Build))?;
+    let source = Source {
+        head: tree.head()?,
+        tree: Tree::Exported,
+        diff_sha256: None,
+    };
+    let mut contexts = Vec::new();
+    for image in &config.images {
+        let archive = tree.export(sha, &image.context)?;
+        let name = format!("{sha}:{}", image.context);
+        contexts.push(ledger_docker::normalize_tar(&archive, &name)?);
+    }
+    Ok((source, contexts))
+}
+
+/// Builds (and, with a registry, pushes) one image from its exported `context`.
+/// `Ok(Err(_))` is the image's own build failing, which is recorded; `Err` stops
+/// the stage.
 async fn build_one(
     engine: &Engine,
     config: &Config,
     image: &ImageConfig,
-    sha: &GitSha,
+    context: Vec<u8>,
     labels: &ImageLabels,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Result<BuiltImage, BuildFailure>, Error> {
     let repo = config.image_repo(&image.name);
+    let sha = &labels.revision;
     let spec = BuildSpec {
-        context_dir: config.context_dir(image),
+        context: context.into(),
+        context_name: format!("{sha}:{}", image.context),
         dockerfile: image.dockerfile.clone(),
         tag: format!("{repo}:{sha}"),
         labels: BTreeMap::from([
@@ -107,7 +136,7 @@ async fn build_one(
         ]),
     };
     let clock = std::time::Instant::now();
-    progress(&format!("building {} from {}", spec.tag, image.context));
+    progress(&format!("building {} from {}", spec.tag, spec.context_name));
     let built = match engine
         .build(&spec, |l| progress(&format!("  {}: {l}", image.name)))
         .await

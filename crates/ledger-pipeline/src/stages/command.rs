@@ -11,7 +11,7 @@ use crate::record::{Draft, Recorder, MAX_ATTEMPT_RACES};
 use crate::redact::Redactor;
 use crate::run::Passed;
 use crate::stages::exec::{self, CommandRun, Launch};
-use ledger_core::predicate::{Command, CommandPredicate, Input, Outcome, Output, Runner};
+use ledger_core::predicate::{Command, CommandPredicate, Input, Outcome, Output, Runner, Source};
 use ledger_core::{ArtifactRef, GitSha, Sha256Digest, Stage, Subject};
 use ledger_store::{PutOutcome, StoreError};
 use ledger_verify::read::log_object_key;
@@ -32,6 +32,8 @@ pub struct CommandStage {
     pub echo: bool,
     /// Isolated or not (recorded as `command.isolation`).
     pub launch: Launch,
+    /// Where the code that runs came from ([`crate::source::check`]); recorded as is.
+    pub source: Option<Source>,
 }
 
 /// What a stage wrote.
@@ -136,5 +138,6 @@ fn predicate(
             redacted: redactor.names().to_vec(),
         },
         tests: exec::test_counts(&run.output),
+        source: req.source.clone(),
     }
 }
