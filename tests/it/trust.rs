@@ -261,3 +261,35 @@ fn a_store_set_up_before_trust_zones_keeps_verifying_after_adoption() {
     let out = repo.ledger(&["init"]);
     assert_code(&out, 2);
 }
+
+/// The README's "Using it in a repository", word for word, in a real git repository:
+/// `ledger init`, commit the policy, wrap the checks, verify. No flags: three keys and
+/// a signed policy need nothing more from a new user, and the evidence says the
+/// command ran isolated, on the commit's clean tree, signed by the test-zone key.
+#[test]
+fn the_readme_walkthrough_needs_no_extra_flags() {
+    use crate::source::git;
+    let repo = Repo::bare();
+    std::fs::remove_dir_all(repo.path().join(".git")).unwrap();
+    git(repo.path(), &["init", "-q"]);
+    std::fs::write(repo.path().join("app.txt"), "hello\n").unwrap();
+    git(repo.path(), &["add", "app.txt"]);
+    git(repo.path(), &["commit", "-q", "-m", "app"]);
+    let run = |args: &[&str]| repo.exact_command(args).output().unwrap();
+    assert_code(&run(&["init"]), 0);
+    git(repo.path(), &["add", "policy/", ".gitignore"]);
+    git(repo.path(), &["commit", "-q", "-m", "Add ledger policy"]);
+    let sha = git(repo.path(), &["rev-parse", "HEAD"]);
+    assert_code(
+        &run(&["stage", "commit", "--", "sh", "-c", "echo 3 passed"]),
+        0,
+    );
+    assert_code(&run(&["stage", "integration", "--", "true"]), 0);
+    assert_code(&run(&["verify", &sha]), 0);
+    let p = repo.predicate(&format!("commit/{sha}/commit.json"));
+    assert_eq!(p["command"]["isolation"], "namespaces", "{p}");
+    assert_eq!(p["source"]["tree"], "clean", "{p}");
+    let shown = text(&run(&["show", &sha]));
+    let test_key = repo.key_id(".ledger/test.pub");
+    assert!(shown.contains(&test_key[..12]), "{shown}");
+}

@@ -244,8 +244,9 @@ fn release(ledger: &Path, dir: &Path, sha: &str) -> Result<(), String> {
 }
 
 /// Adds the rule that production is entered only by promotion from canary to the
-/// demo's policy, as a release manager would.
-fn require_promotion(dir: &Path) -> Result<(), String> {
+/// demo's policy, as a release manager would, and has the policy owner sign the
+/// change (an unsigned policy gates nothing).
+fn require_promotion(ledger: &Path, dir: &Path) -> Result<(), String> {
     let path = dir.join("policy").join("pipeline-policy.json");
     let text = fs::read_to_string(&path).map_err(|e| format!("policy: {e}"))?;
     let mut policy: serde_json::Value =
@@ -256,7 +257,7 @@ fn require_promotion(dir: &Path) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&policy).map_err(|e| e.to_string())?;
     fs::write(&path, text + "\n").map_err(|e| format!("policy: {e}"))?;
     println!("$ (policy) production is entered only by `ledger promote` from canary");
-    Ok(())
+    expect(Command::new(ledger).args(["policy", "sign"]), dir, 0)
 }
 
 /// `cargo xtask demo [--replay]`: one release end to end; with `--replay`, a second
@@ -271,7 +272,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let (ledger, _) = setup(&dir)?;
     // The policy change is committed like any other: wrapped stages refuse a tree
     // that differs from the commit they record.
-    require_promotion(&dir)?;
+    require_promotion(&ledger, &dir)?;
     let sha = commit_all(&dir, "Production only by promotion from canary")?;
     release(&ledger, &dir, &sha)?;
     if replay {
