@@ -34,29 +34,57 @@ Then, for every envelope of the commit:
     revoked before the evidence's time;
   * the payload is an in-toto Statement v1 whose subject is the commit and whose
     predicateType is the one of the folder it is stored in;
-  * the predicate's sha, stage and attempt match where it is stored;
+  * the predicate's sha, stage, attempt and (deploy, smoke) environment match where
+    it is stored;
   * every `inputs` hash link is the SHA-256 of the stored envelope it names;
   * a captured output log hashes to what was signed;
   * the policy that gated the stage is stored under policies/, hashes to its name, and
     is in the signed history: evidence gated by a policy the owners never signed
     counts for nothing.
 
+And that no evidence was removed, replaced or slipped in, from the store's
+append-only log (docs/evidence-format.md, "The log"):
+
+  * the log reads: log/0000000000000001.json, 2, ... without a gap, each entry strict
+    JSON {seq, prev, objects} whose seq is its number and whose prev is the SHA-256
+    of the previous entry's exact bytes (null for entry 1), naming no key twice with
+    different digests; nothing else under log/. A store with evidence and no log
+    entry fails: deleted evidence could not be told from evidence never written;
+  * every object under the commit's prefixes (captured .log files included) is named
+    by the log with its SHA-256: one it does not name no writer logged, one with
+    another digest was replaced;
+  * every object the log names under those prefixes is stored (else it was deleted
+    or renamed), and is verified as above if it is evidence;
+  * each stage's attempts (per environment for deploy and smoke), stored or logged,
+    are numbered 1, 2, ... without a hole;
+  * every checkpoint under checkpoints/ (a C2SP signed note of the log's size and
+    the SHA-256 of its last entry) is signed by a key the policy trusts for any
+    stage, is named after its size and signer, and the log extends it: the entry at
+    its size hashes to its head. So is the auditor's own (--checkpoint), which is
+    what catches a log whose tail was cut off along with the evidence it named.
+
 Envelopes are read as ledger reads them, trust objects and evidence alike: a
 threshold counts distinct keys whose signatures verify; a signature that claims one
 of the keys asked about (an owner's, a key the policy trusts for the stage) and does
 not verify is tampering, never skipped (securesystemslib's Envelope.verify skips it,
 so each signature is checked here with SSlibKey.verify_signature); base64 must be
-canonical and no JSON member may appear twice.
+canonical and no JSON member may appear twice. Log entries and checkpoints are read
+as strictly, and a checkpoint signature line naming a trusted key that does not
+verify is tampering too.
 
 Usage: python3 verify_chain.py STORE_DIR POLICY_JSON SHA
            [--signature SIG_JSON] [--root ROOT_JSON] [--owners KEYID,...]
+           [--checkpoint FILE]
   --signature  the policy's signature; default: x.sig.json beside x.json, else the
                store's trust/policy/<sha256 of the policy>.json
   --root       the checkout's root of trust; default: root.json beside the policy
                (used only as explained above: the store's chain is the one in force)
   --owners     the owner key ids the CI pins, comma-separated
-Exit 0 when every artifact verifies, 1 when the policy is not trusted or any artifact
-does not verify (each problem printed).
+  --checkpoint a checkpoint the auditor saved earlier (a copy of one under
+               checkpoints/): the log must still extend it
+Exit 0 when every artifact verifies, 1 when the policy is not trusted, any artifact
+does not verify, or the log or a checkpoint says something is wrong (each problem
+printed).
 Needs: pip install 'securesystemslib[crypto]'
 """
 
@@ -70,7 +98,9 @@ import os
 import re
 import sys
 
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import Signature, SSlibKey
 
@@ -87,7 +117,21 @@ LAYOUT = {
     "release": ("decide", "https://ledger.dev/predicate/decision/v1"),
     "pipeline": ("decide", "https://ledger.dev/predicate/timing/v1"),
 }
-ATTEMPT = re.compile(r"^[a-z-]+(?:\.attempt-(\d+))?\.json$")
+# folder -> the file stem of its evidence: <folder>/<sha>/<stem>[.<env>][.attempt-<n>].json
+STEM = {
+    "commit": "commit",
+    "integration": "integration",
+    "build": "build",
+    "release-candidate": "manifest",
+    "infra": "deployment",
+    "deploy": "api-smoke",
+    "release": "decision",
+    "pipeline": "timing",
+}
+# Deploy and smoke evidence is kept per environment; the default one is never in a key.
+PER_ENVIRONMENT = {"infra", "deploy"}
+DEFAULT_ENVIRONMENT = "production"
+SHA = re.compile(r"[0-9a-f]{40}")
 # The policy's trust: see docs/policy.md.
 POLICY_TYPE = "application/vnd.ledger.policy+json"
 ROOT_PAYLOAD_TYPE = "application/vnd.ledger.policy-root+json"
@@ -95,6 +139,17 @@ ROOT_TYPE = "https://ledger.dev/policy-root/v1"
 ROOT_PREFIX = os.path.join("trust", "root")
 POLICY_SIGNATURE_PREFIX = os.path.join("trust", "policy")
 KEYID = re.compile(r"^[0-9a-f]{64}$")
+# The store's log and its checkpoints: see docs/evidence-format.md, "The log".
+LOG_PREFIX = "log"
+CHECKPOINT_PREFIX = "checkpoints"
+ORIGIN = "ledger.dev/evidence-log"
+MAX_ENTRY_BYTES = 1 << 20
+MAX_CHECKPOINT_BYTES = 1 << 16
+DIGEST = re.compile(r"[0-9a-f]{64}")
+NO_LOG = (
+    "the store has no log, so deleted evidence cannot be told from evidence never written "
+    "(`ledger checkpoint --genesis` starts one from what exists)"
+)
 
 
 # --- DSSE envelopes ----------------------------------------------------------------
@@ -232,10 +287,33 @@ def derived_result(stage, predicate):
     return None
 
 
-def check(store, policy, signed, sha, folder, name):
+def evidence_key(sha, folder, environment, attempt):
+    """The key of an attempt of a stage's evidence (docs/evidence-format.md)."""
+    qualifier = f".{environment}" if environment else ""
+    suffix = f".attempt-{attempt}" if attempt > 1 else ""
+    return f"{folder}/{sha}/{STEM[folder]}{qualifier}{suffix}.json"
+
+
+def parse_evidence_key(sha, key):
+    """(folder, environment, attempt) of a key of `sha`'s evidence, None for any other
+    key. The environment is None for the default one, which no key names; a key parses
+    one way only, so one that evidence_key would not build back is not evidence."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] not in LAYOUT or parts[1] != sha:
+        return None
+    folder, name = parts[0], parts[2]
+    environment = r"(?:\.(?!attempt-)([a-z0-9][a-z0-9_-]{0,31}))?" if folder in PER_ENVIRONMENT else "()"
+    m = re.fullmatch(re.escape(STEM[folder]) + environment + r"(?:\.attempt-([1-9][0-9]{0,3}))?\.json", name)
+    if not m:
+        return None
+    parsed = (folder, m.group(1) or None, int(m.group(2) or 1))
+    return parsed if evidence_key(sha, *parsed) == key and parsed[1] != DEFAULT_ENVIRONMENT else None
+
+
+def check(store, policy, signed, sha, folder, environment, attempt):
     problems = []
     stage, predicate_type = LAYOUT[folder]
-    path = os.path.join(store, folder, sha, name)
+    path = os.path.join(store, *evidence_key(sha, folder, environment, attempt).split("/"))
     # Signatures first: nothing of the payload is read before it is authenticated.
     need = policy.get("stages", {}).get(stage, {}).get("min_signatures", 1)
     keys = trusted_keys(policy, stage)
@@ -266,8 +344,9 @@ def check(store, policy, signed, sha, folder, name):
     commits.discard(None)
     if commits != {sha}:
         problems.append(f"subjects name commits {sorted(commits)}, not just {sha}")
-    attempt = int(ATTEMPT.match(name).group(1) or 1)
     expected = {"sha": sha, "stage": stage, "attempt": attempt}
+    if folder in PER_ENVIRONMENT:
+        expected["environment"] = environment or DEFAULT_ENVIRONMENT
     for field, value in expected.items():
         if predicate.get(field) != value:
             problems.append(f"predicate {field} is {predicate.get(field)!r}, stored as {value!r}")
@@ -438,6 +517,207 @@ def signed_policies(store, chain, policy_bytes, signature_path):
     return history
 
 
+# --- The store's log and its checkpoints ------------------------------------------
+
+
+class Log:
+    """The store's log, read whole and checked as a hash chain, as ledger reads it.
+
+    `heads` holds the SHA-256 of each entry's bytes, entry 1 first, up to the first
+    entry that does not read or link (a broken chain vouches for nothing after the
+    break); `named` maps every key those entries name to (entry, sha256); `problems`
+    are what is wrong with the log itself."""
+
+    def __init__(self, store):
+        self.heads, self.named, self.problems = [], {}, []
+        entries = {}
+        for name in stored_files(store, LOG_PREFIX):
+            m = re.fullmatch(r"([0-9]{16})\.json", name)
+            if not m or int(m.group(1)) == 0:
+                self.problems.append(f"log/{name} is not a log entry (log/<seq, 16 digits>.json)")
+            else:
+                entries[int(m.group(1))] = name
+        self.files = len(entries)
+        for seq in range(1, len(entries) + 1):
+            if seq not in entries:
+                later = min(s for s in entries if s > seq)
+                self.problems.append(
+                    f"the log has no entry {seq}: the next is log/{entries[later]} (entries were deleted)"
+                )
+                break
+            try:
+                self.add(seq, read(os.path.join(store, LOG_PREFIX, entries[seq])))
+            except (Invalid, OSError) as e:
+                self.problems.append(f"log entry log/{entries[seq]}: {e}")
+                break
+
+    def add(self, seq, data):
+        """Checks entry `seq` (its exact bytes) against the chain so far, then adds it."""
+        if len(data) > MAX_ENTRY_BYTES:
+            raise Invalid(f"{len(data)} bytes, over the {MAX_ENTRY_BYTES}-byte limit")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid("not UTF-8") from None
+        entry = strict_json(text, "the entry")
+        if not isinstance(entry, dict) or set(entry) != {"seq", "prev", "objects"}:
+            raise Invalid(f"not {{seq, prev, objects}}: {sorted(entry) if isinstance(entry, dict) else entry!r}")
+        if type(entry["seq"]) is not int or entry["seq"] != seq:
+            raise Invalid(f"says it is entry {entry['seq']!r}")
+        prev = self.heads[-1] if self.heads else None
+        if entry["prev"] != prev:
+            raise Invalid("its `prev` is not the SHA-256 of the entry before: the log was rewritten")
+        if not isinstance(entry["objects"], list):
+            raise Invalid("objects is not a list")
+        named = {}
+        for i, o in enumerate(entry["objects"]):
+            if (
+                not isinstance(o, dict)
+                or set(o) != {"key", "sha256"}
+                or not isinstance(o["key"], str)
+                or not isinstance(o["sha256"], str)
+                or not DIGEST.fullmatch(o["sha256"])
+            ):
+                raise Invalid(f"objects[{i}] is not {{key, sha256: 64 lowercase hex}}")
+            try:
+                o["key"].encode("utf-8")
+            except UnicodeEncodeError:
+                raise Invalid(f"objects[{i}].key is not Unicode text (a lone surrogate)") from None
+            first = self.named.get(o["key"]) or named.get(o["key"])
+            if first and first[1] != o["sha256"]:
+                raise Invalid(f"names {o['key']} again with another digest (first in entry {first[0]})")
+            named.setdefault(o["key"], (seq, o["sha256"]))
+        for key, logged in named.items():
+            self.named.setdefault(key, logged)
+        self.heads.append(hashlib.sha256(data).hexdigest())
+
+    def object_problems(self, key, digest):
+        """What is wrong with object `key` of SHA-256 `digest` (None: absent) as the log
+        sees it."""
+        logged = self.named.get(key)
+        if logged is None:
+            if digest is None:
+                return []
+            return [
+                f"{key} is not in the store's log: no writer logged it "
+                "(a `ledger` killed before logging? the next run of the stage logs it)"
+            ]
+        if digest is None:
+            return [f"the store's log names it (entry {logged[0]}): it was deleted or renamed"]
+        if digest != logged[1]:
+            return [
+                f"{key} is not the object the log recorded in entry {logged[0]} "
+                f"(sha256 {logged[1][:12]}): it was replaced"
+            ]
+        return []
+
+    def extends(self, size, head):
+        """Problems if the log does not extend the checkpoint (`size`, `head` hex)."""
+        if size == 0:
+            return []
+        if size > len(self.heads):
+            whole = "entries" if not self.problems else "entries that read as a chain"
+            return [
+                f"the log does not extend checkpoint {size}: it has only {len(self.heads)} {whole} "
+                "(its tail was removed)"
+            ]
+        if self.heads[size - 1] != head:
+            return [
+                f"the log does not extend checkpoint {size}: entry {size} is not the one it signed "
+                "(the log was rewritten)"
+            ]
+        return []
+
+
+def checkpoint_keys(policy):
+    """The Ed25519 keys the policy trusts for any stage (revoked or not), by their
+    signed-note name: `ledger-` and the first 16 hex digits of the key id."""
+    keys = {}
+    for k in policy["keys"]:
+        public = load_pem_public_key(k["public_key"].encode())
+        if not isinstance(public, Ed25519PublicKey):
+            continue
+        keyid = SSlibKey.from_crypto(public).keyid
+        if keyid != k["keyid"]:
+            raise SystemExit(f"policy key {k['keyid']} does not match its public key")
+        keys.setdefault(f"ledger-{keyid[:16]}", []).append((keyid, public))
+    return keys
+
+
+def b64_standard(text, what):
+    """Standard base64 with padding, canonical (no stray bits), as a signed note has it."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid(f"{what} is not base64") from None
+    if base64.b64encode(data).decode() != text:
+        raise Invalid(f"{what} is not canonical base64")
+    return data
+
+
+def read_checkpoint(data, keys):
+    """Parses a checkpoint (a C2SP signed note) and checks that a key among `keys`
+    (from checkpoint_keys) signed it; returns (size, head hex, signer key ids). A
+    signature line naming one of `keys` that does not verify is tampering."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise Invalid(f"{len(data)} bytes: not a ledger checkpoint")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid("not UTF-8 text") from None
+    body, blank, signatures = text.partition("\n\n")
+    body += "\n"
+    m = re.fullmatch(re.escape(ORIGIN) + r"\n(0|[1-9][0-9]{0,19})\n([A-Za-z0-9+/=]{44})\n", body)
+    if not blank or not m or int(m.group(1)) >= 2**64:
+        raise Invalid(f"not a ledger checkpoint: the body is not `{ORIGIN}`, a size and a base64 head, one a line")
+    size, head = int(m.group(1)), b64_standard(m.group(2), "the head")
+    if len(head) != 32:
+        raise Invalid("not a ledger checkpoint: the head is not a SHA-256")
+    if not signatures.endswith("\n"):
+        raise Invalid("not a ledger checkpoint: no signature lines, or the last does not end with a newline")
+    names, signers = [], []
+    for line in signatures[:-1].split("\n"):
+        m = re.fullmatch("\u2014 ([^ ]+) ([A-Za-z0-9+/=]+)", line)
+        if not m:
+            raise Invalid(f"not a ledger checkpoint: {line[:80]!r} is not a signature line (`\u2014 <name> <base64>`)")
+        name, blob = m.group(1), b64_standard(m.group(2), f"the signature by {m.group(1)[:40]}")
+        names.append(name)
+        if name not in keys:
+            continue  # a key the policy does not know: neither counts nor fails
+        for keyid, public in keys[name]:
+            key_hash = hashlib.sha256(name.encode() + b"\n\x01" + public.public_bytes(Encoding.Raw, PublicFormat.Raw))
+            if len(blob) == 68 and blob[:4] == key_hash.digest()[:4]:
+                try:
+                    public.verify(blob[4:], body.encode())
+                except InvalidSignature:
+                    continue
+                signers.append(keyid)
+                break
+        else:
+            raise Invalid(f"the signature by {name} does not verify: the checkpoint was altered")
+    if not signers:
+        raise Invalid(f"signed by no key the policy trusts (signers: {', '.join(names) or 'none'})")
+    return size, head.hex(), signers
+
+
+def check_checkpoint(data, keys, log, name=None):
+    """Problems of one checkpoint: its signature, its name (stored ones), and whether
+    the log extends it."""
+    try:
+        size, head, signers = read_checkpoint(data, keys)
+    except Invalid as e:
+        return [str(e)]
+    problems = []
+    if name is not None:
+        m = re.fullmatch(r"([0-9]{16})-([0-9a-f]{12})\.txt", name)
+        if not m or int(m.group(1)) != size or not any(s.startswith(m.group(2)) for s in signers):
+            problems.append(
+                f"it is checkpoint {size} signed by {signers[0][:12]}, but not named so "
+                "(<size, 16 digits>-<the signer's key id, first 12 hex>.txt): it was renamed"
+            )
+    return problems + log.extends(size, head)
+
+
 def arguments(argv):
     parser = argparse.ArgumentParser(
         description="Verify a ledger evidence chain without ledger.",
@@ -449,12 +729,19 @@ def arguments(argv):
     parser.add_argument("--signature", metavar="SIG_JSON", help="default: x.sig.json beside x.json, else the store's")
     parser.add_argument("--root", metavar="ROOT_JSON", help="default: root.json beside the policy, if there is one")
     parser.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="a checkpoint saved earlier (e.g. checkpoints/<size>-<keyid>.txt): the log must extend it",
+    )
+    parser.add_argument(
         "--owners",
         metavar="KEYID,...",
         default=os.environ.get("LEDGER_POLICY_OWNERS", ""),
         help="the owner key ids the CI pins (default: $LEDGER_POLICY_OWNERS)",
     )
     args = parser.parse_args(argv[1:])
+    if not SHA.fullmatch(args.sha):
+        parser.error(f"SHA: {args.sha[:80]!r} is not a commit SHA (40 lowercase hex digits)")
     beside = lambda name: os.path.join(os.path.dirname(args.policy), name)  # noqa: E731
     if args.signature is None:
         stem = os.path.basename(args.policy).removesuffix(".json")
@@ -482,34 +769,96 @@ def main(argv):
         f"(root version {current.version}, {current.threshold} of {len(current.owners)}); "
         f"{len(signed)} signed polic{'y' if len(signed) == 1 else 'ies'} in its history"
     )
-    failed = checked = 0
-    for folder in LAYOUT:
-        directory = os.path.join(store, folder, sha)
-        if not os.path.isdir(directory):
-            continue
-        for name in sorted(os.listdir(directory)):
-            if name.endswith(".log"):
-                continue
-            key = f"{folder}/{sha}/{name}"
-            if not ATTEMPT.match(name):
-                print(f"FAIL  {key}: not ledger evidence")
-                failed += 1
-                continue
-            checked += 1
-            try:
-                problems = check(store, policy, signed, sha, folder, name)
-            except Exception as e:  # fail closed on anything unexpected
-                problems = [f"unreadable: {e!r}"]
+    failed = checked = verified = 0
+
+    def report(key, problems, quiet=False):
+        nonlocal failed
+        if problems or not quiet:
             print(("ok    " if not problems else "FAIL  ") + key)
-            for p in problems:
-                print(f"      {p}")
-            failed += bool(problems)
+        for p in problems:
+            print(f"      {p}")
+        failed += bool(problems)
+        return not problems
+
+    log = Log(store)
+    if log.problems:
+        report("log/", log.problems)
+    if not log.heads:  # every piece of evidence fails: nothing says what the set was
+        no_log = NO_LOG if not log.files and not log.problems else "the store's log does not read (log/ above)"
+    # Every object stored under the commit's prefixes, and every one the log names
+    # there: a missing one was deleted or renamed, an unnamed one no writer logged.
+    stored, attempts = {}, {}
+    for folder in LAYOUT:
+        for name in stored_files(store, os.path.join(folder, sha)):
+            key = f"{folder}/{sha}/{name.replace(os.sep, '/')}"
+            stored[key] = sha256_file(os.path.join(store, *key.split("/")))
+    prefixes = tuple(f"{folder}/{sha}/" for folder in LAYOUT)
+    logged = {key for key in log.named if key.startswith(prefixes)}
+
+    def order(key):  # stage by stage, environment by environment, attempt by attempt
+        ref = parse_evidence_key(sha, key)
+        return (list(LAYOUT).index(key.split("/")[0]), ref[1] or "", ref[2], key) if ref else (len(LAYOUT), "", 0, key)
+
+    for key in sorted(stored.keys() | logged, key=order):
+        digest = stored.get(key)
+        ref = parse_evidence_key(sha, key)
+        if log.heads:
+            problems = log.object_problems(key, digest)
+        else:
+            problems = [no_log] if ref else []
+        if ref:
+            attempts.setdefault(ref[:2], set()).add(ref[2])
+        if key.endswith(".log"):
+            report(key, problems, quiet=True)  # checked with the envelope that names it
+            continue
+        if not ref:
+            report(key, ["not ledger evidence"] + problems)
+            continue
+        checked += 1
+        if digest is None:
+            report(key, [f"{key} is missing from the store"] + problems)
+            continue
+        try:
+            problems = check(store, policy, signed, sha, *ref) + problems
+        except Exception as e:  # fail closed on anything unexpected
+            problems = [f"unreadable: {e!r}"] + problems
+        verified += report(key, problems)
+    # Attempts are numbered from 1 without a hole: a hole is an attempt removed from
+    # both the store and the log.
+    for (folder, environment), numbers in sorted(attempts.items(), key=lambda a: (a[0][0], a[0][1] or "")):
+        missing = next(n for n in range(1, len(numbers) + 2) if n not in numbers)
+        if missing <= max(numbers):
+            report(
+                evidence_key(sha, folder, environment, missing),
+                [
+                    f"attempt {missing} of `{LAYOUT[folder][0]}` is neither stored nor logged, "
+                    "but later attempts are: it was removed"
+                ],
+            )
     if checked == 0:
         print(f"no evidence for {sha} in {store}")
         sys.exit(1)
-    print(f"{checked - failed} of {checked} artifact(s) verified")
+    # Checkpoints: each signed by a key the policy trusts, and each extended by the
+    # log; the auditor's own (--checkpoint) as well, which catches a cut-back tail.
+    try:
+        keys = checkpoint_keys(policy)
+    except Exception as e:  # fail closed
+        report("checkpoints/", [f"the policy's keys do not read: {e!r}"])
+        keys = {}
+    for name in stored_files(store, CHECKPOINT_PREFIX):
+        try:
+            problems = check_checkpoint(read(os.path.join(store, CHECKPOINT_PREFIX, name)), keys, log, name)
+        except OSError as e:
+            problems = [f"unreadable: {e}"]
+        report(f"checkpoints/{name.replace(os.sep, '/')}", problems)
+    if args.checkpoint:
+        try:
+            problems = check_checkpoint(read(args.checkpoint), keys, log)
+        except OSError as e:
+            problems = [f"unreadable: {e}"]
+        report(f"checkpoint {args.checkpoint} (--checkpoint)", problems)
+    print(f"{verified} of {checked} artifact(s) verified; the log has {len(log.heads)} entries")
     sys.exit(1 if failed else 0)
-
 
 if __name__ == "__main__":
     main(sys.argv)

@@ -68,6 +68,7 @@ fn assert_refused(repo: &Repo, what: &str, bytes: Vec<u8>) {
 fn forged_envelopes_fail_verification_and_the_gate() {
     let repo = chain();
     let original = envelope(&repo, TARGET);
+    let original_bytes = repo.read_object(TARGET);
     let key = repo_key(&repo);
     let attacker = SigningKey::from_seed(&[66; 32]);
     let statement = statement_of(&original);
@@ -135,7 +136,7 @@ fn forged_envelopes_fail_verification_and_the_gate() {
     }
 
     // The original verifies again: the refusals were about the forgeries.
-    repo.tamper_object(TARGET, serde_json::to_vec(&original).unwrap());
+    repo.tamper_object(TARGET, original_bytes);
     assert_code(&repo.ledger(&["verify", SHA]), 0);
 }
 

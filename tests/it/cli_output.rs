@@ -166,6 +166,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["policy", "rotate"],
     &["stage"],
     &["verify"],
+    &["checkpoint"],
     &["show"],
     &["log"],
     &["report"],

@@ -164,11 +164,11 @@ fn deploy_refuses_a_manifest_that_names_a_tag() {
         &std::fs::read_to_string(p.repo.path().join(".ledger/release.key")).unwrap(),
     )
     .unwrap();
-    let path = p
-        .repo
-        .object(&format!("release-candidate/{s}/manifest.json"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, Envelope::sign(&st, &key).to_bytes()).unwrap();
+    // Written and logged as the key's holder would through ledger.
+    p.repo.write_logged(
+        &format!("release-candidate/{s}/manifest.json"),
+        Envelope::sign(&st, &key).to_bytes(),
+    );
     let out = p.ledger(&["stage", "deploy", "--sha", &s]);
     assert_code(&out, 3);
     assert!(text(&out).contains("/images/api/ref"), "{}", text(&out));

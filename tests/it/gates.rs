@@ -144,7 +144,7 @@ fn evidence_of_another_sha_does_not_satisfy_a_gate(backend: Backend) {
     let repo = Repo::on(&backend);
     let other = "f".repeat(40);
     let key = repo.record(ArtifactKind::Commit, &other, |_| {});
-    repo.tamper_object(&key.replace(&other, SHA), repo.read_object(&key));
+    repo.write_logged(&key.replace(&other, SHA), repo.read_object(&key));
     let (code, v) = gate(&repo, Stage::Integration);
     assert_eq!(code, 3);
     assert!(

@@ -111,8 +111,12 @@ fn securesystemslib_envelopes_verify_with_ledger() {
     assert!(out.status.success(), "{}", text(&out));
     // Put the securesystemslib envelope in place of ledger's (the store is write-once
     // through ledger; an auditor's copy is just files).
+    // Its log, which named ledger's envelope, is started afresh over the copy.
     std::fs::remove_file(&envelope_path).unwrap();
     std::fs::copy(&signed, &envelope_path).unwrap();
+    std::fs::remove_dir_all(repo.store().join("log")).unwrap();
+    std::fs::remove_dir_all(repo.store().join("checkpoints")).unwrap();
+    assert_code(&repo.ledger(&["checkpoint", "--genesis"]), 0);
     let out = repo.ledger(&["verify", SHA]);
     assert_code(&out, 0);
 }

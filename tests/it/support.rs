@@ -33,3 +33,17 @@ impl InProcess {
             .ok
     }
 }
+
+impl crate::Repo {
+    /// Writes an object and logs it, as a writer with the store's credentials would
+    /// through `ledger`: for attacks that are about what the object says, not about
+    /// its absence from the log.
+    pub fn write_logged(&self, key: &str, bytes: Vec<u8>) {
+        self.tamper_object(key, bytes.clone());
+        self.block_on(async {
+            let store = self.open_store().await;
+            store.adopt(key, ledger_core::Sha256Digest::of(&bytes));
+            store.log_flush().await.unwrap();
+        });
+    }
+}

@@ -53,6 +53,9 @@ pub enum Command {
     Stage(StageArgs),
     /// Verify all evidence stored for a commit (or every commit: --all), offline
     Verify(VerifyArgs),
+    /// The store log's newest checkpoint, verified: save it to check the log later
+    /// with `verify --checkpoint`; --genesis starts a log on a store that has none
+    Checkpoint(CheckpointArgs),
     /// A commit's evidence chain as people read it: stages, results, signers, facts
     Show(ShowArgs),
     /// Commits newest first, with their furthest stage and decision
@@ -170,6 +173,17 @@ pub struct GateArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Start the log of a store that has evidence but no log: one entry naming every
+    /// object there now, and a checkpoint signed with --key (default: the release key)
+    #[arg(long)]
+    pub genesis: bool,
+    /// Signing key for --genesis [default: .ledger/release.key]
+    #[arg(long, value_name = "FILE", requires = "genesis")]
+    pub key: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// The policy in force: its digest, who signed it, the owners, and what changed
@@ -264,6 +278,10 @@ pub struct VerifyArgs {
     /// Threads for --all [default: all cores; at most four per core]
     #[arg(long, value_name = "N", requires = "all")]
     pub jobs: Option<usize>,
+    /// Also prove that today's log extends this checkpoint, saved earlier (`ledger
+    /// checkpoint`): a log cut back or rewritten since then fails (exit 4)
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    pub checkpoint: Option<PathBuf>,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

@@ -72,7 +72,29 @@ pub async fn open_store(global: &Global, root: &Path) -> Result<Store> {
         Some(s) => StoreLocation::parse(s)?,
         None => StoreLocation::default_for(root),
     };
-    Ok(Store::open(location).await?)
+    let store = Store::open(location).await?;
+    OPENED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(store.clone());
+    Ok(store)
+}
+
+/// Every store this process opened, so that what it wrote is logged before it exits.
+static OPENED: std::sync::Mutex<Vec<Store>> = std::sync::Mutex::new(Vec::new());
+
+/// Appends a log entry for whatever this process wrote that no entry names yet
+/// (stages log their own writes; this catches the rest, e.g. a lease's release).
+pub async fn log_what_was_written() -> Result<()> {
+    let stores: Vec<Store> = std::mem::take(
+        &mut *OPENED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for store in stores {
+        store.log_flush().await?;
+    }
+    Ok(())
 }
 
 /// `ledger.toml` at the repository root, its errors classed like every pipeline error.

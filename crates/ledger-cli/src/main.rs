@@ -49,7 +49,15 @@ fn main() -> ExitCode {
             return exit::Code::Infrastructure.into();
         }
     };
-    match runtime.block_on(cmd::run(cli)) {
+    let result = runtime.block_on(async {
+        let result = cmd::run(cli).await;
+        // Whatever the command wrote is logged, whether it succeeded or not.
+        match (result, context::log_what_was_written().await) {
+            (Ok(_), Err(f)) => Err(f),
+            (result, _) => result,
+        }
+    });
+    match result {
         Ok(code) => code.into(),
         Err(failure) => {
             failure.print();

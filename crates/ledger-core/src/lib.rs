@@ -22,6 +22,7 @@ pub mod sha;
 pub mod signed;
 pub mod stage;
 pub mod statement;
+pub mod tlog;
 
 pub use digest::Sha256Digest;
 pub use dsse::{Envelope, Signature, VerifiedEnvelope};

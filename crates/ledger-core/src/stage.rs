@@ -311,7 +311,7 @@ impl ArtifactRef {
                     1
                 } else {
                     let n = rest.strip_prefix(".attempt-")?;
-                    if n.starts_with('0') || n.len() > 4 {
+                    if n.starts_with('0') || n.len() > 4 || !n.bytes().all(|b| b.is_ascii_digit()) {
                         return None;
                     }
                     let n: u32 = n.parse().ok()?;

@@ -9,6 +9,7 @@ use crate::error::Error;
 use ledger_core::dsse::Envelope;
 use ledger_core::predicate::{Header, Input, Outcome, Runner};
 use ledger_core::schema::{self, Document, SchemaError};
+use ledger_core::tlog::{self, Checkpoint};
 use ledger_core::EnvName;
 use ledger_core::{
     ArtifactKind, ArtifactRef, GitSha, Sha256Digest, SigningKey, Stage, Statement, Subject,
@@ -125,7 +126,32 @@ impl Recorder<'_> {
         let bytes = envelope.to_bytes();
         let digest = Sha256Digest::of(&bytes);
         match self.store.put_create(&object_key(r), bytes).await? {
-            PutOutcome::Created | PutOutcome::AlreadyPresent => Ok(digest),
+            PutOutcome::Created | PutOutcome::AlreadyPresent => {}
+        }
+        self.log_and_checkpoint().await?;
+        Ok(digest)
+    }
+
+    /// Appends one log entry naming everything this process wrote since the last
+    /// (the envelope, its captured output, the policy copy …), then stores a
+    /// checkpoint of the new head signed with the stage's key. Objects first, entry
+    /// second (`ledger_store` says why); a checkpoint lost to a crash is only a
+    /// checkpoint fewer.
+    pub async fn log_and_checkpoint(&self) -> Result<(), Error> {
+        let Some(head) = self.store.log_flush().await? else {
+            return Ok(());
+        };
+        let note = Checkpoint {
+            size: head.size,
+            head: head.head,
+        }
+        .sign(self.key);
+        let key =
+            ledger_store::ObjectKey::parse(&tlog::checkpoint_key(head.size, self.key.key_id()))
+                .map_err(StoreError::from)?;
+        match self.store.put_create(&key, note).await {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 

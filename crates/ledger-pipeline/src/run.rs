@@ -91,6 +91,42 @@ pub async fn begin(
     if !report.allowed() {
         return Err(Error::Denied(Box::new(report)));
     }
+    adopt_unlogged(&mut evidence, stage, sha).await?;
     rec.store_policy().await?;
     Ok(Passed { report, stage })
+}
+
+/// Objects of `stage` for `sha` that exist but the log does not name: what a
+/// `ledger` killed between writing them and logging them left. This run's log entry
+/// names them too, so a crash costs an attempt, never the log's completeness.
+async fn adopt_unlogged(
+    evidence: &mut Evidence<'_>,
+    stage: Stage,
+    sha: &GitSha,
+) -> Result<(), Error> {
+    let index = evidence.log_index().await?;
+    if index.is_empty() {
+        return Ok(());
+    }
+    let store = evidence.store();
+    for kind in ledger_core::ArtifactKind::ALL
+        .into_iter()
+        .filter(|k| k.stage() == stage)
+    {
+        for key in store.list(&kind.prefix(sha)).await? {
+            if index.get(&key).is_some() {
+                continue;
+            }
+            let object =
+                ledger_store::ObjectKey::parse(&key).map_err(ledger_store::StoreError::from)?;
+            if let Some(bytes) = store
+                .get_limited(&object, ledger_verify::read::MAX_LOG_BYTES)
+                .await?
+            {
+                tracing::info!(key, "adopting an object no log entry names");
+                store.adopt(&key, ledger_core::Sha256Digest::of(&bytes));
+            }
+        }
+    }
+    Ok(())
 }

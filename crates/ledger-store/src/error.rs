@@ -42,6 +42,8 @@ pub enum StoreError {
     },
     #[error("evidence store {location} did not honour a create-only write: {what}; ledger cannot keep evidence write-once there")]
     CreateOnlyBroken { location: String, what: String },
+    #[error("the log of evidence store {location} cannot be appended to: {what}")]
+    LogBroken { location: String, what: String },
 }
 
 impl StoreError {
@@ -58,6 +60,7 @@ impl StoreError {
             StoreError::Denied { .. } => "denied",
             StoreError::NoCreateOnly { .. } => "no create-only writes",
             StoreError::CreateOnlyBroken { .. } => "create-only broken",
+            StoreError::LogBroken { .. } => "log broken",
         }
     }
 }

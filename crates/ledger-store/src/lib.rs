@@ -11,6 +11,7 @@ mod error;
 mod key;
 mod local;
 mod location;
+mod log;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -18,6 +19,7 @@ pub use error::StoreError;
 use error::{log_failure, refused};
 pub use key::{KeyError, ObjectKey};
 pub use location::{Bucket, Service, StoreLocation};
+pub use log::{Head, MAX_APPEND_RACES};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -51,6 +53,10 @@ pub struct Store {
     location: String,
     /// The folder of a local store, for [`Store::map_many`]'s direct reads.
     local_root: Option<Arc<std::path::Path>>,
+    /// Objects this process created that no log entry names yet (`log.rs`).
+    pending: Arc<std::sync::Mutex<Vec<ledger_core::tlog::LoggedObject>>>,
+    /// The last log entry this process saw or wrote.
+    head_cache: Arc<std::sync::Mutex<Option<(u64, Bytes)>>>,
 }
 
 /// How many requests [`Store::map_many`] keeps in flight against a bucket.
@@ -77,6 +83,8 @@ impl Store {
             inner,
             location: location.into(),
             local_root: None,
+            pending: Arc::default(),
+            head_cache: Arc::default(),
         }
     }
 
@@ -188,6 +196,7 @@ impl Store {
         {
             Ok(_) => {
                 tracing::debug!(bytes = bytes.len(), "created");
+                self.note_written(key.as_str(), &bytes);
                 Ok(PutOutcome::Created)
             }
             Err(object_store::Error::AlreadyExists { .. }) => {

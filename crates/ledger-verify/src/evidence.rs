@@ -10,14 +10,12 @@
 use crate::error::Error;
 use crate::layout::{header_problems, read_predicate, result_problems, statement_problems};
 use crate::read::{
-    classify, log_object_key, object_key, policy_key, read_objects, Fetched, Snapshot,
-    MAX_LOG_BYTES,
+    log_object_key, object_key, policy_key, read_objects, Fetched, Snapshot, MAX_LOG_BYTES,
 };
 use crate::trust::SignedPolicy;
 pub use crate::typed::{AnyPredicate, Typed};
 use ledger_core::dsse::Envelope;
 use ledger_core::predicate::{CommandPredicate, Header, Input, Outcome};
-use ledger_core::ArtifactKind;
 use ledger_core::{ArtifactRef, EnvName, GitSha, KeyId, Sha256Digest, Statement};
 use ledger_store::{ObjectKey, Store};
 use serde::Serialize;
@@ -159,18 +157,23 @@ pub struct ChainReport {
     pub artifacts: Vec<ArtifactReport>,
     /// Objects under this SHA's prefixes that are not `ledger` evidence.
     pub unexpected: Vec<String>,
+    /// What the store's log says is wrong: objects it names that are gone, objects
+    /// it does not name, attempts removed, checkpoints it no longer extends.
+    pub log: Vec<String>,
 }
 
 /// Verifies artifacts against a store and a policy, caching what it reads.
 #[derive(Debug)]
 pub struct Evidence<'a> {
-    store: &'a Store,
+    pub(crate) store: &'a Store,
     policy: &'a SignedPolicy,
     cache: HashMap<String, Option<Fetched>>,
     /// Digests of captured logs read ahead (`None`: absent from the store).
-    log_cache: HashMap<String, Option<Sha256Digest>>,
-    snapshot: Option<&'a Snapshot>,
+    pub(crate) log_cache: HashMap<String, Option<Sha256Digest>>,
+    pub(crate) snapshot: Option<&'a Snapshot>,
     env: Option<EnvName>,
+    /// The store's log, read on first need (`tlog`).
+    pub(crate) log: Option<std::sync::Arc<crate::tlog::LogIndex>>,
 }
 
 impl<'a> Evidence<'a> {
@@ -183,6 +186,7 @@ impl<'a> Evidence<'a> {
             log_cache: HashMap::new(),
             snapshot: None,
             env: None,
+            log: None,
         }
     }
 
@@ -238,9 +242,9 @@ impl<'a> Evidence<'a> {
     pub async fn check(&mut self, r: &ArtifactRef) -> Result<Checked, Error> {
         let key = object_key(r);
         let Some(Fetched { bytes, digest }) = self.fetch(&key).await? else {
-            return Ok(Checked::Invalid(vec![format!(
-                "{key} is missing from the store"
-            )]));
+            let mut problems = vec![format!("{key} is missing from the store")];
+            problems.extend(self.log_problems(key.as_str(), None).await?);
+            return Ok(Checked::Invalid(problems));
         };
         let stage = r.kind.stage();
         let policy = self.policy;
@@ -271,6 +275,7 @@ impl<'a> Evidence<'a> {
         let mut notes = Vec::new();
         self.check_policy(&typed.header().policy_sha256, &mut problems, &mut notes)
             .await?;
+        problems.extend(self.log_problems(key.as_str(), Some(digest)).await?);
         if !problems.is_empty() {
             return Ok(Checked::Invalid(problems));
         }
@@ -402,17 +407,6 @@ impl<'a> Evidence<'a> {
         Ok(())
     }
 
-    /// Verifies every artifact stored for `sha`.
-    #[tracing::instrument(level = "debug", skip_all, fields(%sha))]
-    pub async fn check_sha(&mut self, sha: &GitSha) -> Result<ChainReport, Error> {
-        let mut keys = Vec::new();
-        for kind in ArtifactKind::ALL {
-            keys.extend(self.store.list(&kind.prefix(sha)).await?);
-        }
-        self.read_ahead(&keys).await?;
-        self.check_listed(sha, &keys).await
-    }
-
     /// Reads the envelopes of `refs` and their captured logs into the cache in one
     /// bulk read (see `read_ahead`). Only listed objects: the stored policy is left to
     /// the first check that needs it, because a stage may store the current policy
@@ -430,7 +424,7 @@ impl<'a> Evidence<'a> {
 
     /// Reads every one of `keys` into the cache in one bulk read (captured logs only
     /// hashed), so that checking them afterwards waits on no read of its own.
-    async fn read_ahead(&mut self, keys: &[String]) -> Result<(), Error> {
+    pub(crate) async fn read_ahead(&mut self, keys: &[String]) -> Result<(), Error> {
         if self.snapshot.is_some() {
             return Ok(());
         }
@@ -443,50 +437,5 @@ impl<'a> Evidence<'a> {
         self.cache.extend(read.envelopes);
         self.log_cache.extend(read.log_digests);
         Ok(())
-    }
-
-    /// Verifies the artifacts among `keys`, the objects listed under `sha`'s prefixes;
-    /// any other object there is reported as unexpected.
-    pub async fn check_listed(
-        &mut self,
-        sha: &GitSha,
-        keys: &[String],
-    ) -> Result<ChainReport, Error> {
-        let (refs, unexpected) = classify(sha, keys);
-        let mut artifacts = Vec::new();
-        for r in refs {
-            artifacts.push(self.report(&r).await?);
-        }
-        let ok = !artifacts.is_empty() && artifacts.iter().all(|a| a.ok) && unexpected.is_empty();
-        Ok(ChainReport {
-            sha: *sha,
-            ok,
-            artifacts,
-            unexpected,
-        })
-    }
-
-    async fn report(&mut self, r: &ArtifactRef) -> Result<ArtifactReport, Error> {
-        let base = ArtifactReport {
-            key: r.key(),
-            kind: r.kind.as_str().to_owned(),
-            stage: r.kind.stage().as_str().to_owned(),
-            attempt: r.attempt,
-            ok: false,
-            result: None,
-            signers: vec![],
-            problems: vec![],
-            notes: vec![],
-        };
-        Ok(match self.check(r).await?.into_result() {
-            Ok(a) => ArtifactReport {
-                ok: true,
-                result: Some(a.header().result),
-                signers: a.signers().iter().map(|k| k.to_string()).collect(),
-                notes: a.notes().to_vec(),
-                ..base
-            },
-            Err(problems) => ArtifactReport { problems, ..base },
-        })
     }
 }

@@ -75,12 +75,27 @@ pub async fn gather(
     // Every stage's latest attempt at once (one listing each, concurrently), then
     // all of their objects in one bulk read: on a bucket, one round trip after
     // another was most of a gate's time.
+    // The latest attempt is the latest the log names, so deleting or hiding it does
+    // not promote an earlier one; a store without a log is listed (and then fails
+    // verification for having none).
+    let index = evidence.log_index().await?;
     let (store, env) = (evidence.store(), evidence.env());
-    let latest = futures::future::try_join_all(wanted.iter().map(|stage| {
-        let kind = stage.primary_artifact();
-        store.latest_in(kind, sha, env.filter(|_| kind.per_environment()))
-    }))
-    .await?;
+    let env_of = |kind: ArtifactKind| env.filter(|_| kind.per_environment());
+    let latest: Vec<Option<ArtifactRef>> = if index.is_empty() {
+        futures::future::try_join_all(wanted.iter().map(|stage| {
+            let kind = stage.primary_artifact();
+            store.latest_in(kind, sha, env_of(kind))
+        }))
+        .await?
+    } else {
+        wanted
+            .iter()
+            .map(|stage| {
+                let kind = stage.primary_artifact();
+                index.latest(kind, sha, env_of(kind))
+            })
+            .collect()
+    };
     let found: Vec<ArtifactRef> = latest.iter().flatten().copied().collect();
     evidence.read_ahead_refs(&found).await?;
     let mut verified = BTreeMap::new();

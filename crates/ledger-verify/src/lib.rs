@@ -18,15 +18,21 @@
 //!   latest decision, ever promoted, already built.
 //! * [`trust`] is the policy's root of trust: which policy is in force (signed by a
 //!   threshold of its owners) and every policy that ever was.
+//! * [`tlog`] reads the store's log of every object written (a hash chain with
+//!   signed checkpoints); [`logged`] holds evidence to it, so deleted, hidden or
+//!   replaced objects fail verification and gates.
 //! * [`show`] is a chain as people read it and the store as a history (`show`, `log`).
 
+pub mod chain;
 pub mod error;
 pub mod evidence;
 pub mod gate;
 pub mod history;
 pub mod layout;
+pub mod logged;
 pub mod read;
 pub mod show;
+pub mod tlog;
 pub mod trust;
 pub mod typed;
 pub mod walk;

@@ -120,6 +120,9 @@ pub struct AllReport {
     pub artifacts_failed: usize,
     /// Objects among the evidence that no stage writes (under a SHA or not).
     pub unexpected: Vec<String>,
+    /// What is wrong with the store's log as a whole: its chain, checkpoints that it
+    /// does not extend, objects outside the evidence folders it misses or lacks.
+    pub log: Vec<String>,
     /// Every chain that failed, in SHA order.
     pub failed: Vec<ChainReport>,
 }
@@ -142,8 +145,18 @@ pub async fn verify_all(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<AllReport, Error> {
     let index = StoreIndex::build(store).await?;
-    let shas: Vec<GitSha> = index.shas.keys().copied().collect();
+    let log = std::sync::Arc::new(crate::tlog::LogIndex::read(store).await?);
+    // A SHA the log names is verified even when nothing of it is left in the store.
+    let mut shas: BTreeSet<GitSha> = index.shas.keys().copied().collect();
+    shas.extend(
+        log.keys()
+            .filter_map(|k| k.split('/').nth(1))
+            .filter_map(|s| GitSha::parse(s).ok()),
+    );
+    let shas: Vec<GitSha> = shas.into_iter().collect();
     let snapshot = index.snapshot(store, &shas).await?;
+    let log_problems =
+        crate::tlog::store_wide_problems(store, &log, policy, !index.shas.is_empty()).await?;
     // The policy objects are read once here; a missing one is reported per artifact.
     let _ = policy_key(&policy.digest())?;
     let next = AtomicUsize::new(0);
@@ -153,11 +166,12 @@ pub async fn verify_all(
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, max_threads()) {
             scope.spawn(|| {
-                let mut evidence = Evidence::over_snapshot(store, policy, &snapshot);
+                let mut evidence =
+                    Evidence::over_snapshot(store, policy, &snapshot).with_log(log.clone());
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(sha) = shas.get(i) else { break };
-                    let keys = &index.shas[sha].keys;
+                    let keys = index.shas.get(sha).map_or(&[][..], |o| o.keys.as_slice());
                     // Over a snapshot nothing awaits I/O: each future completes on its
                     // first poll, so a minimal executor on this thread is enough.
                     match futures::executor::block_on(evidence.check_listed(sha, keys)) {
@@ -191,13 +205,14 @@ pub async fn verify_all(
     unexpected.sort();
     let failed: Vec<ChainReport> = chains.into_iter().filter(|c| !c.ok).collect();
     Ok(AllReport {
-        ok: failed.is_empty() && unexpected.is_empty(),
+        ok: failed.is_empty() && unexpected.is_empty() && log_problems.is_empty(),
         shas: shas.len(),
         shas_failed: failed.len(),
         artifacts,
         artifacts_ok,
         artifacts_failed: artifacts - artifacts_ok,
         unexpected,
+        log: log_problems,
         failed,
     })
 }

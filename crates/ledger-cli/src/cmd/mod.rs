@@ -1,6 +1,7 @@
 //! One file per command group: each resolves its inputs, calls the library, prints,
 //! and picks the exit code. This module dispatches and holds what several share.
 
+mod checkpoint;
 mod doctor;
 mod init;
 mod policy;
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<Code> {
         Command::Policy(cmd) => policy::policy(global, cmd).await,
         Command::Stage(args) => stage::stage(global, args).await,
         Command::Verify(args) => verify::verify(global, args).await,
+        Command::Checkpoint(args) => checkpoint::checkpoint(global, args).await,
         Command::Show(args) => show::show(global, args).await,
         Command::Log(args) => show::log(global, args).await,
         Command::Report(args) => report::report(global, args).await,

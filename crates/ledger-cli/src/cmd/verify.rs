@@ -17,7 +17,18 @@ pub async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
     let root = crate::context::repo_root()?;
     let sha = parse_sha(args.sha.as_deref().unwrap_or_default())?;
     let reader = Reader::open(global, root).await?;
-    let report = reader.evidence().check_sha(&sha).await?;
+    let mut evidence = reader.evidence();
+    let mut report = evidence.check_sha(&sha).await?;
+    if let Some(file) = &args.checkpoint {
+        let bytes = crate::context::read_limited(file, "checkpoint")?;
+        let index = evidence.log_index().await?;
+        let keys: Vec<&ledger_core::PublicKey> =
+            reader.policy.keys().iter().map(|k| &k.key).collect();
+        if let Err(problem) = ledger_verify::tlog::check_checkpoint(&bytes, &index, &keys) {
+            report.ok = false;
+            report.log.push(format!("{}: {problem}", file.display()));
+        }
+    }
     if args.json {
         print_json(&report)?;
     } else {
@@ -117,6 +128,9 @@ fn print_summary(report: &AllReport, location: &str) {
     for u in &report.unexpected {
         println!("FAIL  {u}\n      not ledger evidence: no stage writes this object");
     }
+    for problem in &report.log {
+        println!("FAIL  log\n      {problem}");
+    }
     println!();
     println!("store      {location}");
     println!("{:<10} {:>8} {:>8} {:>8}", "", "total", "ok", "failed");
@@ -169,7 +183,12 @@ fn print_chain(report: &ChainReport, location: &str) {
     for u in &report.unexpected {
         println!("FAIL  {u}\n      not ledger evidence: an object that no stage writes sits among this commit's evidence");
     }
-    let failed = report.artifacts.iter().filter(|a| !a.ok).count() + report.unexpected.len();
+    for problem in &report.log {
+        println!("FAIL  log\n      {problem}");
+    }
+    let failed = report.artifacts.iter().filter(|a| !a.ok).count()
+        + report.unexpected.len()
+        + report.log.len();
     if report.ok {
         println!(
             "verified: {} artifact(s) for {}",

@@ -1,0 +1,175 @@
+//! Appending to the store's log (`ledger_core::tlog`): every object this process
+//! created is named by an entry, written after the objects it names.
+//!
+//! Order and recovery: objects first, then their entry. A crash in between leaves
+//! objects the log does not name; nothing the log names is ever missing because of a
+//! crash, so a missing logged object always means deletion. Unlogged objects are not
+//! evidence to any gate (the gate reads only what the log names), `verify` reports
+//! them, and the next run of the same stage logs them ([`Store::adopt`]).
+//!
+//! Entries are create-only and numbered: two writers racing for entry *n* get one
+//! winner, and the loser reads the winner's entry, links to it and takes *n + 1*, so
+//! the log never forks and never has a gap.
+
+use crate::{PutOutcome, Store, StoreError};
+use bytes::Bytes;
+use ledger_core::tlog::{self, LogEntry, LoggedObject};
+use ledger_core::Sha256Digest;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
+
+/// How many times an append moves past a racing writer before giving up.
+pub const MAX_APPEND_RACES: u32 = 1000;
+
+/// The head of the log after an append: its size and last entry's SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub size: u64,
+    pub head: Sha256Digest,
+}
+
+impl Store {
+    /// Records that this process wrote `key` (called by every create).
+    pub(crate) fn note_written(&self, key: &str, bytes: &[u8]) {
+        if tlog::unlogged(key) {
+            return;
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(LoggedObject {
+                key: key.to_owned(),
+                sha256: Sha256Digest::of(bytes),
+            });
+    }
+
+    /// Adds an object that exists but the log does not name (a crashed writer's) to
+    /// the next entry this process appends.
+    pub fn adopt(&self, key: &str, sha256: Sha256Digest) {
+        if tlog::unlogged(key) {
+            return;
+        }
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !pending.iter().any(|o| o.key == key) {
+            pending.push(LoggedObject {
+                key: key.to_owned(),
+                sha256,
+            });
+        }
+    }
+
+    async fn entry_exists(&self, seq: u64) -> Result<bool, StoreError> {
+        match self.inner.head(&Path::from(tlog::entry_key(seq))).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
+    /// The last entry: found by galloping and bisecting over existence checks
+    /// (entries are numbered without gaps), so a few requests whatever the log's size.
+    pub async fn log_last(&self) -> Result<Option<(u64, Bytes)>, StoreError> {
+        if let Some(cached) = self.head_cache.lock().ok().and_then(|c| c.clone()) {
+            return Ok(Some(cached));
+        }
+        if !self.entry_exists(1).await? {
+            return Ok(None);
+        }
+        let (mut present, mut absent) = (1u64, 2u64);
+        while self.entry_exists(absent).await? {
+            present = absent;
+            absent = absent.saturating_mul(2);
+        }
+        while absent - present > 1 {
+            let mid = present + (absent - present) / 2;
+            if self.entry_exists(mid).await? {
+                present = mid;
+            } else {
+                absent = mid;
+            }
+        }
+        let bytes = self.read_entry(present).await?;
+        Ok(Some((present, bytes)))
+    }
+
+    async fn read_entry(&self, seq: u64) -> Result<Bytes, StoreError> {
+        let key = crate::ObjectKey::parse(&tlog::entry_key(seq))?;
+        self.get_limited(&key, tlog::MAX_ENTRY_BYTES)
+            .await?
+            .ok_or_else(|| StoreError::LogBroken {
+                location: self.location.clone(),
+                what: format!("entry {seq} vanished while appending"),
+            })
+    }
+
+    /// Appends one entry naming `objects`; returns the new head.
+    pub async fn log_append(&self, objects: Vec<LoggedObject>) -> Result<Head, StoreError> {
+        let mut last = self.log_last().await?;
+        for _ in 0..MAX_APPEND_RACES {
+            let (seq, prev) = match &last {
+                None => (1, None),
+                Some((seq, bytes)) => (seq + 1, Some(Sha256Digest::of(bytes))),
+            };
+            let entry = LogEntry {
+                seq,
+                prev: tlog::Prev(prev),
+                objects: objects.clone(),
+            }
+            .to_bytes();
+            let key = crate::ObjectKey::parse(&tlog::entry_key(seq))?;
+            match self.put_create(&key, entry.clone()).await {
+                Ok(PutOutcome::Created | PutOutcome::AlreadyPresent) => {
+                    let head = Sha256Digest::of(&entry);
+                    if let Ok(mut cache) = self.head_cache.lock() {
+                        *cache = Some((seq, Bytes::from(entry)));
+                    }
+                    return Ok(Head { size: seq, head });
+                }
+                // Another writer took `seq`: link to its entry and try the next.
+                Err(StoreError::AlreadyExists { .. }) => {
+                    last = Some((seq, self.read_entry(seq).await?));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::LogBroken {
+            location: self.location.clone(),
+            what: format!("no free entry after {MAX_APPEND_RACES} racing writers"),
+        })
+    }
+
+    /// Appends one entry naming every object this process created (or adopted) since
+    /// the last flush; `None` when there was nothing to log.
+    pub async fn log_flush(&self) -> Result<Option<Head>, StoreError> {
+        let objects: Vec<LoggedObject> = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if objects.is_empty() {
+            return Ok(None);
+        }
+        match self.log_append(objects.clone()).await {
+            Ok(head) => Ok(Some(head)),
+            Err(e) => {
+                // Keep them for a retry by the caller.
+                self.pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(objects);
+                Err(e)
+            }
+        }
+    }
+
+    /// Every entry's key, in log order (by listing).
+    pub async fn log_keys(&self) -> Result<Vec<String>, StoreError> {
+        let mut keys = self.list(tlog::LOG_PREFIX).await?;
+        keys.sort();
+        Ok(keys)
+    }
+}

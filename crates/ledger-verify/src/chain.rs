@@ -1,0 +1,89 @@
+//! A commit's whole chain: every artifact stored (or logged) for a SHA, verified one
+//! by one into a [`ChainReport`], with what the log says is missing.
+
+use crate::error::Error;
+use crate::evidence::{ArtifactReport, ChainReport, Evidence};
+use crate::read::classify;
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
+
+impl Evidence<'_> {
+    /// Verifies every artifact stored for `sha`.
+    #[tracing::instrument(level = "debug", skip_all, fields(%sha))]
+    pub async fn check_sha(&mut self, sha: &GitSha) -> Result<ChainReport, Error> {
+        let mut keys = Vec::new();
+        for kind in ArtifactKind::ALL {
+            keys.extend(self.store.list(&kind.prefix(sha)).await?);
+        }
+        self.read_ahead(&keys).await?;
+        let mut report = self.check_listed(sha, &keys).await?;
+        // The newest checkpoint must still describe the log: a log cut back below a
+        // signed head is caught here (older ones by `verify --all`).
+        let index = self.log_index().await?;
+        let keys: Vec<&ledger_core::PublicKey> =
+            self.policy().keys().iter().map(|k| &k.key).collect();
+        let checkpoints =
+            crate::tlog::check_stored_checkpoints(self.store, &index, &keys, false).await?;
+        report.ok &= checkpoints.is_empty();
+        report.log.extend(checkpoints);
+        Ok(report)
+    }
+
+    /// Verifies the artifacts among `keys`, the objects listed under `sha`'s prefixes;
+    /// any other object there is reported as unexpected.
+    pub async fn check_listed(
+        &mut self,
+        sha: &GitSha,
+        keys: &[String],
+    ) -> Result<ChainReport, Error> {
+        let (mut refs, unexpected) = classify(sha, keys);
+        // What the log names but the listing lacks was deleted or renamed; what the
+        // listing has but the log lacks, no writer logged.
+        let gaps = self.sha_log_gaps(sha, keys).await?;
+        refs.extend(gaps.deleted);
+        refs.sort_by_key(|r| {
+            (
+                ArtifactKind::ALL.iter().position(|k| *k == r.kind),
+                r.attempt,
+            )
+        });
+        let mut artifacts = Vec::new();
+        for r in refs {
+            artifacts.push(self.report(&r).await?);
+        }
+        let ok = !artifacts.is_empty()
+            && artifacts.iter().all(|a| a.ok)
+            && unexpected.is_empty()
+            && gaps.problems.is_empty();
+        Ok(ChainReport {
+            sha: *sha,
+            ok,
+            artifacts,
+            unexpected,
+            log: gaps.problems,
+        })
+    }
+
+    async fn report(&mut self, r: &ArtifactRef) -> Result<ArtifactReport, Error> {
+        let base = ArtifactReport {
+            key: r.key(),
+            kind: r.kind.as_str().to_owned(),
+            stage: r.kind.stage().as_str().to_owned(),
+            attempt: r.attempt,
+            ok: false,
+            result: None,
+            signers: vec![],
+            problems: vec![],
+            notes: vec![],
+        };
+        Ok(match self.check(r).await?.into_result() {
+            Ok(a) => ArtifactReport {
+                ok: true,
+                result: Some(a.header().result),
+                signers: a.signers().iter().map(|k| k.to_string()).collect(),
+                notes: a.notes().to_vec(),
+                ..base
+            },
+            Err(problems) => ArtifactReport { problems, ..base },
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! What the store's log says about the evidence being verified: the checks
+//! `Evidence` runs with a [`LogIndex`] (an object the log does not name, or names
+//! with another digest; a logged object that is gone; attempts with a hole).
+
+use crate::error::Error;
+use crate::evidence::Evidence;
+use crate::tlog::{LogIndex, NO_LOG};
+use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha, Sha256Digest};
+use std::sync::Arc;
+
+/// What the log says about one SHA's listed objects.
+#[derive(Debug, Default)]
+pub struct ShaGaps {
+    /// Envelopes the log names that the listing lacks (deleted or renamed): verified
+    /// like the rest, so they fail as missing.
+    pub deleted: Vec<ArtifactRef>,
+    /// Other problems: the log itself, captured output not logged or deleted, attempt
+    /// numbers with a hole.
+    pub problems: Vec<String>,
+}
+
+impl Evidence<'_> {
+    /// The store's log, read once per verifier.
+    pub async fn log_index(&mut self) -> Result<Arc<LogIndex>, Error> {
+        if let Some(index) = &self.log {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(LogIndex::read(self.store).await?);
+        self.log = Some(index.clone());
+        Ok(index)
+    }
+
+    /// Uses `index` instead of reading the log (`verify --all` reads it once).
+    pub fn with_log(mut self, index: Arc<LogIndex>) -> Self {
+        self.log = Some(index);
+        self
+    }
+
+    /// What is wrong with object `key` (of digest `found`, `None`: absent) as the log
+    /// sees it.
+    pub(crate) async fn log_problems(
+        &mut self,
+        key: &str,
+        found: Option<Sha256Digest>,
+    ) -> Result<Vec<String>, Error> {
+        let index = self.log_index().await?;
+        if index.is_empty() {
+            return Ok(vec![NO_LOG.to_owned()]);
+        }
+        Ok(match (index.get(key), found) {
+            (None, None) => vec![],
+            (Some(l), None) => vec![format!(
+                "the store's log names it (entry {}): it was deleted or renamed",
+                l.seq
+            )],
+            (None, Some(_)) => vec![format!(
+                "{key} is not in the store's log: no writer logged it (a `ledger` killed before logging? the next run of the stage logs it)"
+            )],
+            (Some(l), Some(d)) if l.sha256 != d => vec![format!(
+                "{key} is not the object the log recorded in entry {} (sha256 {}): it was replaced",
+                l.seq, l.sha256
+            )],
+            (Some(_), Some(_)) => vec![],
+        })
+    }
+
+    /// Compares what is listed under `sha`'s prefixes with what the log names there.
+    pub async fn sha_log_gaps(
+        &mut self,
+        sha: &GitSha,
+        listed: &[String],
+    ) -> Result<ShaGaps, Error> {
+        let index = self.log_index().await?;
+        let mut gaps = ShaGaps::default();
+        if index.is_empty() {
+            gaps.problems.extend(attempt_holes(sha, listed, &index));
+            return Ok(gaps);
+        }
+        gaps.problems.extend(index.problems.iter().cloned());
+        let listed_set: std::collections::HashSet<&str> =
+            listed.iter().map(String::as_str).collect();
+        for kind in ArtifactKind::ALL {
+            let prefix = kind.prefix(sha);
+            let mut logged: Vec<&String> = index.keys_under(&prefix).collect();
+            logged.sort();
+            for key in logged
+                .into_iter()
+                .filter(|k| !listed_set.contains(k.as_str()))
+            {
+                match ArtifactRef::parse_key(key) {
+                    Some(r) => gaps.deleted.push(r),
+                    None => gaps.problems.push(format!(
+                        "the store's log names {key} (entry {}): it was deleted or renamed",
+                        index.get(key).map_or(0, |l| l.seq)
+                    )),
+                }
+            }
+        }
+        for key in listed.iter().filter(|k| k.ends_with(".log")) {
+            let digest = match self.snapshot {
+                Some(snapshot) => snapshot.log_digests.get(key.as_str()).copied(),
+                None => self.log_cache.get(key.as_str()).copied().flatten(),
+            };
+            gaps.problems.extend(self.log_problems(key, digest).await?);
+        }
+        gaps.problems.extend(attempt_holes(sha, listed, &index));
+        Ok(gaps)
+    }
+}
+
+/// Attempt numbers of a stage (per environment) that skip one: 1, 2, 4 means 3 was
+/// removed from both the store and the log.
+fn attempt_holes(sha: &GitSha, listed: &[String], index: &LogIndex) -> Vec<String> {
+    let mut by_stage: std::collections::BTreeMap<(ArtifactKind, Option<EnvName>), Vec<u32>> =
+        std::collections::BTreeMap::new();
+    for key in listed.iter().chain(index.keys()) {
+        if let Some(r) = ArtifactRef::parse_key(key).filter(|r| r.sha == *sha) {
+            by_stage.entry((r.kind, r.env)).or_default().push(r.attempt);
+        }
+    }
+    let mut out = Vec::new();
+    for ((kind, env), mut attempts) in by_stage {
+        attempts.sort_unstable();
+        attempts.dedup();
+        if let Some(missing) = (1..)
+            .zip(&attempts)
+            .find(|(want, got)| want != *got)
+            .map(|(w, _)| w)
+        {
+            let r = ArtifactRef {
+                kind,
+                sha: *sha,
+                attempt: missing,
+                env,
+            };
+            out.push(format!(
+                "{}: attempt {missing} of `{}` is neither stored nor logged, but later attempts are: it was removed",
+                r.key(),
+                kind.stage()
+            ));
+        }
+    }
+    out
+}
