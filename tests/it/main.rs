@@ -38,6 +38,7 @@ mod environments;
 mod faults;
 mod foundation;
 mod gates;
+mod history;
 pub mod interop;
 mod isolation;
 mod project;

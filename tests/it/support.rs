@@ -47,3 +47,49 @@ impl crate::Repo {
         });
     }
 }
+
+impl crate::Repo {
+    /// Deletes an object directly, bypassing `ledger` (which never deletes): the
+    /// attacker's move, with the store's write access.
+    pub fn delete_object(&self, key: &str) {
+        match &self.s3 {
+            None => {
+                std::fs::remove_file(self.object(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+            }
+            Some((server, prefix)) => {
+                assert!(self.has_object(key), "{key}: nothing to delete");
+                s3_delete(server, &format!("{prefix}/{key}"));
+            }
+        }
+    }
+}
+
+/// `DELETE /bucket/path` on the loopback test server. `ledger_store` has no delete
+/// (nothing in ledger deletes) and this test binary has no S3 client of its own, so
+/// the request is written by hand: the main test server (moto) does not check
+/// credentials, but it wants an `Authorization` header to treat the request as
+/// signed rather than anonymous.
+fn s3_delete(server: &ledger_store::testing::S3Server, path: &str) {
+    use std::io::{Read as _, Write as _};
+    let host = server
+        .endpoint
+        .strip_prefix("http://")
+        .expect("the test server is plain http on loopback")
+        .trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the test server");
+    write!(
+        stream,
+        "DELETE /{}/{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: AWS4-HMAC-SHA256 \
+         Credential={}/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        server.bucket, server.access_key_id
+    )
+    .expect("send DELETE");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.lines().next().unwrap_or_default();
+    assert!(
+        status.contains(" 204") || status.contains(" 200"),
+        "DELETE {path}: {response}"
+    );
+}

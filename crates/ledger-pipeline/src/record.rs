@@ -138,6 +138,7 @@ impl Recorder<'_> {
     /// second (`ledger_store` says why); a checkpoint lost to a crash is only a
     /// checkpoint fewer.
     pub async fn log_and_checkpoint(&self) -> Result<(), Error> {
+        crash_point("LEDGER_TEST_CRASH_BEFORE_LOG");
         let Some(head) = self.store.log_flush().await? else {
             return Ok(());
         };
@@ -214,4 +215,18 @@ impl Recorder<'_> {
         let statement = Statement::new(kind, subjects, predicate);
         Ok(Envelope::sign(&statement, self.key))
     }
+}
+
+/// In debug builds, ends the process at once when the variable `name` is set: the
+/// tests' way of killing `ledger` at an exact point (between a stage's objects and
+/// their log entry) instead of racing a signal against it. Release builds have no
+/// such point.
+fn crash_point(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var_os(name).is_some() {
+        eprintln!("ledger: {name} is set: ending here, as a crash would");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
 }

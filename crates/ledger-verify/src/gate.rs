@@ -175,6 +175,18 @@ pub async fn check_stage(
     let gate = evidence.policy().gate(stage);
     let rule = format!("/stages/{stage}");
     let mut report = check(evidence, stage.as_str(), &rule, &gate, sha, now).await?;
+    // A log with a hole, or cut below a checkpoint a trusted key signed, cannot say
+    // which attempt is the latest: no stage runs on it.
+    for message in evidence.log_head_problems().await? {
+        report.verdict.allowed = false;
+        report.verdict.reasons.push(Reason {
+            rule: "log".into(),
+            artifact: None,
+            found: None,
+            required: None,
+            message,
+        });
+    }
     if stage == Stage::Build {
         if let Some(reason) = already_built(evidence, sha).await? {
             report.verdict.allowed = false;
@@ -190,7 +202,13 @@ pub async fn already_built(
     evidence: &mut Evidence<'_>,
     sha: &GitSha,
 ) -> Result<Option<Reason>, Error> {
-    let Some(r) = evidence.store().latest(ArtifactKind::Build, sha).await? else {
+    let index = evidence.log_index().await?;
+    let latest = if index.is_empty() {
+        evidence.store().latest(ArtifactKind::Build, sha).await?
+    } else {
+        index.latest(ArtifactKind::Build, sha, None)
+    };
+    let Some(r) = latest else {
         return Ok(None);
     };
     let Some(a) = evidence.check(&r).await?.verified() else {

@@ -20,6 +20,21 @@ pub struct ShaGaps {
 }
 
 impl Evidence<'_> {
+    /// What keeps the log from saying which attempts exist: a broken chain, or a
+    /// stored checkpoint (the newest) that the log no longer extends.
+    pub async fn log_head_problems(&mut self) -> Result<Vec<String>, Error> {
+        let index = self.log_index().await?;
+        if index.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<&ledger_core::PublicKey> =
+            self.policy().keys().iter().map(|k| &k.key).collect();
+        let mut problems = index.problems.clone();
+        problems
+            .extend(crate::tlog::check_stored_checkpoints(self.store, &index, &keys, true).await?);
+        Ok(problems)
+    }
+
     /// The store's log, read once per verifier.
     pub async fn log_index(&mut self) -> Result<Arc<LogIndex>, Error> {
         if let Some(index) = &self.log {
