@@ -128,9 +128,16 @@ impl Store {
                     }
                     return Ok(Head { size: seq, head });
                 }
-                // Another writer took `seq`: link to its entry and try the next.
+                // Another writer took `seq`: continue after it, or after the newest
+                // entry another task of this process has written since, whichever is
+                // further (so many writers in one process do not race one number at
+                // a time).
                 Err(StoreError::AlreadyExists { .. }) => {
-                    last = Some((seq, self.read_entry(seq).await?));
+                    let cached = self.head_cache.lock().ok().and_then(|c| c.clone());
+                    last = match cached {
+                        Some((newer, bytes)) if newer > seq => Some((newer, bytes)),
+                        _ => Some((seq, self.read_entry(seq).await?)),
+                    };
                 }
                 Err(e) => return Err(e),
             }

@@ -96,7 +96,11 @@ impl Evidence<'_> {
             listed.iter().map(String::as_str).collect();
         for kind in ArtifactKind::ALL {
             let prefix = kind.prefix(sha);
-            let mut logged: Vec<&String> = index.keys_under(&prefix).collect();
+            let mut logged: Vec<&String> = index
+                .keys_of(sha)
+                .iter()
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
             logged.sort();
             for key in logged
                 .into_iter()
@@ -128,7 +132,7 @@ impl Evidence<'_> {
 fn attempt_holes(sha: &GitSha, listed: &[String], index: &LogIndex) -> Vec<String> {
     let mut by_stage: std::collections::BTreeMap<(ArtifactKind, Option<EnvName>), Vec<u32>> =
         std::collections::BTreeMap::new();
-    for key in listed.iter().chain(index.keys()) {
+    for key in listed.iter().chain(index.keys_of(sha)) {
         if let Some(r) = ArtifactRef::parse_key(key).filter(|r| r.sha == *sha) {
             by_stage.entry((r.kind, r.env)).or_default().push(r.attempt);
         }

@@ -25,6 +25,9 @@ pub struct Logged {
 #[derive(Debug, Clone, Default)]
 pub struct LogIndex {
     objects: HashMap<String, Logged>,
+    /// The logged keys of each commit's evidence (its second path segment), so that
+    /// one SHA's questions cost what that SHA has, not what the store has.
+    by_sha: HashMap<GitSha, Vec<String>>,
     /// SHA-256 of each entry's bytes, entry 1 first.
     heads: Vec<Sha256Digest>,
     /// Problems of the log as a whole (a gap, a broken link, an unreadable entry).
@@ -94,6 +97,9 @@ impl LogIndex {
                 }
                 Some(_) => {}
                 None => {
+                    if let Some(sha) = o.key.split('/').nth(1).and_then(|s| GitSha::parse(s).ok()) {
+                        self.by_sha.entry(sha).or_default().push(o.key.clone());
+                    }
                     self.objects.insert(
                         o.key,
                         Logged {
@@ -133,6 +139,16 @@ impl LogIndex {
         self.objects.keys()
     }
 
+    /// The logged keys of `sha`'s evidence (every folder).
+    pub fn keys_of(&self, sha: &GitSha) -> &[String] {
+        self.by_sha.get(sha).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every SHA the log names evidence of.
+    pub fn shas(&self) -> impl Iterator<Item = &GitSha> {
+        self.by_sha.keys()
+    }
+
     /// The latest attempt of `kind` for `sha` (in `env`) that the log names.
     pub fn latest(
         &self,
@@ -140,11 +156,11 @@ impl LogIndex {
         sha: &GitSha,
         env: Option<EnvName>,
     ) -> Option<ArtifactRef> {
-        let prefix = kind.prefix(sha);
         let want = env
             .and_then(EnvName::qualifier)
             .filter(|_| kind.per_environment());
-        self.keys_under(&prefix)
+        self.keys_of(sha)
+            .iter()
             .filter_map(|k| ArtifactRef::parse_key(k))
             .filter(|r| r.kind == kind && r.env == want)
             .max_by_key(|r| r.attempt)

@@ -148,11 +148,7 @@ pub async fn verify_all(
     let log = std::sync::Arc::new(crate::tlog::LogIndex::read(store).await?);
     // A SHA the log names is verified even when nothing of it is left in the store.
     let mut shas: BTreeSet<GitSha> = index.shas.keys().copied().collect();
-    shas.extend(
-        log.keys()
-            .filter_map(|k| k.split('/').nth(1))
-            .filter_map(|s| GitSha::parse(s).ok()),
-    );
+    shas.extend(log.shas().copied());
     let shas: Vec<GitSha> = shas.into_iter().collect();
     let snapshot = index.snapshot(store, &shas).await?;
     let log_problems =
