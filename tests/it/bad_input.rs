@@ -36,7 +36,7 @@ fn malformed_shas() {
         let out = repo.ledger(&["stage", "commit", "--sha", sha, "--", "true"]);
         assert_clean_refusal(&repo, &out, 2, why);
         let out = repo.ledger(&["verify", sha]);
-        assert_clean_refusal(&repo, &out, 2, "malformed git SHA");
+        assert_clean_refusal(&repo, &out, 2, "neither a full commit SHA nor a revision");
     }
 }
 

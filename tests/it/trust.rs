@@ -292,4 +292,20 @@ fn the_readme_walkthrough_needs_no_extra_flags() {
     let shown = text(&run(&["show", &sha]));
     let test_key = repo.key_id(".ledger/test.pub");
     assert!(shown.contains(&test_key[..12]), "{shown}");
+    // Read commands take what `git log --oneline` prints, and default to HEAD.
+    assert_code(&run(&["verify"]), 0);
+    assert_code(&run(&["verify", "HEAD"]), 0);
+    let out = run(&["show", &sha[..7], "--json"]);
+    assert_code(&out, 0);
+    assert!(text(&out).contains(&sha), "{}", text(&out));
+    assert_code(&run(&["report"]), 0);
+    for bad in ["no-such-revision", "--output=/tmp/x", "HEAD~5"] {
+        let out = run(&["verify", "--", bad]);
+        assert_code(&out, 2);
+        assert!(
+            text(&out).contains("neither a full commit SHA nor a revision"),
+            "{}",
+            text(&out)
+        );
+    }
 }

@@ -265,12 +265,9 @@ pub struct StageArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Commit whose evidence to verify
-    #[arg(
-        value_name = "SHA",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    /// Commit whose evidence to verify: a full SHA, or a revision git knows here (HEAD,
+    /// a tag, an abbreviated SHA) [default: HEAD]
+    #[arg(value_name = "COMMIT", conflicts_with = "all")]
     pub sha: Option<String>,
     /// Verify every commit in the store, on all cores, with a summary
     #[arg(long)]
@@ -289,9 +286,10 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Commit whose chain to show
-    #[arg(value_name = "SHA")]
-    pub sha: String,
+    /// Commit whose chain to show: a full SHA, or a revision git knows here (HEAD, a
+    /// tag, an abbreviated SHA) [default: HEAD]
+    #[arg(value_name = "COMMIT")]
+    pub sha: Option<String>,
     /// Print the chain as JSON (with each verified predicate)
     #[arg(long)]
     pub json: bool,
@@ -322,9 +320,9 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Commit to report on
-    #[arg(value_name = "SHA")]
-    pub sha: String,
+    /// Commit to report on: a full SHA, or a revision git knows here [default: HEAD]
+    #[arg(value_name = "COMMIT")]
+    pub sha: Option<String>,
     /// Output format
     #[arg(long, value_enum, default_value = "markdown")]
     pub format: ReportFormat,

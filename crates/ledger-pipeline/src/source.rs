@@ -43,6 +43,8 @@ pub enum SourceError {
     },
     #[error("{sha} is not a commit of the repository at {dir}")]
     NotACommit { sha: GitSha, dir: String },
+    #[error("{revision:?} is neither a full commit SHA nor a revision of the repository at {dir}")]
+    UnknownRevision { revision: String, dir: String },
     #[error("the working tree differs from {sha} ({}), so `{stage}` would run code that is not {sha}", summary(.changes))]
     Dirty {
         stage: Stage,
@@ -99,6 +101,9 @@ impl SourceError {
             ),
             SourceError::NotARepository { .. } => {
                 "run ledger inside the git checkout of the commit (`git init` and commit for a new project)".into()
+            }
+            SourceError::UnknownRevision { .. } => {
+                "give the full 40-character SHA, or a revision git knows here (HEAD, a tag, a branch, an abbreviated SHA as `git log --oneline` prints it)".into()
             }
             SourceError::NotACommit { .. } => {
                 "pass the full SHA of a commit of this repository (`git log`), or fetch it first".into()
@@ -298,6 +303,32 @@ fn changed_paths(status: &[u8]) -> Vec<String> {
         }
     }
     paths
+}
+
+/// The commit `revision` names in the repository at `dir` (`HEAD`, a tag, a branch,
+/// an abbreviated SHA): what the read commands accept besides a full SHA. Never an
+/// option to git: the revision follows `--end-of-options`.
+pub fn resolve(dir: &Path, revision: &str) -> Result<GitSha, SourceError> {
+    let unknown = || SourceError::UnknownRevision {
+        revision: revision.chars().take(100).collect(),
+        dir: dir.display().to_string(),
+    };
+    let tree = Worktree::find(dir, None).map_err(|_not_a_repository| unknown())?;
+    let spec = format!("{revision}^{{commit}}");
+    match git(
+        &tree.top,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+    ) {
+        Ok(out) => GitSha::parse(&text(&out)).map_err(|_not_a_sha| unknown()),
+        Err(SourceError::Git { .. }) => Err(unknown()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `git rev-parse HEAD` in `dir`: the SHA a stage works on when `--sha` is not given.

@@ -60,8 +60,16 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 /// A commit SHA given on the command line.
-pub fn parse_sha(s: &str) -> Result<GitSha> {
-    GitSha::parse(s).map_err(|e| Failure::input(e).hint("give the full 40-character commit SHA"))
+/// The commit a read command is about: a full SHA as given, else a revision git
+/// resolves in the repository at `root` (`HEAD` when none is given), so `ledger show
+/// 0b0679f` and `ledger report HEAD` work as `git log` users expect.
+pub fn resolve_commit(revision: Option<&str>, root: &Path) -> Result<GitSha> {
+    let revision = revision.unwrap_or("HEAD");
+    if let Ok(sha) = GitSha::parse(revision) {
+        return Ok(sha);
+    }
+    ledger_pipeline::source::resolve(root, revision)
+        .map_err(|e| ledger_pipeline::Error::from(e).into())
 }
 
 /// A progress line from a long stage, on stderr.

@@ -1,7 +1,7 @@
 //! `ledger report SHA`: a release's evidence and the store's delivery metrics,
 //! rendered as Markdown, HTML or a status update (see `crate::render`).
 
-use super::{create_new, parse_sha};
+use super::create_new;
 use crate::args::{Global, ReportArgs, ReportFormat};
 use crate::context::{self, Reader};
 use crate::exit::{Code, Result};
@@ -10,7 +10,7 @@ use crate::render;
 /// `ledger report`.
 pub async fn report(global: &Global, args: ReportArgs) -> Result<Code> {
     let root = context::repo_root()?;
-    let sha = parse_sha(&args.sha)?;
+    let sha = super::resolve_commit(args.sha.as_deref(), &root)?;
     let reader = Reader::open(global, root).await?;
     let report = ledger_pipeline::observe::metrics::report(&mut reader.evidence(), &sha).await?;
     let text = match args.format {

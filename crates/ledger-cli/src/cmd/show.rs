@@ -1,7 +1,7 @@
 //! `ledger show SHA` (a commit's chain as people read it) and `ledger log` (commits
 //! newest first). Never write; text for people or `--json`.
 
-use super::{parse_sha, print_json};
+use super::{print_json, resolve_commit};
 use crate::args::{Global, LogArgs, ShowArgs};
 use crate::context::{self, Reader};
 use crate::exit::{Code, Result};
@@ -10,7 +10,7 @@ use ledger_verify::show::{ShowReport, ShownArtifact};
 /// `ledger show`.
 pub async fn show(global: &Global, args: ShowArgs) -> Result<Code> {
     let root = context::repo_root()?;
-    let sha = parse_sha(&args.sha)?;
+    let sha = resolve_commit(args.sha.as_deref(), &root)?;
     let reader = Reader::open(global, root).await?;
     let report = ledger_verify::show::show(&mut reader.evidence(), &sha).await?;
     if args.json {

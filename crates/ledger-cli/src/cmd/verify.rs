@@ -1,7 +1,7 @@
 //! `ledger verify SHA` and `ledger verify --all`: every stored artifact checked
 //! offline against the policy. Never writes; text for people or `--json`.
 
-use super::{parse_sha, print_json};
+use super::print_json;
 use crate::args::{Global, VerifyArgs};
 use crate::context::Reader;
 use crate::exit::{Code, Result};
@@ -15,7 +15,7 @@ pub async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
         return verify_all(global, &args).await;
     }
     let root = crate::context::repo_root()?;
-    let sha = parse_sha(args.sha.as_deref().unwrap_or_default())?;
+    let sha = super::resolve_commit(args.sha.as_deref(), &root)?;
     let reader = Reader::open(global, root).await?;
     let mut evidence = reader.evidence();
     let mut report = evidence.check_sha(&sha).await?;
