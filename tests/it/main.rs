@@ -302,6 +302,7 @@ impl Repo {
         let root = read("policy/root.json");
         ledger_verify::SignedPolicy::load(
             store,
+            ledger_policy::Policy::parse(&policy).unwrap(),
             ledger_verify::trust::Sources {
                 policy: &policy,
                 signature: signature.as_deref(),
@@ -321,7 +322,6 @@ impl Repo {
         edit: impl FnOnce(&mut Value),
     ) -> String {
         let sha = GitSha::parse(sha).unwrap();
-        let policy_bytes = std::fs::read(self.path().join("policy/pipeline-policy.json")).unwrap();
         let pem = std::fs::read_to_string(self.path().join(key_file)).unwrap();
         let key = ledger_core::SigningKey::from_pem(&pem).unwrap();
         let store = self.open_store().await;
@@ -366,7 +366,6 @@ impl Repo {
         let rec = Recorder {
             store: &store,
             policy: &policy,
-            policy_bytes: &policy_bytes,
             key: &key,
         };
         rec.store_policy().await.unwrap();

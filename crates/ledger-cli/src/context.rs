@@ -168,7 +168,7 @@ pub async fn load_signed_policy(
     global: &Global,
     root: &Path,
     store: &Store,
-    policy_bytes: &[u8],
+    (policy, policy_bytes): (ledger_verify::Policy, &[u8]),
     code: crate::exit::Code,
 ) -> Result<SignedPolicy> {
     let signature = read_optional(
@@ -179,6 +179,7 @@ pub async fn load_signed_policy(
     let anchor = anchor(global)?;
     SignedPolicy::load(
         store,
+        policy,
         Sources {
             policy: policy_bytes,
             signature: signature.as_deref(),
@@ -314,7 +315,6 @@ pub fn env_map() -> std::collections::BTreeMap<String, String> {
 /// the store, the process environment and the runner it describes.
 pub struct Writer {
     pub policy: SignedPolicy,
-    pub policy_bytes: Vec<u8>,
     pub key: SigningKey,
     pub store: Store,
     pub env: std::collections::BTreeMap<String, String>,
@@ -332,14 +332,14 @@ impl Writer {
         explicit_key: Option<&Path>,
         stage: Option<Stage>,
     ) -> Result<Writer> {
-        let (_, policy_bytes) = load_policy(global, root)?;
+        let (policy, policy_bytes) = load_policy(global, root)?;
         let key = load_signing_key(explicit_key, root, zone_key_path(stage))?;
         let store = open_store(global, root).await?;
         let policy = load_signed_policy(
             global,
             root,
             &store,
-            &policy_bytes,
+            (policy, &policy_bytes),
             crate::exit::Code::Denied,
         )
         .await?;
@@ -347,7 +347,6 @@ impl Writer {
         let runner = ledger_pipeline::ci::detect(&env, &ledger_pipeline::ci::host_name());
         Ok(Writer {
             policy,
-            policy_bytes,
             key,
             store,
             env,
@@ -360,7 +359,6 @@ impl Writer {
         ledger_pipeline::record::Recorder {
             store: &self.store,
             policy: &self.policy,
-            policy_bytes: &self.policy_bytes,
             key: &self.key,
         }
     }
@@ -393,9 +391,10 @@ impl Reader {
         root: PathBuf,
         untrusted: crate::exit::Code,
     ) -> Result<Reader> {
-        let (_, policy_bytes) = load_policy(global, &root)?;
+        let (policy, policy_bytes) = load_policy(global, &root)?;
         let store = open_store(global, &root).await?;
-        let policy = load_signed_policy(global, &root, &store, &policy_bytes, untrusted).await?;
+        let policy =
+            load_signed_policy(global, &root, &store, (policy, &policy_bytes), untrusted).await?;
         Ok(Reader {
             root,
             policy,

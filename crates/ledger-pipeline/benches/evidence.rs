@@ -38,7 +38,6 @@ fn bench(c: &mut Criterion) {
     let rec = Recorder {
         store: &store,
         policy: &policy,
-        policy_bytes: text.as_bytes(),
         key: &key,
     };
     rt.block_on(rec.store_policy()).unwrap();

@@ -220,7 +220,6 @@ fn main() {
     let rec = Recorder {
         store: &store,
         policy: &policy,
-        policy_bytes: text.as_bytes(),
         key: &key,
     };
     generate(&rt, &rec, &policy, shas);

@@ -87,7 +87,6 @@ pub struct Recorder<'a> {
     pub store: &'a Store,
     /// The policy in force, signed by its owners.
     pub policy: &'a SignedPolicy,
-    pub policy_bytes: &'a [u8],
     pub key: &'a SigningKey,
 }
 
@@ -101,7 +100,7 @@ impl Recorder<'_> {
         let key = policy_key(&self.policy.digest())?;
         match self
             .store
-            .put_create(&key, self.policy_bytes.to_vec())
+            .put_create(&key, self.policy.bytes().to_vec())
             .await
         {
             Ok(_) => Ok(()),

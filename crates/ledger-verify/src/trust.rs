@@ -158,15 +158,16 @@ async fn chain_of(
 }
 
 impl SignedPolicy {
-    /// Loads the trust state and checks the caller's policy against it. Reads only;
+    /// Loads the trust state and checks the caller's policy (`policy`, parsed from
+    /// `sources.policy` by the caller, which reports a malformed one its own way)
+    /// against it. Reads only;
     /// [`SignedPolicy::pin`] stores what is new.
-    pub async fn load(store: &Store, sources: Sources<'_>) -> Result<SignedPolicy, Error> {
-        let policy = Policy::parse(sources.policy).map_err(|e| {
-            Error::Untrusted(TrustError::Malformed {
-                what: "policy".to_owned(),
-                message: e.to_string(),
-            })
-        })?;
+    pub async fn load(
+        store: &Store,
+        policy: Policy,
+        sources: Sources<'_>,
+    ) -> Result<SignedPolicy, Error> {
+        debug_assert_eq!(policy.digest(), Sha256Digest::of(sources.policy));
         let (chain, mut unpinned) = chain_of(store, sources.root).await?;
         if let Some(anchor) = sources.anchor {
             chain.check_anchor(anchor).map_err(Error::Untrusted)?;
@@ -257,6 +258,11 @@ impl SignedPolicy {
     /// The owners' signature over this policy.
     pub fn signature(&self) -> &SignedDocument {
         &self.signature
+    }
+
+    /// The policy's exact bytes (what its owners signed, so the signature's payload).
+    pub fn bytes(&self) -> &[u8] {
+        self.signature.payload()
     }
 
     /// Whether the owners ever signed the policy with this digest.

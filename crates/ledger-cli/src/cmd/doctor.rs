@@ -110,7 +110,14 @@ pub async fn doctor(global: &Global, args: DoctorArgs) -> Result<Code> {
     };
     checks.push(signing_key(&args, &root, policy.as_ref().map(|p| &p.0)));
     checks.extend(store_checks(global, &root).await);
-    checks.push(policy_owners(global, &root, policy.as_ref().map(|p| p.1.as_slice())).await);
+    checks.push(
+        policy_owners(
+            global,
+            &root,
+            policy.as_ref().map(|(p, b)| (p.clone(), b.as_slice())),
+        )
+        .await,
+    );
     checks.extend(docker_checks(&root).await);
     let first_failure = checks
         .iter()
@@ -212,17 +219,17 @@ fn signing_key(args: &DoctorArgs, root: &Path, policy: Option<&Policy>) -> Check
     }
 }
 
-/// The store: reachable, credentials, create-only writes, and its clock.
 /// The policy is signed by its owners: what every stage checks before its gate.
-async fn policy_owners(global: &Global, root: &Path, bytes: Option<&[u8]>) -> Check {
+async fn policy_owners(global: &Global, root: &Path, policy: Option<(Policy, &[u8])>) -> Check {
     const NAME: &str = "policy owners";
-    let Some(bytes) = bytes else {
+    let Some(policy) = policy else {
         return skipped(NAME, "no valid policy to check");
     };
     let Ok(store) = context::open_store(global, root).await else {
         return skipped(NAME, "no store to read the root of trust from");
     };
-    match context::load_signed_policy(global, root, &store, bytes, Code::VerificationFailed).await {
+    match context::load_signed_policy(global, root, &store, policy, Code::VerificationFailed).await
+    {
         Ok(p) => {
             let current = p.chain().current();
             let owners: Vec<&str> = current
@@ -244,6 +251,7 @@ async fn policy_owners(global: &Global, root: &Path, bytes: Option<&[u8]>) -> Ch
     }
 }
 
+/// The store: reachable, credentials, create-only writes, and its clock.
 async fn store_checks(global: &Global, root: &Path) -> [Check; 2] {
     let store = match context::open_store(global, root).await {
         Err(f) => {

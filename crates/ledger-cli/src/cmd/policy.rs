@@ -196,8 +196,14 @@ async fn show(global: &Global, root: &Path) -> Result<Code> {
     let store = context::open_store(global, root).await?;
     let path = context::policy_path(global, root);
     println!("policy     {} (sha256 {})", path.display(), policy.digest());
-    let verdict =
-        context::load_signed_policy(global, root, &store, &bytes, Code::VerificationFailed).await;
+    let verdict = context::load_signed_policy(
+        global,
+        root,
+        &store,
+        (policy.clone(), &bytes),
+        Code::VerificationFailed,
+    )
+    .await;
     if let Ok(chain) = trust::root_chain(&store, checkout_root(root)?.as_deref()).await {
         let current = chain.current();
         println!(
