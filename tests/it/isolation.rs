@@ -399,10 +399,19 @@ fn an_unprivileged_user_is_isolated_too() {
         eprintln!("not root: every isolation test here already ran unprivileged");
         return;
     }
+    // The build's own binary may sit where that user cannot reach it (a checkout
+    // under a 0700 folder): run a copy from a folder it can read.
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(bin.path(), open.clone()).unwrap();
+    let ledger = bin.path().join("ledger");
+    std::fs::copy(env!("CARGO_BIN_EXE_ledger"), &ledger).unwrap();
+    std::fs::set_permissions(&ledger, open).unwrap();
     let spy = "set -- /proc/[0-9]*; echo \"processes: $#\"; cat .ledger/test.key; id -u";
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_ledger"))
+        .arg(&ledger)
         .args(COMMIT)
         .arg("--allow-other-sha") // a scratch repository: no commit to check
         .args(["--", "sh", "-c", spy])
