@@ -44,7 +44,37 @@ fn malformed_shas() {
 fn unknown_stage() {
     let repo = Repo::new();
     let out = repo.ledger(&["stage", "deploy2", "--sha", SHA, "--", "true"]);
-    assert_clean_refusal(&repo, &out, 2, "unknown stage \"deploy2\"");
+    assert_clean_refusal(&repo, &out, 2, "invalid value 'deploy2'");
+    // A typo gets the nearest stage and the list of every stage.
+    let shown = text(&out);
+    assert!(
+        shown.contains("a similar value exists: 'deploy'"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("commit, integration, build, publish, deploy, smoke, decide"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_read_command_never_creates_a_mistyped_store() {
+    let repo = Repo::new();
+    let typo = repo.path().join(".artifcats");
+    for args in [
+        &["verify", SHA][..],
+        &["show", SHA],
+        &["log"],
+        &["status"],
+        &["report", SHA],
+    ] {
+        let mut with_store = args.to_vec();
+        with_store.extend(["--store", typo.to_str().unwrap()]);
+        let out = repo.ledger(&with_store);
+        assert_clean_refusal(&repo, &out, 2, "no evidence store at");
+        assert!(text(&out).contains("typo"), "{}", text(&out));
+        assert!(!typo.exists(), "{args:?} created the mistyped store");
+    }
 }
 
 #[test]

@@ -77,6 +77,13 @@ fn full_chain_with_a_registry_deploys_by_pulled_digest() {
     assert_code(&p.ledger(&["verify", &s]), 0);
     let deployment = p.repo.predicate(&format!("infra/{s}/deployment.json"));
     assert_eq!(deployment["containers"][0]["ref"], reference.as_str());
+    // The report of a real release, full registry digests and all, stays readable.
+    if let Some(browser) = crate::report::chromium() {
+        let page = crate::report::layout(&browser, &p.repo, &s, 0);
+        assert_eq!(page.banner, "Status: done (release promoted)");
+        page.assert_readable(8.0);
+        page.assert_results_coloured();
+    }
 }
 
 #[test]
@@ -285,6 +292,25 @@ fn a_failing_smoke_check_is_recorded_and_the_release_rejected() {
         p.repo.predicate(&format!("release/{s}/decision.json"))["decision"],
         "reject"
     );
+    if let Some(browser) = crate::report::chromium() {
+        let page = crate::report::layout(&browser, &p.repo, &s, 0);
+        assert_eq!(
+            page.banner,
+            "Status: blocked (release rejected by the decision)"
+        );
+        assert_eq!(page.banner_class, "verdict bad");
+        page.assert_readable(8.0);
+        page.assert_results_coloured();
+        // The timeline reads in the order things happened.
+        let order: Vec<&str> = page
+            .timeline
+            .iter()
+            .map(|l| l.split(' ').next().unwrap())
+            .filter(|l| *l != "timing")
+            .collect();
+        let stages: Vec<&str> = ledger_core::Stage::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(order, stages);
+    }
 }
 
 #[test]

@@ -80,3 +80,62 @@ fn assert_zones(file: &str, body: &str) {
         );
     }
 }
+
+/// The README's layout names folders of this repository: each one it lists as ours
+/// exists (the folders `ledger init` makes in a user's project are named as theirs).
+#[test]
+fn readme_layout_lists_only_folders_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let layout = readme
+        .split("## Layout")
+        .nth(1)
+        .expect("a Layout section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let ours = layout.split("A project that uses").next().unwrap();
+    let folders: Vec<&str> = ours
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|t| t.ends_with('/'))
+        .collect();
+    assert!(folders.len() >= 5, "{folders:?}");
+    for folder in folders {
+        assert!(
+            root.join(folder).is_dir(),
+            "README lists {folder}, which does not exist"
+        );
+    }
+}
+
+/// Every CI job that runs `ledger` installs the `cargo xtask dist` tarball of this
+/// version and checks it against a pinned SHA-256 before running it.
+#[test]
+fn ci_examples_install_the_dist_tarball_checked_by_a_pinned_digest() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ci");
+    let dist = format!(
+        "LEDGER_DIST: ledger-{}-x86_64-unknown-linux-gnu",
+        env!("CARGO_PKG_VERSION")
+    );
+    for file in ["github-actions.yml", "gitlab-ci.yml"] {
+        let body = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(body.contains(&dist), "{file}: not {dist}");
+        assert!(
+            body.contains(r#"echo "$LEDGER_DIST_SHA256  $LEDGER_DIST.tar.gz" | sha256sum -c -"#),
+            "{file}: the download is not checked against the pinned digest"
+        );
+        assert!(
+            !body.contains("example.invalid"),
+            "{file}: a placeholder URL"
+        );
+    }
+    let gh = std::fs::read_to_string(dir.join("github-actions.yml")).unwrap();
+    let jobs = gh.matches("    runs-on:").count();
+    assert_eq!(
+        gh.matches("- name: Install ledger").count(),
+        jobs,
+        "a job without ledger"
+    );
+}

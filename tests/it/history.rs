@@ -1,4 +1,4 @@
-//! Tamper-evident history (issue 18): deleting, hiding, replacing or truncating
+//! Tamper-evident history: deleting, hiding, replacing or truncating
 //! evidence behind `ledger`'s back is caught by the store's append-only log. Each
 //! case is the attacker's move with the store's write access (objects deleted,
 //! renamed or overwritten directly), then the real binary: `verify` exits 4 naming

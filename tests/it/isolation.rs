@@ -1,4 +1,4 @@
-//! The wrapped command runs where the signing key cannot be reached (issue 17): a
+//! The wrapped command runs where the signing key cannot be reached: a
 //! command that tries every way we know (its parent's and every ancestor's and every
 //! visible process's environment, the key files) gets nothing it can sign with, under
 //! every way of giving ledger the key; what a command prints of the key is masked;

@@ -340,6 +340,18 @@ name = "production"
 #[test]
 fn doctor_passes_on_a_fresh_repository_and_probes_the_store() {
     let repo = Repo::new();
+    // Before the first stage: no store yet, and doctor creates none (no probe left).
+    let _ = std::fs::remove_dir_all(repo.store());
+    let (code, v) = doctor(&repo, &[], &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(check(&v, "store")["status"], "skipped", "{v}");
+    assert!(check(&v, "store")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist yet"));
+    assert_eq!(check(&v, "policy owners")["status"], "ok", "{v}");
+    assert!(!repo.store().exists(), "doctor created the store");
+    std::fs::create_dir_all(repo.store()).unwrap();
     let (code, v) = doctor(&repo, &[], &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["ok"], true);

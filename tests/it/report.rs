@@ -1,7 +1,10 @@
 //! `ledger report`: the Markdown step summary (pinned), and the HTML page rendered in
 //! headless Chromium (Debian's `chromium`): the rendered DOM has the timeline, the
-//! smoke checks and the metrics, nothing from the evidence runs as markup, and the
-//! screenshot is a real picture.
+//! smoke checks and the metrics, nothing from the evidence runs as markup, the
+//! screenshot is a real picture, and the laid-out page is measured ([`layout`]): no
+//! row of the evidence table grows taller than a few lines, the banner says where the
+//! release stands in the status update's words. The real-engine releases (a promoted
+//! one with registry digests, a rejected one) are rendered in `docker.rs`.
 
 use crate::{assert_code, text, Repo, SHA};
 use ledger_core::{ArtifactKind, Stage};
@@ -49,6 +52,11 @@ fn report_refuses_to_overwrite_and_fails_on_tampered_evidence() {
         std::fs::read_to_string(repo.path().join("r.md")).unwrap(),
         "keep"
     );
+    // --force replaces it.
+    let out = repo.ledger(&["report", SHA, "--out", "r.md", "--force"]);
+    assert_code(&out, 0);
+    let replaced = std::fs::read_to_string(repo.path().join("r.md")).unwrap();
+    assert!(replaced.contains("Status: done"), "{replaced}");
     let key = format!("release/{SHA}/decision.json");
     let mut bytes = repo.read_object(&key);
     bytes[40] ^= 1;
@@ -60,7 +68,7 @@ fn report_refuses_to_overwrite_and_fails_on_tampered_evidence() {
     assert!(md.contains("**unverified**"), "{md}");
 }
 
-fn chromium() -> Option<String> {
+pub fn chromium() -> Option<String> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|b| {
@@ -75,7 +83,7 @@ fn chromium() -> Option<String> {
     found.map(str::to_owned)
 }
 
-fn headless(browser: &str, args: &[&str]) -> std::process::Output {
+pub fn headless(browser: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new(browser)
         .args([
             "--headless",
@@ -103,7 +111,7 @@ fn html_report_renders_in_headless_chromium() {
     assert!(dom.status.success(), "{}", text(&dom));
     let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
     assert!(
-        dom.contains(r#"id="verdict">decision: promote</p>"#),
+        dom.contains(r#"id="verdict">Status: done (release promoted)</p>"#),
         "{dom}"
     );
     // One timeline row per artifact: seven stages and the timing record.
@@ -217,7 +225,7 @@ fn status_update_of_a_passing_release_is_pinned() {
 }
 
 #[test]
-fn status_update_of_a_failing_release_escalates_as_seed_001_says() {
+fn status_update_of_a_failing_release_escalates() {
     let repo = Repo::new();
     for s in [
         Stage::Commit,
@@ -244,4 +252,134 @@ fn status_update_of_a_failing_release_escalates_as_seed_001_says() {
         "{text}"
     );
     insta::assert_snapshot!("status_update_blocked", text);
+}
+
+/// What Chromium laid out for a report page.
+#[derive(Debug, serde::Deserialize)]
+pub struct Layout {
+    pub banner: String,
+    pub banner_class: String,
+    /// Heights (px) of the evidence table's rows, the header row first.
+    pub rows: Vec<f64>,
+    /// Widths (px) of the evidence table's columns.
+    pub columns: Vec<f64>,
+    /// The timeline's stage labels, top to bottom.
+    pub timeline: Vec<String>,
+    /// The result cells' text and colour.
+    pub results: Vec<(String, String)>,
+}
+
+/// Renders `sha`'s HTML report in headless Chromium and measures it: a copy of the
+/// page gets a script that writes the measurements into the DOM (the report itself
+/// has no script), and `--dump-dom` reads them back.
+pub fn layout(browser: &str, repo: &Repo, sha: &str, code: i32) -> Layout {
+    let out = repo.ledger(&["report", sha, "--format", "html"]);
+    assert_code(&out, code);
+    let page = String::from_utf8(out.stdout).unwrap();
+    let probe = r#"<script>
+const q = s => [...document.querySelectorAll(s)];
+const m = {
+  banner: document.getElementById('verdict').textContent,
+  banner_class: document.getElementById('verdict').className,
+  rows: q('#evidence tr').map(r => r.getBoundingClientRect().height),
+  columns: q('#evidence tr:first-child th').map(c => c.getBoundingClientRect().width),
+  timeline: q('#timeline .row').map(r => r.dataset.stage),
+  results: q('#evidence td:nth-child(3)').map(c => [c.textContent, getComputedStyle(c).color]),
+};
+const pre = document.createElement('pre');
+pre.id = 'measure';
+pre.textContent = JSON.stringify(m);
+document.body.appendChild(pre);
+</script></body>"#;
+    assert!(
+        !page.contains("<script"),
+        "the report must not carry a script"
+    );
+    let measured = repo.path().join(format!("measure-{}.html", &sha[..8]));
+    std::fs::write(&measured, page.replace("</body>", probe)).unwrap();
+    let url = format!("file://{}", measured.display());
+    let dom = headless(browser, &["--dump-dom", "--virtual-time-budget=2000", &url]);
+    assert!(dom.status.success(), "{}", text(&dom));
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let start = dom.find(r#"<pre id="measure">"#).expect("measurements") + 18;
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let json = dom[start..end]
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
+    serde_json::from_str(&json).expect("measurements are JSON")
+}
+
+impl Layout {
+    /// Every row is at most `lines` text lines tall (the header row is one line), and
+    /// no column is squeezed below 40 px: what a long unbroken digest used to do.
+    pub fn assert_readable(&self, lines: f64) {
+        let line = self.rows[0];
+        for (i, h) in self.rows.iter().enumerate() {
+            assert!(
+                *h <= line * lines,
+                "row {i} is {h} px tall, over {lines} lines of {line} px: {self:?}"
+            );
+        }
+        assert!(
+            self.columns.iter().all(|w| *w >= 40.0),
+            "a squeezed column: {self:?}"
+        );
+    }
+
+    /// Each `fail` / `unverified` result is red, each `pass` green.
+    pub fn assert_results_coloured(&self) {
+        for (word, colour) in &self.results {
+            let want = match word.as_str() {
+                "pass" => "rgb(26, 127, 55)",
+                "fail" | "unverified" => "rgb(207, 34, 46)",
+                _ => continue,
+            };
+            assert_eq!(colour, want, "{word} coloured {colour}: {self:?}");
+        }
+    }
+}
+
+#[test]
+fn html_banner_and_layout_say_where_a_release_stands() {
+    let Some(browser) = chromium() else { return };
+    // Promoted.
+    let repo = released();
+    let done = layout(&browser, &repo, SHA, 0);
+    assert_eq!(done.banner, "Status: done (release promoted)");
+    assert_eq!(done.banner_class, "verdict ok");
+    done.assert_readable(8.0);
+    done.assert_results_coloured();
+
+    // Blocked: integration failed; nothing says "in progress".
+    let repo = Repo::new();
+    repo.record(ArtifactKind::Commit, SHA, |_| {});
+    repo.record(ArtifactKind::Integration, SHA, |p| {
+        p["result"] = "fail".into();
+        p["command"]["exit_code"] = 1.into();
+        p["tests"]["failed"] = 3.into();
+    });
+    let blocked = layout(&browser, &repo, SHA, 0);
+    assert_eq!(blocked.banner, "Status: blocked (integration failed)");
+    assert_eq!(blocked.banner_class, "verdict bad");
+    blocked.assert_results_coloured();
+    assert!(blocked.results.iter().any(|(w, _)| w == "fail"));
+    let md = String::from_utf8_lossy(&repo.ledger(&["report", SHA]).stdout).into_owned();
+    assert!(
+        md.contains("**Status: blocked (integration failed)**"),
+        "{md}"
+    );
+    let status =
+        String::from_utf8_lossy(&repo.ledger(&["report", SHA, "--format", "status"]).stdout)
+            .into_owned();
+    assert!(status.starts_with("Status: blocked"), "{status}");
+
+    // Nothing stored: not "FAILED verification", which reads as tampering.
+    let other = "89abcdef0123456789abcdef0123456789abcdef";
+    let none = layout(&browser, &repo, other, 4);
+    assert_eq!(
+        none.banner,
+        format!("Status: no_evidence (no evidence stored for {other})")
+    );
+    assert_eq!(none.banner_class, "verdict none");
 }

@@ -35,9 +35,15 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
+/// Says what the demo does next, so a long step (the first compile) is never silent.
+fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
 fn ledger_bin(release: bool) -> Result<PathBuf, String> {
+    step("building ledger (cargo's progress follows; a first build takes minutes)");
     let mut build = cargo();
-    build.args(["build", "--quiet", "-p", "ledger-cli"]);
+    build.args(["build", "-p", "ledger-cli"]);
     if release {
         build.arg("--release");
     }
@@ -46,7 +52,7 @@ fn ledger_bin(release: bool) -> Result<PathBuf, String> {
     Ok(target_dir().join(profile).join("ledger"))
 }
 
-fn host_triple() -> String {
+pub fn host_triple() -> String {
     Command::new("rustc")
         .arg("-vV")
         .output()
@@ -63,11 +69,11 @@ fn host_triple() -> String {
 pub fn service_bin() -> Result<PathBuf, String> {
     let triple = host_triple();
     let dir = target_dir().join("example");
+    step("building the example service as a static binary for a FROM scratch image");
     run_checked(
         cargo()
             .args([
                 "build",
-                "--quiet",
                 "--release",
                 "-p",
                 "ledger-example-service",
@@ -164,6 +170,10 @@ pub fn setup_with(dir: &Path, release: bool) -> Result<(PathBuf, String), String
         c.current_dir(&dir);
         c
     };
+    step(&format!(
+        "making the demo repository in {}: git init, then ledger init",
+        dir.display()
+    ));
     run_checked(git(&["init", "--quiet"]).arg("-b").arg("main"))?;
     expect(Command::new(&ledger).arg("init"), &dir, 0)?;
     run_checked(&mut git(&["add", "."]))?;
@@ -214,6 +224,10 @@ fn commit_all(dir: &Path, message: &str) -> Result<String, String> {
 /// run in canary first; `ledger promote` then takes the same digests to production,
 /// which is smoked before the decision.
 fn release(ledger: &Path, dir: &Path, sha: &str) -> Result<(), String> {
+    step(&format!(
+        "releasing {}: the seven stages, canary then production",
+        &sha[..12.min(sha.len())]
+    ));
     let ledger_cmd = |args: &[&str]| {
         let mut c = Command::new(ledger);
         c.args(args);
@@ -240,6 +254,7 @@ fn release(ledger: &Path, dir: &Path, sha: &str) -> Result<(), String> {
     ] {
         expect(&mut ledger_cmd(args), dir, 0)?;
     }
+    step("verifying the evidence offline");
     expect(&mut ledger_cmd(&["verify", sha]), dir, 0)
 }
 
@@ -255,6 +270,7 @@ fn require_promotion(ledger: &Path, dir: &Path) -> Result<(), String> {
         "production": { "promotion": { "from": "canary", "min_soak_seconds": 0 } }
     });
     let text = serde_json::to_string_pretty(&policy).map_err(|e| e.to_string())?;
+    step("a policy change, signed by its owner: production only by promotion");
     fs::write(&path, text + "\n").map_err(|e| format!("policy: {e}"))?;
     println!("$ (policy) production is entered only by `ledger promote` from canary");
     expect(Command::new(ledger).args(["policy", "sign"]), dir, 0)
@@ -275,7 +291,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     require_promotion(&ledger, &dir)?;
     let sha = commit_all(&dir, "Production only by promotion from canary")?;
     release(&ledger, &dir, &sha)?;
+    // Read commands take any git revision and default to HEAD.
+    step("reading the release back: by HEAD and by the short SHA git prints");
+    let short = &sha[..7.min(sha.len())];
+    for args in [
+        &["show", "HEAD"][..],
+        &["report", "HEAD"],
+        &["verify", short],
+    ] {
+        expect(Command::new(&ledger).args(args), &dir, 0)?;
+    }
     if replay {
+        step("a second release, then the first replayed from its stored manifest");
         let second = new_commit(&dir, "VERSION", "1.1.0\n")?;
         release(&ledger, &dir, &second)?;
         expect(Command::new(&ledger).args(["replay", &sha]), &dir, 0)?;

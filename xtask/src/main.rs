@@ -8,9 +8,11 @@
 //!   and replays the first from its stored manifest.
 //! * `cargo xtask tidy [CHECK…]`: architecture and hygiene checks on the source tree
 //!   (all of them, or only those named: deps, verify-path, cycles, size, predicates,
-//!   docs).
+//!   docs, jargon).
 //! * `cargo xtask fuzz`: every `cargo fuzz` target, bounded; part of `test` when
 //!   `LEDGER_FUZZ_SECONDS` is set (CI).
+//! * `cargo xtask dist`: the stripped `ledger` binary as a tarball with its SHA-256,
+//!   what CI runners download ([`dist`]).
 //! * `cargo xtask bench`: per-stage overhead of `ledger` beside the work it wraps, on
 //!   the local folder and on S3, then `verify --all` against raw Ed25519.
 //!
@@ -19,6 +21,7 @@
 
 mod bench;
 mod demo;
+mod dist;
 mod fuzz;
 mod tidy;
 
@@ -33,15 +36,17 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("dist") => dist::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|tidy|bench|fuzz>");
+            eprintln!("usage: cargo xtask <test|demo|tidy|bench|fuzz|dist>");
             eprintln!("  test   tidy, fmt and clippy, then the whole test suite (what CI runs)");
             eprintln!("  demo   run the pipeline end to end in a throwaway repository");
             eprintln!("         (--replay: a second release, then the first replayed)");
             eprintln!("  tidy   architecture and hygiene checks (or only the named ones:");
-            eprintln!("         deps verify-path cycles size predicates docs)");
+            eprintln!("         deps verify-path cycles size predicates docs jargon)");
             eprintln!("  bench  per-stage overhead of ledger beside the work it wraps");
             eprintln!("  fuzz   every cargo-fuzz target, bounded (--seconds N, default 30)");
+            eprintln!("  dist   the stripped binary, packed with its SHA-256, for CI runners");
             return ExitCode::from(2);
         }
     };

@@ -1,6 +1,7 @@
 //! The command-line grammar (clap derive). Kept apart from behaviour so the whole
 //! surface of `ledger` can be read in one file.
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use ledger_core::Stage;
 use std::path::PathBuf;
@@ -19,13 +20,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The help heading of the options every command takes, so a command's own options
+/// stand apart from them in its `--help`.
+const GLOBAL: &str = "Global options (every command)";
+
 #[derive(Debug, Args)]
 pub struct Global {
     /// Evidence store: a folder or a bucket URL [default: .artifacts at the repository root]
-    #[arg(long, global = true, env = "LEDGER_STORE", value_name = "PATH|URL")]
+    #[arg(long, global = true, env = "LEDGER_STORE", value_name = "PATH|URL", help_heading = GLOBAL)]
     pub store: Option<String>,
     /// Policy file [default: policy/pipeline-policy.json at the repository root]
-    #[arg(long, global = true, env = "LEDGER_POLICY", value_name = "FILE")]
+    #[arg(long, global = true, env = "LEDGER_POLICY", value_name = "FILE", help_heading = GLOBAL)]
     pub policy: Option<PathBuf>,
     /// Key ids of the policy owners this CI trusts, comma-separated; when set, the
     /// store's root of trust must name exactly these owners (set it in protected CI
@@ -34,7 +39,8 @@ pub struct Global {
         long,
         global = true,
         env = "LEDGER_POLICY_OWNERS",
-        value_name = "KEYID,..."
+        value_name = "KEYID,...",
+        help_heading = GLOBAL
     )]
     pub policy_owners: Option<String>,
 }
@@ -163,7 +169,7 @@ pub struct ReleaseRunArgs {
 #[derive(Debug, Args)]
 pub struct GateArgs {
     /// Stage whose gate to evaluate
-    #[arg(value_name = "STAGE")]
+    #[arg(value_name = "STAGE", value_parser = stage_names())]
     pub stage: Stage,
     /// Commit under test [default: git rev-parse HEAD]
     #[arg(long, value_name = "SHA")]
@@ -206,7 +212,7 @@ pub enum PolicyCommand {
         /// The new owners' public keys
         #[arg(long = "owner", value_name = "PUBLIC KEY FILE", required = true)]
         owners: Vec<PathBuf>,
-        /// How many owners must sign [default: 1]
+        /// How many owners must sign
         #[arg(long, default_value_t = 1)]
         threshold: u32,
     },
@@ -216,8 +222,10 @@ pub enum PolicyCommand {
 pub enum KeysCommand {
     /// Write a new Ed25519 key pair (PKCS#8 private key, mode 0600; SPKI public key)
     Generate {
+        /// Where to write the private key (refuses to overwrite; keep it out of git)
         #[arg(long, value_name = "FILE")]
         private_key: PathBuf,
+        /// Where to write the public key (commit it, or give its id to whoever pins it)
         #[arg(long, value_name = "FILE")]
         public_key: PathBuf,
     },
@@ -229,9 +237,12 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The wrapped command's own exit code is recorded in the evidence (command.exit_code), not passed through: when it fails, ledger records the failure and exits 1. Exit codes: 0 passed, 1 failed (evidence recorded), 2 bad input, 3 gate denied, 4 evidence does not verify, 5 store, engine or registry unreachable."
+)]
 pub struct StageArgs {
-    /// Stage to run: commit, integration, build, publish, deploy, smoke, decide
-    #[arg(value_name = "STAGE")]
+    /// Stage to run
+    #[arg(value_name = "STAGE", value_parser = stage_names())]
     pub stage: Stage,
     /// Commit under test [default: git rev-parse HEAD]
     #[arg(long, value_name = "SHA")]
@@ -261,6 +272,14 @@ pub struct StageArgs {
     /// The command to wrap (commit and integration)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// Stage names as clap sees them, so a typo gets clap's "did you mean" and the list.
+fn stage_names() -> impl clap::builder::TypedValueParser<Value = Stage> {
+    clap::builder::PossibleValuesParser::new(Stage::ALL.map(Stage::as_str)).map(|name| {
+        // Every possible value is a stage's own name.
+        name.parse::<Stage>().unwrap_or(Stage::Commit)
+    })
 }
 
 #[derive(Debug, Args)]
@@ -314,7 +333,7 @@ pub enum ReportFormat {
     Markdown,
     /// A self-contained page: timeline, smoke latencies, metrics; loads nothing
     Html,
-    /// The status update of seed 001: Status, Changes, Tests, Deploy, Issues, Escalations
+    /// A status update for the release channel: Status, Changes, Tests, Deploy, Issues, Escalations
     Status,
 }
 
@@ -326,15 +345,19 @@ pub struct ReportArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "markdown")]
     pub format: ReportFormat,
-    /// Write to this file instead of standard output (refuses to overwrite)
+    /// Write to this file instead of standard output (refuses to overwrite it
+    /// unless --force)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace FILE of --out if it exists
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// The stage whose signing key must be trusted [default: every stage the key is for]
-    #[arg(long, value_name = "STAGE")]
+    #[arg(long, value_name = "STAGE", value_parser = stage_names())]
     pub stage: Option<Stage>,
     /// Private key file [default: $LEDGER_SIGNING_KEY, else .ledger/signing.key]
     #[arg(long, value_name = "FILE")]

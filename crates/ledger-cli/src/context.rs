@@ -80,6 +80,24 @@ pub async fn open_store(global: &Global, root: &Path) -> Result<Store> {
     Ok(store)
 }
 
+/// A read command never creates a store: a folder named by `--store` or
+/// `LEDGER_STORE` that does not exist is a typo (exit 2), not an empty store.
+fn refuse_missing_named_folder(global: &Global) -> Result<()> {
+    let Some(named) = &global.store else {
+        return Ok(());
+    };
+    if let StoreLocation::Local(dir) = StoreLocation::parse(named)? {
+        if std::fs::symlink_metadata(&dir).is_err() {
+            return Err(Failure::input(format!(
+                "no evidence store at {}: the folder does not exist",
+                dir.display()
+            ))
+            .hint("check --store / LEDGER_STORE for a typo; read commands never create a store, the first stage does"));
+        }
+    }
+    Ok(())
+}
+
 /// Every store this process opened, so that what it wrote is logged before it exits.
 static OPENED: std::sync::Mutex<Vec<Store>> = std::sync::Mutex::new(Vec::new());
 
@@ -392,6 +410,7 @@ impl Reader {
         untrusted: crate::exit::Code,
     ) -> Result<Reader> {
         let (policy, policy_bytes) = load_policy(global, &root)?;
+        refuse_missing_named_folder(global)?;
         let store = open_store(global, &root).await?;
         let policy =
             load_signed_policy(global, &root, &store, (policy, &policy_bytes), untrusted).await?;

@@ -1,7 +1,7 @@
 //! Environment names, as they appear in evidence keys.
 //!
 //! Deploy and smoke evidence is kept per environment. The default environment
-//! (`production`) keeps the seed layout (`infra/<sha>/deployment.json`); any other
+//! (`production`) keeps the plain keys (`infra/<sha>/deployment.json`); any other
 //! environment's evidence carries its name in the file name
 //! (`infra/<sha>/deployment.canary.json`, `…deployment.canary.attempt-2.json`). So a
 //! name must never be mistaken for the attempt suffix or contain the `.` that
@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-/// The environment whose evidence keeps the seed key layout.
+/// The environment whose evidence keeps the plain keys (no environment in the name).
 pub const DEFAULT_ENV: &str = "production";
 
 /// Longest environment name.
@@ -54,7 +54,7 @@ impl EnvName {
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 
-    /// Whether this is the default environment (seed key layout).
+    /// Whether this is the default environment (plain keys).
     pub fn is_default(&self) -> bool {
         self.as_str() == DEFAULT_ENV
     }

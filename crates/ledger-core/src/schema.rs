@@ -207,6 +207,21 @@ pub fn prepare(docs: &[Document]) {
     }
 }
 
+/// A violation as a person fixes it: an `enum` lists every allowed value (the
+/// validator's own text names two and counts the rest).
+fn message(e: &jsonschema::ValidationError<'_>) -> String {
+    match e.kind() {
+        jsonschema::error::ValidationErrorKind::Enum { options } => match options.as_array() {
+            Some(allowed) => {
+                let allowed: Vec<String> = allowed.iter().map(Value::to_string).collect();
+                format!("{} is not one of {}", e.instance(), allowed.join(", "))
+            }
+            None => e.to_string(),
+        },
+        _ => e.to_string(),
+    }
+}
+
 /// Validates `instance` against the schema of `doc`, reporting every violation.
 pub fn validate(doc: Document, instance: &Value) -> Result<(), SchemaError> {
     let name = doc.file_name();
@@ -221,7 +236,7 @@ pub fn validate(doc: Document, instance: &Value) -> Result<(), SchemaError> {
         .take(20)
         .map(|e| Violation {
             path: e.instance_path().to_string(),
-            message: e.to_string(),
+            message: message(&e),
         })
         .collect();
     if violations.is_empty() {
@@ -255,6 +270,17 @@ mod tests {
                 "{doc:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_enum_violation_lists_every_allowed_value() {
+        let deployment = serde_json::json!({"stage": "deplyo"});
+        let err = validate(Document::Predicate(ArtifactKind::Deployment), &deployment)
+            .unwrap_err()
+            .to_string();
+        let all = r#""deplyo" is not one of "commit", "integration", "build", "publish", "deploy", "smoke", "decide""#;
+        assert!(err.contains(all), "{err}");
+        assert!(!err.contains("other candidates"), "{err}");
     }
 
     #[test]

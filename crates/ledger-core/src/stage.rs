@@ -159,7 +159,8 @@ impl ArtifactKind {
         matches!(self, ArtifactKind::Commit | ArtifactKind::Integration)
     }
 
-    /// The top-level folder of the store this kind lives under (the seed layout).
+    /// The top-level folder of the store this kind lives under (docs/evidence-format.md
+    /// says why these names).
     pub fn dir(self) -> &'static str {
         match self {
             ArtifactKind::Commit => "commit",
@@ -173,7 +174,7 @@ impl ArtifactKind {
         }
     }
 
-    /// The file stem inside `<dir>/<sha>/` (the seed layout).
+    /// The file stem inside `<dir>/<sha>/`.
     pub fn stem(self) -> &'static str {
         match self {
             ArtifactKind::Commit => "commit",

@@ -44,10 +44,15 @@ pub enum DockerError {
     Context { path: String, message: String },
     #[error("cannot create an HTTP client for the registry: {0}")]
     HttpClient(String),
-    #[error("container {name} did not become healthy within {seconds} s: {state}")]
+    /// `after`: when it was given up on; `timeout`: the health timeout allowed. A
+    /// container can fail (exit, report unhealthy) long before its timeout.
+    #[error(
+        "container {name} was not healthy after {after} s (health timeout {timeout} s): {state}"
+    )]
     Unhealthy {
         name: String,
-        seconds: u64,
+        after: u64,
+        timeout: u64,
         state: String,
     },
 }

@@ -4,7 +4,7 @@
 //! commit → integration → build → publish → deploy → smoke → decide, each stage
 //! requiring a passing previous stage; the release decision requires every stage to
 //! have passed, every smoke check to be ok and the smoke p95 latency and deploy time
-//! to stay within bounds (seed 004's ten-minute deploy goal).
+//! to stay within bounds (the ten-minute deploy goal `ledger report` measures).
 
 use crate::model::{Condition, Freshness, Gate, KeyDoc, Op, PolicyDoc, Requirement};
 use ledger_core::{PublicKey, Stage};

@@ -88,6 +88,13 @@ impl Store {
         }
     }
 
+    /// What a store that does not exist yet holds: nothing. Lets a command reason
+    /// about a store before the first stage creates it (`doctor` checks the policy's
+    /// owners against it) without creating the folder.
+    pub fn empty(location: impl Into<String>) -> Store {
+        Store::from_object_store(Arc::new(object_store::memory::InMemory::new()), location)
+    }
+
     /// A store over the local folder `root`, which `inner` serves.
     pub(crate) fn local(
         inner: Arc<dyn ObjectStore>,

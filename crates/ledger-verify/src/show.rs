@@ -170,7 +170,7 @@ pub fn facts(p: &AnyPredicate) -> Vec<Fact> {
 
 fn command_facts(p: &CommandPredicate) -> Vec<Fact> {
     let mut out = vec![
-        fact("command", p.command.argv.join(" ")),
+        fact("command", shell_line(&p.command.argv)),
         fact("exit code", or_dash(p.command.exit_code)),
     ];
     if let Some(tests) = &p.tests {
@@ -314,5 +314,24 @@ pub fn human_ms(ms: u64) -> String {
         0..=999 => format!("{ms} ms"),
         1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
         _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+/// A wrapped command as a shell line people can read and paste: each argument quoted
+/// where the shell would split or expand it (`sh -c 'echo a; echo b'`), not joined
+/// with spaces into something that reads like another command.
+pub fn shell_line(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| format!("{argv:?}"))
+}
+
+#[cfg(test)]
+mod shell_line_tests {
+    use super::shell_line;
+
+    #[test]
+    fn arguments_with_spaces_and_shell_syntax_are_quoted() {
+        let argv = ["sh", "-c", "echo running unit tests; ./t.sh"].map(String::from);
+        assert_eq!(shell_line(&argv), "sh -c 'echo running unit tests; ./t.sh'");
+        assert_eq!(shell_line(&["cargo".into(), "test".into()]), "cargo test");
     }
 }

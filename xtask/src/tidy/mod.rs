@@ -12,12 +12,15 @@
 //! * `predicates`: no untyped `["field"]` reads outside `ledger_core::predicate`
 //!   ([`predicates`]).
 //! * `docs`: every Rust file opens with a `//!` comment ([`docs`]).
+//! * `jargon`: no internal document or ticket names in anything a user reads
+//!   ([`jargon`]).
 //!
 //! `cargo xtask tidy cycles size` runs only the named checks.
 
 mod cycles;
 mod deps;
 mod docs;
+mod jargon;
 mod lexer;
 mod predicates;
 mod size;
@@ -38,6 +41,7 @@ const CHECKS: &[Check] = &[
     ("size", size::run),
     ("predicates", predicates::run),
     ("docs", docs::run),
+    ("jargon", jargon::run),
 ];
 
 /// Runs the checks named in `args` (all of them when empty), printing every problem.
@@ -77,13 +81,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// Every `.rs` file under `dir` (recursively, skipping `target`), sorted.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    files_with(dir, &["rs"])
+}
+
+/// Every file under `dir` whose extension is one of `extensions` (recursively,
+/// skipping `target`), sorted.
+fn files_with(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    collect(dir, &mut out);
+    collect(dir, extensions, &mut out);
     out.sort();
     out
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+fn collect(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -91,9 +101,12 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             if path.file_name().is_some_and(|n| n != "target") {
-                collect(&path, out);
+                collect(&path, extensions, out);
             }
-        } else if path.extension().is_some_and(|e| e == "rs") {
+        } else if path
+            .extension()
+            .is_some_and(|e| extensions.iter().any(|x| e == *x))
+        {
             out.push(path);
         }
     }

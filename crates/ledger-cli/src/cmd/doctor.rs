@@ -11,7 +11,7 @@ use crate::exit::{Code, Failure, Result};
 use ledger_core::Stage;
 use ledger_pipeline::config::{Config, ConfigError};
 use ledger_pipeline::observe::doctor::{self as probe, RegistryProbeError};
-use ledger_verify::{ObjectKey, Policy, Store};
+use ledger_verify::{ObjectKey, Policy, Store, StoreLocation};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -225,8 +225,14 @@ async fn policy_owners(global: &Global, root: &Path, policy: Option<(Policy, &[u
     let Some(policy) = policy else {
         return skipped(NAME, "no valid policy to check");
     };
-    let Ok(store) = context::open_store(global, root).await else {
-        return skipped(NAME, "no store to read the root of trust from");
+    // Before the first stage there is no store, so no pinned root: the checkout's
+    // root decides, as it will for that first stage.
+    let store = match not_created(global, root) {
+        Some(dir) => Store::empty(dir.display().to_string()),
+        None => match context::open_store(global, root).await {
+            Ok(store) => store,
+            Err(_) => return skipped(NAME, "no store to read the root of trust from"),
+        },
     };
     match context::load_signed_policy(global, root, &store, policy, Code::VerificationFailed).await
     {
@@ -251,8 +257,34 @@ async fn policy_owners(global: &Global, root: &Path, policy: Option<(Policy, &[u
     }
 }
 
+/// The local folder the store would be, when it does not exist yet: before the
+/// first stage (or before `ledger init`), doctor neither creates it nor leaves a
+/// probe in it.
+fn not_created(global: &Global, root: &Path) -> Option<std::path::PathBuf> {
+    let location = match &global.store {
+        Some(named) => StoreLocation::parse(named).ok()?,
+        None => StoreLocation::default_for(root),
+    };
+    match location {
+        StoreLocation::Local(dir) if std::fs::symlink_metadata(&dir).is_err() => Some(dir),
+        _ => None,
+    }
+}
+
 /// The store: reachable, credentials, create-only writes, and its clock.
 async fn store_checks(global: &Global, root: &Path) -> [Check; 2] {
+    if let Some(dir) = not_created(global, root) {
+        return [
+            skipped(
+                "store",
+                format!(
+                    "{} does not exist yet: the first stage creates it",
+                    dir.display()
+                ),
+            ),
+            skipped("clock", "no store to compare with"),
+        ];
+    }
     let store = match context::open_store(global, root).await {
         Err(f) => {
             return [

@@ -4,7 +4,7 @@
 use super::create_new;
 use crate::args::{Global, ReportArgs, ReportFormat};
 use crate::context::{self, Reader};
-use crate::exit::{Code, Result};
+use crate::exit::{Code, Failure, Result};
 use crate::render;
 
 /// `ledger report`.
@@ -21,6 +21,11 @@ pub async fn report(global: &Global, args: ReportArgs) -> Result<Code> {
     match &args.out {
         None => print!("{text}"),
         Some(path) => {
+            if args.force && path.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(path).map_err(|e| {
+                    Failure::input(format!("cannot replace {}: {e}", path.display()))
+                })?;
+            }
             create_new(path, text.as_bytes(), false)?;
             eprintln!("ledger: wrote {}", path.display());
         }

@@ -106,6 +106,11 @@ pub async fn log(global: &Global, args: LogArgs) -> Result<Code> {
     }
     if entries.is_empty() {
         println!("no commits with evidence in {}", reader.store.location());
+    } else {
+        println!(
+            "{:<40}  {:<11} {:<6} {:<16} {:<16} LAST ACTIVITY",
+            "COMMIT", "FURTHEST", "RESULT", "DECISION", "ENVIRONMENTS"
+        );
     }
     for e in &entries {
         let result = e.furthest_result.map_or("-", |r| r.as_str());
@@ -116,7 +121,7 @@ pub async fn log(global: &Global, args: LogArgs) -> Result<Code> {
             e.environments.join(",")
         };
         println!(
-            "{}  {:<11} {result:<4} decision {decision:<7} env {envs:<12} {}",
+            "{}  {:<11} {result:<6} {decision:<16} {envs:<16} {}",
             e.sha,
             e.furthest_stage,
             time_of(e.last_activity)

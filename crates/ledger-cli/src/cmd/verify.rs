@@ -161,6 +161,14 @@ fn print_chain(report: &ChainReport, location: &str) {
         println!("verification FAILED: nothing to verify");
         return;
     }
+    // Keys of other environments and later attempts are longer than attempt 1's:
+    // the column is as wide as the longest, so results and signers line up.
+    let width = report
+        .artifacts
+        .iter()
+        .map(|a| a.key.len())
+        .max()
+        .unwrap_or(0);
     for a in &report.artifacts {
         if a.ok {
             let result = a.result.map(|r| r.as_str()).unwrap_or("-");
@@ -169,7 +177,7 @@ fn print_chain(report: &ChainReport, location: &str) {
                 .first()
                 .map(|s| &s[..12.min(s.len())])
                 .unwrap_or("-");
-            println!("ok    {:<64} {result:<4} signed by {signer}", a.key);
+            println!("ok    {:<width$} {result:<4} signed by {signer}", a.key);
             for n in &a.notes {
                 println!("      note: {n}");
             }

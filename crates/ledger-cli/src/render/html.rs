@@ -1,19 +1,27 @@
 //! The report as a self-contained HTML page: no script and nothing loaded; inline
 //! CSS, bars sized by inline widths, every string escaped.
 
-use super::{esc, fact_lines, headline, label, latest_per_env, metric_rows, short_signer, typed};
+use super::{esc, fact_lines, label, latest_per_env, metric_rows, short_signer, typed, Standing};
 use ledger_core::predicate::{Outcome, SmokeCheck, SmokePredicate};
 use ledger_pipeline::observe::metrics::{Metrics, Report};
 use ledger_verify::show::{human_ms, ShownArtifact};
 use std::fmt::Write as _;
 
+/// Fixed table layouts and wrapping `<code>` keep a long `sha256:…` digest from
+/// squeezing the other columns: no row grows taller than its facts need.
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:72rem}\
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}code{font-family:ui-monospace,monospace}\
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}code{font-family:ui-monospace,monospace;font-size:.85em}\
 .verdict{font-size:1.1rem;font-weight:600;padding:.4rem .8rem;border-radius:.3rem;display:inline-block}\
-.ok{background:#dafbe1}.bad{background:#ffebe9}\
-table{border-collapse:collapse;margin-top:.5rem}td code{word-break:break-all}td,th{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}\
+.ok{background:#dafbe1}.bad{background:#ffebe9}.none{background:#eaeef2}\
+table{border-collapse:collapse;margin-top:.5rem;table-layout:fixed;width:100%}\
+td code{overflow-wrap:anywhere;word-break:break-all}td,th{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}\
+#evidence col.stage{width:11rem}#evidence col.attempt{width:4.5rem}#evidence col.result{width:6.5rem}#evidence col.signer{width:9rem}#evidence col.key{width:17rem}\
+#smoke col.check{width:12rem}#smoke col.status{width:5rem}#smoke col.latency{width:12rem}#metrics th{width:16rem}\
+td.pass{color:#1a7f37;font-weight:600}td.fail,td.unverified{color:#cf222e;font-weight:600}\
+.fact{display:block}\
 .timeline{position:relative;border-left:1px solid #d0d7de}.row{display:flex;align-items:center;height:1.6rem}\
-.label{width:9rem;flex:none}.track{position:relative;flex:1;height:1rem;background:#f6f8fa}\
+.label{width:13rem;flex:none;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.track{position:relative;flex:1;height:1rem;background:#f6f8fa}\
+.took{width:7rem;flex:none;white-space:nowrap}\
 .bar{position:absolute;height:100%;background:#0969da;min-width:2px}.bar.fail{background:#cf222e}\
 .lat{height:.8rem;background:#8250df;min-width:2px}.lat.fail{background:#cf222e}";
 
@@ -22,17 +30,18 @@ pub fn html(r: &Report) -> String {
     let c = &r.chain;
     let shown = latest_per_env(c);
     let mut out = String::new();
-    let verdict_class = if c.ok && !headline(c).contains("reject") {
-        "ok"
-    } else {
-        "bad"
+    let standing = Standing::of(c);
+    let verdict_class = match standing {
+        Standing::NoEvidence => "none",
+        _ if standing.is_good() => "ok",
+        _ => "bad",
     };
     let _ = write!(
         out,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ledger report {sha}</title><style>{STYLE}</style></head><body>\
 <h1>Release evidence for <code id=\"sha\">{sha}</code></h1><p class=\"verdict {verdict_class}\" id=\"verdict\">{verdict}</p>",
         sha = c.sha,
-        verdict = esc(&headline(c))
+        verdict = esc(&standing.banner(&c.sha.to_string()))
     );
     timeline(&mut out, &shown);
     evidence_table(&mut out, &shown);
@@ -53,8 +62,12 @@ pub fn html(r: &Report) -> String {
     out
 }
 
-/// Each stage's bar from its start to its finish on the chain's span.
+/// Each stage's bar from its start to its finish on the chain's span, in the order
+/// the stages started (canary's deploy before production's); unverified artifacts,
+/// which have no trusted times, come last.
 fn timeline(out: &mut String, shown: &[&ShownArtifact]) {
+    let mut shown = shown.to_vec();
+    shown.sort_by_key(|a| (a.started_at.is_none(), a.started_at));
     let times: Vec<(i128, i128)> = shown
         .iter()
         .filter_map(|a| {
@@ -71,7 +84,7 @@ fn timeline(out: &mut String, shown: &[&ShownArtifact]) {
         out,
         "<h2>Stage timeline</h2><div class=\"timeline\" id=\"timeline\">"
     );
-    for a in shown {
+    for a in &shown {
         let (left, width) = match (a.started_at, a.finished_at) {
             (Some(s), Some(f)) => (
                 (s.unix_timestamp_nanos() - start) as f64 / span * 100.0,
@@ -96,24 +109,30 @@ fn timeline(out: &mut String, shown: &[&ShownArtifact]) {
     let _ = write!(out, "</div>");
 }
 
-/// The evidence table: one row per latest artifact.
+/// The evidence table: one row per latest artifact; the outcome coloured, facts and
+/// keys in wrapping `<code>`.
 fn evidence_table(out: &mut String, shown: &[&ShownArtifact]) {
-    let _ = write!(out, "<h2>Evidence</h2><table id=\"evidence\"><tr><th>stage</th><th>attempt</th><th>result</th><th>signer</th><th>facts</th><th>key</th></tr>");
+    let _ = write!(
+        out,
+        "<h2>Evidence</h2><table id=\"evidence\"><colgroup><col class=\"stage\"><col class=\"attempt\"><col class=\"result\"><col class=\"signer\"><col class=\"facts\"><col class=\"key\"></colgroup>\
+<tr><th>stage</th><th>attempt</th><th>result</th><th>signer</th><th>facts</th><th>key</th></tr>"
+    );
     for a in shown {
         let result = if a.ok {
-            a.result.map_or("-", |r| r.as_str()).to_owned()
+            a.result.map_or("-", |r| r.as_str())
         } else {
-            "UNVERIFIED".into()
+            "unverified"
         };
-        let facts: Vec<String> = fact_lines(a).iter().map(|l| esc(l)).collect();
+        let facts: String = fact_lines(a)
+            .iter()
+            .map(|l| format!("<code class=\"fact\">{}</code>", esc(l)))
+            .collect();
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"{result}\">{result}</td><td><code>{}</code></td><td>{facts}</td><td><code>{}</code></td></tr>",
             esc(&label(a)),
             a.attempt,
-            esc(&result),
             esc(short_signer(a)),
-            facts.join("<br>"),
             esc(&a.key)
         );
     }
@@ -127,16 +146,17 @@ fn smoke_table(out: &mut String, checks: &[SmokeCheck]) {
         .flat_map(|c| [Some(c.latency_ms), c.max_latency_ms])
         .flatten()
         .fold(1.0_f64, f64::max);
-    let _ = write!(out, "<h2>Smoke checks</h2><table id=\"smoke\"><tr><th>check</th><th>status</th><th>latency</th><th></th></tr>");
+    let _ = write!(out, "<h2>Smoke checks</h2><table id=\"smoke\"><colgroup><col class=\"check\"><col class=\"status\"><col class=\"latency\"><col></colgroup><tr><th>check</th><th>status</th><th>latency</th><th></th></tr>");
     for check in checks {
         let latency = check.latency_ms;
         let status = check.status.map_or("null".to_owned(), |s| s.to_string());
         let _ = write!(
             out,
-            "<tr data-check=\"{name}\"><td>{name}</td><td>{status}</td><td>{latency:.1} ms{limit}</td><td style=\"width:20rem\"><div class=\"lat{fail}\" style=\"width:{w:.1}%\"></div></td></tr>",
+            "<tr data-check=\"{name}\"><td><code>{name}</code></td><td class=\"{class}\">{status}</td><td>{latency:.1} ms{limit}</td><td><div class=\"lat{fail}\" style=\"width:{w:.1}%\"></div></td></tr>",
             name = esc(&check.name),
             status = esc(&status),
             fail = if check.ok { "" } else { " fail" },
+            class = if check.ok { "pass" } else { "fail" },
             limit = check
                 .max_latency_ms
                 .map_or(String::new(), |l| format!(" (limit {l:.0} ms)")),

@@ -1,6 +1,6 @@
 //! The report as Markdown, for `$GITHUB_STEP_SUMMARY` or a merge-request comment.
 
-use super::{esc, fact_lines, headline, label, latest_per_env, metric_rows};
+use super::{esc, fact_lines, label, latest_per_env, metric_rows, Standing};
 use ledger_pipeline::observe::metrics::{Metrics, Report};
 use ledger_verify::show::{human_ms, ShownArtifact};
 use std::fmt::Write as _;
@@ -17,7 +17,7 @@ pub fn markdown(r: &Report) -> String {
     let c = &r.chain;
     let mut out = String::new();
     let _ = writeln!(out, "## ledger: release evidence for `{}`\n", c.sha);
-    let _ = writeln!(out, "**{}**\n", headline(c));
+    let _ = writeln!(out, "**{}**\n", Standing::of(c).banner(&c.sha.to_string()));
     let _ = writeln!(
         out,
         "| stage | attempt | result | finished | took | signer | facts |"

@@ -1,6 +1,7 @@
 //! Reports for people, rendered from the values `ledger-pipeline` computes: one
 //! release's chain with the store's delivery metrics, as Markdown ([`markdown`]), a
-//! self-contained HTML page ([`html`]) or a seed-001 status update ([`status`]).
+//! self-contained HTML page ([`html`]) or a status update for a team channel
+//! ([`status`]).
 //! Predicates are read through the typed models in `ledger_core::predicate`.
 
 pub mod html;
@@ -90,23 +91,83 @@ pub fn decision_of(a: &ShownArtifact) -> Option<&'static str> {
     typed::<DecisionPredicate>(a).map(|p| decision_word(p.decision))
 }
 
-/// The verdict line: decision if any, else how far the chain got.
-pub fn headline(chain: &ShowReport) -> String {
-    if !chain.ok {
-        return "evidence FAILED verification".into();
+/// Where a release stands, in the words every report format uses: the HTML banner,
+/// the Markdown headline and the status update's `Status:` line all come from here,
+/// so a blocked release never reads as fine in one format and blocked in another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Nothing is stored for the SHA: not tampering, just no run yet.
+    NoEvidence,
+    /// Some evidence does not verify: the record itself is in doubt.
+    Unverified,
+    /// A stage's latest attempt failed (named), so the release cannot go on.
+    Blocked(String),
+    /// The decision was reject.
+    Rejected,
+    /// The decision was promote.
+    Promoted,
+    /// Every latest attempt passed so far; the last stage that ran.
+    InProgress(String),
+}
+
+impl Standing {
+    /// The standing of `chain`.
+    pub fn of(chain: &ShowReport) -> Self {
+        if chain.artifacts.is_empty() && chain.unexpected.is_empty() {
+            return Self::NoEvidence;
+        }
+        if !chain.ok {
+            return Self::Unverified;
+        }
+        let decision = chain
+            .artifacts
+            .iter()
+            .rev()
+            .find(|a| a.kind == "decision")
+            .and_then(decision_of);
+        match decision {
+            Some("promote") => return Self::Promoted,
+            Some(_) => return Self::Rejected,
+            None => {}
+        }
+        let latest = latest_per_env(chain);
+        if let Some(failed) = latest
+            .iter()
+            .find(|a| a.result == Some(ledger_core::predicate::Outcome::Fail))
+        {
+            return Self::Blocked(label(failed));
+        }
+        latest
+            .last()
+            .map_or(Self::NoEvidence, |a| Self::InProgress(label(a)))
     }
-    let decision = chain
-        .artifacts
-        .iter()
-        .rev()
-        .find(|a| a.kind == "decision")
-        .and_then(decision_of);
-    match decision {
-        Some(d) => format!("decision: {d}"),
-        None => match latest_per_env(chain).last() {
-            Some(a) => format!("in progress: last stage `{}`", a.stage),
-            None => "no evidence".into(),
-        },
+
+    /// The status update's word: `done`, `blocked`, `in_progress` or `no_evidence`.
+    pub fn status_word(&self) -> &'static str {
+        match self {
+            Self::NoEvidence => "no_evidence",
+            Self::Unverified | Self::Blocked(_) | Self::Rejected => "blocked",
+            Self::Promoted => "done",
+            Self::InProgress(_) => "in_progress",
+        }
+    }
+
+    /// The one-line banner: the status word first, then why.
+    pub fn banner(&self, sha: &str) -> String {
+        let why = match self {
+            Self::NoEvidence => format!("no evidence stored for {sha}"),
+            Self::Unverified => "evidence FAILED verification: the record is in doubt".into(),
+            Self::Blocked(stage) => format!("{stage} failed"),
+            Self::Rejected => "release rejected by the decision".into(),
+            Self::Promoted => "release promoted".into(),
+            Self::InProgress(stage) => format!("last stage {stage} passed"),
+        };
+        format!("Status: {} ({why})", self.status_word())
+    }
+
+    /// Whether the banner is good news.
+    pub fn is_good(&self) -> bool {
+        matches!(self, Self::Promoted | Self::InProgress(_))
     }
 }
 

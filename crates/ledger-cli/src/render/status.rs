@@ -1,11 +1,12 @@
-//! The seed-001 status update (Status, Changes, Tests, Deploy, Issues / Failures,
-//! Escalations), filled from the verified chain. Escalations follow seed 001's rules
-//! where the evidence can show them: health checks failed and the previous release
+//! The status update a release manager posts to the team (Status, Changes, Tests,
+//! Deploy, Issues / Failures, Escalations), filled from the verified chain. Its
+//! `Status:` word is [`Standing`]'s, like every report's banner. Escalations are
+//! raised where the evidence can show them: health checks failed and the previous release
 //! was not restored; a production release failing its checks; evidence that does not
 //! verify. (An engine that is unreachable or a secret that is missing stops a stage
 //! before it writes anything, so no evidence can show those: `ledger doctor` does.)
 
-use super::{decision_of, latest_per_env, typed};
+use super::{latest_per_env, typed, Standing};
 use ledger_core::predicate::{
     CommandPredicate, DecisionPredicate, DeploymentPredicate, Outcome, SmokePredicate,
 };
@@ -27,7 +28,7 @@ pub fn status_update(r: &Report, location: &str) -> String {
     let latest = latest_per_env(c);
     let findings = findings(c, &latest);
     let mut out = String::new();
-    let _ = writeln!(out, "Status: {}\n", status_word(c, &findings));
+    let _ = writeln!(out, "Status: {}\n", Standing::of(c).status_word());
     let _ = writeln!(out, "Changes");
     let _ = writeln!(out, "- Commits: {}", c.sha);
     let _ = writeln!(
@@ -39,23 +40,6 @@ pub fn status_update(r: &Report, location: &str) -> String {
     deploy_section(&mut out, &latest, location);
     problems_section(&mut out, &findings);
     out
-}
-
-/// `blocked` on any issue or a rejection, `done` once promoted, else `in_progress`.
-fn status_word(c: &ShowReport, f: &Findings) -> &'static str {
-    let decision = c
-        .artifacts
-        .iter()
-        .rev()
-        .find(|a| a.kind == "decision" && a.ok)
-        .and_then(decision_of);
-    if !f.escalations.is_empty() || !f.issues.is_empty() || decision == Some("reject") {
-        "blocked"
-    } else if decision == Some("promote") {
-        "done"
-    } else {
-        "in_progress"
-    }
 }
 
 /// The findings of a chain: unverified evidence, then each failed latest attempt.
@@ -153,9 +137,10 @@ fn tests_section(out: &mut String, latest: &[&ShownArtifact]) {
     }
     for a in tests {
         let p = typed::<CommandPredicate>(a);
-        let command = p
-            .as_ref()
-            .map_or_else(|| "-".into(), |p| p.command.argv.join(" "));
+        let command = p.as_ref().map_or_else(
+            || "-".into(),
+            |p| ledger_verify::show::shell_line(&p.command.argv),
+        );
         let counts = p
             .as_ref()
             .and_then(|p| p.tests)

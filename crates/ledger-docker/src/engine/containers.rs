@@ -229,7 +229,8 @@ impl Engine {
                 Some(HealthStatusEnum::UNHEALTHY) => {
                     return Err(DockerError::Unhealthy {
                         name: name.to_owned(),
-                        seconds: start.elapsed().as_secs(),
+                        after: start.elapsed().as_secs(),
+                        timeout: timeout.as_secs(),
                         state: describe(),
                     })
                 }
@@ -244,7 +245,8 @@ impl Engine {
                     if !running && state.status.map(|s| s.to_string()) == Some("exited".into()) {
                         return Err(DockerError::Unhealthy {
                             name: name.to_owned(),
-                            seconds: start.elapsed().as_secs(),
+                            after: start.elapsed().as_secs(),
+                            timeout: timeout.as_secs(),
                             state: describe(),
                         });
                     }
@@ -253,7 +255,8 @@ impl Engine {
             if start.elapsed() >= timeout {
                 return Err(DockerError::Unhealthy {
                     name: name.to_owned(),
-                    seconds: timeout.as_secs(),
+                    after: timeout.as_secs(),
+                    timeout: timeout.as_secs(),
                     state: describe(),
                 });
             }

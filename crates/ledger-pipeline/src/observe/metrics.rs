@@ -20,7 +20,7 @@ use ledger_verify::show::ShowReport;
 use ledger_verify::walk::StoreIndex;
 use serde::Serialize;
 
-/// Seed 004's goal: p95 production deployment duration at most 10 minutes.
+/// The delivery goal: p95 production deployment duration at most 10 minutes.
 pub const DEPLOY_TARGET_MS: u64 = 10 * 60 * 1000;
 
 /// Delivery metrics over every verified artifact in the store.

@@ -5,7 +5,7 @@
 //! replayed and carry `replay: true`. Rollback adds the promote-history rule (only to
 //! a SHA whose latest decision is `promote`) and records the SHA that was running.
 //!
-//! The order is seed 002's validation chain; each step is reported as it passes and
+//! The order is the release manager's validation chain; each step is reported as it passes and
 //! the first that fails explains itself ([`Error::At`]): SHA shape (the caller parsed
 //! it) → promoted (rollback only) → the stored chain verifies and passes the policy's
 //! `replay` gate → every digest present → revision labels equal the SHA → deploy →
