@@ -158,13 +158,17 @@ fn a_link_to_a_copy_of_real_evidence_is_not_read_through() {
     let gate = ledger(&repo, &["gate", "integration", "--sha", SHA]);
     assert_code(&gate, 3);
     assert!(text(&gate).contains("symbolic link"), "{}", text(&gate));
-    // The SHA's folder as a link to a copy of itself.
-    let repo = with_commit();
-    let folder = repo.store().join(format!("commit/{SHA}"));
-    let moved = outside.path().join("sha");
-    std::fs::rename(&folder, &moved).unwrap();
-    symlink(&moved, &folder).unwrap();
-    all_verifiers_fail(&repo, &format!("commit/{SHA}"));
+    // A folder moved out of the store and linked back in: the SHA's, the stored
+    // policies, the log.
+    for folder in [format!("commit/{SHA}"), "policies".into(), "log".into()] {
+        let repo = with_commit();
+        let outside = tempfile::tempdir().unwrap();
+        let at = repo.store().join(&folder);
+        let moved = outside.path().join("moved");
+        std::fs::rename(&at, &moved).unwrap();
+        symlink(&moved, &at).unwrap();
+        all_verifiers_fail(&repo, &format!("{folder} in the store is a symbolic link"));
+    }
 }
 
 #[test]

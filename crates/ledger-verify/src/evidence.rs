@@ -227,7 +227,17 @@ impl<'a> Evidence<'a> {
 
     async fn fetch(&mut self, key: &ObjectKey) -> Result<Found<Fetched>, Error> {
         if let Some(snapshot) = self.snapshot {
-            return Ok(snapshot.objects.get(key.as_str()).cloned());
+            let found = snapshot.objects.get(key.as_str()).cloned();
+            if found.is_some() {
+                return Ok(found);
+            }
+            // Absent from the listing: say so, unless a folder on its way is a link
+            // or a file (listed as one object of its own), which is what to fix.
+            let folder = key.as_str().rsplit_once('/').map(|(folder, _)| folder);
+            return Ok(match folder.map(|f| self.store.check_folder(f)) {
+                Some(Err(refused)) if refused.is_object_problem() => Some(Err(refused.to_string())),
+                _ => None,
+            });
         }
         if let Some(f) = self.cache.get(key.as_str()) {
             return Ok(f.clone());
