@@ -72,6 +72,12 @@ canonical and no JSON member may appear twice. Log entries and checkpoints are r
 as strictly, and a checkpoint signature line naming a trusted key that does not
 verify is tampering too.
 
+The store is read as ledger reads it: a symbolic link anywhere below the store's
+folder (a SHA's folder, policies/, log/, an object) is never read through, a FIFO or
+any other special file in place of an object is never opened for reading, and no
+object is read past its limit (4 MiB for envelopes and policies, 256 MiB for captured
+output): each is a problem of the store.
+
 Usage: python3 verify_chain.py STORE_DIR POLICY_JSON SHA
            [--signature SIG_JSON] [--root ROOT_JSON] [--owners KEYID,...]
            [--checkpoint FILE]
@@ -94,8 +100,10 @@ import binascii
 import datetime
 import hashlib
 import json
+import errno
 import os
 import re
+import stat
 import sys
 
 from cryptography.exceptions import InvalidSignature
@@ -144,6 +152,8 @@ LOG_PREFIX = "log"
 CHECKPOINT_PREFIX = "checkpoints"
 ORIGIN = "ledger.dev/evidence-log"
 MAX_ENTRY_BYTES = 1 << 20
+MAX_JSON_BYTES = 4 << 20
+MAX_LOG_BYTES = 256 << 20
 MAX_CHECKPOINT_BYTES = 1 << 16
 DIGEST = re.compile(r"[0-9a-f]{64}")
 NO_LOG = (
@@ -250,9 +260,37 @@ def read(path):
         return f.read()
 
 
-def sha256_file(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def read_object(store, key, limit=MAX_JSON_BYTES):
+    """Store object `key`'s bytes: a regular file reached through real folders only,
+    read without blocking (a FIFO is refused, not waited on) and never past `limit`
+    bytes, counted while reading. Raises Invalid for anything else, OSError if absent."""
+    path = store
+    parts = key.replace(os.sep, "/").split("/")
+    for part in parts[:-1]:
+        path = os.path.join(path, part)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise Invalid(f"{key}: {os.path.relpath(path, store)} is a symbolic link or not a folder; not read through")
+    try:
+        fd = os.open(os.path.join(path, parts[-1]), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise Invalid(f"{key} is a symbolic link; not read through") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise Invalid(f"{key} is not a regular file; not read")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise Invalid(f"{key} is over the {limit}-byte limit; not read")
+    return data
+
+
+def sha256_object(store, key, limit=MAX_JSON_BYTES):
+    """SHA-256 of store object `key` (read_object); None when it is absent."""
+    try:
+        return hashlib.sha256(read_object(store, key, limit)).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def when(text):
@@ -313,12 +351,12 @@ def parse_evidence_key(sha, key):
 def check(store, policy, signed, sha, folder, environment, attempt):
     problems = []
     stage, predicate_type = LAYOUT[folder]
-    path = os.path.join(store, *evidence_key(sha, folder, environment, attempt).split("/"))
+    key = evidence_key(sha, folder, environment, attempt)
     # Signatures first: nothing of the payload is read before it is authenticated.
     need = policy.get("stages", {}).get(stage, {}).get("min_signatures", 1)
     keys = trusted_keys(policy, stage)
     try:
-        envelope = DsseEnvelope(read(path), PAYLOAD_TYPE, "envelope")
+        envelope = DsseEnvelope(read_object(store, key), PAYLOAD_TYPE, "envelope")
         accepted = envelope.signed_by({k.keyid: k for k, _ in keys})
     except Invalid as e:
         return [str(e)]
@@ -351,21 +389,20 @@ def check(store, policy, signed, sha, folder, environment, attempt):
         if predicate.get(field) != value:
             problems.append(f"predicate {field} is {predicate.get(field)!r}, stored as {value!r}")
     for link in predicate.get("inputs", []):
-        target = os.path.join(store, link["key"])
-        if not os.path.isfile(target):
+        target = sha256_object(store, link["key"])
+        if target is None:
             problems.append(f"input {link['key']} is missing")
-        elif sha256_file(target) != link["sha256"]:
+        elif target != link["sha256"]:
             problems.append(f"hash link broken: {link['key']}")
     output = predicate.get("output")
     if output:
-        log = os.path.join(store, output["key"])
-        if not os.path.isfile(log) or sha256_file(log) != output["sha256"]:
+        if sha256_object(store, output["key"], MAX_LOG_BYTES) != output["sha256"]:
             problems.append(f"captured output {output['key']} missing or altered")
     derived = derived_result(stage, predicate)
     if derived is not None and predicate.get("result") != derived:
         problems.append(f"result is {predicate.get('result')!r}, but its own fields make it {derived!r}")
-    gated_by = os.path.join(store, "policies", predicate["policy_sha256"] + ".json")
-    if not os.path.isfile(gated_by) or sha256_file(gated_by) != predicate["policy_sha256"]:
+    gated_by = sha256_object(store, "policies/" + predicate["policy_sha256"] + ".json")
+    if gated_by != predicate["policy_sha256"]:
         problems.append(f"policy {predicate['policy_sha256'][:12]} missing or altered")
     elif predicate["policy_sha256"] not in signed:
         problems.append(f"gated by policy {predicate['policy_sha256'][:12]}, which the policy owners never signed")
@@ -432,10 +469,17 @@ def extend(chain, root, what):
 
 
 def stored_files(store, prefix):
-    """Every object under store/prefix, as paths relative to it (sorted)."""
+    """Every object under store/prefix, as paths relative to it (sorted). Links are
+    not followed: a link (to a folder or not) is an object of its own, which
+    read_object refuses; a link or file on the way to prefix is Invalid."""
+    path = store
+    for part in prefix.replace(os.sep, "/").split("/"):
+        path = os.path.join(path, part)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise Invalid(f"{os.path.relpath(path, store)} is a symbolic link or not a folder; not read through")
     out = []
-    for folder, _, files in os.walk(os.path.join(store, prefix)):
-        for name in files:
+    for folder, dirs, files in os.walk(os.path.join(store, prefix)):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
             if re.fullmatch(r"[^#]*#[0-9]+", name):
                 continue  # a write in progress (name#<digits>): not an object yet
             out.append(os.path.relpath(os.path.join(folder, name), os.path.join(store, prefix)))
@@ -455,7 +499,7 @@ def root_chain(store, checkout_root):
         versions.append((int(m.group(1)), name))
     for _, name in sorted(versions):
         what = f"stored trust/root/{name}"
-        extend(chain, Root(read(os.path.join(store, ROOT_PREFIX, name)), what), what)
+        extend(chain, Root(read_object(store, os.path.join(ROOT_PREFIX, name)), what), what)
     checkout = Root(read(checkout_root), checkout_root) if checkout_root else None
     if checkout and (not chain or checkout.version > chain[-1].version):
         extend(chain, checkout, checkout_root)
@@ -506,7 +550,7 @@ def signed_policies(store, chain, policy_bytes, signature_path):
         if name.endswith(".log"):
             continue  # ledger reads no .log as a trust object
         what = f"stored trust/policy/{name}"
-        stored = DsseEnvelope(read(os.path.join(store, POLICY_SIGNATURE_PREFIX, name)), POLICY_TYPE, what)
+        stored = DsseEnvelope(read_object(store, os.path.join(POLICY_SIGNATURE_PREFIX, name)), POLICY_TYPE, what)
         # Every version's verdict, not the first that holds: a bad signature by any
         # owner, current or former, is tampering and must not go unread.
         if not any([root.meets(stored)[0] for root in chain]):
@@ -531,7 +575,12 @@ class Log:
     def __init__(self, store):
         self.heads, self.named, self.problems = [], {}, []
         entries = {}
-        for name in stored_files(store, LOG_PREFIX):
+        try:
+            names = stored_files(store, LOG_PREFIX)
+        except Invalid as e:
+            names = []
+            self.problems.append(str(e))
+        for name in names:
             m = re.fullmatch(r"([0-9]{16})\.json", name)
             if not m or int(m.group(1)) == 0:
                 self.problems.append(f"log/{name} is not a log entry (log/<seq, 16 digits>.json)")
@@ -546,7 +595,7 @@ class Log:
                 )
                 break
             try:
-                self.add(seq, read(os.path.join(store, LOG_PREFIX, entries[seq])))
+                self.add(seq, read_object(store, os.path.join(LOG_PREFIX, entries[seq]), MAX_ENTRY_BYTES))
             except (Invalid, OSError) as e:
                 self.problems.append(f"log entry log/{entries[seq]}: {e}")
                 break
@@ -787,11 +836,19 @@ def main(argv):
         no_log = NO_LOG if not log.files and not log.problems else "the store's log does not read (log/ above)"
     # Every object stored under the commit's prefixes, and every one the log names
     # there: a missing one was deleted or renamed, an unnamed one no writer logged.
-    stored, attempts = {}, {}
+    stored, attempts, refused = {}, {}, {}
     for folder in LAYOUT:
-        for name in stored_files(store, os.path.join(folder, sha)):
+        try:
+            names = stored_files(store, os.path.join(folder, sha))
+        except Invalid as e:  # the SHA's folder is a link: nothing of it is read
+            report(f"{folder}/{sha}", [str(e)])
+            names = []
+        for name in names:
             key = f"{folder}/{sha}/{name.replace(os.sep, '/')}"
-            stored[key] = sha256_file(os.path.join(store, *key.split("/")))
+            try:
+                stored[key] = sha256_object(store, key, MAX_LOG_BYTES if key.endswith(".log") else MAX_JSON_BYTES)
+            except Invalid as e:  # a link, a FIFO, over its limit: never evidence
+                stored[key], refused[key] = "", str(e)
     prefixes = tuple(f"{folder}/{sha}/" for folder in LAYOUT)
     logged = {key for key in log.named if key.startswith(prefixes)}
 
@@ -806,6 +863,8 @@ def main(argv):
             problems = log.object_problems(key, digest)
         else:
             problems = [no_log] if ref else []
+        if key in refused:
+            problems = [refused[key]] + problems
         if ref:
             attempts.setdefault(ref[:2], set()).add(ref[2])
         if key.endswith(".log"):
@@ -845,10 +904,16 @@ def main(argv):
     except Exception as e:  # fail closed
         report("checkpoints/", [f"the policy's keys do not read: {e!r}"])
         keys = {}
-    for name in stored_files(store, CHECKPOINT_PREFIX):
+    try:
+        checkpoints = stored_files(store, CHECKPOINT_PREFIX)
+    except Invalid as e:
+        report("checkpoints/", [str(e)])
+        checkpoints = []
+    for name in checkpoints:
         try:
-            problems = check_checkpoint(read(os.path.join(store, CHECKPOINT_PREFIX, name)), keys, log, name)
-        except OSError as e:
+            data = read_object(store, os.path.join(CHECKPOINT_PREFIX, name), MAX_CHECKPOINT_BYTES)
+            problems = check_checkpoint(data, keys, log, name)
+        except (Invalid, OSError) as e:
             problems = [f"unreadable: {e}"]
         report(f"checkpoints/{name.replace(os.sep, '/')}", problems)
     if args.checkpoint:

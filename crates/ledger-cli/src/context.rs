@@ -219,20 +219,22 @@ pub fn untrusted(e: ledger_verify::Error, code: crate::exit::Code) -> Failure {
     }
 }
 
-/// Reads a file of at most `ledger_core::MAX_JSON_BYTES`.
+/// Reads a file the user gave (policy, root, signature, key, checkpoint): a regular
+/// file of at most `ledger_core::MAX_JSON_BYTES`, counted while reading, so that
+/// `/dev/zero` or a FIFO is refused at once instead of read until memory runs out
+/// (`ledger_verify::file`).
 pub fn read_limited(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Failure::input(format!("cannot read {what} {}: {e}", path.display())))?;
-    if meta.len() > ledger_core::MAX_JSON_BYTES as u64 {
-        return Err(Failure::input(format!(
-            "{what} {} is {} bytes, over the {}-byte limit",
-            path.display(),
-            meta.len(),
-            ledger_core::MAX_JSON_BYTES
-        )));
-    }
-    std::fs::read(path)
-        .map_err(|e| Failure::input(format!("cannot read {what} {}: {e}", path.display())))
+    use ledger_verify::file::{read_regular, FileError, Links};
+    let limit = ledger_core::MAX_JSON_BYTES;
+    read_regular(path, limit, Links::Follow).map_err(|e| {
+        let failure = Failure::input(format!("cannot read {what} {}: {e}", path.display()));
+        match e {
+            FileError::NotRegular(_) | FileError::TooLarge { .. } => {
+                failure.hint(format!("give the path of the {what} file itself"))
+            }
+            _ => failure,
+        }
+    })
 }
 
 /// Loads the signing key from `--key`, `$LEDGER_SIGNING_KEY` (PEM or path), or the

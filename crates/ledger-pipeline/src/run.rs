@@ -117,12 +117,21 @@ async fn adopt_unlogged(
             if index.get(&key).is_some() {
                 continue;
             }
-            let object =
-                ledger_store::ObjectKey::parse(&key).map_err(ledger_store::StoreError::from)?;
-            if let Some(bytes) = store
+            // A name no writer makes, a link or a special file is never evidence:
+            // `verify` reports it; it is not adopted.
+            let Ok(object) = ledger_store::ObjectKey::parse(&key) else {
+                continue;
+            };
+            let read = store
                 .get_limited(&object, ledger_verify::read::MAX_LOG_BYTES)
-                .await?
-            {
+                .await;
+            if let Some(bytes) = read.or_else(|e| {
+                if e.is_object_problem() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            })? {
                 tracing::info!(key, "adopting an object no log entry names");
                 store.adopt(&key, ledger_core::Sha256Digest::of(&bytes));
             }

@@ -84,18 +84,21 @@ impl Store {
         self.next_attempt_in(kind, sha, None).await
     }
 
-    /// The attempt number a new run of `kind` for `sha` in `env` would take.
+    /// The attempt number a new run of `kind` for `sha` in `env` would take. In a
+    /// local folder, an attempt that is a symbolic link or a special file is refused
+    /// here: a stage does not step over a planted link and record beside it.
     pub async fn next_attempt_in(
         &self,
         kind: ArtifactKind,
         sha: &GitSha,
         env: Option<EnvName>,
     ) -> Result<u32, StoreError> {
-        Ok(self
-            .attempts_in(kind, sha, env)
-            .await?
-            .last()
-            .map_or(1, |a| a + 1))
+        let attempts = self.attempts_in(kind, sha, env).await?;
+        for attempt in &attempts {
+            let key = ArtifactRef::new(kind, *sha, *attempt).in_env(env).key();
+            self.check_local_path(&key, crate::local::Last::File)?;
+        }
+        Ok(attempts.last().map_or(1, |a| a + 1))
     }
 
     /// Every SHA with evidence of any kind, sorted; lists folder names only.

@@ -10,12 +10,14 @@ use crate::KeyError;
 pub enum StoreError {
     #[error("{key} already exists in the store with different contents (another writer created it first, or it was written before); evidence is write-once and was not overwritten (a retried stage writes a new attempt instead)")]
     AlreadyExists { key: String },
-    #[error("{key} is {size} bytes, over the {limit}-byte limit; refusing to read it")]
+    #[error("{key} is {size} bytes or more, over the {limit}-byte limit; refusing to read it")]
     TooLarge {
         key: String,
         size: u64,
         limit: usize,
     },
+    #[error("{key} in the store is {what}; ledger neither reads nor writes through it, so nothing lands outside the store (evidence is regular files in real folders): remove it, and restore the store from a copy if it was tampered with")]
+    NotRegular { key: String, what: String },
     #[error("store URL scheme `{scheme}://` is not supported by this build of ledger; use a local folder, s3://BUCKET/PREFIX, or a build with the `gcs`/`azure` features for gs:// and az://")]
     Unsupported { scheme: String },
     #[error("invalid store location {location:?}: {why}")]
@@ -47,12 +49,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the failure is about one object only (too large, a link or a special
+    /// file in its place): it makes that object fail verification, while the store and
+    /// every other object stay readable.
+    pub fn is_object_problem(&self) -> bool {
+        matches!(
+            self,
+            StoreError::TooLarge { .. } | StoreError::NotRegular { .. }
+        )
+    }
+
     /// A short name of the failure for debug logs: never the message, which names the
     /// store's location.
     fn kind(&self) -> &'static str {
         match self {
             StoreError::AlreadyExists { .. } => "already exists",
             StoreError::TooLarge { .. } => "too large",
+            StoreError::NotRegular { .. } => "not a regular file",
             StoreError::Unsupported { .. } => "unsupported scheme",
             StoreError::InvalidLocation { .. } => "invalid location",
             StoreError::InvalidKey(_) => "invalid key",

@@ -8,6 +8,7 @@
 
 mod attempts;
 mod error;
+pub mod file;
 mod key;
 mod local;
 mod location;
@@ -58,6 +59,10 @@ pub struct Store {
     /// The last log entry this process saw or wrote.
     head_cache: Arc<std::sync::Mutex<Option<(u64, Bytes)>>>,
 }
+
+/// One object of a bulk read ([`Store::map_many`]): `None` when absent, `Some(Err)`
+/// when it cannot be evidence ([`StoreError::is_object_problem`]).
+pub type BulkRead<T> = Option<Result<T, StoreError>>;
 
 /// How many requests [`Store::map_many`] keeps in flight against a bucket.
 pub const BULK_REQUESTS: usize = 64;
@@ -194,6 +199,7 @@ impl Store {
         key: &ObjectKey,
         bytes: Bytes,
     ) -> Result<PutOutcome, StoreError> {
+        self.check_local_path(key.as_str(), local::Last::File)?;
         let path = Path::from(key.as_str());
         let opts = PutOptions::from(PutMode::Create);
         match self
@@ -229,6 +235,7 @@ impl Store {
         &self,
         key: &ObjectKey,
     ) -> Result<Option<std::time::SystemTime>, StoreError> {
+        self.check_local_path(key.as_str(), local::Last::File)?;
         log_failure(match self.inner.head(&Path::from(key.as_str())).await {
             Ok(meta) => {
                 tracing::debug!("found");
@@ -269,6 +276,14 @@ impl Store {
         key: &ObjectKey,
         limit: usize,
     ) -> Result<Option<Bytes>, StoreError> {
+        if let Some(root) = &self.local_root {
+            let key = key.clone();
+            return self
+                .on_local_folder(root, move |root, location| {
+                    local::read(root, location, &key, limit)
+                })
+                .await;
+        }
         let path = Path::from(key.as_str());
         let result = match self.inner.get(&path).await {
             Ok(r) => r,
@@ -293,7 +308,9 @@ impl Store {
     /// Reads every one of `keys` (each at most `limit` bytes) and passes its bytes to
     /// `map` right away, so only `map`'s results are kept (a caller that needs only a
     /// digest of large logs never holds them all). Results are in `keys` order, `None`
-    /// for an absent key; the first failure ends the whole read.
+    /// for an absent key, `Some(Err)` for an object that cannot be read as evidence
+    /// ([`StoreError::is_object_problem`]: too large, a link or a special file); any
+    /// other failure ends the whole read.
     ///
     /// This is the bulk read of `verify` (one SHA's chain, or the whole store with
     /// `--all`) and of every gate. A local folder is read with plain file reads on every core:
@@ -316,7 +333,7 @@ impl Store {
         keys: Vec<ObjectKey>,
         limit: usize,
         map: F,
-    ) -> Result<Vec<Option<T>>, StoreError>
+    ) -> Result<Vec<BulkRead<T>>, StoreError>
     where
         T: Send + 'static,
         F: Fn(Bytes) -> T + Send + Sync + 'static,
@@ -330,8 +347,11 @@ impl Store {
             let map = &map;
             futures::stream::iter(keys)
                 .map(|key| async move {
-                    let bytes = self.get_limited(&key, limit).await?;
-                    Ok::<_, StoreError>(bytes.map(map))
+                    match self.get_limited(&key, limit).await {
+                        Ok(bytes) => Ok(bytes.map(|b| Ok(map(b)))),
+                        Err(e) if e.is_object_problem() => Ok(Some(Err(e))),
+                        Err(e) => Err(e),
+                    }
                 })
                 .buffered(BULK_REQUESTS)
                 .try_collect()
@@ -342,6 +362,25 @@ impl Store {
             tracing::debug!(present, absent = read.len() - present, "read");
         }
         log_failure(result)
+    }
+
+    /// For a local folder: refuses `key` when a folder on its way (or, as `last`
+    /// says, the object itself) is a symbolic link or not what the layout puts there
+    /// (`local::check_path`). A few `lstat` calls, made on the caller's thread.
+    /// Checked before the write, not atomically with it: docs/security.md says what
+    /// that leaves open.
+    fn check_local_path(&self, key: &str, last: local::Last) -> Result<(), StoreError> {
+        match &self.local_root {
+            Some(root) => log_failure(local::check_path(root, &self.location, key, last)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `folder` (a key prefix without its `/`) is a real folder or absent;
+    /// in a local store a symbolic link or a file in its place is refused, naming
+    /// it. Listings list such a folder as one object of its own: this says why.
+    pub fn check_folder(&self, folder: &str) -> Result<(), StoreError> {
+        self.check_local_path(folder, local::Last::Folder)
     }
 
     /// Runs `work` (blocking file system calls under the local folder `root`) on

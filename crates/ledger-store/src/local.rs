@@ -7,10 +7,15 @@
 //! reads the same files directly. The key → path mapping is the backend's own for the
 //! only keys that exist ([`ObjectKey`] segments are `[a-z0-9._-]`, which it stores
 //! unescaped), and a missing file is `None` exactly as `get` says.
+//!
+//! Nothing below the root is followed if it is a symbolic link, read if it is not a
+//! regular file, or read past its limit ([`crate::file`]): a link inside the store
+//! could point anywhere on the machine, and a FIFO would block a reader forever.
+//! [`check_path`] is also what `Store::put_create` runs before every local write.
 
-use crate::{Listed, ObjectKey, StoreError};
+use crate::file::{describe, read_regular, FileError, Links};
+use crate::{BulkRead, Listed, ObjectKey, StoreError};
 use bytes::Bytes;
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -22,7 +27,7 @@ pub(crate) fn map_many<T: Send>(
     keys: &[ObjectKey],
     limit: usize,
     map: &(dyn Fn(Bytes) -> T + Sync),
-) -> Result<Vec<Option<T>>, StoreError> {
+) -> Result<Vec<BulkRead<T>>, StoreError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(keys.len().max(1));
@@ -32,7 +37,7 @@ pub(crate) fn map_many<T: Send>(
         "reading the local folder directly"
     );
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Option<T>)>> = Mutex::new(Vec::with_capacity(keys.len()));
+    let results: Mutex<Vec<(usize, BulkRead<T>)>> = Mutex::new(Vec::with_capacity(keys.len()));
     let failure: Mutex<Option<StoreError>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -42,7 +47,9 @@ pub(crate) fn map_many<T: Send>(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(key) = keys.get(i) else { break };
                     match read(root, location, key, limit) {
-                        Ok(bytes) => mine.push((i, bytes.map(map))),
+                        Ok(bytes) => mine.push((i, bytes.map(|b| Ok(map(b))))),
+                        // This object cannot be evidence; the others still can.
+                        Err(e) if e.is_object_problem() => mine.push((i, Some(Err(e)))),
                         Err(e) => {
                             tracing::debug!(key = key.as_str(), "reading the file failed");
                             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -67,47 +74,106 @@ pub(crate) fn map_many<T: Send>(
     Ok(results.into_iter().map(|(_, v)| v).collect())
 }
 
-/// One file, at most `limit` bytes; `None` when absent.
-fn read(
+/// One file, at most `limit` bytes; `None` when absent. A symbolic link, a FIFO or
+/// any other special file at `key` or on the way to it is refused, not read.
+pub(crate) fn read(
     root: &Path,
     location: &str,
     key: &ObjectKey,
     limit: usize,
 ) -> Result<Option<Bytes>, StoreError> {
-    let failed = |e| io_failure(location, format!("reading {key}"), e);
-    let too_large = |size: u64| StoreError::TooLarge {
+    check_path(root, location, key.as_str(), Last::Unchecked)?;
+    let refused = |what: &str| StoreError::NotRegular {
         key: key.as_str().to_owned(),
-        size,
-        limit,
+        what: what.to_owned(),
     };
-    let mut file = match std::fs::File::open(root.join(key.as_str())) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(failed(e)),
-    };
-    let size = file.metadata().map_err(failed)?.len();
-    if size > limit as u64 {
-        return Err(too_large(size));
+    match read_regular(&root.join(key.as_str()), limit, Links::Refuse) {
+        Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+        Err(FileError::NotFound) => Ok(None),
+        Err(FileError::NotRegular(what)) => Err(refused(what)),
+        Err(FileError::TooLarge { size, limit }) => Err(StoreError::TooLarge {
+            key: key.as_str().to_owned(),
+            size,
+            limit,
+        }),
+        Err(FileError::Io(e)) => Err(io_failure(location, format!("reading {key}"), e)),
     }
-    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(limit));
-    // One byte past the limit tells a file that grew since its size was read.
-    (&mut file)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(failed)?;
-    if buf.len() > limit {
-        return Err(too_large(buf.len() as u64));
-    }
-    Ok(Some(Bytes::from(buf)))
 }
 
-/// Every object under `root/prefix` (`prefix` without its trailing `/`), as
-/// `object_store`'s local listing reports them: every file, symbolic links followed,
-/// without its in-progress writes (`NAME#DIGITS`), with size and write time. One
-/// `stat` per file and none of the backend's path-to-URL conversions, which made its
-/// listing cost more than reading the same files.
+/// What the last part of a path checked by [`check_path`] must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Last {
+    /// Not checked (the read that follows refuses a link itself).
+    Unchecked,
+    /// A regular file, if it exists.
+    File,
+    /// A folder, if it exists.
+    Folder,
+}
+
+/// Checks the folders on the way from `root` to `key` (and `key` itself, as `last`
+/// says): each must be a real folder (the file a regular file), never a symbolic
+/// link, so nothing is read or written outside the store. A missing part ends the
+/// check: what does not exist yet is created by the write as a real folder.
+pub(crate) fn check_path(
+    root: &Path,
+    location: &str,
+    key: &str,
+    last_is: Last,
+) -> Result<(), StoreError> {
+    let segments: Vec<&str> = key.split('/').collect();
+    let upto = if last_is == Last::Unchecked {
+        segments.len().saturating_sub(1)
+    } else {
+        segments.len()
+    };
+    let mut path = root.to_path_buf();
+    for (i, segment) in segments.iter().enumerate().take(upto) {
+        path.push(segment);
+        let kind = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta.file_type(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(io_failure(
+                    location,
+                    format!("checking {}", path.display()),
+                    e,
+                ))
+            }
+        };
+        let file = i + 1 == segments.len() && last_is == Last::File;
+        let what = match (file, kind.is_symlink(), kind.is_dir(), kind.is_file()) {
+            (_, true, _, _) => "a symbolic link",
+            (false, _, true, _) | (true, _, _, true) => continue,
+            (false, _, _, _) => "a file where a folder belongs",
+            (true, _, _, _) => describe(kind),
+        };
+        return Err(StoreError::NotRegular {
+            key: segments[..=i].join("/"),
+            what: what.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Every object under `root/prefix` (`prefix` without its trailing `/`): every file
+/// without the backend's in-progress writes (`NAME#DIGITS`), with size and write
+/// time. Symbolic links are not followed: a link (or a FIFO, a device) is listed as
+/// an object of its own, so that verification sees it and refuses to read it; a
+/// folder on the way to `prefix` that is a link is listed as that one object. One
+/// `lstat` per entry and none of the backend's path-to-URL conversions, which made
+/// its listing cost more than reading the same files.
 pub(crate) fn list(root: &Path, location: &str, prefix: &str) -> Result<Vec<Listed>, StoreError> {
     let failed = |path: &Path, e| io_failure(location, format!("listing {}", path.display()), e);
+    if !prefix.is_empty() {
+        if let Err(StoreError::NotRegular { key, .. }) =
+            check_path(root, location, prefix, Last::Folder)
+        {
+            let path = root.join(&key);
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| failed(&path, e))?;
+            return Ok(vec![listed(key, &meta)]);
+        }
+    }
     let mut out = Vec::new();
     let mut folders = vec![(root.join(prefix), prefix.to_owned())];
     while let Some((dir, key)) = folders.pop() {
@@ -124,26 +190,31 @@ pub(crate) fn list(root: &Path, location: &str, prefix: &str) -> Result<Vec<List
             } else {
                 format!("{key}/{name}")
             };
-            let meta = match std::fs::metadata(entry.path()) {
+            // The entry itself, never what a link points to.
+            let meta = match entry.metadata() {
                 Ok(m) => m,
-                // Gone since the folder was read (or a dangling link): not an object.
+                // Gone since the folder was read: not an object.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(failed(&entry.path(), e)),
             };
             if meta.is_dir() {
                 folders.push((entry.path(), child));
-            } else if meta.is_file() && !in_progress(&name) {
-                out.push(Listed {
-                    key: child,
-                    size: meta.len(),
-                    modified: meta.modified().map_err(|e| failed(&entry.path(), e))?,
-                });
+            } else if !(meta.is_file() && in_progress(&name)) {
+                out.push(listed(child, &meta));
             }
         }
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     tracing::debug!(prefix, files = out.len(), "listed the local folder");
     Ok(out)
+}
+
+fn listed(key: String, meta: &std::fs::Metadata) -> Listed {
+    Listed {
+        key,
+        size: meta.len(),
+        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+    }
 }
 
 /// A file system call under the store that failed: the store is failing (exit 5),

@@ -62,6 +62,7 @@ impl Store {
     }
 
     async fn entry_exists(&self, seq: u64) -> Result<bool, StoreError> {
+        self.check_local_path(&tlog::entry_key(seq), crate::local::Last::File)?;
         match self.inner.head(&Path::from(tlog::entry_key(seq))).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),

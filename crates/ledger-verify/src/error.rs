@@ -29,7 +29,7 @@ impl ErrorClass {
             StoreError::Unsupported { .. }
             | StoreError::InvalidKey(_)
             | StoreError::InvalidLocation { .. } => ErrorClass::Input,
-            StoreError::TooLarge { .. } => ErrorClass::Verification,
+            StoreError::TooLarge { .. } | StoreError::NotRegular { .. } => ErrorClass::Verification,
             _ => ErrorClass::Infrastructure,
         }
     }

@@ -10,7 +10,8 @@
 use crate::error::Error;
 use crate::layout::{header_problems, read_predicate, result_problems, statement_problems};
 use crate::read::{
-    log_object_key, object_key, policy_key, read_objects, Fetched, Snapshot, MAX_LOG_BYTES,
+    found_one, log_object_key, object_key, policy_key, read_objects, Fetched, Found, Snapshot,
+    MAX_LOG_BYTES,
 };
 use crate::trust::SignedPolicy;
 pub use crate::typed::{AnyPredicate, Typed};
@@ -167,9 +168,9 @@ pub struct ChainReport {
 pub struct Evidence<'a> {
     pub(crate) store: &'a Store,
     policy: &'a SignedPolicy,
-    cache: HashMap<String, Option<Fetched>>,
+    cache: HashMap<String, Found<Fetched>>,
     /// Digests of captured logs read ahead (`None`: absent from the store).
-    pub(crate) log_cache: HashMap<String, Option<Sha256Digest>>,
+    pub(crate) log_cache: HashMap<String, Found<Sha256Digest>>,
     pub(crate) snapshot: Option<&'a Snapshot>,
     env: Option<EnvName>,
     /// The store's log, read on first need (`tlog`).
@@ -224,14 +225,24 @@ impl<'a> Evidence<'a> {
         self.policy
     }
 
-    async fn fetch(&mut self, key: &ObjectKey) -> Result<Option<Fetched>, Error> {
+    async fn fetch(&mut self, key: &ObjectKey) -> Result<Found<Fetched>, Error> {
         if let Some(snapshot) = self.snapshot {
-            return Ok(snapshot.objects.get(key.as_str()).cloned());
+            let found = snapshot.objects.get(key.as_str()).cloned();
+            if found.is_some() {
+                return Ok(found);
+            }
+            // Absent from the listing: say so, unless a folder on its way is a link
+            // or a file (listed as one object of its own), which is what to fix.
+            let folder = key.as_str().rsplit_once('/').map(|(folder, _)| folder);
+            return Ok(match folder.map(|f| self.store.check_folder(f)) {
+                Some(Err(refused)) if refused.is_object_problem() => Some(Err(refused.to_string())),
+                _ => None,
+            });
         }
         if let Some(f) = self.cache.get(key.as_str()) {
             return Ok(f.clone());
         }
-        let f = self.store.get(key).await?.map(Fetched::new);
+        let f = found_one(self.store.get(key).await)?.map(|r| r.map(Fetched::new));
         self.cache.insert(key.as_str().to_owned(), f.clone());
         Ok(f)
     }
@@ -241,10 +252,14 @@ impl<'a> Evidence<'a> {
     #[tracing::instrument(level = "debug", skip_all, fields(key = %r.key()))]
     pub async fn check(&mut self, r: &ArtifactRef) -> Result<Checked, Error> {
         let key = object_key(r);
-        let Some(Fetched { bytes, digest }) = self.fetch(&key).await? else {
-            let mut problems = vec![format!("{key} is missing from the store")];
-            problems.extend(self.log_problems(key.as_str(), None).await?);
-            return Ok(Checked::Invalid(problems));
+        let Fetched { bytes, digest } = match self.fetch(&key).await? {
+            Some(Ok(fetched)) => fetched,
+            Some(Err(why)) => return Ok(Checked::Invalid(vec![why])),
+            None => {
+                let mut problems = vec![format!("{key} is missing from the store")];
+                problems.extend(self.log_problems(key.as_str(), None).await?);
+                return Ok(Checked::Invalid(problems));
+            }
         };
         let stage = r.kind.stage();
         let policy = self.policy;
@@ -332,11 +347,12 @@ impl<'a> Evidence<'a> {
             };
             match self.fetch(&object_key(&input_ref)).await? {
                 None => problems.push(format!("input {} is missing from the store", input.key)),
-                Some(f) if f.digest != input.sha256 => problems.push(format!(
+                Some(Err(why)) => problems.push(format!("input {}: {why}", input.key)),
+                Some(Ok(f)) if f.digest != input.sha256 => problems.push(format!(
                     "hash link broken: input {} has sha256 {}, but this artifact was made from {}",
                     input.key, f.digest, input.sha256
                 )),
-                Some(_) => {}
+                Some(Ok(_)) => {}
             }
         }
         Ok(())
@@ -360,20 +376,22 @@ impl<'a> Evidence<'a> {
             return Ok(());
         }
         let actual = match (self.snapshot, self.log_cache.get(key)) {
-            (Some(snapshot), _) => snapshot.log_digests.get(key).copied(),
-            (None, Some(read_ahead)) => *read_ahead,
-            (None, None) => self
-                .store
-                .get_limited(&log_object_key(r), MAX_LOG_BYTES)
-                .await?
-                .map(|b| Sha256Digest::of(&b)),
+            (Some(snapshot), _) => snapshot.log_digests.get(key).cloned(),
+            (None, Some(read_ahead)) => read_ahead.clone(),
+            (None, None) => found_one(
+                self.store
+                    .get_limited(&log_object_key(r), MAX_LOG_BYTES)
+                    .await,
+            )?
+            .map(|r| r.map(|b| Sha256Digest::of(&b))),
         };
         match actual {
             None => problems.push(format!("captured output {key} is missing from the store")),
-            Some(d) if d != sha => problems.push(format!(
+            Some(Err(why)) => problems.push(format!("captured output: {why}")),
+            Some(Ok(d)) if d != sha => problems.push(format!(
                 "captured output {key} was altered: its sha256 is {d}, the signed record says {sha}"
             )),
-            Some(_) => {}
+            Some(Ok(_)) => {}
         }
         Ok(())
     }
@@ -389,7 +407,8 @@ impl<'a> Evidence<'a> {
             None => problems.push(format!(
                 "the policy that gated this stage ({key}) is not in the store"
             )),
-            Some(f) if f.digest != *recorded => problems.push(format!(
+            Some(Err(why)) => problems.push(format!("the policy that gated this stage: {why}")),
+            Some(Ok(f)) if f.digest != *recorded => problems.push(format!(
                 "stored policy {key} was altered after the fact: it now hashes to {}",
                 f.digest
             )),

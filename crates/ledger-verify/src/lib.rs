@@ -41,5 +41,7 @@ pub use error::{Error, ErrorClass};
 pub use evidence::{Artifact, Checked, Evidence};
 pub use gate::GateReport;
 pub use ledger_policy::{default_policy_json, zoned_policy_json, Policy};
+/// Reading a regular file under a hard limit: every file `ledger` reads, user files too.
+pub use ledger_store::file;
 pub use ledger_store::{ObjectKey, Store, StoreError, StoreLocation};
 pub use trust::SignedPolicy;

@@ -116,9 +116,13 @@ impl Evidence<'_> {
             }
         }
         for key in listed.iter().filter(|k| k.ends_with(".log")) {
+            // A log that cannot be read is reported by its artifact's check.
             let digest = match self.snapshot {
-                Some(snapshot) => snapshot.log_digests.get(key.as_str()).copied(),
-                None => self.log_cache.get(key.as_str()).copied().flatten(),
+                Some(snapshot) => snapshot.log_digests.get(key.as_str()).cloned(),
+                None => self.log_cache.get(key.as_str()).cloned().flatten(),
+            };
+            let Some(digest) = digest.transpose().ok() else {
+                continue;
             };
             gaps.problems.extend(self.log_problems(key, digest).await?);
         }

@@ -11,6 +11,11 @@ use ledger_core::{ArtifactRef, GitSha, Sha256Digest};
 use ledger_store::{ObjectKey, Store};
 use std::collections::HashMap;
 
+/// One object as a read found it: `None` when absent, `Some(Err(why))` when it is
+/// there but cannot be evidence (over its limit, a symbolic link, a FIFO …), which
+/// fails whatever relies on it and nothing else.
+pub type Found<T> = Option<Result<T, String>>;
+
 /// Limit for captured logs read back for hashing.
 pub const MAX_LOG_BYTES: usize = 256 * 1024 * 1024;
 
@@ -37,9 +42,10 @@ pub fn log_object_key(r: &ArtifactRef) -> ObjectKey {
 /// is absent from the store, and verifying over it needs no I/O at all.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    /// Envelope and policy bytes with their SHA-256, computed once while reading.
-    pub objects: HashMap<String, Fetched>,
-    pub log_digests: HashMap<String, Sha256Digest>,
+    /// Envelope and policy bytes with their SHA-256, computed once while reading
+    /// (or why they could not be read).
+    pub objects: HashMap<String, Result<Fetched, String>>,
+    pub log_digests: HashMap<String, Result<Sha256Digest, String>>,
 }
 
 /// An object read for verification, with the SHA-256 of its bytes: every check that
@@ -59,19 +65,23 @@ impl Fetched {
 }
 
 /// What one bulk read of evidence keys found: envelope (and policy) bytes with their
-/// digests, and the digests of captured logs; `None` where a key is absent.
+/// digests, and the digests of captured logs, as [`Found`].
 #[derive(Debug)]
 pub struct ReadObjects {
-    pub envelopes: Vec<(String, Option<Fetched>)>,
-    pub log_digests: Vec<(String, Option<Sha256Digest>)>,
+    pub envelopes: Vec<(String, Found<Fetched>)>,
+    pub log_digests: Vec<(String, Found<Sha256Digest>)>,
 }
 
 /// Reads `keys` in one bulk read: captured logs (`.log`) are only hashed, since they
-/// can be large; everything else is kept with its digest.
+/// can be large; everything else is kept with its digest. A listed name no writer
+/// could have made (`FOO.json`) is not read: it is no evidence, and [`classify`]
+/// reports it as a stray of the store.
 pub async fn read_objects(store: &Store, keys: &[String]) -> Result<ReadObjects, Error> {
     let (mut logs, mut envelopes) = (Vec::new(), Vec::new());
     for key in keys {
-        let k = ObjectKey::parse(key).map_err(ledger_store::StoreError::from)?;
+        let Ok(k) = ObjectKey::parse(key) else {
+            continue;
+        };
         if key.ends_with(".log") {
             logs.push(k);
         } else {
@@ -90,9 +100,24 @@ pub async fn read_objects(store: &Store, keys: &[String]) -> Result<ReadObjects,
         .await?;
     let named = |keys: Vec<ObjectKey>| keys.into_iter().map(|k| k.as_str().to_owned());
     Ok(ReadObjects {
-        envelopes: named(envelopes).zip(read).collect(),
-        log_digests: named(logs).zip(digests).collect(),
+        envelopes: named(envelopes).zip(read.into_iter().map(found)).collect(),
+        log_digests: named(logs).zip(digests.into_iter().map(found)).collect(),
     })
+}
+
+/// A bulk read's result for one object, its refusal as a problem to report.
+fn found<T>(read: ledger_store::BulkRead<T>) -> Found<T> {
+    read.map(|r| r.map_err(|e| e.to_string()))
+}
+
+/// A single read's result as [`Found`]: a refused object is a problem of that
+/// object; any other failure is the store's.
+pub fn found_one<T>(read: Result<Option<T>, ledger_store::StoreError>) -> Result<Found<T>, Error> {
+    match read {
+        Ok(got) => Ok(got.map(Ok)),
+        Err(e) if e.is_object_problem() => Ok(Some(Err(e.to_string()))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Splits keys listed under `sha`'s prefixes into its artifacts, in stage order and

@@ -49,18 +49,26 @@ impl LogIndex {
             .into_iter()
             .partition(|k| tlog::entry_seq(k).is_some());
         for stray in strays {
-            index.problems.push(format!(
-                "{stray} is not a log entry: nothing writes it there"
-            ));
+            index.problems.push(match store.check_folder(&stray) {
+                Err(refused) => refused.to_string(),
+                Ok(()) => format!("{stray} is not a log entry: nothing writes it there"),
+            });
         }
         let read = read_objects(store, &keys).await?;
         for (position, (key, fetched)) in read.envelopes.into_iter().enumerate() {
             let expected = position as u64 + 1;
-            let Some(fetched) = fetched else {
-                index
-                    .problems
-                    .push(format!("log entry {key} vanished while it was read"));
-                break;
+            let fetched = match fetched {
+                Some(Ok(fetched)) => fetched,
+                Some(Err(why)) => {
+                    index.problems.push(why);
+                    break;
+                }
+                None => {
+                    index
+                        .problems
+                        .push(format!("log entry {key} vanished while it was read"));
+                    break;
+                }
             };
             if tlog::entry_seq(&key) != Some(expected) {
                 index.problems.push(format!(
@@ -201,7 +209,14 @@ pub async fn check_stored_checkpoints(
     let read = read_objects(store, &listed).await?;
     let mut problems = Vec::new();
     for (key, fetched) in read.envelopes {
-        let Some(fetched) = fetched else { continue };
+        let fetched = match fetched {
+            Some(Ok(fetched)) => fetched,
+            Some(Err(why)) => {
+                problems.push(why);
+                continue;
+            }
+            None => continue,
+        };
         let checked = check_checkpoint(&fetched.bytes, index, keys).and_then(|(cp, signer)| {
             let named = tlog::checkpoint_key(cp.size, &signer);
             if named == key {

@@ -83,6 +83,7 @@ fn tampered(key: &str, e: impl std::fmt::Display) -> Error {
 
 /// Reads and verifies the store's root chain (empty: none pinned yet).
 async fn stored_chain(store: &Store) -> Result<Option<RootChain>, Error> {
+    store.check_folder(ROOT_PREFIX.trim_end_matches('/'))?;
     let keys = store.list(ROOT_PREFIX).await?;
     let mut versions: Vec<(u32, String)> = Vec::with_capacity(keys.len());
     for key in keys {
@@ -299,7 +300,11 @@ async fn history(store: &Store, chain: &RootChain) -> Result<BTreeSet<Sha256Dige
     let read = crate::read::read_objects(store, &keys).await?;
     let mut out = BTreeSet::new();
     for (key, fetched) in read.envelopes {
-        let Some(fetched) = fetched else { continue };
+        let fetched = match fetched {
+            Some(Ok(fetched)) => fetched,
+            Some(Err(why)) => return Err(tampered(&key, why)),
+            None => continue,
+        };
         let signature = parse_policy_signature(&fetched.bytes).map_err(|e| tampered(&key, e))?;
         let digest = chain
             .check_historic(&signature)

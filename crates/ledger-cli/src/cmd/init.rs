@@ -79,6 +79,7 @@ pub fn init() -> Result<Code> {
             root.display()
         );
     }
+    refuse_links(&root)?;
     let policy_path = root.join(DEFAULT_POLICY_PATH);
     let root_path = root.join(ROOT_PATH);
     if root_path.exists() {
@@ -107,6 +108,31 @@ pub fn init() -> Result<Code> {
     let added = update_gitignore(&root.join(".gitignore"))?;
     print_setup(&root, [&test, &release, &owner], &added);
     Ok(Code::Success)
+}
+
+/// Refuses to set up where `.ledger` or `.gitignore` is a symbolic link: init would
+/// write the private keys, or rewrite a file, wherever the link points, and a cloned
+/// repository can carry either link.
+fn refuse_links(root: &Path) -> Result<()> {
+    let keys = Path::new(TEST_KEY_PATH)
+        .parent()
+        .unwrap_or(Path::new(".ledger"));
+    for name in [keys, Path::new(".gitignore")] {
+        let path = root.join(name);
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            return Err(Failure::input(format!(
+                "{} is a symbolic link; ledger init does not write through links (the keys or lines would land wherever it points)",
+                path.display()
+            ))
+            .hint(format!(
+                "nothing was written; remove the link (`rm {}`) and run `ledger init` again, or make it a real {}",
+                name.display(),
+                if name == keys { "folder" } else { "file" }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Generates a key pair at `private` (mode 0600) and its `.pub` beside it.

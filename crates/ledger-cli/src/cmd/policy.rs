@@ -72,7 +72,7 @@ async fn sign_policy(global: &Global, root: &Path, key: Option<PathBuf>) -> Resu
         ));
     }
     let sig_path = context::signature_path(&context::policy_path(global, root));
-    let mut doc = std::fs::read(&sig_path)
+    let mut doc = context::read_limited(&sig_path, "policy signature")
         .ok()
         .and_then(|b| trust::parse_policy_signature(&b).ok())
         .filter(|d| d.payload() == bytes.as_slice())
