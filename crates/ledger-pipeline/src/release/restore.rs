@@ -15,7 +15,9 @@
 //! release's own deployment must verify before anything is touched; when it does not,
 //! nothing is restored and the error says so. When nothing ran before the replay,
 //! there is nothing to restore: the replayed release stays, and `ledger status`
-//! raises the rejected-release alarm until someone acts.
+//! raises the rejected-release alarm until someone acts. The restore takes the
+//! environment's lease again and restores only if the replayed containers are still
+//! what runs: a deploy that replaced them meanwhile wins, and the kept ones go.
 
 use super::lease;
 use crate::config::Config;
@@ -67,12 +69,47 @@ pub async fn settle(
         how.lease_wait,
     )
     .await?;
-    let result = restore_holding_lease(rec, engine, how, &kept, (r, original), &held, progress);
-    let result = result.await;
+    let result = async {
+        if !still_replayed(engine, config, how.environment, &kept).await? {
+            progress("another deploy replaced the replayed release meanwhile; nothing to restore");
+            for c in &kept.previous {
+                engine.remove(&c.id).await?;
+            }
+            return Ok(None);
+        }
+        restore_holding_lease(rec, engine, how, &kept, (r, original), &held, progress)
+            .await
+            .map(Some)
+    }
+    .await;
     let released = lease::release(rec.store, &held).await;
     let recorded = result?;
     released?;
-    Ok(Some(recorded))
+    Ok(recorded)
+}
+
+/// Whether the environment still runs exactly the containers the replay started (no
+/// other deploy replaced them between the replay's lease and the restore's).
+async fn still_replayed(
+    engine: &Engine,
+    config: &Config,
+    environment: &str,
+    kept: &Kept,
+) -> Result<bool, Error> {
+    let mut running: Vec<String> = engine
+        .containers(&[
+            (labels::PROJECT, config.repository.as_str()),
+            (labels::ENV, environment),
+        ])
+        .await?
+        .into_iter()
+        .filter(|c| c.running)
+        .map(|c| c.id)
+        .collect();
+    let mut started = kept.started.clone();
+    running.sort();
+    started.sort();
+    Ok(running == started)
 }
 
 /// The verified deployment that started the kept containers, named by their
