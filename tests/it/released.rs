@@ -107,6 +107,23 @@ fn replay_and_rollback_run_a_release_under_its_own_configuration() {
     assert!(shown.contains("its tree has no ledger.toml"), "{shown}");
     assert!(shown.contains("--current-config"), "{shown}");
     assert_eq!(running_sha(&p), b, "a refusal touches nothing");
+    // Likewise one that does not parse, and one without the environment.
+    let toml = p.repo.path().join("ledger.toml");
+    let today = std::fs::read_to_string(&toml).unwrap();
+    let elsewhere = today.replace("name = \"production\"", "name = \"staging\"");
+    for (n, content, why) in [
+        (88, "repository = [", "is not valid TOML"),
+        (89, &elsewhere, "configures no environment `production`"),
+    ] {
+        std::fs::write(&toml, content).unwrap();
+        git(p.repo.path(), &["add", "-f", "ledger.toml"]);
+        let sha = p.sha(n);
+        std::fs::write(&toml, &today).unwrap();
+        let out = p.ledger(&["replay", &sha]);
+        assert_code(&out, 2);
+        assert!(text(&out).contains(why), "{}", text(&out));
+    }
+    assert_eq!(running_sha(&p), b, "a refusal touches nothing");
     assert_code(&p.ledger(&["verify", &a]), 0);
 }
 
