@@ -403,16 +403,7 @@ fn status_drift_compares_the_evidence_with_what_the_engine_runs() {
     // Started by hand with the project's labels but another SHA and no evidence.
     runtime().block_on(engine.start(&running.id)).unwrap();
     let other = p.sha(61);
-    let out = Command::new("docker")
-        .args(["run", "-d", "--name", &format!("{}-rogue", p.name)])
-        .args(["--label", &format!("dev.ledger.project={}", p.name)])
-        .args(["--label", "dev.ledger.environment=production"])
-        .args(["--label", &format!("dev.ledger.sha={other}")])
-        .args(["--label", "dev.ledger.image=api"])
-        .arg(&running.image_id)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    p.start_by_hand(&running.image_id, "rogue", &other);
     let out = p.ledger(&["status", "--drift"]);
     assert_code(&out, 4);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -44,6 +44,7 @@ mod isolation;
 mod project;
 mod prune;
 mod read;
+mod released;
 mod replay;
 mod report;
 mod robust_store;

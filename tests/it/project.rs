@@ -223,6 +223,23 @@ lease_ttl_seconds = 600
             .unwrap()
     }
 
+    /// Starts a container by hand (not through ledger) from `image_id` in the
+    /// project's `production` environment, named `<project>-<suffix>`, with `sha` as
+    /// its `dev.ledger.sha` label; returns its id.
+    pub(crate) fn start_by_hand(&self, image_id: &str, suffix: &str, sha: &str) -> String {
+        let out = Command::new("docker")
+            .args(["run", "-d", "--name", &format!("{}-{suffix}", self.name)])
+            .args(["--label", &format!("dev.ledger.project={}", self.name)])
+            .args(["--label", "dev.ledger.environment=production"])
+            .args(["--label", &format!("dev.ledger.sha={sha}")])
+            .args(["--label", "dev.ledger.image=api"])
+            .arg(image_id)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", crate::text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub(crate) fn get(&self, path: &str) -> Option<String> {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;

@@ -49,6 +49,22 @@ impl crate::Repo {
 }
 
 impl crate::Repo {
+    /// Alters the first signature of the stored envelope `key` (one base64 character
+    /// changed) in place; returns the bytes it had, to put back.
+    pub fn break_signature(&self, key: &str) -> Vec<u8> {
+        let path = self.object(key);
+        let original = std::fs::read(&path).unwrap_or_else(|e| panic!("{key}: {e}"));
+        let mut envelope: serde_json::Value = serde_json::from_slice(&original).unwrap();
+        let sig = envelope["signatures"][0]["sig"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        envelope["signatures"][0]["sig"] = format!("{flipped}{}", &sig[1..]).into();
+        std::fs::write(&path, serde_json::to_vec(&envelope).unwrap()).unwrap();
+        original
+    }
+
     /// Deletes an object directly, bypassing `ledger` (which never deletes): the
     /// attacker's move, with the store's write access.
     pub fn delete_object(&self, key: &str) {

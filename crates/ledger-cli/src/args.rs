@@ -80,7 +80,8 @@ pub enum Command {
     /// Deploy the digests that passed in the environment before into ENV, if the
     /// policy's promotion rule holds; never rebuilds
     Promote(PromoteArgs),
-    /// What runs in each environment, the last promoted release, freshness alarms
+    /// What runs in each environment, the last promoted release, freshness and
+    /// rejected-release alarms
     Status(StatusArgs),
     /// Delete images of never-promoted releases (dry run unless --apply)
     Prune(PruneArgs),
@@ -164,6 +165,9 @@ pub struct ReleaseRunArgs {
     /// Seconds to wait for another deploy's lease on the environment
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub lease_wait: u64,
+    /// Run the release under today's ledger.toml instead of the one in its own tree
+    #[arg(long)]
+    pub current_config: bool,
 }
 
 #[derive(Debug, Args)]

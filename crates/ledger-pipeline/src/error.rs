@@ -86,6 +86,21 @@ pub enum Error {
         sha: GitSha,
         found: Option<String>,
     },
+    /// A running container of the environment carries a `dev.ledger.sha` label that
+    /// is not a commit SHA (shown escaped, cut at 64 characters).
+    #[error("container {container} in environment `{environment}` carries label dev.ledger.sha = {label:?}, which is not a commit SHA; nothing was stopped")]
+    ForeignContainer {
+        container: String,
+        environment: String,
+        label: String,
+    },
+    /// A replay or rollback cannot run a release under its own configuration.
+    #[error("cannot replay {sha} as it was released: {why}")]
+    NoReleasedConfig {
+        sha: GitSha,
+        environment: String,
+        why: String,
+    },
     /// The HTTP client for smoke checks could not be created.
     #[error("cannot create an HTTP client: {0}")]
     HttpClient(String),
@@ -132,7 +147,9 @@ impl Error {
             Error::Config(_)
             | Error::Source(_)
             | Error::InvalidEnv(_)
-            | Error::MissingVariable { .. } => ErrorClass::Input,
+            | Error::MissingVariable { .. }
+            | Error::ForeignContainer { .. }
+            | Error::NoReleasedConfig { .. } => ErrorClass::Input,
             Error::GateLacksEvidence { .. } => ErrorClass::Input,
             Error::HttpClient(_) => ErrorClass::Infrastructure,
             Error::GateTokenMismatch { .. }
@@ -175,6 +192,12 @@ impl Error {
                 if names.len() == 1 { "it" } else { "them" }
             ),
             Error::RunnerNotApproved { .. } => "run this job on an approved runner".into(),
+            Error::NoReleasedConfig { sha, environment, .. } => format!(
+                "commit ledger.toml (with environment `{environment}`) in each release; or pass --current-config to run {sha} under today's ledger.toml instead, knowing its checks may expect another release"
+            ),
+            Error::ForeignContainer { container, .. } => format!(
+                "remove {container} or give it the SHA of the release it runs: ledger replaces only containers labelled with a commit SHA"
+            ),
             Error::Docker(e) => return e.hint().map(str::to_owned),
             Error::Source(e) => return e.hint(),
             Error::At { source, .. } => return source.hint(),

@@ -260,6 +260,35 @@ impl Worktree {
         Ok(())
     }
 
+    /// The file `path` (relative to the top) of commit `sha`, read from git objects
+    /// only; `None` when the commit has no such file (or it is not a regular blob).
+    /// A blob over `limit` bytes is refused from its object size, before it is read.
+    pub fn file_at(
+        &self,
+        sha: &GitSha,
+        path: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, SourceError> {
+        self.require_commit(sha)?;
+        let spec = format!("{sha}^{{tree}}:./{path}");
+        let Ok(oid) = git(&self.top, &["rev-parse", "--verify", "--quiet", &spec]) else {
+            return Ok(None);
+        };
+        let oid = text(&oid);
+        if text(&git(&self.top, &["cat-file", "-t", &oid])?) != "blob" {
+            return Ok(None);
+        }
+        let size = text(&git(&self.top, &["cat-file", "-s", &oid])?);
+        if size.parse::<usize>().map_or(true, |n| n > limit) {
+            return Err(SourceError::Git {
+                args: format!("cat-file -s {oid}"),
+                dir: self.top.display().to_string(),
+                message: format!("{path} of {sha} is {size} bytes, over the {limit}-byte limit"),
+            });
+        }
+        git(&self.top, &["cat-file", "blob", &oid]).map(Some)
+    }
+
     /// The folder `context` (relative to the top) of commit `sha` as a tar archive,
     /// read from git objects only: `git archive` of the folder's tree.
     pub fn export(&self, sha: &GitSha, context: &str) -> Result<Vec<u8>, SourceError> {

@@ -100,9 +100,13 @@ pub enum RollbackTarget {
     Refused(Box<GateReport>),
 }
 
-/// The promote-history rule: the latest decision for `sha` must verify and be
-/// `promote`. A latest decision that does not verify is an error (tampering is not a
-/// missing prerequisite).
+/// The promote-history rule: the release's own latest decision, the newest decision
+/// for `sha` that is not part of a replay or rollback, must verify and be `promote`.
+/// A replay or rollback re-checks a stored release in today's environment; when it
+/// fails it restores what ran before, and its reject says the re-run failed, not that
+/// the release was never accepted, so it does not take the release's standing away.
+/// Every decision on the way back to that one must verify too: one that does not is
+/// an error (tampering is not a missing prerequisite, and is never skipped).
 pub async fn rollback_target(
     evidence: &mut Evidence<'_>,
     sha: &GitSha,
@@ -123,15 +127,13 @@ pub async fn rollback_target(
             vec![reason],
         )))
     };
-    let Some(r) = evidence.store().latest(ArtifactKind::Decision, sha).await? else {
+    let Some((r, p)) = own_latest_decision(evidence, sha).await? else {
         return Ok(refuse(
             None,
             "no decision",
-            format!("{sha} was never decided (no release/{sha}/decision.json); only a release whose latest decision is promote can be rolled back to"),
+            format!("{sha} was never decided outside a replay (no release/{sha}/decision.json of its own run); only a release whose own latest decision is promote can be rolled back to"),
         ));
     };
-    let a = evidence.check(&r).await?.require(&r.key())?;
-    let p = a.predicate_as::<DecisionPredicate>()?;
     let decision = p.decision.as_str();
     if !p.promotes() {
         let failed: Vec<&str> = p.reasons.iter().map(|r| r.rule.as_str()).collect();
@@ -144,10 +146,32 @@ pub async fn rollback_target(
             Some(r.key()),
             decision,
             format!(
-                "the latest decision for {sha} (attempt {}) is {decision}{failed}; only promoted releases can be rolled back to",
+                "the latest decision of {sha}'s own run (attempt {}) is {decision}{failed}; only promoted releases can be rolled back to",
                 r.attempt
             ),
         ));
     }
     Ok(RollbackTarget::Promoted(r.key()))
+}
+
+/// The newest decision for `sha` that is not part of a replay or rollback, with its
+/// predicate; every decision newer than it must verify.
+async fn own_latest_decision(
+    evidence: &mut Evidence<'_>,
+    sha: &GitSha,
+) -> Result<Option<(ArtifactRef, DecisionPredicate)>, Error> {
+    let mut attempts = evidence
+        .store()
+        .attempts(ArtifactKind::Decision, sha)
+        .await?;
+    attempts.sort_unstable();
+    for attempt in attempts.into_iter().rev() {
+        let r = ArtifactRef::new(ArtifactKind::Decision, *sha, attempt);
+        let a = evidence.check(&r).await?.require(&r.key())?;
+        let p = a.predicate_as::<DecisionPredicate>()?;
+        if !p.is_replay() {
+            return Ok(Some((r, p.clone())));
+        }
+    }
+    Ok(None)
 }

@@ -37,6 +37,9 @@ struct Check {
     /// The exit code this failure maps to.
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<u8>,
+    /// The same, typed: what doctor exits with when this is the first failure.
+    #[serde(skip)]
+    code: Option<Code>,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,6 +55,7 @@ fn ok(name: &'static str, detail: impl Into<String>) -> Check {
         detail: detail.into(),
         fix: None,
         exit_code: None,
+        code: None,
     }
 }
 
@@ -62,6 +66,7 @@ fn skipped(name: &'static str, detail: impl Into<String>) -> Check {
         detail: detail.into(),
         fix: None,
         exit_code: None,
+        code: None,
     }
 }
 
@@ -72,6 +77,7 @@ fn failed(name: &'static str, f: Failure) -> Check {
         detail: f.message,
         fix: f.hint,
         exit_code: Some(f.code as u8),
+        code: Some(f.code),
     }
 }
 
@@ -82,6 +88,7 @@ fn failed_with(name: &'static str, code: Code, detail: String, fix: &str) -> Che
         detail,
         fix: Some(fix.to_owned()),
         exit_code: Some(code as u8),
+        code: Some(code),
     }
 }
 
@@ -119,12 +126,9 @@ pub async fn doctor(global: &Global, args: DoctorArgs) -> Result<Code> {
         .await,
     );
     checks.extend(docker_checks(&root).await);
-    let first_failure = checks
-        .iter()
-        .find(|c| c.status == Status::Failed)
-        .and_then(|c| c.exit_code);
+    let code = exit_code(&checks);
     let report = Report {
-        ok: first_failure.is_none(),
+        ok: code == Code::Success,
         checks,
     };
     if args.json {
@@ -132,12 +136,16 @@ pub async fn doctor(global: &Global, args: DoctorArgs) -> Result<Code> {
     } else {
         print_report(&report);
     }
-    Ok(match first_failure {
-        None => Code::Success,
-        Some(2) => Code::BadInput,
-        Some(4) => Code::VerificationFailed,
-        Some(_) => Code::Infrastructure,
-    })
+    Ok(code)
+}
+
+/// The exit code of the first failed check, as that check's failure class has it (a
+/// stage failure stays 1, a denial 3); 0 when nothing failed.
+fn exit_code(checks: &[Check]) -> Code {
+    checks
+        .iter()
+        .find(|c| c.status == Status::Failed)
+        .map_or(Code::Success, |c| c.code.unwrap_or(Code::Infrastructure))
 }
 
 fn print_report(report: &Report) {
@@ -395,5 +403,34 @@ async fn registry(host: Option<&str>) -> Check {
             detail,
             "start the registry or correct `registry` in ledger.toml",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failing(code: Code) -> Check {
+        failed_with("x", code, "failed".into(), "fix it")
+    }
+
+    #[test]
+    fn the_first_failure_decides_the_exit_code_with_its_own_class() {
+        assert_eq!(exit_code(&[ok("a", "fine")]), Code::Success);
+        for code in [
+            Code::StageFailed,
+            Code::BadInput,
+            Code::Denied,
+            Code::VerificationFailed,
+            Code::Infrastructure,
+        ] {
+            let checks = [
+                ok("a", "fine"),
+                failing(code),
+                failing(Code::Infrastructure),
+            ];
+            assert_eq!(exit_code(&checks), code);
+            assert_eq!(checks[1].exit_code, Some(code as u8));
+        }
     }
 }

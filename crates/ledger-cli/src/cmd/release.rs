@@ -7,6 +7,7 @@ use crate::context::{self, Writer};
 use crate::exit::{Code, Failure, Result};
 use ledger_core::predicate::Outcome;
 use ledger_core::GitSha;
+use ledger_pipeline::release::released_config::released;
 use ledger_pipeline::release::replay::{Mode, ReplayOutcome, ReplayRequest, Step};
 
 /// `ledger replay SHA` and `ledger rollback --to SHA`: the validation chain step by
@@ -20,7 +21,6 @@ pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mod
         })
     })?;
     let writer = Writer::load(global, &root, args.key.as_deref(), None).await?;
-    let config = context::load_config(&root)?;
     let what = match mode {
         Mode::Replay => "replay",
         Mode::Rollback => "rollback",
@@ -30,6 +30,7 @@ pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mod
         args.environment
     );
     eprintln!("  ok SHA is a full commit SHA: {sha}");
+    let config = released_config(&root, &sha, args)?;
     let engine = ledger_pipeline::connect_engine().await?;
     let req = ReplayRequest {
         mode,
@@ -62,6 +63,33 @@ pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mod
     })
 }
 
+/// The configuration the release runs under: the environment as `ledger.toml` of
+/// its own tree has it, or, with `--current-config`, today's file (said so).
+fn released_config(
+    root: &std::path::Path,
+    sha: &GitSha,
+    args: &ReleaseRunArgs,
+) -> Result<ledger_pipeline::config::Config> {
+    let today = context::load_config(root)?;
+    if args.current_config {
+        eprintln!(
+            "  ! configuration: today's ledger.toml (--current-config), not the one {} was released with",
+            sha.short()
+        );
+        return Ok(today);
+    }
+    let config = released(&today, sha, &args.environment).map_err(|e| {
+        eprintln!("  x configuration");
+        Failure::from(e)
+    })?;
+    eprintln!(
+        "  ok configuration: environment `{}` as ledger.toml of {} has it",
+        args.environment,
+        sha.short()
+    );
+    Ok(config)
+}
+
 /// What failed in a replay or rollback, its decision, and what it rolled back from.
 fn print_replay(outcome: &ReplayOutcome, mode: Mode) {
     if outcome.deploy.result != Outcome::Pass {
@@ -72,6 +100,13 @@ fn print_replay(outcome: &ReplayOutcome, mode: Mode) {
     }
     if let Some(decision) = &outcome.decision {
         print_decision(decision);
+    }
+    if let Some(restored) = &outcome.restored {
+        eprintln!(
+            "ledger: {}; recorded as {}",
+            restored.summary,
+            restored.r.key()
+        );
     }
     if mode == Mode::Rollback {
         eprintln!(

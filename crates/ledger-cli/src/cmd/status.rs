@@ -1,5 +1,6 @@
 //! `ledger status`: what the evidence says runs where, the last promoted release,
-//! freshness alarms and, with `--drift`, how the engine differs from the evidence.
+//! freshness and rejected-release alarms and, with `--drift`, how the engine differs
+//! from the evidence.
 
 use super::{print_json, rfc3339};
 use crate::args::{Global, StatusArgs};
@@ -7,7 +8,7 @@ use crate::context::Reader;
 use crate::exit::{Code, Failure, Result};
 use ledger_pipeline::config::Config;
 use ledger_pipeline::observe::drift::EnvironmentDrift;
-use ledger_pipeline::observe::status::{Running, StatusReport};
+use ledger_pipeline::observe::status::{AlarmKind, Running, StatusReport};
 
 /// `ledger status`.
 pub async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
@@ -93,7 +94,11 @@ fn print_status(report: &StatusReport) {
             Some(r) => print_running(&env.environment, r),
         }
         for alarm in &env.alarms {
-            println!("{:<12}   FRESHNESS ALARM: {alarm}", "");
+            let what = match alarm.kind {
+                AlarmKind::Freshness => "FRESHNESS ALARM",
+                AlarmKind::Rejected => "REJECTED RELEASE ALARM",
+            };
+            println!("{:<12}   {what}: {}", "", alarm.message);
         }
     }
     match &report.last_promoted {

@@ -6,13 +6,15 @@
 //! Only evidence that verifies counts; anything else is listed as ignored, never
 //! silently trusted. The freshness alarm fires when an environment runs something
 //! older than the newest promoted release, or has run one release longer than the
-//! policy's `freshness.max_running_age_seconds`.
+//! policy's `freshness.max_running_age_seconds`. The rejected-release alarm fires
+//! when an environment runs a release whose latest decision (a replay's included) is
+//! `reject`: whatever let it keep running, nobody should have to notice it alone.
 //!
 //! Cost: one listing per artifact folder and one verification per deployment and per
 //! SHA's latest decision, linear in the store.
 
 use crate::error::Error;
-use ledger_core::predicate::{DeploymentPredicate, Outcome};
+use ledger_core::predicate::{DecisionPredicate, DeploymentPredicate, Outcome};
 use ledger_core::{ArtifactKind, GitSha};
 use ledger_verify::evidence::Evidence;
 use ledger_verify::history::{last_promoted, refs_of, Promoted};
@@ -26,8 +28,32 @@ pub struct EnvironmentStatus {
     pub environment: String,
     /// `None` when no passing deployment to the environment is recorded.
     pub running: Option<Running>,
-    /// Why this environment needs attention; empty when it is fresh.
-    pub alarms: Vec<String>,
+    /// Why this environment needs attention; empty when it is fresh. In JSON each
+    /// alarm is its message.
+    pub alarms: Vec<Alarm>,
+}
+
+/// One reason an environment needs attention.
+#[derive(Debug, Clone, Serialize)]
+#[serde(into = "String")]
+pub struct Alarm {
+    pub kind: AlarmKind,
+    pub message: String,
+}
+
+/// What an alarm is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmKind {
+    /// Older than the newest promoted release, or running longer than the policy allows.
+    Freshness,
+    /// The release running was rejected by its latest decision.
+    Rejected,
+}
+
+impl From<Alarm> for String {
+    fn from(a: Alarm) -> String {
+        a.message
+    }
 }
 
 /// The release an environment runs and the deployment that started it.
@@ -75,15 +101,30 @@ pub async fn status(
     let mut running = recorded_running(evidence, &mut ignored).await?;
     let last = last_promoted(evidence, &mut ignored).await?;
     let max_age = evidence.policy().max_running_age();
+    let mut rejected = BTreeMap::new();
+    for (env, r) in &running {
+        let back_to = last.as_ref().map(|l| l.sha).filter(|l| *l != r.sha);
+        if let Some(alarm) = rejected_alarm(evidence, env, r, back_to, &mut ignored).await? {
+            rejected.insert(env.clone(), alarm);
+        }
+    }
 
     let environments = shown(configured, &running, only)
         .into_iter()
         .map(|environment| {
             let running = running.remove(&environment);
-            let alarms = running
-                .as_ref()
-                .map(|r| alarms(r, last.as_ref(), max_age, now))
-                .unwrap_or_default();
+            let mut alarms: Vec<Alarm> = rejected.remove(&environment).into_iter().collect();
+            alarms.extend(
+                running
+                    .as_ref()
+                    .map(|r| freshness(r, last.as_ref(), max_age, now))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|message| Alarm {
+                        kind: AlarmKind::Freshness,
+                        message,
+                    }),
+            );
             EnvironmentStatus {
                 environment,
                 running,
@@ -168,8 +209,46 @@ fn shown(
     names
 }
 
-/// The freshness alarm for one environment.
-fn alarms(
+/// The rejected-release alarm for what an environment runs: its SHA's latest decision
+/// verifies and is `reject`. A latest decision that does not verify is listed in
+/// `ignored` (and raises nothing: only verified evidence counts).
+async fn rejected_alarm(
+    evidence: &mut Evidence<'_>,
+    environment: &str,
+    running: &Running,
+    back_to: Option<GitSha>,
+    ignored: &mut Vec<String>,
+) -> Result<Option<Alarm>, Error> {
+    let Some(r) = evidence
+        .store()
+        .latest(ArtifactKind::Decision, &running.sha)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let decision = match evidence.check(&r).await?.into_result() {
+        Ok(a) => a,
+        Err(problems) => {
+            ignored.push(format!("{}: {}", r.key(), problems.join("; ")));
+            return Ok(None);
+        }
+    };
+    if decision.predicate_as::<DecisionPredicate>()?.promotes() {
+        return Ok(None);
+    }
+    let back_to = back_to.map_or("<last promoted SHA>".to_owned(), |s| s.to_string());
+    Ok(Some(Alarm {
+        kind: AlarmKind::Rejected,
+        message: format!(
+            "runs {}, whose latest decision ({}) is reject; roll back with `ledger rollback --to {back_to} --env {environment}`, or release a fix",
+            running.sha,
+            r.key()
+        ),
+    }))
+}
+
+/// The freshness alarms for one environment.
+fn freshness(
     running: &Running,
     last: Option<&Promoted>,
     max_age: Option<std::time::Duration>,
@@ -236,7 +315,7 @@ mod tests {
             decision: "release/x/decision.json".into(),
             decided_at: now - Duration::hours(1),
         };
-        let stale = alarms(
+        let stale = freshness(
             &running(1, now - Duration::hours(2)),
             Some(&last),
             None,
@@ -248,23 +327,23 @@ mod tests {
             "{stale:?}"
         );
         // The promoted release itself, or something deployed after it, is fresh.
-        assert!(alarms(
+        assert!(freshness(
             &running(2, now - Duration::hours(2)),
             Some(&last),
             None,
             now
         )
         .is_empty());
-        assert!(alarms(&running(3, now), Some(&last), None, now).is_empty());
+        assert!(freshness(&running(3, now), Some(&last), None, now).is_empty());
     }
 
     #[test]
     fn a_release_running_longer_than_the_policy_allows_raises_the_alarm() {
         let now = OffsetDateTime::now_utc();
         let max = Some(std::time::Duration::from_secs(7 * 86_400));
-        let old = alarms(&running(1, now - Duration::days(8)), None, max, now);
+        let old = freshness(&running(1, now - Duration::days(8)), None, max, now);
         assert_eq!(old.len(), 1);
         assert!(old[0].contains("8 days"), "{old:?}");
-        assert!(alarms(&running(1, now - Duration::days(6)), None, max, now).is_empty());
+        assert!(freshness(&running(1, now - Duration::days(6)), None, max, now).is_empty());
     }
 }

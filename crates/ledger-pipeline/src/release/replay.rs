@@ -11,16 +11,19 @@
 //! `replay` gate → every digest present → revision labels equal the SHA → deploy →
 //! smoke → decision. Nothing on this path can build an image: this module never calls
 //! the build stage, and the real-engine tests count images and build evidence to prove
-//! it stays that way.
+//! it stays that way. The caller passes the configuration the release runs under
+//! ([`super::released_config`]); a smoke that fails restores what ran before
+//! ([`super::restore`]).
 
 use crate::config::{Config, Environment};
 use crate::error::Error;
 use crate::record::Recorded;
 use crate::record::Recorder;
+use crate::release::restore;
 use crate::run;
 use crate::stages::decide::{run_decide, DecideOutcome, DecideRequest, Decision};
 use crate::stages::deploy::{
-    self, check_revisions, ensure_present, manifest_images, DeployRequest,
+    self, check_revisions, ensure_present, manifest_images, DeployRequest, Kept,
 };
 use crate::stages::smoke::run_smoke;
 use crate::trigger::ReplayOf;
@@ -65,6 +68,8 @@ pub struct ReplayOutcome {
     pub decision: Option<DecideOutcome>,
     /// For a rollback: the SHA that was running before.
     pub rollback_from: Option<GitSha>,
+    /// When the smoke failed: the deployment that restored the release before.
+    pub restored: Option<Recorded>,
 }
 
 impl ReplayOutcome {
@@ -120,11 +125,8 @@ async fn running_sha(
             (ledger_docker::labels::ENV, environment),
         ])
         .await?;
-    Ok(containers
-        .iter()
-        .filter(|c| c.running)
-        .find_map(|c| c.labels.get(ledger_docker::labels::SHA))
-        .and_then(|s| GitSha::parse(s).ok()))
+    let running: Vec<_> = containers.into_iter().filter(|c| c.running).collect();
+    deploy::running_release(&running, environment)
 }
 
 /// Runs a replay or rollback of `req.sha`; `step` hears each step that passed.
@@ -158,12 +160,13 @@ pub async fn run(
         },
         rollback_from,
     };
-    let deployed = deploy_again(rec, engine, config, req, env, &replay, progress).await?;
+    let (deployed, kept) = deploy_again(rec, engine, config, req, env, &replay, progress).await?;
     let mut outcome = ReplayOutcome {
         deploy: deployed,
         smoke: None,
         decision: None,
         rollback_from: rollback_from.flatten(),
+        restored: None,
     };
     if outcome.deploy.result != Outcome::Pass {
         return Ok(outcome);
@@ -171,13 +174,24 @@ pub async fn run(
     step(Step::Deploy, &outcome.deploy.summary);
 
     let smoked = smoke_again(rec, env_config, req, env, &replay, progress).await?;
-    if smoked.result == Outcome::Pass {
+    let passed = smoked.result == Outcome::Pass;
+    if passed {
         step(Step::Smoke, &smoked.summary);
     }
     outcome.smoke = Some(smoked);
 
-    // A failed smoke still gets its decision recorded: a reject is evidence too.
-    let decided = decide_again(rec, req, env, replay).await?;
+    // A failed smoke still gets its decision recorded: a reject is evidence too. The
+    // release before is restored (or its kept containers removed) whatever the
+    // decision's fate, so a store error cannot leave the rejected release running.
+    let decided = decide_again(rec, req, env, replay).await;
+    let how = restore::Restore {
+        environment: &req.environment,
+        replayed: sha,
+        runner: &req.runner,
+        lease_wait: req.lease_wait,
+    };
+    outcome.restored = restore::settle(rec, engine, config, &how, kept, passed, progress).await?;
+    let decided = decided?;
     if decided.decision == Decision::Promote {
         step(Step::Decide, &decided.decision_key);
     }
@@ -278,7 +292,8 @@ async fn check_images(
     Ok(())
 }
 
-/// Deploys the manifest's digests as a new `deploy` attempt marked as a replay.
+/// Deploys the manifest's digests as a new `deploy` attempt marked as a replay,
+/// keeping what ran before (stopped) until the smoke has spoken.
 async fn deploy_again(
     rec: &Recorder<'_>,
     engine: &Engine,
@@ -287,7 +302,7 @@ async fn deploy_again(
     env: EnvName,
     replay: &ReplayOf,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<Recorded, Error> {
+) -> Result<(Recorded, Kept), Error> {
     let sha = req.sha;
     let deploy_req = DeployRequest {
         sha,
@@ -301,7 +316,7 @@ async fn deploy_again(
     let passed = run::begin(rec, Stage::Deploy, &sha, Some(env))
         .await
         .map_err(|e| e.at(Step::Deploy))?;
-    deploy::run_deploy(rec, engine, config, &deploy_req, passed, progress)
+    deploy::run_deploy_with(rec, engine, config, &deploy_req, passed, true, progress)
         .await
         .map_err(|e| e.at(Step::Deploy))
 }

@@ -20,7 +20,6 @@ use crate::trigger::ReplayOf;
 use ledger_core::predicate::{
     self, Container, DeployFailure, DeploymentPredicate, Input, Outcome, Port, Runner,
 };
-use ledger_core::schema::SchemaError;
 use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject};
 use ledger_docker::labels;
@@ -33,7 +32,8 @@ use time::OffsetDateTime;
 mod preflight;
 
 pub use preflight::{
-    check_contract, check_revisions, check_runner, ensure_present, manifest_images, ManifestImage,
+    check_contract, check_revisions, check_runner, ensure_present, manifest_images,
+    running_release, ManifestImage,
 };
 
 /// How a deploy runs.
@@ -60,8 +60,19 @@ struct Started<'a> {
     ports: Vec<(u16, u16)>,
 }
 
-/// Runs `deploy` for `req.sha` into `req.environment`.
-#[tracing::instrument(level = "debug", skip_all, fields(stage = "deploy", sha = %req.sha, env = %req.environment))]
+/// What a replay's deploy kept of the release that ran before it: its containers,
+/// stopped but not removed, so that a failed smoke can start them again
+/// ([`crate::release::restore`]).
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// The previous release's containers (stopped); empty when nothing ran.
+    pub previous: Vec<ContainerInfo>,
+    /// The containers this deploy started (ids), when it passed.
+    pub started: Vec<String>,
+}
+
+/// Runs `deploy` for `req.sha` into `req.environment`; what ran before is removed
+/// once the new containers are healthy.
 pub async fn run_deploy(
     rec: &Recorder<'_>,
     engine: &Engine,
@@ -70,6 +81,23 @@ pub async fn run_deploy(
     passed: Passed,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
+    run_deploy_with(rec, engine, config, req, passed, false, progress)
+        .await
+        .map(|(recorded, _)| recorded)
+}
+
+/// [`run_deploy`], keeping what ran before (stopped) after a passing deploy when
+/// `keep_previous`: a replay restores it if its smoke fails, or removes it.
+#[tracing::instrument(level = "debug", skip_all, fields(stage = "deploy", sha = %req.sha, env = %req.environment))]
+pub async fn run_deploy_with(
+    rec: &Recorder<'_>,
+    engine: &Engine,
+    config: &Config,
+    req: &DeployRequest,
+    passed: Passed,
+    keep_previous: bool,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(Recorded, Kept), Error> {
     let gate = passed.expect(Stage::Deploy, &req.sha)?;
     let env_config = config.environment(&req.environment)?;
     check_runner(rec.policy, &req.environment, &req.runner)?;
@@ -100,18 +128,10 @@ pub async fn run_deploy(
     let ready = manifest_images(manifest)?;
     let infos = ensure_present(engine, &ready, progress).await?;
     check_revisions(&req.sha, &ready, &infos)?;
-    let holder = format!(
-        "{}/{}",
-        req.runner.host,
-        req.runner
-            .run_id
-            .clone()
-            .unwrap_or_else(|| std::process::id().to_string())
-    );
     let held = lease::acquire(
         rec.store,
         &req.environment,
-        &holder,
+        &holder(&req.runner),
         req.sha.as_str(),
         Duration::from_secs(env_config.lease_ttl_seconds),
         req.lease_wait,
@@ -129,6 +149,7 @@ pub async fn run_deploy(
         manifest,
         ready: &ready,
         lease: &held,
+        keep_previous,
         progress,
     };
     let result = deploy_holding_lease(rec, engine, req, &plan, progress).await;
@@ -146,6 +167,8 @@ struct Plan<'a> {
     manifest: &'a Artifact,
     ready: &'a [ManifestImage],
     lease: &'a Lease,
+    /// Keep what ran before (stopped) after a passing deploy.
+    keep_previous: bool,
     progress: &'a (dyn Fn(&str) + Sync),
 }
 
@@ -155,7 +178,7 @@ async fn deploy_holding_lease(
     req: &DeployRequest,
     plan: &Plan<'_>,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<Recorded, Error> {
+) -> Result<(Recorded, Kept), Error> {
     let draft = Draft::new(
         rec,
         Stage::Deploy,
@@ -173,7 +196,15 @@ async fn deploy_holding_lease(
 
     let (previous, previous_release) = stop_previous(engine, plan.config, req, progress).await?;
     let (started, failure) = start_services(engine, req, plan, &r).await?;
-    let restored = settle(engine, &started, &previous, failure.as_deref(), progress).await?;
+    let restored = settle(
+        engine,
+        &started,
+        &previous,
+        failure.as_deref(),
+        plan.keep_previous,
+        progress,
+    )
+    .await?;
 
     let result = if failure.is_some() {
         Outcome::Fail
@@ -208,18 +239,27 @@ async fn deploy_holding_lease(
             .map(|i| Subject::image(&i.name, &i.digest)),
     );
     let r = record(rec, r, subjects, predicate).await?;
-    Ok(Recorded {
-        r,
-        result,
-        summary: match failure {
-            None => format!(
-                "{} container(s) running in {}",
-                started.len(),
-                req.environment
-            ),
-            Some(why) => format!("failed and restored the previous release: {why}"),
-        },
-    })
+    let summary = match &failure {
+        None => format!(
+            "{} container(s) running in {}",
+            started.len(),
+            req.environment
+        ),
+        Some(why) => format!("failed and restored the previous release: {why}"),
+    };
+    let kept = kept(plan.keep_previous && failure.is_none(), previous, &started);
+    Ok((Recorded { r, result, summary }, kept))
+}
+
+/// What a passing deploy kept of the release before, when asked to keep it.
+fn kept(keep: bool, previous: Vec<ContainerInfo>, started: &[Started<'_>]) -> Kept {
+    if !keep {
+        return Kept::default();
+    }
+    Kept {
+        previous,
+        started: started.iter().map(|s| s.id.clone()).collect(),
+    }
 }
 
 /// Stops (but keeps) what runs in the environment; returns it and the SHA it ran.
@@ -236,22 +276,12 @@ async fn stop_previous(
         ])
         .await?;
     let previous: Vec<ContainerInfo> = previous.into_iter().filter(|c| c.running).collect();
-    let previous_release = previous
-        .iter()
-        .find_map(|c| c.labels.get(labels::SHA))
-        .map(|s| GitSha::parse(s))
-        .transpose()
-        .map_err(|e| Error::OwnSchema {
-            what: "deployment predicate".into(),
-            source: SchemaError::Broken("previous_release".into(), e.to_string()),
-        })?;
+    let previous_release = running_release(&previous, &req.environment)?;
     for c in &previous {
         progress(&format!(
             "stopping {} ({})",
             c.name,
-            c.labels
-                .get(labels::SHA)
-                .map_or("?", |s| &s[..12.min(s.len())])
+            previous_release.as_ref().map_or("?", GitSha::short)
         ));
         engine.stop(&c.id).await?;
     }
@@ -348,17 +378,21 @@ fn run_spec(
 }
 
 /// After a failure, removes what started and starts the previous release again
-/// (returns `true`: restored); after success, removes the previous containers.
+/// (returns `true`: restored); after success, removes the previous containers unless
+/// asked to keep them.
 async fn settle(
     engine: &Engine,
     started: &[Started<'_>],
     previous: &[ContainerInfo],
     failure: Option<&str>,
+    keep_previous: bool,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<bool, Error> {
     let Some(why) = failure else {
-        for c in previous {
-            engine.remove(&c.id).await?;
+        if !keep_previous {
+            for c in previous {
+                engine.remove(&c.id).await?;
+            }
         }
         return Ok(false);
     };
@@ -391,7 +425,19 @@ impl Started<'_> {
     }
 }
 
-fn recorded_lease(held: &Lease) -> predicate::Lease {
+/// Who holds an environment's lease: the runner's host and its run id (or process).
+pub(crate) fn holder(runner: &Runner) -> String {
+    format!(
+        "{}/{}",
+        runner.host,
+        runner
+            .run_id
+            .clone()
+            .unwrap_or_else(|| std::process::id().to_string())
+    )
+}
+
+pub(crate) fn recorded_lease(held: &Lease) -> predicate::Lease {
     predicate::Lease {
         holder: held.holder.clone(),
         acquired_at: held.acquired_at,

@@ -4,15 +4,16 @@
 //! The runner is approved for the environment and its contract met (replay and
 //! promote run these first too, so a refusal happens before any evidence is read);
 //! the manifest names digests only; every image is on the engine (pulled by digest
-//! when needed) and carries the SHA as its revision label. None of these changes
-//! anything but the engine's image cache.
+//! when needed) and carries the SHA as its revision label; every running container
+//! of the environment carries a commit SHA label. None of these changes anything but
+//! the engine's image cache.
 
 use crate::config::Environment;
 use crate::error::Error;
 use ledger_core::predicate::{ManifestPredicate, Runner};
 use ledger_core::GitSha;
-use ledger_docker::labels::REVISION as REVISION_LABEL;
-use ledger_docker::{Engine, ImageInfo};
+use ledger_docker::labels::{REVISION as REVISION_LABEL, SHA as SHA_LABEL};
+use ledger_docker::{ContainerInfo, Engine, ImageInfo};
 use ledger_verify::evidence::Artifact;
 use std::collections::BTreeMap;
 
@@ -150,4 +151,27 @@ pub fn check_runner(
         environment: environment.to_owned(),
         approved: approved.to_vec(),
     })
+}
+
+/// The release the running containers of an environment carry, from their
+/// `dev.ledger.sha` labels. Every label must be a commit SHA: anything else (a
+/// container ledger did not start, or one whose label was altered) is refused before
+/// anything is stopped, and the label is shown escaped and cut short, never sliced.
+pub fn running_release(
+    running: &[ContainerInfo],
+    environment: &str,
+) -> Result<Option<GitSha>, Error> {
+    let mut release = None;
+    for c in running {
+        let Some(label) = c.labels.get(SHA_LABEL) else {
+            continue;
+        };
+        let sha = GitSha::parse(label).map_err(|_not_a_sha| Error::ForeignContainer {
+            container: c.name.chars().take(128).collect(),
+            environment: environment.to_owned(),
+            label: label.chars().take(64).collect(),
+        })?;
+        release.get_or_insert(sha);
+    }
+    Ok(release)
 }
