@@ -144,6 +144,10 @@ LOG_PREFIX = "log"
 CHECKPOINT_PREFIX = "checkpoints"
 ORIGIN = "ledger.dev/evidence-log"
 MAX_ENTRY_BYTES = 1 << 20
+# ledger reads a captured output log up to this size (ledger_verify::read::MAX_LOG_BYTES);
+# a larger one does not verify. ledger itself stores at most 32 MiB of an output (its
+# head and tail, `output.truncated: true` when it left the middle out).
+MAX_LOG_BYTES = 256 * 1024 * 1024
 MAX_CHECKPOINT_BYTES = 1 << 16
 DIGEST = re.compile(r"[0-9a-f]{64}")
 NO_LOG = (
@@ -251,8 +255,11 @@ def read(path):
 
 
 def sha256_file(path):
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def when(text):
@@ -359,7 +366,9 @@ def check(store, policy, signed, sha, folder, environment, attempt):
     output = predicate.get("output")
     if output:
         log = os.path.join(store, output["key"])
-        if not os.path.isfile(log) or sha256_file(log) != output["sha256"]:
+        if os.path.isfile(log) and os.path.getsize(log) > MAX_LOG_BYTES:
+            problems.append(f"captured output {output['key']} is over the {MAX_LOG_BYTES}-byte limit")
+        elif not os.path.isfile(log) or sha256_file(log) != output["sha256"]:
             problems.append(f"captured output {output['key']} missing or altered")
     derived = derived_result(stage, predicate)
     if derived is not None and predicate.get("result") != derived:

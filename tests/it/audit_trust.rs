@@ -21,7 +21,7 @@ fn repo_file(path: &str) -> PathBuf {
 }
 
 /// Whether Python with securesystemslib is here to run the checks.
-fn python_ready() -> bool {
+pub(crate) fn python_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         if std::env::var_os("LEDGER_SKIP_INTEROP").is_some() {
@@ -65,7 +65,7 @@ fn sslib(repo: &Repo, command: &str, files: &[&str]) -> Output {
 
 /// The auditor's verifier on `repo`'s store, with the default places for the
 /// policy's signature and root (beside the policy).
-fn verify_chain(repo: &Repo) -> Output {
+pub(crate) fn verify_chain(repo: &Repo) -> Output {
     let store = repo.store();
     let policy = repo.path().join("policy/pipeline-policy.json");
     python(

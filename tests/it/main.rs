@@ -46,6 +46,7 @@ mod prune;
 mod read;
 mod replay;
 mod report;
+mod runs;
 mod source;
 mod support;
 mod tamper;
