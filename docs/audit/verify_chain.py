@@ -153,6 +153,9 @@ CHECKPOINT_PREFIX = "checkpoints"
 ORIGIN = "ledger.dev/evidence-log"
 MAX_ENTRY_BYTES = 1 << 20
 MAX_JSON_BYTES = 4 << 20
+# ledger reads a captured output log up to this size (ledger_verify::read::MAX_LOG_BYTES);
+# a larger one does not verify. ledger itself stores at most 32 MiB of an output (its
+# head and tail, `output.truncated: true` when it left the middle out).
 MAX_LOG_BYTES = 256 << 20
 MAX_CHECKPOINT_BYTES = 1 << 16
 DIGEST = re.compile(r"[0-9a-f]{64}")

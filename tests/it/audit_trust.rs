@@ -65,7 +65,7 @@ fn sslib(repo: &Repo, command: &str, files: &[&str]) -> Output {
 
 /// The auditor's verifier on `repo`'s store, with the default places for the
 /// policy's signature and root (beside the policy).
-fn verify_chain(repo: &Repo) -> Output {
+pub(crate) fn verify_chain(repo: &Repo) -> Output {
     let store = repo.store();
     let policy = repo.path().join("policy/pipeline-policy.json");
     python(

@@ -48,6 +48,7 @@ mod released;
 mod replay;
 mod report;
 mod robust_store;
+mod runs;
 mod source;
 mod support;
 mod tamper;

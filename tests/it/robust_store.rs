@@ -116,6 +116,13 @@ fn a_link_inside_the_store_makes_a_stage_refuse_to_write_through_it() {
         // A linked log/ leaves the gate nothing to read: denied. Anything else is
         // refused when the stage would read or write through the link.
         assert_code(&out, if linked == "log" { 3 } else { 4 });
+        // The command ran before the write was refused: its result waits in the
+        // spool rather than being lost.
+        if linked == envelope || linked == format!("commit/{SHA}") {
+            let spool = repo.path().join(".ledger/spool");
+            let kept = std::fs::read_dir(&spool).map_or(0, |d| d.count());
+            assert_eq!(kept, 1, "{linked}: the run is not in the spool");
+        }
         assert!(
             text(&out).contains(&format!("{linked} in the store is a symbolic link")),
             "{linked}: the refusal names the link:\n{}",

@@ -273,6 +273,10 @@ pub struct StageArgs {
     /// Run for a SHA other than HEAD, or outside a git repository, and record it (commit, integration)
     #[arg(long)]
     pub allow_other_sha: bool,
+    /// Record the runs of this stage for this SHA that .ledger/spool keeps (the store
+    /// was down when they finished), without running anything (commit, integration)
+    #[arg(long, conflicts_with = "command")]
+    pub resume: bool,
     /// The command to wrap (commit and integration)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

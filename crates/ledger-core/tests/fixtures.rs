@@ -105,6 +105,8 @@ fn command_predicate(stage: Stage) -> CommandPredicate {
             sha256: Sha256Digest::of(b"log"),
             bytes: 3,
             redacted: vec![],
+            truncated: false,
+            total_bytes: None,
         },
         tests: Some(TestCounts {
             passed: 1,

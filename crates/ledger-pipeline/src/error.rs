@@ -109,8 +109,32 @@ pub enum Error {
     /// A step of a replay or rollback failed; `source` says why.
     #[error("{step}: {source}")]
     At { step: Step, source: Box<Error> },
-    #[error("could not reserve a new attempt for {stage} after {tries} tries: other runs keep writing the same SHA")]
+    #[error(
+        "no attempt number is left for {stage}: attempts go up to {tries}, and every one is taken"
+    )]
     AttemptContention { stage: Stage, tries: u32 },
+    /// The wrapped command finished, the store could not record it, and its result
+    /// is kept in the local spool.
+    #[error("the store could not record {stage} for {sha} ({source}); the command's result is kept in {spooled}")]
+    Spooled {
+        stage: Stage,
+        sha: GitSha,
+        spooled: String,
+        source: Box<Error>,
+    },
+    /// The wrapped command finished, the store could not record it, and neither could
+    /// the local spool: the result is lost, and this says so.
+    #[error("the store could not record {stage} for {sha} ({source}), and the local spool could not keep it either ({spool_error}): this run's result is lost")]
+    SpoolFailed {
+        stage: Stage,
+        sha: GitSha,
+        spool_error: String,
+        source: Box<Error>,
+    },
+    /// A spooled run does not hold together (its log does not hash to what its record
+    /// says, or it is not the stage and SHA asked for): it is left where it is.
+    #[error("spooled run {path} cannot be recorded: {why}")]
+    SpoolDamaged { path: String, why: String },
     #[error(transparent)]
     InvalidEnv(#[from] ledger_core::env::InvalidEnvName),
     /// Required environment variables are not set (only names are ever shown).
@@ -138,7 +162,11 @@ impl Error {
             }
             Error::OwnSchema { .. } => ErrorClass::Input,
             Error::PolicyObjectAltered { .. } => ErrorClass::Verification,
+            // A spooled run keeps the class of what stopped the store: down is 5, a
+            // store that refuses (a planted link) is 4.
+            Error::Spooled { source, .. } | Error::SpoolFailed { source, .. } => source.class(),
             Error::AttemptContention { .. } => ErrorClass::Infrastructure,
+            Error::SpoolDamaged { .. } => ErrorClass::Verification,
             Error::Denied(_) | Error::RunnerNotApproved { .. } | Error::PolicyUntrusted(_) => {
                 ErrorClass::Denied
             }
@@ -186,7 +214,13 @@ impl Error {
                 format!("add a {needs} requirement to /stages/{gate} in the policy")
             }
             Error::EvidenceInvalid { .. } => "`ledger verify` shows the whole chain".into(),
-            Error::AttemptContention { .. } => "try again".into(),
+            Error::AttemptContention { .. } => "use a new SHA for further runs".into(),
+            Error::Spooled { stage, sha, .. } => format!(
+                "once the store is reachable, record it without running the command again: `ledger stage {stage} --sha {sha} --resume` (the next `ledger stage {stage}` run for this SHA records it first by itself)"
+            ),
+            Error::SpoolDamaged { path, .. } => format!(
+                "inspect {path}; remove it to stop ledger from trying to record it"
+            ),
             Error::MissingVariable { names, .. } => format!(
                 "set {} before deploying (values are never printed or recorded)",
                 if names.len() == 1 { "it" } else { "them" }

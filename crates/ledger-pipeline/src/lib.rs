@@ -16,7 +16,7 @@
 //!   metrics.
 //!
 //! and the ground floor they share: [`run`], [`record`], [`config`] (`ledger.toml`),
-//! [`ci`] (which CI runs us), [`source`] (what git says about the code a stage runs), [`redact`] (secrets out of stored bytes), [`trigger`]
+//! [`ci`] (which CI runs us), [`source`] (what git says about the code a stage runs), [`spool`] (results waiting for a store that was down), [`redact`] (secrets out of stored bytes), [`trigger`]
 //! (replay and promotion marks) and [`error`].
 
 pub mod ci;
@@ -28,6 +28,7 @@ pub mod redact;
 pub mod release;
 pub mod run;
 pub mod source;
+pub mod spool;
 pub mod stages;
 pub mod stats;
 pub mod trigger;

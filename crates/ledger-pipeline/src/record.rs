@@ -1,7 +1,9 @@
 //! Writing evidence: validate, sign, store create-only, never overwrite.
 //!
 //! Attempts are reserved by a create-only put: whoever creates the first object of
-//! attempt *n* owns it, and a writer that loses the race moves on to *n + 1*. The
+//! attempt *n* owns it, and a writer that loses the race moves on to *n + 1*, after a
+//! short random pause ([`Backoff`]) so that many writers of one SHA spread out; it
+//! keeps going until it wins an attempt (there is no small fixed number of tries). The
 //! policy that gated a stage is stored content-addressed beside the evidence, so an
 //! auditor can always see exactly which rules were in force.
 
@@ -19,10 +21,72 @@ use ledger_store::{PutOutcome, Store, StoreError};
 use ledger_verify::read::{object_key, policy_key};
 use ledger_verify::SignedPolicy;
 use serde::Serialize;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// How many times a writer moves to the next attempt before giving up.
-pub const MAX_ATTEMPT_RACES: u32 = 16;
+/// The highest attempt number an evidence key can name (`….attempt-9999.json`).
+pub const MAX_ATTEMPT: u32 = 9999;
+
+/// How long a store call that keeps failing is retried before the store counts as
+/// down.
+pub const STORE_RETRY_BUDGET: Duration = Duration::from_secs(6);
+
+/// Jittered exponential pauses: between tries of a contended attempt (short, so a
+/// writer that lost a race tries the next number soon, but not in step with the
+/// others), and between retries of a failing store call (longer, within
+/// [`STORE_RETRY_BUDGET`]).
+#[derive(Debug)]
+pub struct Backoff {
+    contended: u32,
+    failed: u32,
+    since: Instant,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            contended: 0,
+            failed: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Backoff {
+    /// Pauses after losing a race for an attempt: up to 2^n ms, at most 200 ms.
+    pub async fn contended(&mut self) {
+        self.contended = self.contended.saturating_add(1);
+        let cap = 1u64 << self.contended.min(8);
+        tokio::time::sleep(jitter(cap.min(200))).await;
+    }
+
+    /// Pauses before retrying a store call that failed; `false` (no pause) once
+    /// [`STORE_RETRY_BUDGET`] is spent: the store is down.
+    pub async fn failed(&mut self) -> bool {
+        if self.since.elapsed() >= STORE_RETRY_BUDGET {
+            return false;
+        }
+        self.failed = self.failed.saturating_add(1);
+        let cap = 50u64 << self.failed.min(5);
+        tokio::time::sleep(jitter(cap.min(1000))).await;
+        true
+    }
+}
+
+/// A random pause between `cap / 2` and `cap` milliseconds.
+fn jitter(cap: u64) -> Duration {
+    use rand_core::RngCore;
+    let half = cap / 2;
+    let extra = u64::from(rand_core::OsRng.next_u32()) % (cap - half).max(1);
+    Duration::from_millis(half + extra)
+}
+
+/// Whether a store error is worth retrying: a failure of the infrastructure (not a
+/// refusal of what was asked, which fails the same way again).
+pub fn transient(e: &StoreError) -> bool {
+    ledger_verify::ErrorClass::of_store(e) == ledger_verify::ErrorClass::Infrastructure
+        && !matches!(e, StoreError::AlreadyExists { .. })
+}
 
 /// A predicate in the making: the header fields known before a stage's work starts.
 #[derive(Debug, Clone)]
@@ -121,13 +185,26 @@ impl Recorder<'_> {
         subjects: Vec<Subject>,
         predicate: impl Serialize,
     ) -> Result<Sha256Digest, Error> {
+        let digest = self.write_unlogged(r, subjects, predicate).await?;
+        self.log_and_checkpoint().await?;
+        Ok(digest)
+    }
+
+    /// [`Recorder::write`] without the log entry (the caller appends it with
+    /// [`Recorder::log_and_checkpoint`]). Writing the same predicate again is a no-op:
+    /// the signature is deterministic, so the bytes are identical.
+    pub async fn write_unlogged(
+        &self,
+        r: &ArtifactRef,
+        subjects: Vec<Subject>,
+        predicate: impl Serialize,
+    ) -> Result<Sha256Digest, Error> {
         let envelope = self.seal(r.kind, subjects, predicate)?;
         let bytes = envelope.to_bytes();
         let digest = Sha256Digest::of(&bytes);
         match self.store.put_create(&object_key(r), bytes).await? {
             PutOutcome::Created | PutOutcome::AlreadyPresent => {}
         }
-        self.log_and_checkpoint().await?;
         Ok(digest)
     }
 
@@ -178,20 +255,24 @@ impl Recorder<'_> {
         predicate_for: impl Fn(u32) -> P,
     ) -> Result<(ArtifactRef, Sha256Digest), Error> {
         let mut attempt = self.store.next_attempt_in(kind, sha, env).await?;
-        for _ in 0..MAX_ATTEMPT_RACES {
+        let mut backoff = Backoff::default();
+        while attempt <= MAX_ATTEMPT {
             let r = ArtifactRef::new(kind, *sha, attempt).in_env(env);
             match self
                 .write(&r, subjects.clone(), predicate_for(attempt))
                 .await
             {
                 Ok(d) => return Ok((r, d)),
-                Err(Error::Store(StoreError::AlreadyExists { .. })) => attempt += 1,
+                Err(Error::Store(StoreError::AlreadyExists { .. })) => {
+                    attempt += 1;
+                    backoff.contended().await;
+                }
                 Err(e) => return Err(e),
             }
         }
         Err(Error::AttemptContention {
             stage: kind.stage(),
-            tries: MAX_ATTEMPT_RACES,
+            tries: MAX_ATTEMPT,
         })
     }
 

@@ -195,6 +195,12 @@ impl LogIndex {
 
 /// Verifies the stored checkpoints (`newest_only`: the one of the largest size)
 /// against `keys` and `index`; returns problems.
+///
+/// `index` was read before the checkpoints were listed, so a writer running meanwhile
+/// may have appended entries and stored a checkpoint of them. Entries are stored
+/// before their checkpoint, so a log read after the listing holds every entry a
+/// listed checkpoint names: a checkpoint `index` does not extend is checked again
+/// against such a fresh read, and only a log that still does not extend it fails.
 pub async fn check_stored_checkpoints(
     store: &Store,
     index: &LogIndex,
@@ -208,6 +214,7 @@ pub async fn check_stored_checkpoints(
     }
     let read = read_objects(store, &listed).await?;
     let mut problems = Vec::new();
+    let mut fresh: Option<LogIndex> = None;
     for (key, fetched) in read.envelopes {
         let fetched = match fetched {
             Some(Ok(fetched)) => fetched,
@@ -217,7 +224,16 @@ pub async fn check_stored_checkpoints(
             }
             None => continue,
         };
-        let checked = check_checkpoint(&fetched.bytes, index, keys).and_then(|(cp, signer)| {
+        let mut checked = check_checkpoint(&fetched.bytes, index, keys);
+        if checked.is_err() {
+            if fresh.is_none() {
+                fresh = Some(LogIndex::read(store).await?);
+            }
+            if let Some(fresh) = &fresh {
+                checked = check_checkpoint(&fetched.bytes, fresh, keys);
+            }
+        }
+        let checked = checked.and_then(|(cp, signer)| {
             let named = tlog::checkpoint_key(cp.size, &signer);
             if named == key {
                 Ok(())

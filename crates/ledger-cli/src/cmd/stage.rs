@@ -10,7 +10,10 @@ use ledger_core::{GitSha, Stage};
 use ledger_pipeline::record::{Recorded, Recorder};
 use ledger_pipeline::run::{self, Passed};
 use ledger_pipeline::source;
-use ledger_pipeline::stages::command::{run_command_stage, CommandStage};
+use ledger_pipeline::spool::Spool;
+use ledger_pipeline::stages::command::{
+    record_spooled, run_command_stage, CommandStage, StageOutcome,
+};
 use ledger_pipeline::stages::decide::{run_decide, DecideRequest, Decision};
 use ledger_pipeline::stages::exec::Launch;
 use ledger_pipeline::stages::isolate::Isolate;
@@ -20,6 +23,9 @@ use std::path::Path;
 pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     let root = context::repo_root()?;
     let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
+    if args.resume {
+        return resume(global, &root, &args, sha).await;
+    }
     check_wrapped_command(&args)?;
     // Before the gate, which stores the policy: a refusal here writes nothing.
     let allow = source::Allow {
@@ -64,6 +70,57 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     Ok(outcome_code(recorded.result))
 }
 
+/// Where runs the store could not take wait: `.ledger/spool/` in the repository.
+fn spool(root: &Path) -> Spool {
+    Spool::new(root.join(SPOOL_DIR))
+}
+
+/// The spool folder, relative to the repository root (inside `.ledger/`, which is
+/// git-ignored and masked from wrapped commands).
+pub const SPOOL_DIR: &str = ".ledger/spool";
+
+/// `ledger stage commit|integration --resume`: records the spooled runs of the stage
+/// for the SHA, runs nothing. The signer must still be trusted for the stage; the gate
+/// was passed when the command ran, and its inputs are in the spooled predicate.
+async fn resume(global: &Global, root: &Path, args: &StageArgs, sha: GitSha) -> Result<Code> {
+    if !matches!(args.stage, Stage::Commit | Stage::Integration) {
+        return Err(Failure::input(format!(
+            "--resume records spooled runs of a wrapped command; stage `{}` wraps none",
+            args.stage
+        )));
+    }
+    let writer = Writer::load(global, root, args.key.as_deref(), Some(args.stage)).await?;
+    let rec = writer.recorder();
+    run::check_signer(&rec, args.stage).map_err(denied)?;
+    let done = record_spooled(&rec, &spool(root), args.stage, &sha)
+        .await
+        .map_err(denied)?;
+    if done.is_empty() {
+        return Err(Failure::input(format!(
+            "no run of {} for {sha} is waiting in {SPOOL_DIR}: nothing to record",
+            args.stage
+        )));
+    }
+    let mut code = Code::Success;
+    for outcome in &done {
+        print_spooled(&writer, args.stage, outcome);
+        if outcome_code(outcome.result) != Code::Success {
+            code = outcome_code(outcome.result);
+        }
+    }
+    Ok(code)
+}
+
+fn print_spooled(writer: &Writer, stage: Stage, outcome: &StageOutcome) {
+    eprintln!(
+        "ledger: recorded the spooled run of {stage}: {} (attempt {}); evidence {} in {}",
+        outcome.result.as_str(),
+        outcome.r.attempt,
+        outcome.r.key(),
+        writer.store.location()
+    );
+}
+
 /// `commit` and `integration` wrap a command; the other stages take none.
 fn check_wrapped_command(args: &StageArgs) -> Result<()> {
     let wraps = matches!(args.stage, Stage::Commit | Stage::Integration);
@@ -100,6 +157,14 @@ async fn command_stage(
         }),
         notice: progress,
     };
+    // A run kept while the store was down is recorded before this one runs.
+    let rec = writer.recorder();
+    for outcome in record_spooled(&rec, &spool(root), stage, &sha)
+        .await
+        .map_err(denied)?
+    {
+        print_spooled(writer, stage, &outcome);
+    }
     let outcome = run_command_stage(
         &writer.recorder(),
         passed,
@@ -113,6 +178,7 @@ async fn command_stage(
             echo: true,
             launch,
             source,
+            spool: Some(spool(root)),
         },
     )
     .await

@@ -37,9 +37,18 @@ pub enum Isolation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Output {
     pub key: String,
+    /// The SHA-256 of the stored log.
     pub sha256: Sha256Digest,
+    /// The stored log's length.
     pub bytes: u64,
     pub redacted: Vec<String>,
+    /// The output was larger than ledger keeps: the stored log is its head, a marker
+    /// line and its tail. Absent (false) when the log is the whole output.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// How many bytes the command printed in all; recorded when `truncated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
 }
 
 /// Test counts recognised in a wrapped command's output.

@@ -91,6 +91,8 @@ fn full_command(stage: Stage) -> CommandPredicate {
             sha256: Sha256Digest::of(b"log"),
             bytes: 3,
             redacted: vec!["API_TOKEN".into()],
+            truncated: true,
+            total_bytes: Some(300_000_000),
         },
         tests: Some(TestCounts {
             passed: 1,

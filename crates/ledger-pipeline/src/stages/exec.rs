@@ -2,17 +2,22 @@
 //!
 //! Output is read line by line from both pipes, redacted, echoed to the terminal and
 //! appended to one capture in arrival order, so what is stored is what a person saw.
+//! The capture is bounded ([`super::capture`]): everything is shown live, but only
+//! its head and tail are kept. A line longer than [`MAX_LINE`] is handled in pieces,
+//! cut after the last blank in the piece when there is one, so memory stays bounded
+//! even for output without newlines.
 //! The command's exit status becomes the stage result; `ledger` itself never fails
 //! because the command failed. It runs isolated ([`super::isolate`]) when asked and
 //! possible, else directly, and the run says which.
 
 use crate::redact::Redactor;
+use crate::stages::capture::{Capture, Captured};
 use crate::stages::isolate::{self, Isolate};
-use ledger_core::predicate::{Isolation, TestCounts};
+use ledger_core::predicate::Isolation;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// The variable that may hold the signing key; never passed to wrapped commands.
 pub const SIGNING_KEY_ENV: &str = "LEDGER_SIGNING_KEY";
@@ -48,8 +53,8 @@ pub struct CommandRun {
     pub duration_ms: u64,
     /// Whether it ran isolated.
     pub isolation: Isolation,
-    /// The combined, redacted output.
-    pub output: Vec<u8>,
+    /// The combined, redacted output, as kept (bounded), with its test counts.
+    pub output: Captured,
 }
 
 /// The command could not be started at all.
@@ -76,21 +81,53 @@ enum Echo {
     Quiet,
 }
 
+/// The longest piece of output handled as one line (redacted, echoed, kept).
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// Where a piece of `buf` ends: after its first newline, else (when `buf` holds
+/// [`MAX_LINE`] bytes or the pipe is closed) after its last blank, else all of it.
+fn piece_end(buf: &[u8], closed: bool) -> Option<usize> {
+    if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+        return Some(i + 1);
+    }
+    if closed && !buf.is_empty() {
+        return Some(buf.len());
+    }
+    if buf.len() < MAX_LINE {
+        return None;
+    }
+    // A secret never holds a blank: cutting there cannot split one.
+    let blank = buf.iter().rposition(|b| b.is_ascii_whitespace());
+    Some(blank.map_or(buf.len(), |i| i + 1))
+}
+
 async fn pump<R: AsyncRead + Unpin>(
-    pipe: R,
+    mut pipe: R,
     echo: Echo,
     redactor: Arc<Redactor>,
-    capture: Arc<Mutex<Vec<u8>>>,
+    capture: Arc<Mutex<Capture>>,
 ) {
-    let mut reader = BufReader::new(pipe);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+    let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut closed = false;
+    while !closed {
+        let room = MAX_LINE.saturating_sub(buf.len()).min(chunk.len()).max(1);
+        match pipe.read(&mut chunk[..room]).await {
+            Ok(0) | Err(_) => closed = true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-        let clean = redactor.redact_bytes(&line);
+        // Every complete piece read so far, redacted piece by piece, shown and kept
+        // in one go (one write per read, not per line).
+        let mut clean = Vec::new();
+        let mut start = 0;
+        while let Some(n) = piece_end(&buf[start..], closed) {
+            clean.extend(redactor.redact_bytes(&buf[start..start + n]));
+            start += n;
+        }
+        buf.drain(..start);
+        if clean.is_empty() {
+            continue;
+        }
         // Echo failures (a closed terminal) must not stop the capture.
         match echo {
             Echo::Stdout => {
@@ -104,7 +141,7 @@ async fn pump<R: AsyncRead + Unpin>(
             Echo::Quiet => {}
         }
         if let Ok(mut c) = capture.lock() {
-            c.extend_from_slice(&clean);
+            c.push(&clean);
         }
     }
 }
@@ -156,7 +193,7 @@ pub async fn run(
     let started_at = OffsetDateTime::now_utc();
     let clock = std::time::Instant::now();
     let (mut child, isolation) = start(argv, redactor, launch).await?;
-    let capture = Arc::new(Mutex::new(Vec::new()));
+    let capture = Arc::new(Mutex::new(Capture::default()));
     let redactor = Arc::new(redactor.clone());
     let (out_echo, err_echo) = if echo {
         (Echo::Stdout, Echo::Stderr)
@@ -189,7 +226,11 @@ pub async fn run(
     }
     let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
     let finished_at = OffsetDateTime::now_utc();
-    let output = capture.lock().map(|c| c.clone()).unwrap_or_default();
+    let output = capture
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default()
+        .finish();
     Ok(CommandRun {
         exit_code: status.code(),
         started_at,
@@ -200,126 +241,9 @@ pub async fn run(
     })
 }
 
-/// Test counts from a summary line the usual runners print, if any:
-/// cargo's `test result: … N passed; M failed; K ignored` (summed over all test
-/// binaries), else the last `N passed, M failed[, K skipped]` line (pytest and the
-/// plain form).
-pub fn test_counts(output: &[u8]) -> Option<TestCounts> {
-    let text = String::from_utf8_lossy(output);
-    let mut cargo: Option<TestCounts> = None;
-    let mut plain: Option<TestCounts> = None;
-    for line in text.lines() {
-        let counts = count_words(line);
-        if line.contains("test result:") {
-            if let Some(c) = counts {
-                let acc = cargo.get_or_insert(TestCounts {
-                    passed: 0,
-                    failed: 0,
-                    ignored: 0,
-                });
-                // The output is the code under test's: sums saturate, never wrap
-                // a huge failure count around to zero.
-                acc.passed = acc.passed.saturating_add(c.passed);
-                acc.failed = acc.failed.saturating_add(c.failed);
-                acc.ignored = acc.ignored.saturating_add(c.ignored);
-            }
-        } else if counts.is_some() {
-            plain = counts;
-        }
-    }
-    cargo.or(plain)
-}
-
-/// Reads "<n> passed", "<n> failed", "<n> ignored|skipped" pairs from one line.
-/// A printed count: all ASCII digits, saturating at `u64::MAX` when it is larger
-/// (a count too large to hold is still a count, never zero).
-fn count(word: &str) -> Option<u64> {
-    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(word.parse::<u64>().unwrap_or(u64::MAX))
-}
-
-fn count_words(line: &str) -> Option<TestCounts> {
-    let words: Vec<&str> = line
-        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut c = TestCounts {
-        passed: 0,
-        failed: 0,
-        ignored: 0,
-    };
-    let mut saw_passed = false;
-    for pair in words.windows(2) {
-        let Some(n) = count(pair[0]) else {
-            continue;
-        };
-        match pair[1].trim_end_matches('.') {
-            "passed" => {
-                c.passed = n;
-                saw_passed = true;
-            }
-            "failed" => c.failed = n,
-            "ignored" | "skipped" => c.ignored = n,
-            _ => {}
-        }
-    }
-    saw_passed.then_some(c)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn huge_failure_counts_saturate_and_never_read_as_zero() {
-        let max = u64::MAX;
-        let out = format!(
-            "test result: FAILED. 1 passed; {max} failed; 0 ignored\n\
-             test result: FAILED. 1 passed; 5 failed; 0 ignored\n"
-        );
-        assert_eq!(test_counts(out.as_bytes()).map(|c| c.failed), Some(max));
-        let beyond = b"test result: FAILED. 1 passed; 99999999999999999999999 failed; 0 ignored\n";
-        assert_eq!(test_counts(beyond).map(|c| c.failed), Some(max));
-        let plain = b"3 passed, 123456789012345678901234567890 failed\n";
-        assert_eq!(test_counts(plain).map(|c| c.failed), Some(max));
-    }
-
-    #[test]
-    fn cargo_summaries_are_summed() {
-        let out = b"running 2 tests\ntest result: ok. 2 passed; 0 failed; 1 ignored; 0 measured\n\
-                    test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured\n";
-        assert_eq!(
-            test_counts(out),
-            Some(TestCounts {
-                passed: 5,
-                failed: 1,
-                ignored: 1
-            })
-        );
-    }
-
-    #[test]
-    fn pytest_and_plain_summaries() {
-        assert_eq!(
-            test_counts(b"===== 3 passed, 2 failed, 1 skipped in 0.12s =====\n"),
-            Some(TestCounts {
-                passed: 3,
-                failed: 2,
-                ignored: 1
-            })
-        );
-        assert_eq!(
-            test_counts(b"12 passed, 0 failed\n"),
-            Some(TestCounts {
-                passed: 12,
-                failed: 0,
-                ignored: 0
-            })
-        );
-        assert_eq!(test_counts(b"nothing here\n"), None);
-    }
 
     #[tokio::test]
     async fn captures_both_streams_and_the_exit_code() {
@@ -331,7 +255,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(run.exit_code, Some(3));
-        let text = String::from_utf8(run.output).unwrap();
+        let text = String::from_utf8(run.output.bytes).unwrap();
         assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
     }
 
@@ -347,7 +271,7 @@ mod tests {
             .await
             .unwrap();
         std::env::remove_var(SIGNING_KEY_ENV);
-        assert_eq!(String::from_utf8(run.output).unwrap(), "[unset]\n");
+        assert_eq!(String::from_utf8(run.output.bytes).unwrap(), "[unset]\n");
     }
 
     #[tokio::test]
