@@ -21,7 +21,7 @@ fn repo_file(path: &str) -> PathBuf {
 }
 
 /// Whether Python with securesystemslib is here to run the checks.
-fn python_ready() -> bool {
+pub(crate) fn python_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         if std::env::var_os("LEDGER_SKIP_INTEROP").is_some() {
