@@ -1,8 +1,9 @@
 //! Strict JSON on the real binary: evidence signed by the zone's own key but giving a
 //! member twice (at any depth), starting with a byte order mark or carrying trailing
 //! bytes does not verify (exit 4, the member's JSON pointer named) and does not pass
-//! the next gate (exit 3); a policy naming `keys` twice is refused (exit 2). The
-//! auditor's verifier (`docs/audit/verify_chain.py`) refuses each as well.
+//! the next gate (exit 3); a policy naming `keys` twice is refused (exit 2); a log
+//! entry and the policy's signature are read the same way. The auditor's verifier
+//! (`docs/audit/verify_chain.py`) refuses each as well.
 
 use crate::{assert_code, text, Repo, SHA};
 use base64::Engine as _;
@@ -147,13 +148,19 @@ fn a_byte_order_mark_or_trailing_bytes_do_not_verify() {
     }
 }
 
-#[test]
-fn a_policy_naming_keys_twice_is_refused_naming_the_member() {
+/// A repository whose commit stage ran and passed for `SHA`.
+fn committed() -> Repo {
     let repo = Repo::new();
     assert_code(
         &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
         0,
     );
+    repo
+}
+
+#[test]
+fn a_policy_naming_keys_twice_is_refused_naming_the_member() {
+    let repo = committed();
     let path = repo.path().join("policy/pipeline-policy.json");
     let original = std::fs::read_to_string(&path).unwrap();
     // A decoy first: a reviewer reading top-down sees an empty key list.
@@ -171,4 +178,29 @@ fn a_policy_naming_keys_twice_is_refused_naming_the_member() {
         assert_eq!(audit.status.code(), Some(1), "{}", text(&audit));
         assert!(text(&audit).contains("/keys"), "{}", text(&audit));
     }
+}
+
+#[test]
+fn log_entries_and_the_policy_signature_are_read_strictly_too() {
+    let repo = committed();
+    let entry = repo.store().join("log/0000000000000001.json");
+    let original = std::fs::read_to_string(&entry).unwrap();
+    let decoy = original.replacen("\"objects\":[{", "\"objects\":[{\"key\":\"decoy\",", 1);
+    std::fs::write(&entry, decoy).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(
+        text(&out).contains("member /objects/0/key appears twice"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(&entry, original).unwrap();
+    let signature = repo.path().join("policy/pipeline-policy.sig.json");
+    let signed = std::fs::read(&signature).unwrap();
+    std::fs::write(&signature, [b"\xEF\xBB\xBF".as_slice(), &signed].concat()).unwrap();
+    let out = repo.ledger(&["verify", SHA]);
+    assert_code(&out, 4);
+    assert!(text(&out).contains("byte order mark"), "{}", text(&out));
+    std::fs::write(&signature, signed).unwrap();
+    assert_code(&repo.ledger(&["verify", SHA]), 0);
 }
