@@ -136,6 +136,8 @@ STEM = {
     "release": "decision",
     "pipeline": "timing",
 }
+# The stages whose evidence keeps the wrapped command's output beside it (<stem>.log).
+CAPTURES_OUTPUT = {"commit", "integration"}
 # Deploy and smoke evidence is kept per environment; the default one is never in a key.
 PER_ENVIRONMENT = {"infra", "deploy"}
 DEFAULT_ENVIRONMENT = "production"
@@ -173,19 +175,99 @@ class Invalid(Exception):
     that artifact; for a trust object, the policy is not trusted and nothing is."""
 
 
+# The deepest nesting serde_json reads (its recursion limit): ledger refuses deeper.
+MAX_DEPTH = 127
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+
+
+class _Duplicate:
+    """Stands in for an object that names a member twice, until the walk up to the
+    document's root has made the member's JSON pointer."""
+
+    def __init__(self, pointer):
+        self.pointer = pointer
+
+
+def _pointer_segment(name):
+    return "/" + str(name).replace("~", "~0").replace("/", "~1")
+
+
+def _first_duplicate(items):
+    """The pointer (below these items) of the first member named twice, in document
+    order, as ledger reports it; None if there is none."""
+    seen = set()
+    for name, value in items:
+        if name in seen:
+            return _pointer_segment(name)
+        inner = _duplicate_in(value)
+        if inner is not None:
+            return _pointer_segment(name) + inner
+        seen.add(name)
+    return None
+
+
+def _duplicate_in(value):
+    if isinstance(value, _Duplicate):
+        return value.pointer
+    if isinstance(value, list):  # arrays have no hook: look into them here
+        return _first_duplicate(enumerate(value))
+    return None
+
+
+def _finite(text):
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return number
+
+
+def _integer(text):
+    _finite(text)  # an integer past a double's range is refused, as serde_json refuses it
+    return int(text)
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
 def strict_json(data, what):
-    """JSON that names no member twice (ledger refuses those: which one counts?)."""
+    """JSON as ledger reads it (docs/evidence-format.md, "Strict JSON"): UTF-8 without
+    a byte order mark, no member named twice in one object at any depth (the error
+    names its JSON pointer: which copy counts is what readers disagree on), nothing
+    after the document, no NaN or Infinity, numbers in a double's range, no lone
+    surrogate, at most MAX_DEPTH levels of nesting."""
+    if isinstance(data, bytes):
+        if data.startswith(b"\xef\xbb\xbf"):
+            raise Invalid(f"{what}: starts with a UTF-8 byte order mark")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid(f"{what}: not UTF-8") from None
+    if data.startswith("\ufeff"):
+        raise Invalid(f"{what}: starts with a UTF-8 byte order mark")
 
     def pairs(items):
-        names = [k for k, _ in items]
-        if len(names) != len(set(names)):
-            raise Invalid(f"{what}: a JSON member is given twice")
-        return dict(items)
+        pointer = _first_duplicate(items)
+        return _Duplicate(pointer) if pointer is not None else dict(items)
 
     try:
-        return json.loads(data, object_pairs_hook=pairs)
-    except ValueError as e:
+        doc = json.loads(
+            data, object_pairs_hook=pairs, parse_float=_finite, parse_int=_integer, parse_constant=_no_constant
+        )
+        json.dumps(doc, ensure_ascii=False, default=lambda _: None).encode("utf-8")
+    except UnicodeEncodeError:  # before ValueError, which it is
+        raise Invalid(f"{what}: not JSON: a string holds a lone surrogate") from None
+    except (ValueError, RecursionError) as e:
         raise Invalid(f"{what}: not JSON: {e}") from None
+    pointer = _duplicate_in(doc)
+    if pointer is not None:
+        raise Invalid(f"{what}: member {pointer} appears twice in one object")
+    depth = 0
+    for bracket in re.findall(r"[\[\]{}]", JSON_STRING.sub("", data)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise Invalid(f"{what}: nested deeper than {MAX_DEPTH} levels")
+    return doc
 
 
 def b64(text, what):
@@ -351,6 +433,14 @@ def parse_evidence_key(sha, key):
     return parsed if evidence_key(sha, *parsed) == key and parsed[1] != DEFAULT_ENVIRONMENT else None
 
 
+def is_captured_log(sha, key):
+    """Whether `key` is where a stage that captures output (commit, integration) keeps
+    an attempt's log: beside its envelope, `.log` for `.json`. Any other `.log` is not
+    ledger evidence, as ledger reports it."""
+    ref = key.endswith(".log") and parse_evidence_key(sha, key[: -len(".log")] + ".json")
+    return bool(ref) and ref[0] in CAPTURES_OUTPUT
+
+
 def check(store, policy, signed, sha, folder, environment, attempt):
     problems = []
     stage, predicate_type = LAYOUT[folder]
@@ -366,7 +456,7 @@ def check(store, policy, signed, sha, folder, environment, attempt):
     if not accepted:
         return [f"no signature by a key the policy trusts for stage {stage}"]
     try:
-        statement = json.loads(envelope.payload)
+        statement = strict_json(envelope.payload, "payload")
         predicate = statement["predicate"]
         finished = when(predicate["finished_at"])
     except Exception as e:
@@ -807,8 +897,8 @@ def main(argv):
     args = arguments(argv)
     store, sha = args.store, args.sha
     policy_bytes = read(args.policy)
-    policy = json.loads(policy_bytes)
     try:
+        policy = strict_json(policy_bytes, f"policy {args.policy}")
         chain = root_chain(store, args.root)
         check_anchor(chain[-1], args.owners)
         signed = signed_policies(store, chain, policy_bytes, args.signature)
@@ -870,7 +960,7 @@ def main(argv):
             problems = [refused[key]] + problems
         if ref:
             attempts.setdefault(ref[:2], set()).add(ref[2])
-        if key.endswith(".log"):
+        if is_captured_log(sha, key):
             report(key, problems, quiet=True)  # checked with the envelope that names it
             continue
         if not ref:

@@ -78,6 +78,57 @@ fn a_read_command_never_creates_a_mistyped_store() {
 }
 
 #[test]
+fn a_command_that_cannot_start_says_why() {
+    let repo = Repo::new();
+    // The whole command line quoted as one word.
+    let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true --quiet"]);
+    assert_clean_refusal(&repo, &out, 2, "given as one word");
+    assert!(
+        text(&out).contains("sh -c 'true --quiet'"),
+        "{}",
+        text(&out)
+    );
+    // A script with no `#!` line, and one that is not executable.
+    let script = repo.path().join("checks.sh");
+    std::fs::write(&script, "echo checked\n").unwrap();
+    let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "./checks.sh"]);
+    assert_clean_refusal(&repo, &out, 2, "not executable");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for isolation in [&[][..], &["--no-isolation"]] {
+        let mut args = vec!["stage", "commit", "--sha", SHA];
+        args.extend(isolation);
+        args.extend(["--", "./checks.sh"]);
+        let out = repo.ledger(&args);
+        assert_clean_refusal(&repo, &out, 2, "`#!` line");
+    }
+    // A program that does not exist.
+    let out = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "no-such-tool-here"]);
+    assert_clean_refusal(&repo, &out, 2, "installed and on PATH");
+}
+
+#[test]
+fn init_outside_a_git_repository_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .arg("init")
+        .current_dir(dir.path())
+        .env_remove("LEDGER_STORE")
+        .env_remove("LEDGER_POLICY")
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        text(&out).contains("not in a git repository"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("git init"), "{}", text(&out));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "init wrote {left:?}");
+}
+
+#[test]
 fn no_command_to_wrap() {
     let repo = Repo::new();
     let out = repo.ledger(&["stage", "commit", "--sha", SHA]);

@@ -247,6 +247,10 @@ fn a_deploy_that_fails_health_restores_the_previous_release() {
     assert_eq!(d["result"], "fail");
     assert_eq!(d["failure"]["restored"], true);
     assert_eq!(d["previous_release"], good.as_str());
+    // The message says when it gave up and what the timeout was, not one for the other.
+    let why = d["failure"]["message"].as_str().unwrap();
+    assert!(why.contains("was not healthy after"), "{why}");
+    assert!(why.contains("(health timeout 20 s)"), "{why}");
     let running: Vec<_> = p.containers().into_iter().filter(|c| c.running).collect();
     assert_eq!(running.len(), 1);
     assert_eq!(running[0].labels["dev.ledger.sha"], good);

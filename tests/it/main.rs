@@ -32,6 +32,7 @@ mod bad_input;
 mod bucket;
 mod cli_output;
 mod consistent;
+mod differential;
 mod docker;
 mod docs;
 mod environments;
@@ -50,16 +51,16 @@ mod report;
 mod robust_store;
 mod runs;
 mod source;
+mod strict;
 mod support;
 mod tamper;
 mod trust;
 
 pub use support::{zone_key, InProcess};
 
-use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage};
-use ledger_pipeline::record::Recorder;
+use ledger_core::Stage;
 use ledger_store::testing::S3Server;
-use ledger_store::{ObjectKey, Store, StoreLocation};
+use ledger_store::{Store, StoreLocation};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -278,25 +279,6 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 impl Repo {
-    /// Writes signed evidence of `kind` for `sha` as the next attempt, the way a stage
-    /// would: the predicate starts from the kind's first valid schema fixture, gets
-    /// this SHA, attempt, current times and policy digest, then `edit` adjusts it.
-    /// Signed with `key_file` (relative to the repository). Returns the key written.
-    pub fn record_with(
-        &self,
-        kind: ArtifactKind,
-        sha: &str,
-        key_file: &str,
-        edit: impl FnOnce(&mut Value),
-    ) -> String {
-        self.block_on(self.record_async(kind, sha, key_file, edit))
-    }
-
-    /// [`Repo::record_with`] the key of the kind's trust zone, as `ledger init` made it.
-    pub fn record(&self, kind: ArtifactKind, sha: &str, edit: impl FnOnce(&mut Value)) -> String {
-        self.record_with(kind, sha, zone_key(kind.stage()), edit)
-    }
-
     /// The policy in force here, loaded and checked the way `ledger` loads it.
     pub async fn signed_policy(&self, store: &Store) -> ledger_verify::SignedPolicy {
         let read = |p: &str| std::fs::read(self.path().join(p)).ok();
@@ -315,67 +297,6 @@ impl Repo {
         )
         .await
         .expect("the test repository's policy is signed")
-    }
-
-    async fn record_async(
-        &self,
-        kind: ArtifactKind,
-        sha: &str,
-        key_file: &str,
-        edit: impl FnOnce(&mut Value),
-    ) -> String {
-        let sha = GitSha::parse(sha).unwrap();
-        let pem = std::fs::read_to_string(self.path().join(key_file)).unwrap();
-        let key = ledger_core::SigningKey::from_pem(&pem).unwrap();
-        let store = self.open_store().await;
-        let policy = self.signed_policy(&store).await;
-        let attempt = store.next_attempt(kind, &sha).await.unwrap();
-        let r = ArtifactRef::new(kind, sha, attempt);
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../schemas/fixtures")
-            .join(kind.as_str())
-            .join("valid");
-        let mut first: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        first.sort();
-        let mut p: Value = serde_json::from_slice(&std::fs::read(&first[0]).unwrap()).unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        let fmt = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap()
-        };
-        p["sha"] = sha.to_string().into();
-        p["attempt"] = attempt.into();
-        p["result"] = "pass".into();
-        p["started_at"] = fmt(now - time::Duration::seconds(2)).into();
-        p["finished_at"] = fmt(now).into();
-        p["policy_sha256"] = policy.digest().to_hex().into();
-        p["inputs"] = serde_json::json!([]);
-        if matches!(kind, ArtifactKind::Commit | ArtifactKind::Integration) {
-            let log = b"1 passed, 0 failed\n".to_vec();
-            p["output"]["key"] = r.log_key().into();
-            p["output"]["sha256"] = ledger_core::Sha256Digest::of(&log).to_hex().into();
-            p["output"]["bytes"] = log.len().into();
-            store
-                .put_create(&ObjectKey::from_artifact_log(&r), log)
-                .await
-                .unwrap();
-        }
-        consistent::with_result(kind, &mut p, false);
-        edit(&mut p);
-        consistent::with_result(kind, &mut p, true);
-        let rec = Recorder {
-            store: &store,
-            policy: &policy,
-            key: &key,
-        };
-        rec.store_policy().await.unwrap();
-        rec.write(&r, vec![ledger_core::Subject::git(&sha)], p)
-            .await
-            .unwrap();
-        r.key()
     }
 
     /// Rewrites the policy file through `edit`, then signs it with the owner's key

@@ -1,8 +1,13 @@
-//! Small pieces of test support that `Repo` hands out: the in-process verifier and
-//! the key of each trust zone as `ledger init` makes them.
+//! Small pieces of test support that `Repo` hands out: the in-process verifier, the
+//! key of each trust zone as `ledger init` makes them, and evidence recorded as a
+//! stage (or a key holder forging bytes) would record it.
 
-use ledger_core::{GitSha, Stage};
-use ledger_store::Store;
+use ledger_core::dsse::Envelope;
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha, SigningKey, Stage, Statement};
+use ledger_pipeline::record::Recorder;
+use ledger_store::{ObjectKey, Store};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
 
 /// The key `ledger init` made for `stage`'s trust zone.
 pub fn zone_key(stage: Stage) -> &'static str {
@@ -54,7 +59,7 @@ impl crate::Repo {
     pub fn break_signature(&self, key: &str) -> Vec<u8> {
         let path = self.object(key);
         let original = std::fs::read(&path).unwrap_or_else(|e| panic!("{key}: {e}"));
-        let mut envelope: serde_json::Value = serde_json::from_slice(&original).unwrap();
+        let mut envelope: Value = serde_json::from_slice(&original).unwrap();
         let sig = envelope["signatures"][0]["sig"]
             .as_str()
             .unwrap()
@@ -65,6 +70,107 @@ impl crate::Repo {
         original
     }
 
+    /// Writes signed evidence of `kind` for `sha` as the next attempt, the way a stage
+    /// would: the predicate starts from the kind's first valid schema fixture, gets
+    /// this SHA, attempt, current times and policy digest, then `edit` adjusts it.
+    /// Signed with `key_file` (relative to the repository). Returns the key written.
+    pub fn record_with(
+        &self,
+        kind: ArtifactKind,
+        sha: &str,
+        key_file: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> String {
+        self.block_on(self.record_async(kind, sha, key_file, edit, |st, key| {
+            Envelope::sign(st, key).to_bytes()
+        }))
+    }
+
+    /// [`Repo::record`], but the stored bytes are what `seal` makes of the statement
+    /// and the zone key: for envelopes a key holder forges byte by byte (a member
+    /// given twice, a byte order mark), stored and logged as `ledger` would.
+    pub fn record_sealed(
+        &self,
+        kind: ArtifactKind,
+        sha: &str,
+        seal: impl FnOnce(&Statement, &SigningKey) -> Vec<u8>,
+    ) -> String {
+        let key_file = zone_key(kind.stage());
+        self.block_on(self.record_async(kind, sha, key_file, |_| {}, seal))
+    }
+
+    /// [`Repo::record_with`] the key of the kind's trust zone, as `ledger init` made it.
+    pub fn record(&self, kind: ArtifactKind, sha: &str, edit: impl FnOnce(&mut Value)) -> String {
+        self.record_with(kind, sha, zone_key(kind.stage()), edit)
+    }
+
+    async fn record_async(
+        &self,
+        kind: ArtifactKind,
+        sha: &str,
+        key_file: &str,
+        edit: impl FnOnce(&mut Value),
+        seal: impl FnOnce(&Statement, &SigningKey) -> Vec<u8>,
+    ) -> String {
+        let sha = GitSha::parse(sha).unwrap();
+        let pem = std::fs::read_to_string(self.path().join(key_file)).unwrap();
+        let key = SigningKey::from_pem(&pem).unwrap();
+        let store = self.open_store().await;
+        let policy = self.signed_policy(&store).await;
+        let attempt = store.next_attempt(kind, &sha).await.unwrap();
+        let r = ArtifactRef::new(kind, sha, attempt);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../schemas/fixtures")
+            .join(kind.as_str())
+            .join("valid");
+        let mut first: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        first.sort();
+        let mut p: Value = serde_json::from_slice(&std::fs::read(&first[0]).unwrap()).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        p["sha"] = sha.to_string().into();
+        p["attempt"] = attempt.into();
+        p["result"] = "pass".into();
+        p["started_at"] = fmt(now - time::Duration::seconds(2)).into();
+        p["finished_at"] = fmt(now).into();
+        p["policy_sha256"] = policy.digest().to_hex().into();
+        p["inputs"] = serde_json::json!([]);
+        if matches!(kind, ArtifactKind::Commit | ArtifactKind::Integration) {
+            let log = b"1 passed, 0 failed\n".to_vec();
+            p["output"]["key"] = r.log_key().into();
+            p["output"]["sha256"] = ledger_core::Sha256Digest::of(&log).to_hex().into();
+            p["output"]["bytes"] = log.len().into();
+            store
+                .put_create(&ObjectKey::from_artifact_log(&r), log)
+                .await
+                .unwrap();
+        }
+        crate::consistent::with_result(kind, &mut p, false);
+        edit(&mut p);
+        crate::consistent::with_result(kind, &mut p, true);
+        let rec = Recorder {
+            store: &store,
+            policy: &policy,
+            key: &key,
+        };
+        rec.store_policy().await.unwrap();
+        let statement = Statement::new(kind, vec![ledger_core::Subject::git(&sha)], p);
+        store
+            .put_create(&ObjectKey::from_artifact(&r), seal(&statement, &key))
+            .await
+            .unwrap();
+        rec.log_and_checkpoint().await.unwrap();
+        r.key()
+    }
+}
+
+impl crate::Repo {
     /// Deletes an object directly, bypassing `ledger` (which never deletes): the
     /// attacker's move, with the store's write access.
     pub fn delete_object(&self, key: &str) {

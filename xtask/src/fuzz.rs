@@ -1,5 +1,5 @@
 //! `cargo xtask fuzz [--seconds N]`: every `cargo fuzz` target for N seconds (default
-//! 30), corpora seeded from the schema fixtures. CI runs it briefly through
+//! 30), corpora seeded from the schema fixtures and `fuzz/seeds/`. CI runs it briefly through
 //! `cargo xtask test` when `LEDGER_FUZZ_SECONDS` is set; longer runs are in
 //! `fuzz/README.md`.
 
@@ -7,7 +7,7 @@ use crate::{root, run_checked};
 use std::path::Path;
 use std::process::Command;
 
-const TARGETS: [&str; 4] = ["envelope", "statement", "policy", "keys"];
+const TARGETS: [&str; 5] = ["envelope", "statement", "policy", "keys", "json"];
 
 fn cargo_fuzz(dir: &Path) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -15,7 +15,8 @@ fn cargo_fuzz(dir: &Path) -> Command {
     c
 }
 
-/// Copies the fixtures that fit `target` into its corpus folder.
+/// Copies the fixtures that fit `target`, and its committed seeds (`fuzz/seeds/<target>/`),
+/// into its corpus folder.
 fn seed(target: &str, corpus: &Path) -> Result<(), String> {
     std::fs::create_dir_all(corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
     let fixtures = root().join("schemas").join("fixtures");
@@ -24,13 +25,17 @@ fn seed(target: &str, corpus: &Path) -> Result<(), String> {
             fixtures.join("policy/valid"),
             fixtures.join("policy/invalid"),
         ],
-        "statement" | "envelope" => std::fs::read_dir(&fixtures)
+        "statement" | "envelope" | "json" => std::fs::read_dir(&fixtures)
             .map_err(|e| e.to_string())?
             .flatten()
             .map(|e| e.path().join("valid"))
             .collect(),
         _ => Vec::new(),
     };
+    let seeds = root().join("fuzz").join("seeds").join(target);
+    for entry in std::fs::read_dir(&seeds).into_iter().flatten().flatten() {
+        let _ = std::fs::copy(entry.path(), corpus.join(entry.file_name()));
+    }
     for dir in dirs {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = format!(

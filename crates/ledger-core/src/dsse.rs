@@ -203,7 +203,7 @@ impl Envelope {
             return Err(EnvelopeError::TooLarge(bytes.len()));
         }
         let envelope: Envelope =
-            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+            crate::json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         if envelope.payload_type != PAYLOAD_TYPE {
             return Err(EnvelopeError::WrongPayloadType(
                 envelope.payload_type.chars().take(100).collect(),

@@ -10,11 +10,13 @@
 //! * [`dsse`] builds, signs, parses and verifies DSSE envelopes.
 //! * [`statement`] is the in-toto Statement v1 carried inside an envelope.
 //! * [`predicate`] types every predicate: the shared header and one model per kind.
+//! * [`json`] is the one strict JSON reader: no duplicate member at any depth, no BOM.
 //! * [`schema`] validates predicates and policies against the JSON Schemas in `schemas/`.
 
 pub mod digest;
 pub mod dsse;
 pub mod env;
+pub mod json;
 pub mod keys;
 pub mod predicate;
 pub mod schema;

@@ -62,7 +62,7 @@ impl SignedDocument {
             return Err(SignedError::TooLarge(bytes.len()));
         }
         let envelope: Envelope =
-            serde_json::from_slice(bytes).map_err(|e| SignedError::Malformed(e.to_string()))?;
+            crate::json::from_slice(bytes).map_err(|e| SignedError::Malformed(e.to_string()))?;
         if envelope.payload_type != expected {
             return Err(SignedError::WrongPayloadType {
                 found: envelope.payload_type.chars().take(100).collect(),

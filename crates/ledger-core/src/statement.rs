@@ -98,7 +98,7 @@ impl Statement {
 
     /// Parses and shape-checks a payload.
     pub fn parse(payload: &[u8]) -> Result<Self, StatementError> {
-        let st: Statement = serde_json::from_slice(payload)
+        let st: Statement = crate::json::from_slice(payload)
             .map_err(|e| StatementError::Malformed(e.to_string()))?;
         if st.statement_type != STATEMENT_TYPE {
             return Err(StatementError::WrongType(st.statement_type));

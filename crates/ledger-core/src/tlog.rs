@@ -122,7 +122,7 @@ impl LogEntry {
                 bytes.len()
             )));
         }
-        serde_json::from_slice(bytes).map_err(|e| TlogError::Malformed(e.to_string()))
+        crate::json::from_slice(bytes).map_err(|e| TlogError::Malformed(e.to_string()))
     }
 }
 

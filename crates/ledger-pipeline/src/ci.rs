@@ -38,7 +38,7 @@ pub fn detect(env: &BTreeMap<String, String>, host: &str) -> Runner {
         let mut labels: Vec<String> = get("CI_RUNNER_DESCRIPTION").into_iter().collect();
         if let Some(tags) = get("CI_RUNNER_TAGS") {
             // GitLab gives a JSON array (newer) or a comma-separated list (older).
-            let parsed: Option<Vec<String>> = serde_json::from_str(&tags).ok();
+            let parsed: Option<Vec<String>> = ledger_core::json::from_slice(tags.as_bytes()).ok();
             labels.extend(parsed.unwrap_or_else(|| {
                 tags.split(',')
                     .map(|t| t.trim().to_owned())

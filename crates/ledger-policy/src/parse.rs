@@ -41,7 +41,7 @@ impl Policy {
             return Err(PolicyError::TooLarge(bytes.len()));
         }
         let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| PolicyError::Json(e.to_string()))?;
+            ledger_core::json::from_slice(bytes).map_err(|e| PolicyError::Json(e.to_string()))?;
         schema::validate(Document::Policy, &value)?;
         // The schema admits exactly what these types describe.
         let doc: PolicyDoc =

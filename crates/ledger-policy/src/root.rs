@@ -150,8 +150,8 @@ impl Root {
             what: what.to_owned(),
             message,
         };
-        let doc: RootDoc =
-            serde_json::from_slice(envelope.payload()).map_err(|e| malformed(e.to_string()))?;
+        let doc: RootDoc = ledger_core::json::from_slice(envelope.payload())
+            .map_err(|e| malformed(e.to_string()))?;
         if doc.kind != ROOT_TYPE {
             return Err(malformed(format!(
                 "_type is {:?}, expected {ROOT_TYPE:?}",

@@ -74,10 +74,11 @@ pub fn keys_id(file: &Path) -> Result<Code> {
 pub fn init() -> Result<Code> {
     let root = context::repo_root()?;
     if !root.join(".git").exists() {
-        eprintln!(
-            "warning: {} is not a git repository; setting up ledger here anyway",
+        return Err(Failure::input(format!(
+            "{} is not in a git repository: ledger keys every piece of evidence by the git commit it is about",
             root.display()
-        );
+        ))
+        .hint("run `ledger init` at the root of the repository to set up (or `git init` first); nothing was written"));
     }
     refuse_links(&root)?;
     let policy_path = root.join(DEFAULT_POLICY_PATH);

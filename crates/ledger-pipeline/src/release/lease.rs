@@ -65,7 +65,7 @@ async fn state(store: &Store, env: &str, now: OffsetDateTime) -> Result<State, E
     let lease: Option<Lease> = store
         .get(&key(env, n, "json")?)
         .await?
-        .and_then(|b| serde_json::from_slice(&b).ok());
+        .and_then(|b| ledger_core::json::from_slice(&b).ok());
     match lease {
         Some(l) if l.expires_at > now => Ok(State::Held(l)),
         // Expired, or unreadable (treated as expired: it cannot be honoured).

@@ -62,7 +62,7 @@ pub struct CommandRun {
 pub enum CommandError {
     #[error("no command given: put the command to wrap after `--`, e.g. `ledger stage commit -- cargo test`")]
     Empty,
-    #[error("could not start `{program}`: {source}; check that it is installed and on PATH")]
+    #[error("could not start `{program}`: {source}; {}", advice(program, source))]
     Spawn {
         program: String,
         source: std::io::Error,
@@ -72,6 +72,26 @@ pub enum CommandError {
         program: String,
         source: std::io::Error,
     },
+}
+
+/// What to do about a command that did not start, from the two mistakes people make
+/// most: the whole command line quoted as one word, and a script without `#!`.
+fn advice(program: &str, source: &std::io::Error) -> String {
+    const ENOEXEC: i32 = 8;
+    const EACCES: i32 = 13;
+    if program.contains(char::is_whitespace) {
+        return format!(
+            "the whole command was given as one word: write its words separately after `--` \
+             (`-- {program}`, unquoted), or run a shell line with `-- sh -c '{program}'`"
+        );
+    }
+    match source.raw_os_error() {
+        Some(ENOEXEC) => "it is neither a program nor a script with a `#!` line: start the \
+             script with one (e.g. `#!/bin/sh`), or wrap it as `-- sh SCRIPT`"
+            .into(),
+        Some(EACCES) => "it is not executable: `chmod +x` it, or wrap it as `-- sh SCRIPT`".into(),
+        _ => "check that it is installed and on PATH".into(),
+    }
 }
 
 #[derive(Clone, Copy)]
