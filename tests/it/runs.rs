@@ -133,6 +133,7 @@ fn a_run_whose_store_is_down_is_spooled_and_resume_records_it_as_it_ran() {
         assert_eq!(mode(&entry), 0o700);
         assert_eq!(mode(&entry.join("run.json")), 0o600);
         assert_eq!(mode(&entry.join("output.log")), 0o600);
+        assert_eq!(mode(&entry.join("run.sig.json")), 0o600);
     }
     free_the_disk(&store);
     let env = [("LEDGER_STORE", store.as_str())];
@@ -272,5 +273,56 @@ fn a_huge_output_is_kept_as_head_and_tail_verifies_and_passes_the_gate_in_bounde
     if crate::audit_trust::python_ready() {
         let audit = crate::audit_trust::verify_chain(&repo);
         assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
+    }
+}
+
+/// A spooled run someone else planted: a passing record and a log that hashes to
+/// it, for the SHA under test, in `.ledger/spool/`. Without a seal, or with a seal by
+/// a key other than the stage's, it is refused (exit 4), left where it is, and never
+/// signed into the store.
+#[test]
+fn a_planted_spool_entry_is_never_recorded() {
+    use ledger_core::signed::SignedDocument;
+    let repo = Repo::new();
+    let log = b"212 passed, 0 failed\n";
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../schemas/fixtures/commit/valid/first-attempt.json");
+    let mut predicate: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    predicate["sha"] = SHA.into();
+    predicate["output"]["sha256"] = ledger_core::Sha256Digest::of(log).to_hex().into();
+    predicate["output"]["bytes"] = log.len().into();
+    let record = serde_json::to_vec(
+        &serde_json::json!({"stage": "commit", "sha": SHA, "predicate": predicate}),
+    )
+    .unwrap();
+    let attacker = ledger_core::SigningKey::generate();
+    for seal in [None, Some(&attacker)] {
+        let entry = repo
+            .path()
+            .join(format!(".ledger/spool/commit-{SHA}-00000000000000000001-1"));
+        std::fs::create_dir_all(&entry).unwrap();
+        std::fs::write(entry.join("run.json"), &record).unwrap();
+        std::fs::write(entry.join("output.log"), log).unwrap();
+        if let Some(key) = seal {
+            let mut doc = SignedDocument::new(ledger_pipeline::spool::SPOOL_PAYLOAD_TYPE, &record);
+            doc.sign(key);
+            std::fs::write(entry.join("run.sig.json"), doc.to_bytes()).unwrap();
+        }
+        for args in [
+            &["stage", "commit", "--sha", SHA, "--resume"][..],
+            &["stage", "commit", "--sha", SHA, "--", "true"],
+        ] {
+            let out = repo.command(args).output().unwrap();
+            assert_code(&out, 4);
+            assert!(text(&out).contains("run.sig.json"), "{}", text(&out));
+            assert_eq!(spool_entries(&repo), vec![entry.clone()], "the entry stays");
+        }
+        assert!(
+            repo.stored().iter().all(|k| !k.starts_with("commit/")),
+            "a planted run reached the store: {:?}",
+            repo.stored()
+        );
+        std::fs::remove_dir_all(&entry).unwrap();
     }
 }

@@ -6,20 +6,28 @@
 //! and masked from wrapped commands by isolation), one folder per run, until
 //! `ledger stage … --resume` or the next run of that stage for that SHA records it.
 //!
-//! The spooled predicate is unsigned. The envelope can only be signed once the
-//! attempt number is known (it is in the signed predicate and in the key), that is
-//! when the run is recorded, with the key in force then; and whoever can write
-//! `.ledger/` can read the key kept beside the spool there, so a signature over the
-//! spool would protect against no one. Recording checks that the log still hashes to
-//! what the predicate says, and that it is the stage and SHA asked for.
+//! The evidence envelope can only be signed once the attempt number is known (it is
+//! in the signed predicate and in the key), that is when the run is recorded. But the
+//! spooled record is *sealed* when it is kept: `run.sig.json` is a DSSE signature, by
+//! the stage's signing key, over the exact bytes of `run.json` (payload type
+//! [`SPOOL_PAYLOAD_TYPE`], so it can never pass for evidence). A run is recorded only
+//! if the key recording it sealed it, so anything that can write `.ledger/` but does
+//! not hold the key (a CI step running a pull request's code before `ledger`) cannot
+//! plant a passing run for the next stage to sign. Recording also checks that the log
+//! still hashes to what the record says, and that it is the stage and SHA asked for.
 
 use crate::error::Error;
 use ledger_core::predicate::CommandPredicate;
-use ledger_core::{GitSha, Sha256Digest, Stage};
+use ledger_core::signed::SignedDocument;
+use ledger_core::{GitSha, PublicKey, Sha256Digest, SigningKey, Stage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 const RECORD: &str = "run.json";
+/// The seal: a DSSE signature over `run.json`'s bytes by the key that kept it.
+const SEAL: &str = "run.sig.json";
+/// The seal's payload type: a spooled run, never evidence.
+pub const SPOOL_PAYLOAD_TYPE: &str = "application/vnd.ledger.spooled-run+json";
 const LOG: &str = "output.log";
 /// A folder being recorded by a process: `<name>.recording-<pid>`.
 const CLAIMED: &str = ".recording-";
@@ -73,7 +81,7 @@ impl Spool {
 
     /// Keeps `run` and its log; returns the folder it is kept in. Written under a
     /// temporary name and renamed, so a folder with a record is always complete.
-    pub fn keep(&self, run: &SpooledRun, log: &[u8]) -> std::io::Result<PathBuf> {
+    pub fn keep(&self, run: &SpooledRun, log: &[u8], key: &SigningKey) -> std::io::Result<PathBuf> {
         let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
         let name = format!(
             "{}-{}-{nanos:020}-{}",
@@ -91,6 +99,9 @@ impl Spool {
         let record = serde_json::to_vec_pretty(run).map_err(std::io::Error::other)?;
         write_private(&partial.join(LOG), log)?;
         write_private(&partial.join(RECORD), &record)?;
+        let mut seal = SignedDocument::new(SPOOL_PAYLOAD_TYPE, &record);
+        seal.sign(key);
+        write_private(&partial.join(SEAL), &seal.to_bytes())?;
         std::fs::rename(&partial, &done)?;
         Ok(done)
     }
@@ -115,7 +126,7 @@ impl Spool {
 
     /// Claims one pending folder for this process and reads it. `Ok(None)` when
     /// another process claimed it first.
-    pub fn claim(&self, path: &Path) -> Result<Option<Claimed>, Error> {
+    pub fn claim(&self, path: &Path, key: &PublicKey) -> Result<Option<Claimed>, Error> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let Some(name) = name else {
             return Ok(None);
@@ -132,6 +143,11 @@ impl Spool {
         let damaged = |why: String| Error::SpoolDamaged { path: shown, why };
         let parsed = read(RECORD)
             .map_err(|e| format!("cannot read its {RECORD}: {e}"))
+            .and_then(|b| {
+                let seal = read(SEAL).map_err(|e| format!("cannot read its {SEAL}: {e}"))?;
+                sealed_by(&b, &seal, key)?;
+                Ok(b)
+            })
             .and_then(|b| {
                 serde_json::from_slice::<SpooledRun>(&b)
                     .map_err(|e| format!("{RECORD} is not a spooled run: {e}"))
@@ -162,6 +178,27 @@ impl Spool {
             });
         }
         Ok(Some(claim))
+    }
+}
+
+/// Checks that `seal` is `key`'s signature over exactly `record`.
+fn sealed_by(record: &[u8], seal: &[u8], key: &PublicKey) -> Result<(), String> {
+    let not_ours = |why: String| {
+        format!(
+            "its {SEAL} {why}: a spooled run is recorded only with the signing key that kept it \
+             ({}); record it with that key, or remove it if nobody here spooled it",
+            key.key_id().short()
+        )
+    };
+    let seal = SignedDocument::parse(seal, SPOOL_PAYLOAD_TYPE)
+        .map_err(|e| not_ours(format!("is not a seal ({e})")))?;
+    if seal.payload() != record {
+        return Err(not_ours(format!("does not cover this {RECORD}")));
+    }
+    match seal.signers(std::slice::from_ref(key)) {
+        Ok(signers) if !signers.is_empty() => Ok(()),
+        Ok(_) => Err(not_ours("is not signed by this key".into())),
+        Err(e) => Err(not_ours(format!("does not verify ({e})"))),
     }
 }
 

@@ -21,7 +21,7 @@ use crate::spool::{Spool, SpooledRun};
 use crate::stages::exec::{self, CommandRun, Launch};
 use bytes::Bytes;
 use ledger_core::predicate::{Command, CommandPredicate, Input, Outcome, Output, Runner, Source};
-use ledger_core::{ArtifactRef, GitSha, Sha256Digest, Stage, Subject};
+use ledger_core::{ArtifactRef, GitSha, Sha256Digest, SigningKey, Stage, Subject};
 use ledger_store::{PutOutcome, StoreError};
 use ledger_verify::read::log_object_key;
 use std::collections::BTreeMap;
@@ -78,13 +78,19 @@ pub async fn run_command_stage(
     let log = Bytes::from(run.output.bytes);
     match record(rec, predicate.clone(), log.clone()).await {
         Ok(Recording::Done(outcome)) => Ok(outcome),
-        Ok(Recording::Failed(e)) => Err(keep(&req, predicate, &log, e)),
+        Ok(Recording::Failed(e)) => Err(keep(&req, predicate, &log, rec.key, e)),
         Err(e) => Err(e),
     }
 }
 
 /// Keeps a run the store could not take in the spool, and says so.
-fn keep(req: &CommandStage, predicate: CommandPredicate, log: &[u8], e: Error) -> Error {
+fn keep(
+    req: &CommandStage,
+    predicate: CommandPredicate,
+    log: &[u8],
+    key: &SigningKey,
+    e: Error,
+) -> Error {
     let Some(spool) = &req.spool else {
         return e;
     };
@@ -93,7 +99,7 @@ fn keep(req: &CommandStage, predicate: CommandPredicate, log: &[u8], e: Error) -
         sha: req.sha,
         predicate,
     };
-    match spool.keep(&run, log) {
+    match spool.keep(&run, log, key) {
         Ok(dir) => Error::Spooled {
             stage: req.stage,
             sha: req.sha,
@@ -209,7 +215,7 @@ pub async fn record_spooled(
 ) -> Result<Vec<StageOutcome>, Error> {
     let mut done = Vec::new();
     for path in spool.pending(stage, sha) {
-        let Some(mut claim) = spool.claim(&path)? else {
+        let Some(mut claim) = spool.claim(&path, rec.key.public())? else {
             continue;
         };
         if claim.run.stage != stage || claim.run.sha != *sha {
