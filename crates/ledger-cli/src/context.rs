@@ -68,11 +68,7 @@ pub fn repo_root() -> Result<PathBuf> {
 
 /// Opens the evidence store chosen by `--store`/`LEDGER_STORE`, or `.artifacts/`.
 pub async fn open_store(global: &Global, root: &Path) -> Result<Store> {
-    let location = match &global.store {
-        Some(s) => StoreLocation::parse(s)?,
-        None => StoreLocation::default_for(root),
-    };
-    let store = Store::open(location).await?;
+    let store = Store::open(store_location(global, root)?).await?;
     OPENED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -80,13 +76,21 @@ pub async fn open_store(global: &Global, root: &Path) -> Result<Store> {
     Ok(store)
 }
 
+/// Where the store is: `--store`/`LEDGER_STORE`, or `.artifacts/` at `root`.
+pub fn store_location(global: &Global, root: &Path) -> Result<StoreLocation> {
+    Ok(match &global.store {
+        Some(s) => StoreLocation::parse(s)?,
+        None => StoreLocation::default_for(root),
+    })
+}
+
 /// A read command never creates a store: a folder named by `--store` or
 /// `LEDGER_STORE` that does not exist is a typo (exit 2), not an empty store.
-fn refuse_missing_named_folder(global: &Global) -> Result<()> {
-    let Some(named) = &global.store else {
+fn refuse_missing_named_folder(global: &Global, root: &Path) -> Result<()> {
+    if global.store.is_none() {
         return Ok(());
-    };
-    if let StoreLocation::Local(dir) = StoreLocation::parse(named)? {
+    }
+    if let StoreLocation::Local(dir) = store_location(global, root)? {
         if std::fs::symlink_metadata(&dir).is_err() {
             return Err(Failure::input(format!(
                 "no evidence store at {}: the folder does not exist",
@@ -412,7 +416,7 @@ impl Reader {
         untrusted: crate::exit::Code,
     ) -> Result<Reader> {
         let (policy, policy_bytes) = load_policy(global, &root)?;
-        refuse_missing_named_folder(global)?;
+        refuse_missing_named_folder(global, &root)?;
         let store = open_store(global, &root).await?;
         let policy =
             load_signed_policy(global, &root, &store, (policy, &policy_bytes), untrusted).await?;

@@ -269,11 +269,7 @@ async fn policy_owners(global: &Global, root: &Path, policy: Option<(Policy, &[u
 /// first stage (or before `ledger init`), doctor neither creates it nor leaves a
 /// probe in it.
 fn not_created(global: &Global, root: &Path) -> Option<std::path::PathBuf> {
-    let location = match &global.store {
-        Some(named) => StoreLocation::parse(named).ok()?,
-        None => StoreLocation::default_for(root),
-    };
-    match location {
+    match context::store_location(global, root).ok()? {
         StoreLocation::Local(dir) if std::fs::symlink_metadata(&dir).is_err() => Some(dir),
         _ => None,
     }
