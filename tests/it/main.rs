@@ -38,6 +38,7 @@ mod docs;
 mod environments;
 mod faults;
 mod foundation;
+mod fuzz_bodies;
 mod gates;
 mod history;
 pub mod interop;

@@ -1,16 +1,16 @@
 //! `cargo xtask`: the project's automation, in Rust so anyone can read it.
 //!
 //! * `cargo xtask test`: the test command CI runs: tidy checks, `cargo fmt --check`,
-//!   clippy with warnings denied, a compile check of the GCS and Azure store
-//!   backends, then every test.
+//!   a lint of the GCS and Azure store backends, then every test in a build whose
+//!   workspace crates clippy lints with warnings denied.
 //! * `cargo xtask demo`: the main job: a throwaway git repository runs the pipeline
 //!   on the local store and verifies its evidence; `--replay` adds a second release
 //!   and replays the first from its stored manifest.
 //! * `cargo xtask tidy [CHECK…]`: architecture and hygiene checks on the source tree
 //!   (all of them, or only those named: deps, verify-path, cycles, size, predicates,
 //!   docs, jargon).
-//! * `cargo xtask fuzz`: every `cargo fuzz` target, bounded; part of `test` when
-//!   `LEDGER_FUZZ_SECONDS` is set (CI).
+//! * `cargo xtask fuzz`: every `cargo fuzz` target, coverage-guided and bounded; part
+//!   of `test` when `LEDGER_FUZZ_SECONDS` is set (the bodies always run as tests).
 //! * `cargo xtask dist`: the stripped `ledger` binary as a tarball with its SHA-256,
 //!   what CI runners download ([`dist`]).
 //! * `cargo xtask bench`: per-stage overhead of `ledger` beside the work it wraps, on
@@ -89,29 +89,35 @@ pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     tidy::run(&[])?;
     run_checked(cargo().args(["fmt", "--all", "--check"]))?;
+    // The cloud backends left out of the default build must still compile, lint-clean.
     run_checked(cargo().args([
         "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    // The cloud backends left out of the default build must still compile.
-    run_checked(cargo().args([
-        "check",
         "--quiet",
         "-p",
         "ledger-store",
         "--features",
         "gcs,azure",
+        "--",
+        "-D",
+        "warnings",
     ]))?;
+    // Clippy and the tests in one build: the workspace's own crates are compiled by
+    // clippy's driver (what `cargo clippy` runs, here with code generation), so a lint
+    // fails the build and the workspace is compiled once, not once to lint and once to
+    // test. Dependencies are built as by a plain `cargo test`.
     run_checked(
         cargo()
             .args(["test", "--workspace", "--all-targets"])
-            .args(extra),
+            .args(extra)
+            .env("RUSTC_WORKSPACE_WRAPPER", "clippy-driver")
+            .env(
+                "CLIPPY_ARGS",
+                "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+            ),
     )?;
-    // A bounded fuzz run where CI asks for one (it installs cargo-fuzz).
+    // The coverage-guided fuzz run, where it is cheap: only when asked for
+    // (`LEDGER_FUZZ_SECONDS`) and cargo-fuzz is installed. The targets' bodies always run
+    // as tests over their corpora (`tests/it/fuzz_bodies.rs`).
     match std::env::var("LEDGER_FUZZ_SECONDS") {
         Ok(s) if !s.is_empty() => fuzz::run(&["--seconds".into(), s]),
         _ => Ok(()),
