@@ -4,6 +4,7 @@
 //! unrelated signatures, a trusted key id over another key's signature, replayed
 //! evidence, downgraded types): each is one case here, on the stored chain.
 
+use crate::support::Rng;
 use crate::{assert_code, text, Repo, SHA};
 use base64::Engine as _;
 use ledger_core::dsse::Envelope;
@@ -180,19 +181,6 @@ fn a_hash_link_to_another_attempt_is_broken() {
     assert_code(&out, 4);
     assert!(text(&out).contains("hash link broken"), "{}", text(&out));
     assert_code(&repo.ledger(&["gate", "build", "--sha", SHA]), 3);
-}
-
-/// A small deterministic generator (xorshift64*): the same mutations on every run, so
-/// a failure names a reproducible case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 #[test]

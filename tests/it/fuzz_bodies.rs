@@ -24,6 +24,7 @@ mod policy;
 #[path = "../../fuzz/bodies/statement.rs"]
 mod statement;
 
+use crate::support::Rng;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -66,22 +67,6 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
     inputs.extend(files_in(&root.join("fuzz/corpus").join(target)));
     inputs.extend(files_in(&root.join("fuzz/artifacts").join(target)));
     inputs
-}
-
-/// xorshift64*: a repeatable stream of numbers, enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % (n.max(1) as u64)).unwrap()
-    }
 }
 
 /// Fragments that JSON, DSSE and key parsers treat specially.

@@ -215,3 +215,21 @@ fn s3_delete(server: &ledger_store::testing::S3Server, path: &str) {
         "DELETE {path}: {response}"
     );
 }
+
+/// A small deterministic generator (xorshift64*): the same mutations on every run, so
+/// a failure names a reproducible case.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
+    }
+}

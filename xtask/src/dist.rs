@@ -1,8 +1,8 @@
 //! `cargo xtask dist`: the binary a CI runner or a laptop downloads.
 //!
-//! Builds `ledger` with the `dist` profile (the release build, symbols and debug info
-//! stripped: a fraction of the release binary's size) and packs it as
-//! `target/dist/ledger-<version>-<target>.tar.gz` with a `.sha256` beside it, the
+//! Builds `ledger` with the release profile (stripped, whole-program LTO: see the
+//! workspace's Cargo.toml) and packs it as
+//! `target/dist-pkg/ledger-<version>-<target>.tar.gz` with a `.sha256` beside it, the
 //! way teams keep tools in an artifact store: CI jobs download both and check the
 //! digest before running it (docs/ci/ shows how). The binary links the system's
 //! glibc; a fully static (musl) build needs the `x86_64-unknown-linux-musl` target
@@ -19,9 +19,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         [flag, triple] if flag == "--target" => Some(triple.clone()),
         _ => return Err("usage: cargo xtask dist [--target TRIPLE]".into()),
     };
-    println!("==> building ledger with the dist profile (cargo's progress follows)");
+    println!("==> building ledger with the release profile (cargo's progress follows)");
     let mut build = cargo();
-    build.args(["build", "--locked", "--profile", "dist", "-p", "ledger-cli"]);
+    build.args(["build", "--locked", "--release", "-p", "ledger-cli"]);
     if let Some(t) = &target {
         build.args(["--target", t]);
     }
@@ -32,8 +32,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
     let built = match args {
-        [] => target_dir.join("dist").join("ledger"),
-        _ => target_dir.join(&triple).join("dist").join("ledger"),
+        [] => target_dir.join("release").join("ledger"),
+        _ => target_dir.join(&triple).join("release").join("ledger"),
     };
     let version = env!("CARGO_PKG_VERSION");
     let name = format!("ledger-{version}-{triple}");

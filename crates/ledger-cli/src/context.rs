@@ -113,10 +113,37 @@ pub async fn log_what_was_written() -> Result<()> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    for store in stores {
+    for store in &stores {
         store.log_flush().await?;
     }
+    count_requests(&stores);
     Ok(())
+}
+
+/// With `LEDGER_COUNT_REQUESTS=FILE`, appends the requests this process made to its
+/// stores (one JSON line: get, head, put, list) to FILE: how `cargo xtask bench`
+/// counts each stage's round trips. A measurement aid; it never fails the command.
+fn count_requests(stores: &[Store]) {
+    let Some(path) = std::env::var_os("LEDGER_COUNT_REQUESTS") else {
+        return;
+    };
+    let Some(total) = stores.iter().map(Store::requests).reduce(|a, b| a + b) else {
+        return;
+    };
+    let Ok(line) = serde_json::to_string(&total) else {
+        return;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "warning: LEDGER_COUNT_REQUESTS: cannot append to {}: {e}",
+            Path::new(&path).display()
+        );
+    }
 }
 
 /// `ledger.toml` at the repository root, its errors classed like every pipeline error.

@@ -116,6 +116,7 @@ impl Store {
         dirs.dedup();
         let mut out = std::collections::BTreeSet::new();
         for dir in dirs {
+            self.requests.add(crate::Kind::List, 1);
             let listing = self
                 .inner
                 .list_with_delimiter(Some(&Path::from(dir)))

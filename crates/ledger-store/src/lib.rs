@@ -13,6 +13,7 @@ mod key;
 mod local;
 mod location;
 mod log;
+mod requests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -21,6 +22,8 @@ use error::{log_failure, refused};
 pub use key::{KeyError, ObjectKey};
 pub use location::{Bucket, Service, StoreLocation};
 pub use log::{Head, MAX_APPEND_RACES};
+use requests::Kind;
+pub use requests::Requests;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -58,6 +61,8 @@ pub struct Store {
     pending: Arc<std::sync::Mutex<Vec<ledger_core::tlog::LoggedObject>>>,
     /// The last log entry this process saw or wrote.
     head_cache: Arc<std::sync::Mutex<Option<(u64, Bytes)>>>,
+    /// Requests made through this store and its clones ([`Store::requests`]).
+    requests: Arc<requests::Counter>,
 }
 
 /// One object of a bulk read ([`Store::map_many`]): `None` when absent, `Some(Err)`
@@ -90,6 +95,7 @@ impl Store {
             local_root: None,
             pending: Arc::default(),
             head_cache: Arc::default(),
+            requests: Arc::default(),
         }
     }
 
@@ -117,6 +123,11 @@ impl Store {
         &self.location
     }
 
+    /// The requests this store (and its clones) made so far, by kind.
+    pub fn requests(&self) -> Requests {
+        self.requests.snapshot()
+    }
+
     /// Classifies a failure of the backing store for the caller.
     fn unreachable(&self, source: object_store::Error) -> StoreError {
         let location = self.location.clone();
@@ -137,6 +148,7 @@ impl Store {
     /// bucket is missing, the endpoint dead or the credentials refused.
     #[tracing::instrument(level = "debug", name = "store.check_reachable", skip_all)]
     pub async fn check_reachable(&self) -> Result<(), StoreError> {
+        self.requests.add(Kind::List, 1);
         let result = self
             .inner
             .list_with_delimiter(None)
@@ -202,6 +214,7 @@ impl Store {
         self.check_local_path(key.as_str(), local::Last::File)?;
         let path = Path::from(key.as_str());
         let opts = PutOptions::from(PutMode::Create);
+        self.requests.add(Kind::Put, 1);
         match self
             .inner
             .put_opts(&path, PutPayload::from(bytes.clone()), opts)
@@ -236,6 +249,7 @@ impl Store {
         key: &ObjectKey,
     ) -> Result<Option<std::time::SystemTime>, StoreError> {
         self.check_local_path(key.as_str(), local::Last::File)?;
+        self.requests.add(Kind::Head, 1);
         log_failure(match self.inner.head(&Path::from(key.as_str())).await {
             Ok(meta) => {
                 tracing::debug!("found");
@@ -276,6 +290,7 @@ impl Store {
         key: &ObjectKey,
         limit: usize,
     ) -> Result<Option<Bytes>, StoreError> {
+        self.requests.add(Kind::Get, 1);
         if let Some(root) = &self.local_root {
             let key = key.clone();
             return self
@@ -339,6 +354,7 @@ impl Store {
         F: Fn(Bytes) -> T + Send + Sync + 'static,
     {
         let result = if let Some(root) = &self.local_root {
+            self.requests.add(Kind::Get, keys.len() as u64);
             self.on_local_folder(root, move |root, location| {
                 local::map_many(root, location, &keys, limit, &map)
             })
@@ -433,6 +449,7 @@ impl Store {
     }
 
     async fn list_meta_under(&self, prefix: Option<&Path>) -> Result<Vec<Listed>, StoreError> {
+        self.requests.add(Kind::List, 1);
         if let Some(root) = &self.local_root {
             let prefix = prefix.map_or(String::new(), |p| p.as_ref().to_owned());
             return self

@@ -281,6 +281,10 @@ mod cloud {
     }
 
     pub(super) fn build(bucket: &Bucket) -> Result<Built, StoreError> {
+        // The HTTP client's TLS needs a process-wide cryptography provider: ring (see
+        // the workspace's Cargo.toml). Installing it twice is harmless (the first wins).
+        #[cfg(feature = "cloud")]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         match bucket.service {
             Service::S3 => s3(bucket),
             Service::Gcs => gcs(bucket),

@@ -8,12 +8,15 @@
 //! gate evaluation (verifying upstream evidence), signing and storing. Medians are
 //! printed as a Markdown table, ready for `docs/performance.md`.
 
+mod goals;
+mod s3;
+
 use crate::demo;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-const STAGES: [&str; 7] = [
+pub const STAGES: [&str; 7] = [
     "commit",
     "integration",
     "build",
@@ -84,15 +87,54 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Store requests of one process, as `LEDGER_COUNT_REQUESTS` writes them.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct Requests {
+    get: u64,
+    head: u64,
+    put: u64,
+    list: u64,
+}
+
+impl Requests {
+    pub fn total(&self) -> u64 {
+        self.get + self.head + self.put + self.list
+    }
+}
+
+impl std::fmt::Display for Requests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} get, {} head, {} put, {} list)",
+            self.total(),
+            self.get,
+            self.head,
+            self.put,
+            self.list
+        )
+    }
+}
+
+/// The requests the last `ledger` process appended to `file`, which is then emptied.
+fn take_requests(file: &Path) -> Result<Requests, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::remove_file(file).map_err(|e| e.to_string())?;
+    let line = text.lines().last().ok_or("ledger counted no requests")?;
+    serde_json::from_str(line).map_err(|e| format!("request counts: {e}"))
+}
+
 /// What one series of pipeline runs measured.
-struct Pipeline {
+pub struct Pipeline {
     /// Median wall time and median overhead per stage.
-    stages: Vec<(f64, f64)>,
-    ledger: std::path::PathBuf,
-    first_sha: String,
-    last_sha: String,
+    pub stages: Vec<(f64, f64)>,
+    /// Store requests per stage, in the last run.
+    pub requests: Vec<Requests>,
+    pub ledger: std::path::PathBuf,
+    pub first_sha: String,
+    pub last_sha: String,
     /// Median wall time of build through decide: what a release costs without replay.
-    rebuild_ms: f64,
+    pub rebuild_ms: f64,
 }
 
 /// Median wall time and wrapped work per stage over `runs` pipeline runs in `dir`,
@@ -102,6 +144,9 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
     let first_sha = sha.clone();
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut work: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
+    let mut requests = vec![Requests::default(); STAGES.len()];
+    let counts = dir.with_extension("requests.jsonl");
+    let _ = std::fs::remove_file(&counts);
     for run in 0..runs {
         if run > 0 {
             sha = demo::new_commit(dir, "CHANGES", &format!("run {run}\n"))?;
@@ -110,6 +155,7 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
             let mut cmd = Command::new(&ledger);
             cmd.args(["stage", stage, "--sha", &sha])
                 .current_dir(dir)
+                .env("LEDGER_COUNT_REQUESTS", &counts)
                 .envs(env.iter().map(|(k, v)| (k, v)));
             match *stage {
                 "commit" => cmd.args(["--", "sh", "unit-tests.sh"]),
@@ -126,6 +172,7 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
                 ));
             }
             wall[i].push(elapsed);
+            requests[i] = take_requests(&counts)?;
             let p = predicate(&ledger, dir, env, &sha, &key(stage, &sha))?;
             work[i].push(work_ms(stage, &p));
         }
@@ -141,6 +188,7 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
                 (median(&mut wall[i]), median(&mut over))
             })
             .collect(),
+        requests,
         ledger,
         first_sha,
         last_sha: sha,
@@ -149,7 +197,7 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
 }
 
 /// Median wall milliseconds of `times` runs of `cmd` (which must succeed).
-fn timed(times: usize, mut cmd: impl FnMut() -> Command) -> Result<f64, String> {
+pub fn median_timed(times: usize, mut cmd: impl FnMut() -> Command) -> Result<f64, String> {
     let mut samples = Vec::new();
     for _ in 0..times {
         let mut c = cmd();
@@ -166,154 +214,6 @@ fn timed(times: usize, mut cmd: impl FnMut() -> Command) -> Result<f64, String> 
     Ok(median(&mut samples))
 }
 
-/// Cold `ledger verify`, the same chain by securesystemslib, and replay against
-/// rebuild, on the local series.
-fn chain_measurements(dir: &Path, p: &Pipeline) -> Result<(), String> {
-    let sha = &p.last_sha;
-    let artifacts = {
-        let out = Command::new(&p.ledger)
-            .args(["verify", sha, "--json"])
-            .current_dir(dir)
-            .output()
-            .map_err(|e| e.to_string())?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-        v["artifacts"].as_array().map_or(0, Vec::len)
-    };
-    let ledger_ms = timed(20, || {
-        let mut c = Command::new(&p.ledger);
-        c.args(["verify", sha]).current_dir(dir);
-        c
-    })?;
-    let script = crate::root().join("docs/audit/verify_chain.py");
-    let sslib_ms = timed(5, || {
-        let mut c = Command::new("python3");
-        c.arg(&script)
-            .args([".artifacts", "policy/pipeline-policy.json", sha])
-            .current_dir(dir);
-        c
-    })
-    .ok();
-    let replay_ms = timed(1, || {
-        let mut c = Command::new(&p.ledger);
-        c.args(["replay", &p.first_sha]).current_dir(dir);
-        c
-    })?;
-    println!("| measurement | value |");
-    println!("|---|---:|");
-    println!("| `ledger verify <sha>`, cold process, {artifacts}-artifact chain (median of 20) | {ledger_ms:.1} ms |");
-    match sslib_ms {
-        Some(ms) => println!(
-            "| the same chain, `docs/audit/verify_chain.py` (Python securesystemslib), cold | {ms:.0} ms ({:.0}x ledger) |",
-            ms / ledger_ms
-        ),
-        None => println!("| the same chain with securesystemslib | not measured (pip install 'securesystemslib[crypto]') |"),
-    }
-    println!(
-        "| a release again by rebuilding: build to decide (median) | {:.0} ms |",
-        p.rebuild_ms
-    );
-    println!(
-        "| the same release by `ledger replay` (deploy, smoke, decide; no build) | {replay_ms:.0} ms ({:.1}x faster) |",
-        p.rebuild_ms / replay_ms
-    );
-    println!();
-    Ok(())
-}
-
-/// The S3 store to measure: the test server `.ci/run` describes (LEDGER_TEST_S3_*),
-/// else a moto server started here on loopback if moto is installed, else none.
-struct S3 {
-    env: Vec<(String, String)>,
-    server: Option<std::process::Child>,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.server {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn s3_env(vars: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>> {
-    let pairs = [
-        ("AWS_ENDPOINT_URL", vars("LEDGER_TEST_S3_ENDPOINT")?),
-        ("AWS_ACCESS_KEY_ID", vars("LEDGER_TEST_S3_ACCESS_KEY_ID")?),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            vars("LEDGER_TEST_S3_SECRET_ACCESS_KEY")?,
-        ),
-        ("AWS_ALLOW_HTTP", "true".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        (
-            "LEDGER_STORE",
-            format!(
-                "s3://{}/bench-{}",
-                vars("LEDGER_TEST_S3_BUCKET")?,
-                std::process::id()
-            ),
-        ),
-    ];
-    Some(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-}
-
-fn start_s3() -> Result<Option<S3>, String> {
-    if let Some(env) = s3_env(&|n| std::env::var(n).ok()) {
-        return Ok(Some(S3 { env, server: None }));
-    }
-    let probe = Command::new("python3")
-        .args(["-c", "import moto.server, boto3"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("bench: no S3 server (set LEDGER_TEST_S3_* or pip install 'moto[server]'); local store only");
-        return Ok(None);
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let server = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start moto: {e}"))?;
-    let mut s3 = S3 {
-        env: Vec::new(),
-        server: Some(server),
-    };
-    let setup = crate::root().join(".ci").join("s3-setup.py");
-    for _ in 0..40 {
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        let out = Command::new("python3")
-            .arg(&setup)
-            .args([&endpoint, &endpoint, "ledger-bench"])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let vars = |name: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
-            };
-            s3.env = s3_env(&vars).ok_or("s3-setup.py printed no settings")?;
-            eprintln!("bench: started moto's S3 server on {endpoint}");
-            return Ok(Some(s3));
-        }
-    }
-    Err(format!("moto did not come up on {endpoint}"))
-}
-
 pub fn run(args: &[String]) -> Result<(), String> {
     let runs: usize = match args {
         [flag, n] if flag == "--runs" => n
@@ -325,7 +225,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let target = crate::root().join("target");
     let local_dir = target.join("ledger-bench");
     let local = pipeline(runs, &local_dir, &[])?;
-    let s3 = start_s3()?;
+    let s3 = s3::start_s3()?;
     let remote = match &s3 {
         Some(s3) => Some(pipeline(runs, &target.join("ledger-bench-s3"), &s3.env)?),
         None => None,
@@ -348,15 +248,44 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "\n{runs} runs on {} core(s); overhead = wall minus the wrapped work the evidence records (command, build+push, container start and health wait, HTTP checks). S3 is moto's server on loopback: per-request latency of a real bucket comes on top.\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    println!("| stage | store requests, local folder (last run) | store requests, S3 |");
+    println!("|---|---|---|");
+    for (i, stage) in STAGES.iter().enumerate() {
+        let s3 = remote
+            .as_ref()
+            .map_or("-".into(), |r| r.requests[i].to_string());
+        println!("| {stage} | {} | {s3} |", local.requests[i]);
+    }
+    println!();
     drop(s3);
-    chain_measurements(&local_dir, &local)?;
+    let chain = goals::chain_measurements(&local_dir, &local)?;
+    let calls = goals::instruction_counts(&local_dir, &local)?;
     // verify --all against raw Ed25519, in the same run.
-    crate::run_checked(crate::cargo().args([
-        "bench",
-        "-q",
-        "-p",
-        "ledger-pipeline",
-        "--bench",
-        "verify_all",
-    ]))
+    let summary = target.join("verify-all-summary.json");
+    let _ = std::fs::remove_file(&summary);
+    crate::run_checked(
+        crate::cargo()
+            .args([
+                "bench",
+                "-q",
+                "-p",
+                "ledger-pipeline",
+                "--bench",
+                "verify_all",
+            ])
+            .env("LEDGER_BENCH_SUMMARY", &summary),
+    )?;
+    let walk_share = std::fs::read_to_string(&summary)
+        .ok()
+        .and_then(|t| serde_json::from_str::<WalkSummary>(&t).ok())
+        .map(|w| w.share_of_strict);
+    println!();
+    goals::goals(&local, remote.as_ref(), &chain, calls, walk_share)
+}
+
+/// What the `verify_all` benchmark reports back (`LEDGER_BENCH_SUMMARY`).
+#[derive(serde::Deserialize)]
+struct WalkSummary {
+    /// The walk on every core, as a share of strict Ed25519 verification × cores.
+    share_of_strict: f64,
 }

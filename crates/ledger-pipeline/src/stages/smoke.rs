@@ -117,6 +117,9 @@ pub async fn run_smoke(
     let gate = passed.expect(Stage::Smoke, &sha)?;
     crate::stages::deploy::check_runner(rec.policy, &env.name, runner)?;
     let draft = Draft::new(rec, Stage::Smoke, sha, runner, gate.inputs);
+    // reqwest's TLS takes rustls' process-wide provider: ring (the workspace's
+    // Cargo.toml says why). Installing it twice is harmless (the first wins).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()
