@@ -382,3 +382,78 @@ fn assert_prune_and_doctor_verify_the_registry(
         "{gone} was deleted from the registry"
     );
 }
+
+/// A credential helper on `PATH` (`docker-credential-NAME get`, as `credsStore` and
+/// `credHelpers` name them) that answers with `answer` and exits with `code`.
+fn helper(dir: &Path, name: &str, answer: &str, code: u8) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(format!("docker-credential-{name}"));
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nread server\ncat <<'EOF'\n{answer}\nEOF\nexit {code}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn credential_helpers_supply_the_login_and_their_failures_stay_quiet() {
+    let Some(_) = engine() else { return };
+    let Some(r) = auth_registry() else { return };
+    let s = Setup::new(&r);
+    let p = Project::new(Some(r.host.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let secret = format!(
+        r#"{{"ServerURL":"{}","Username":"{}","Secret":"{}"}}"#,
+        r.host, r.user, r.password
+    );
+    helper(dir.path(), "ledger-store", &secret, 0);
+    helper(dir.path(), "ledger-broken", &secret, 1);
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let doctor = |config: &str| {
+        let docker_config = dir.path().join("config");
+        std::fs::create_dir_all(&docker_config).unwrap();
+        std::fs::write(docker_config.join("config.json"), config).unwrap();
+        let (docker_config, certs) = (
+            docker_config.display().to_string(),
+            s.right_ca.display().to_string(),
+        );
+        p.repo.ledger_env(
+            &["doctor"],
+            &[
+                ("PATH", path.as_str()),
+                ("DOCKER_CONFIG", &docker_config),
+                ("LEDGER_REGISTRY_CERTS_DIR", &certs),
+            ],
+        )
+    };
+    let out = doctor(r#"{"credsStore":"ledger-store"}"#);
+    assert!(
+        text(&out).contains(&format!("ok   registry       {}", r.host)),
+        "{}",
+        text(&out)
+    );
+    // A helper that fails is named; what it printed (here: the secret) is not shown.
+    let out = doctor(&format!(
+        r#"{{"credHelpers":{{"{}":"ledger-broken"}}}}"#,
+        r.host
+    ));
+    assert_code(&out, 5);
+    let shown = text(&out);
+    assert!(
+        shown.contains("the credential helper docker-credential-ledger-broken failed"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("docker login {}", r.host)),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(&r.password),
+        "the helper's output was shown"
+    );
+}

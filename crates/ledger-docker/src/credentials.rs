@@ -140,9 +140,7 @@ pub fn lookup_in(dir: &std::path::Path, host: &str) -> Result<Option<Credential>
         }
         // The helper's own output may hold anything; only its name is shown.
         Err(E::HelperFailure { helper, .. }) => {
-            return Err(failed(format!(
-                "the credential helper docker-credential-{helper} failed"
-            )))
+            return Err(failed(format!("the credential helper {helper} failed")))
         }
         Err(e) => return Err(failed(format!("{e} ({})", path.display()))),
     };

@@ -249,6 +249,27 @@ mod tests {
         assert_eq!(parse(r#"Bearer service="x""#), None);
     }
 
+    #[tokio::test]
+    async fn credentials_go_to_no_token_service_over_plain_http_off_loopback() {
+        let tls = super::super::tls::for_host(std::path::Path::new("/nonexistent"), "x").unwrap();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.config)
+            .build()
+            .unwrap();
+        let c = Credential::Basic {
+            username: "ci".into(),
+            password: Secret::new("pw".into()),
+        };
+        let e = fetch_token(&http, "http://auth.example/token", None, None, Some(&c))
+            .await
+            .unwrap_err();
+        assert!(e.contains("is not HTTPS"), "{e}");
+        let e = fetch_token(&http, "not a url", None, None, Some(&c))
+            .await
+            .unwrap_err();
+        assert!(e.contains("token realm"), "{e}");
+    }
+
     #[test]
     fn authorization_values_are_sensitive_and_encoded() {
         let v = basic("ci", &Secret::new("pw".into())).unwrap();
