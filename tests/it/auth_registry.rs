@@ -6,10 +6,14 @@
 //! `docker login`; ledger's own registry client verifies the registry's certificate
 //! against the CA in the certs.d folder and refuses a wrong CA or none; and the
 //! password and the base64 string `docker login` stored are found in no stored byte
-//! and no printed line.
+//! and no printed line. Credential helpers (`credsStore`, `credHelpers`) are real
+//! programs on `PATH`; [`bearer`] does the same against a token-authenticated
+//! registry.
 //!
 //! The tests skip when `LEDGER_TEST_AUTH_REGISTRY` is not set, unless
 //! `LEDGER_REQUIRE_DOCKER=1` (CI), where that is a failure.
+
+mod bearer;
 
 use crate::project::{engine, runtime, Project};
 use crate::{assert_code, text};
