@@ -81,6 +81,82 @@ fn assert_zones(file: &str, body: &str) {
     }
 }
 
+/// The jobs of a CI file: GitHub's under `jobs:` (two spaces in), GitLab's at the top.
+fn jobs<'a>(file: &str, body: &'a str) -> Vec<Vec<&'a str>> {
+    let (body, indent) = match file {
+        "github-actions.yml" => (body.split("\njobs:\n").nth(1).unwrap(), "  "),
+        _ => (body, ""),
+    };
+    let mut jobs: Vec<Vec<&str>> = Vec::new();
+    for line in body.lines() {
+        let starts_job = line
+            .strip_prefix(indent)
+            .is_some_and(|rest| !rest.starts_with([' ', '#']) && rest.trim_end().ends_with(':'));
+        match jobs.last_mut() {
+            Some(job) if !starts_job => job.push(line),
+            _ => jobs.push(vec![line]),
+        }
+    }
+    jobs
+}
+
+/// Every job that pushes or pulls images (build, deploy, and doctor's registry check
+/// before a deploy) logs in to the registry first, the way docs/configuration.md
+/// says ledger finds the login: GitHub with docker/login-action and a secret, GitLab
+/// with `docker login` and the password on stdin, never on a command line.
+#[test]
+fn ci_examples_log_in_to_the_registry_before_pushing_or_pulling() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ci");
+    for file in ["github-actions.yml", "gitlab-ci.yml"] {
+        let body = std::fs::read_to_string(dir.join(file)).unwrap();
+        let login = |line: &str| match file {
+            "github-actions.yml" => line.contains("uses: docker/login-action@"),
+            _ => {
+                line.contains("docker login")
+                    && line.contains("--password-stdin")
+                    && line.contains("\"$CI_REGISTRY_PASSWORD\" |")
+            }
+        };
+        let mut checked = 0;
+        for job in jobs(file, &body) {
+            let needs = job.iter().position(|l| {
+                [
+                    "ledger stage build",
+                    "ledger stage deploy",
+                    "ledger doctor --stage deploy",
+                ]
+                .iter()
+                .any(|c| l.contains(c))
+            });
+            let Some(needs) = needs else { continue };
+            checked += 1;
+            assert!(
+                job[..needs].iter().any(|l| login(l)),
+                "{file}: job {:?} uses the registry before logging in to it",
+                job[0].trim()
+            );
+        }
+        assert_eq!(checked, 2, "{file}: the build and production jobs");
+        for line in body.lines().filter(|l| l.contains("docker login")) {
+            assert!(
+                !line.contains(" -p ")
+                    && !line.contains("--password ")
+                    && !line.contains("--password="),
+                "{file}: a password on a command line: {line}"
+            );
+        }
+        for line in body
+            .lines()
+            .filter(|l| l.trim_start().starts_with("password:"))
+        {
+            assert!(
+                line.contains("${{ secrets."),
+                "{file}: a registry password not from the secret store: {line}"
+            );
+        }
+    }
+}
+
 /// The README's layout names folders of this repository: each one it lists as ours
 /// exists (the folders `ledger init` makes in a user's project are named as theirs).
 #[test]

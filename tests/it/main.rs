@@ -28,6 +28,7 @@ macro_rules! on_both_backends {
 
 mod attacks;
 mod audit_trust;
+mod auth_registry;
 mod bad_input;
 mod bucket;
 mod cli_output;

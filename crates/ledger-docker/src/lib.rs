@@ -10,11 +10,13 @@
 //! `FROM scratch` images ignore SIGTERM unless the container runs with `init`.
 
 mod context;
+pub mod credentials;
 mod engine;
 pub mod labels;
 pub mod registry;
 
 pub use context::{normalize_tar, tar_context};
+pub use credentials::{Credential, Secret};
 pub use engine::{BuildSpec, BuiltImage, ContainerInfo, Engine, ImageInfo, RunSpec};
 pub use registry::{DigestRef, Registry};
 
@@ -44,6 +46,22 @@ pub enum DockerError {
     Context { path: String, message: String },
     #[error("cannot create an HTTP client for the registry: {0}")]
     HttpClient(String),
+    /// The registry wants credentials that were not found, or refused the ones
+    /// given. `what`: the operation (`push 127.0.0.1:5000/shop/api:…`).
+    #[error("registry {host} refused to {what}: {message}")]
+    Unauthorized {
+        host: String,
+        what: String,
+        message: String,
+    },
+    /// The Docker configuration holding the registry's credentials could not be read
+    /// (a malformed `config.json`, a credential helper that failed).
+    #[error("cannot read the credentials for registry {host}: {message}")]
+    Credentials { host: String, message: String },
+    /// The registry's API could not be used: no answer, a TLS certificate that does
+    /// not verify, an unexpected status.
+    #[error("registry {host}: {message}")]
+    Registry { host: String, message: String },
     /// `after`: when it was given up on; `timeout`: the health timeout allowed. A
     /// container can fail (exit, report unhealthy) long before its timeout.
     #[error(
@@ -60,15 +78,27 @@ pub enum DockerError {
 impl DockerError {
     /// What to do about it, shown apart from the message; `None` when the message
     /// says all there is.
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
             DockerError::Unreachable { .. } => {
-                Some("start Docker, or set DOCKER_HOST to the engine to use")
+                "start Docker, or set DOCKER_HOST to the engine to use".into()
             }
-            DockerError::Push { .. } => Some("check that the registry is running and reachable"),
-            DockerError::Missing { .. } => Some("it may have been pruned, or the registry is down"),
-            _ => None,
-        }
+            DockerError::Push { .. } => "check that the registry is running and reachable".into(),
+            DockerError::Missing { .. } => {
+                "it may have been pruned, or the registry is down".into()
+            }
+            DockerError::Unauthorized { host, .. } => format!(
+                "log in with `docker login {host}` (in CI: docker/login-action, or `docker login` with the CI's registry variables) as an account allowed to do this, then run again"
+            ),
+            DockerError::Credentials { host, .. } => format!(
+                "check the Docker configuration ($DOCKER_CONFIG/config.json, else ~/.docker/config.json) and its credential helper, or log in again with `docker login {host}`"
+            ),
+            DockerError::Registry { host, .. } => format!(
+                "check that the registry is running and reachable; a registry with its own CA needs it in {}/{host}/ca.crt",
+                registry::tls::certs_base().display()
+            ),
+            _ => return None,
+        })
     }
 
     /// Whether the failure is the work's own (a build that fails, a container that

@@ -232,7 +232,7 @@ impl Error {
             Error::ForeignContainer { container, .. } => format!(
                 "remove {container} or give it the SHA of the release it runs: ledger replaces only containers labelled with a commit SHA"
             ),
-            Error::Docker(e) => return e.hint().map(str::to_owned),
+            Error::Docker(e) => return e.hint(),
             Error::Source(e) => return e.hint(),
             Error::At { source, .. } => return source.hint(),
             _ => return None,

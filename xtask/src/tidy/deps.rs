@@ -44,6 +44,8 @@ const OWNED: &[(&str, &str)] = &[
     ("object_store", "ledger-store"),
     ("clap", "ledger-cli"),
     ("bollard", "ledger-docker"),
+    // Registry credentials are read in one place, and only the engine crate holds them.
+    ("docker_credential", "ledger-docker"),
 ];
 
 /// The pure crates (no I/O, no async) and the crates they must not depend on.

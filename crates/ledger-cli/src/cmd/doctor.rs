@@ -10,7 +10,7 @@ use crate::context;
 use crate::exit::{Code, Failure, Result};
 use ledger_core::Stage;
 use ledger_pipeline::config::{Config, ConfigError};
-use ledger_pipeline::observe::doctor::{self as probe, RegistryProbeError};
+use ledger_pipeline::observe::doctor::{self as probe};
 use ledger_verify::{ObjectKey, Policy, Store, StoreLocation};
 use serde::Serialize;
 use std::path::Path;
@@ -392,13 +392,7 @@ async fn registry(host: Option<&str>) -> Check {
             "registry",
             format!("{host} answers the OCI distribution API"),
         ),
-        Err(RegistryProbeError::Client(e)) => failed("registry", e.into()),
-        Err(RegistryProbeError::Unreachable(detail)) => failed_with(
-            "registry",
-            Code::Infrastructure,
-            detail,
-            "start the registry or correct `registry` in ledger.toml",
-        ),
+        Err(e) => failed("registry", e.into()),
     }
 }
 

@@ -31,6 +31,34 @@ pub struct BuiltImage {
     pub image_id: String,
 }
 
+/// [`DockerError::Unauthorized`] when the engine's message says the registry wanted
+/// credentials or refused them, else `otherwise(message)`.
+fn refusal(
+    host: &str,
+    what: &str,
+    message: String,
+    otherwise: impl FnOnce(String) -> DockerError,
+) -> DockerError {
+    const SIGNS: &[&str] = &[
+        "no basic auth credentials",
+        "unauthorized",
+        "authentication required",
+        "denied",
+        "401 unauthorized",
+        "403 forbidden",
+    ];
+    let lower = message.to_lowercase();
+    if SIGNS.iter().any(|s| lower.contains(s)) {
+        DockerError::Unauthorized {
+            host: host.to_owned(),
+            what: what.to_owned(),
+            message,
+        }
+    } else {
+        otherwise(message)
+    }
+}
+
 /// Facts about an image on the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
@@ -140,19 +168,23 @@ impl Engine {
             reference: reference.clone(),
             message,
         };
+        let host = crate::credentials::host_of(repo);
+        let refused =
+            |message: String| refusal(host, &format!("push {reference}"), message, push_err);
+        let credentials = crate::credentials::lookup(host)?.map(|c| c.engine(host));
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self.docker.push_image(repo, Some(options), None);
+        let mut stream = self.docker.push_image(repo, Some(options), credentials);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(msg) = info.error_detail.and_then(|d| d.message) {
-                        return Err(push_err(msg));
+                        return Err(refused(msg));
                     }
                     if let Some(status) = info.status {
                         progress(&status);
                     }
                 }
-                Err(e) => return Err(push_err(e.to_string())),
+                Err(e) => return Err(refused(e.to_string())),
             }
         }
         let info = self
@@ -209,14 +241,20 @@ impl Engine {
     }
 
     async fn pull_unlogged(&self, reference: &str) -> Result<(), DockerError> {
+        let host = crate::credentials::host_of(reference);
+        let credentials = crate::credentials::lookup(host)?.map(|c| c.engine(host));
         let options = CreateImageOptionsBuilder::default()
             .from_image(reference)
             .build();
-        let mut stream = self.docker.create_image(Some(options), None, None);
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
         while let Some(item) = stream.next().await {
-            let missing = |message: String| DockerError::Missing {
-                reference: reference.to_owned(),
-                message,
+            let missing = |message: String| {
+                refusal(host, &format!("pull {reference}"), message, |message| {
+                    DockerError::Missing {
+                        reference: reference.to_owned(),
+                        message,
+                    }
+                })
             };
             match item {
                 Ok(info) => {

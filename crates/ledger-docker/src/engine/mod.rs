@@ -106,6 +106,9 @@ fn logged<T>(result: Result<T, DockerError>, ok: impl FnOnce(&T)) -> Result<T, D
                 DockerError::Context { .. } => "bad build context",
                 DockerError::Unhealthy { .. } => "unhealthy",
                 DockerError::HttpClient(_) => "no HTTP client",
+                DockerError::Unauthorized { .. } => "unauthorized",
+                DockerError::Credentials { .. } => "credentials unreadable",
+                DockerError::Registry { .. } => "registry error",
             };
             tracing::debug!(error = kind, "failed");
         }

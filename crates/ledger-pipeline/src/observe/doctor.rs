@@ -44,20 +44,10 @@ pub async fn probe_engine() -> Result<EngineProbe, Error> {
     })
 }
 
-/// Why the registry probe failed.
-#[derive(Debug)]
-pub enum RegistryProbeError {
-    /// The HTTP client could not be made: nothing was asked.
-    Client(Error),
-    /// The registry did not answer the OCI distribution API; the text says how.
-    Unreachable(String),
-}
-
-/// Whether the registry at `host` answers the OCI distribution API.
-pub async fn probe_registry(host: &str) -> Result<(), RegistryProbeError> {
-    let client = Registry::new().map_err(|e| RegistryProbeError::Client(e.into()))?;
-    client
-        .ping(host)
-        .await
-        .map_err(RegistryProbeError::Unreachable)
+/// Whether the registry at `host` answers the OCI distribution API over verified
+/// TLS (or plain HTTP on loopback) and accepts the stored credential, if it asks
+/// for one. The error names the host and carries its hint (`docker login HOST`, the
+/// CA's place).
+pub async fn probe_registry(host: &str) -> Result<(), Error> {
+    Ok(Registry::new()?.ping(host).await?)
 }

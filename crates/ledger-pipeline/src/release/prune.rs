@@ -356,7 +356,7 @@ pub async fn apply(plan: &PrunePlan, engine: &Engine, registry: &Registry) -> Ve
                 .await
                 .map_err(|e| e.to_string()),
             Place::Registry => match DigestRef::parse(&c.reference) {
-                Some(r) => registry.delete(&r).await,
+                Some(r) => registry.delete(&r).await.map_err(|e| e.to_string()),
                 None => Err("not a registry reference".into()),
             },
         };
