@@ -242,3 +242,38 @@ fn a_store_elsewhere_is_used_when_asked() {
 }
 
 on_both_backends!(commit_pass_fail_and_verify);
+
+/// `LEDGER_COUNT_REQUESTS=FILE` appends one line per process with its store requests
+/// (what `cargo xtask bench` reads): a stage writes (its envelope, log, log entry and
+/// checkpoint at least) and a read command only reads.
+#[test]
+fn each_process_reports_its_store_requests_when_asked() {
+    #[derive(serde::Deserialize)]
+    struct Requests {
+        get: u64,
+        put: u64,
+        list: u64,
+    }
+    let repo = Repo::new();
+    let file = repo.path().join("requests.jsonl");
+    let file_s = file.to_str().unwrap();
+    let env = [("LEDGER_COUNT_REQUESTS", file_s)];
+    assert_code(
+        &repo.ledger_env(&["stage", "commit", "--sha", SHA, "--", "true"], &env),
+        0,
+    );
+    assert_code(&repo.ledger_env(&["verify", SHA], &env), 0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<Requests> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].put >= 4, "{text}");
+    assert_eq!(lines[1].put, 0, "{text}");
+    assert!(lines[1].get >= 2 && lines[1].list >= 1, "{text}");
+    // Without the variable nothing is written anywhere.
+    std::fs::remove_file(&file).unwrap();
+    assert_code(&repo.ledger(&["verify", SHA]), 0);
+    assert!(!file.exists());
+}

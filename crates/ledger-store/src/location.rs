@@ -343,7 +343,7 @@ mod cloud {
         for (key, value) in &bucket.options {
             let k = key
                 .parse::<GoogleConfigKey>()
-                .map_err(|_| bad_option(bucket, key))?;
+                .map_err(|_unknown_key| bad_option(bucket, key))?;
             builder = builder.with_config(k, value);
         }
         let store = builder
@@ -367,7 +367,7 @@ mod cloud {
         for (key, value) in &bucket.options {
             let k = key
                 .parse::<AzureConfigKey>()
-                .map_err(|_| bad_option(bucket, key))?;
+                .map_err(|_unknown_key| bad_option(bucket, key))?;
             builder = builder.with_config(k, value);
         }
         let endpoint = builder.get_config_value(&AzureConfigKey::Endpoint);
