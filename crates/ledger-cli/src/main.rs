@@ -13,8 +13,6 @@ mod handoff;
 mod render;
 
 use clap::Parser;
-use ledger_core::schema::Document;
-use ledger_core::Stage;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -29,14 +27,6 @@ fn main() -> ExitCode {
     if matches!(cli.command, args::Command::Stage(_)) {
         // Before any thread exists: may re-execute this process.
         handoff::keep_key_out_of_environ();
-    }
-    let mut schemas = schemas_for(&cli.command);
-    if !schemas.is_empty() {
-        // Compile the schemas on the spare core while the command runs: it is most
-        // of a short command's CPU time. The command compiles what it needs first
-        // as it goes; this thread starts from the other end, and they meet.
-        schemas.reverse();
-        std::thread::spawn(move || ledger_core::schema::prepare(&schemas));
     }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -63,25 +53,6 @@ fn main() -> ExitCode {
             failure.print();
             failure.code.into()
         }
-    }
-}
-
-/// The schemas `command` will validate documents against, in the order it needs
-/// them: a stage checks the policy and the evidence of the stages before it (its
-/// gate), the read commands every kind of evidence.
-fn schemas_for(command: &args::Command) -> Vec<Document> {
-    let position = |stage: Stage| Stage::ALL.iter().position(|s| *s == stage);
-    let documents = ledger_core::schema::evidence_documents();
-    match command {
-        args::Command::Init | args::Command::Keys(_) => Vec::new(),
-        args::Command::Stage(stage) => documents
-            .into_iter()
-            .filter(|doc| match doc {
-                Document::Predicate(kind) => position(kind.stage()) <= position(stage.stage),
-                _ => true,
-            })
-            .collect(),
-        _ => documents,
     }
 }
 
@@ -113,32 +84,4 @@ fn init_tracing() {
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         )
         .try_init();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ledger_core::ArtifactKind;
-
-    fn parse(line: &[&str]) -> args::Command {
-        args::Cli::try_parse_from(line).unwrap().command
-    }
-
-    #[test]
-    fn a_stage_prepares_the_policy_and_the_schemas_of_its_gate_only() {
-        let docs = schemas_for(&parse(&["ledger", "stage", "build"]));
-        assert!(docs.contains(&Document::Policy));
-        assert!(docs.contains(&Document::Predicate(ArtifactKind::Commit)));
-        assert!(docs.contains(&Document::Predicate(ArtifactKind::Build)));
-        assert!(!docs.contains(&Document::Predicate(ArtifactKind::Manifest)));
-    }
-
-    #[test]
-    fn verify_prepares_every_evidence_schema_and_keys_none() {
-        let docs = schemas_for(&parse(&["ledger", "verify", "--all"]));
-        for kind in ArtifactKind::ALL {
-            assert!(docs.contains(&Document::Predicate(kind)), "{kind:?}");
-        }
-        assert!(schemas_for(&parse(&["ledger", "keys", "id", "k.pem"])).is_empty());
-    }
 }

@@ -1,15 +1,22 @@
-//! JSON Schema validation of predicates and policies.
+//! JSON Schema validation of predicates, policies, `ledger.toml` and prune records.
 //!
-//! The schemas in `schemas/` are the published contract, hand-written and versioned;
-//! they are compiled into the binary so that validation needs no file system and no
-//! network (remote `$ref`s are impossible: `jsonschema` is built without its HTTP
-//! retriever, and shared definitions come from `common.v1.schema.json` registered
-//! locally). Predicates are validated before they are signed and again on verify.
+//! The schemas in `schemas/` are the published contract, hand-written and versioned.
+//! Each is turned into Rust code when `ledger-core` is compiled
+//! (`#[jsonschema::validator]`, the `macros` feature): a process validates without
+//! parsing a schema, without checking it against the draft 2020-12 meta-schema and
+//! without compiling it, which had been most of a short command's start-up time
+//! (docs/performance.md). It also means validation needs no file system and no
+//! network: the shared definitions of `common.v1.schema.json` are handed to the macro
+//! as a resource under their `$id`, so every `$ref` into that file is resolved at
+//! build time, and a `$ref` that resolves nowhere is a build error, not a run-time one.
+//! Predicates are validated before they are signed and again on verify.
+//!
+//! [`SOURCES`] keeps the schema texts for the tests that read them (the Rust types
+//! are checked against them, and the generated validators against validators compiled
+//! from them at run time, so the two cannot drift).
 
 use crate::stage::ArtifactKind;
-use jsonschema::{PatternCache, Registry, Resource, Validator};
 use serde_json::Value;
-use std::sync::OnceLock;
 
 /// The base URI of every schema `$id`.
 pub const SCHEMA_BASE: &str = "https://ledger.dev/schemas/";
@@ -112,7 +119,8 @@ pub enum SchemaError {
         schema: String,
         violations: Vec<Violation>,
     },
-    /// A shipped schema does not compile: a bug in `ledger`, caught by its tests.
+    /// A document could not even be put into the form its schema checks (a bug in
+    /// `ledger`, caught by its tests).
     #[error("internal error: schema {0} does not compile: {1}")]
     Broken(String, String),
 }
@@ -128,166 +136,129 @@ fn render(violations: &[Violation]) -> String {
         .join("; ")
 }
 
-type Compiled = Result<Validator, (String, String)>;
+/// At most this many violations are reported for one document.
+const MAX_VIOLATIONS: usize = 20;
 
-fn parse_source(name: &str, text: &str) -> Result<Value, (String, String)> {
-    serde_json::from_str(text).map_err(|e| (name.to_owned(), e.to_string()))
+/// One generated validator, as plain functions so a [`Document`] can pick it.
+struct Generated {
+    is_valid: fn(&Value) -> bool,
+    violations: fn(&Value) -> Vec<Violation>,
 }
 
-/// The registry holding the shared definitions (`common.v1.schema.json`), built once.
-fn registry() -> &'static Result<Registry<'static>, (String, String)> {
-    static CELL: OnceLock<Result<Registry<'static>, (String, String)>> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let (common_name, common_text) = SOURCES[0];
-        let common = parse_source(common_name, common_text)?;
-        Registry::new()
-            .add(
-                format!("{SCHEMA_BASE}{common_name}"),
-                Resource::from_contents(common),
-            )
-            .and_then(|b| b.prepare())
-            .map_err(|e| (common_name.to_owned(), e.to_string()))
-    })
-}
+/// Declares a validator generated from `schemas/$file` for each `$name`, with
+/// `common.v1.schema.json` registered under its `$id` so that cross-file `$ref`s
+/// resolve at build time, and `format` asserted (as the runtime validators were
+/// told to). Paths are relative to this crate's manifest.
+macro_rules! generated {
+    ($($name:ident => $file:tt),* $(,)?) => {
+        $(
+            #[jsonschema::validator(
+                path = $file,
+                resources = {
+                    "https://ledger.dev/schemas/common.v1.schema.json" => {
+                        path = "../../schemas/common.v1.schema.json"
+                    }
+                },
+                validate_formats = true,
+                methods = { is_valid = true, validate = false, iter_errors = true }
+            )]
+            struct $name;
 
-/// Compiled `pattern`s shared by every schema: the shared definitions of
-/// `common.v1.schema.json` (SHAs, digests, names) are `$ref`ed from every predicate
-/// schema, and without the cache each schema compiled their regexes again.
-fn patterns() -> &'static PatternCache {
-    static CELL: OnceLock<PatternCache> = OnceLock::new();
-    CELL.get_or_init(PatternCache::new)
-}
-
-/// The validator of the schema at `index` in [`SOURCES`], compiled on first use:
-/// a command pays only for the schemas it validates against (compiling all of them
-/// was most of a short command's start-up time).
-fn compiled(index: usize) -> &'static Compiled {
-    static CELLS: [OnceLock<Compiled>; SOURCES.len()] = [const { OnceLock::new() }; SOURCES.len()];
-    CELLS[index].get_or_init(|| {
-        let (name, text) = SOURCES[index];
-        let registry = registry().as_ref().map_err(Clone::clone)?;
-        let schema = parse_source(name, text)?;
-        jsonschema::options()
-            .with_registry(registry)
-            .with_pattern_cache(patterns().clone())
-            .should_validate_formats(true)
-            .build(&schema)
-            .map_err(|e| (name.to_owned(), e.to_string()))
-    })
-}
-
-/// The compiled validator of `doc`'s schema.
-fn validator(doc: Document) -> Result<&'static Validator, SchemaError> {
-    let name = doc.file_name();
-    let Some(index) = SOURCES.iter().position(|(n, _)| *n == name) else {
-        return Err(SchemaError::Broken(name, "not shipped".to_owned()));
+            impl $name {
+                const GENERATED: Generated = Generated {
+                    is_valid: $name::is_valid,
+                    violations: |instance| {
+                        $name::iter_errors(instance)
+                            .take(MAX_VIOLATIONS)
+                            .map(|e| violation(&e))
+                            .collect()
+                    },
+                };
+            }
+        )*
     };
-    compiled(index)
-        .as_ref()
-        .map_err(|(n, e)| SchemaError::Broken(n.clone(), e.clone()))
 }
 
-/// The documents a command that reads evidence validates, in the order it meets
-/// them: the policy, `ledger.toml`, then the predicates stage by stage.
-pub fn evidence_documents() -> Vec<Document> {
-    [Document::Policy, Document::Config]
-        .into_iter()
-        .chain(ArtifactKind::ALL.into_iter().map(Document::Predicate))
-        .collect()
+generated! {
+    CommitSchema => "../../schemas/commit.v1.schema.json",
+    IntegrationSchema => "../../schemas/integration.v1.schema.json",
+    BuildSchema => "../../schemas/build.v1.schema.json",
+    ManifestSchema => "../../schemas/manifest.v1.schema.json",
+    DeploymentSchema => "../../schemas/deployment.v1.schema.json",
+    SmokeSchema => "../../schemas/smoke.v1.schema.json",
+    DecisionSchema => "../../schemas/decision.v1.schema.json",
+    TimingSchema => "../../schemas/timing.v1.schema.json",
+    PolicySchema => "../../schemas/policy.v1.schema.json",
+    ConfigSchema => "../../schemas/config.v1.schema.json",
+    PruneSchema => "../../schemas/prune.v1.schema.json",
 }
 
-/// Compiles the validators of `docs` now. Each is compiled at most once per
-/// process, and a validation that needs one being compiled here waits for it rather
-/// than compiling it again. A command that knows what it will validate runs this on
-/// a spare thread as it starts, so that compiling the schemas (most of a short
-/// command's CPU time) overlaps its reading and parsing instead of following them.
-pub fn prepare(docs: &[Document]) {
-    for doc in docs {
-        let _ = validator(*doc);
+/// The generated validator of `doc`'s schema. Exhaustive, so a new document or
+/// artifact kind cannot be added without its validator.
+fn generated(doc: Document) -> &'static Generated {
+    match doc {
+        Document::Predicate(ArtifactKind::Commit) => &CommitSchema::GENERATED,
+        Document::Predicate(ArtifactKind::Integration) => &IntegrationSchema::GENERATED,
+        Document::Predicate(ArtifactKind::Build) => &BuildSchema::GENERATED,
+        Document::Predicate(ArtifactKind::Manifest) => &ManifestSchema::GENERATED,
+        Document::Predicate(ArtifactKind::Deployment) => &DeploymentSchema::GENERATED,
+        Document::Predicate(ArtifactKind::Smoke) => &SmokeSchema::GENERATED,
+        Document::Predicate(ArtifactKind::Decision) => &DecisionSchema::GENERATED,
+        Document::Predicate(ArtifactKind::Timing) => &TimingSchema::GENERATED,
+        Document::Policy => &PolicySchema::GENERATED,
+        Document::Config => &ConfigSchema::GENERATED,
+        Document::Prune => &PruneSchema::GENERATED,
     }
 }
 
-/// A violation as a person fixes it: an `enum` lists every allowed value (the
-/// validator's own text names two and counts the rest).
+/// A violation as a person fixes it: where, and what.
+fn violation(e: &jsonschema::ValidationError<'_>) -> Violation {
+    Violation {
+        path: e.instance_path().to_string(),
+        message: message(e),
+    }
+}
+
+/// What is wrong: an `enum` lists every allowed value (the validator's own text
+/// names two and counts the rest), also when it constrains property names.
 fn message(e: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::error::ValidationErrorKind;
     match e.kind() {
-        jsonschema::error::ValidationErrorKind::Enum { options } => match options.as_array() {
+        ValidationErrorKind::Enum { options } => match options.as_array() {
             Some(allowed) => {
                 let allowed: Vec<String> = allowed.iter().map(Value::to_string).collect();
                 format!("{} is not one of {}", e.instance(), allowed.join(", "))
             }
             None => e.to_string(),
         },
+        ValidationErrorKind::PropertyNames { error } => message(error),
         _ => e.to_string(),
     }
 }
 
-/// Validates `instance` against the schema of `doc`, reporting every violation.
+/// Validates `instance` against the schema of `doc`, reporting every violation (up
+/// to twenty).
 pub fn validate(doc: Document, instance: &Value) -> Result<(), SchemaError> {
-    let name = doc.file_name();
-    let validator = validator(doc)?;
+    let generated = generated(doc);
     // The common case, a valid document, needs no error reports: `is_valid` stops at
-    // nothing and builds nothing, several times faster than collecting violations.
-    if validator.is_valid(instance) {
+    // the first failure and builds nothing.
+    if (generated.is_valid)(instance) {
         return Ok(());
     }
-    let violations: Vec<Violation> = validator
-        .iter_errors(instance)
-        .take(20)
-        .map(|e| Violation {
-            path: e.instance_path().to_string(),
-            message: message(&e),
-        })
-        .collect();
+    let mut violations = (generated.violations)(instance);
     if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(SchemaError::Invalid {
-            schema: name,
-            violations,
-        })
+        // `is_valid` and `iter_errors` disagreeing would be a bug in the generated
+        // code; the document is refused rather than let through.
+        violations.push(Violation {
+            path: String::new(),
+            message: "does not match its schema".to_owned(),
+        });
     }
+    Err(SchemaError::Invalid {
+        schema: doc.file_name(),
+        violations,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_shipped_schema_compiles() {
-        for index in 1..SOURCES.len() {
-            if let Err((name, e)) = compiled(index) {
-                panic!("{name}: {e}");
-            }
-        }
-    }
-
-    #[test]
-    fn every_document_has_a_schema() {
-        for doc in Document::all() {
-            assert!(
-                SOURCES.iter().any(|(n, _)| *n == doc.file_name()),
-                "{doc:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_enum_violation_lists_every_allowed_value() {
-        let deployment = serde_json::json!({"stage": "deplyo"});
-        let err = validate(Document::Predicate(ArtifactKind::Deployment), &deployment)
-            .unwrap_err()
-            .to_string();
-        let all = r#""deplyo" is not one of "commit", "integration", "build", "publish", "deploy", "smoke", "decide""#;
-        assert!(err.contains(all), "{err}");
-        assert!(!err.contains("other candidates"), "{err}");
-    }
-
-    #[test]
-    fn violations_name_the_path() {
-        let e = validate(Document::Policy, &serde_json::json!({"version": "one"}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("policy.v1.schema.json"), "{e}");
-    }
-}
+mod tests;
