@@ -88,13 +88,17 @@ fn server_key(host: &str) -> &str {
     }
 }
 
+/// Whether the first part of an image reference names a registry host (Docker's
+/// rule: it holds a `.` or a `:`, or is `localhost`) rather than a path component.
+pub fn names_a_registry(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
 /// The registry host of an image reference (`127.0.0.1:5000/shop/api:tag` →
 /// `127.0.0.1:5000`); Docker Hub's for a reference without one.
 pub fn host_of(reference: &str) -> &str {
     match reference.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first
-        }
+        Some((first, _)) if names_a_registry(first) => first,
         _ => "docker.io",
     }
 }

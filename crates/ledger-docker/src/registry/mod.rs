@@ -43,8 +43,8 @@ impl DigestRef {
     pub fn parse(reference: &str) -> Option<DigestRef> {
         let (repo, digest) = reference.split_once('@')?;
         let (host, name) = repo.split_once('/')?;
-        let is_host = host.contains('.') || host.contains(':') || host == "localhost";
-        if !is_host || name.is_empty() || !digest.starts_with("sha256:") {
+        if !credentials::names_a_registry(host) || name.is_empty() || !digest.starts_with("sha256:")
+        {
             return None;
         }
         Some(DigestRef {
@@ -158,8 +158,8 @@ struct Purpose<'a> {
 
 impl Registry {
     /// A client; nothing is read or contacted until a registry is first used.
-    pub fn new() -> Result<Registry, DockerError> {
-        Ok(Registry::default())
+    pub fn new() -> Registry {
+        Registry::default()
     }
 
     async fn host(&self, host: &str) -> Result<Arc<Host>, DockerError> {
