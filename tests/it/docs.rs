@@ -157,6 +157,62 @@ fn ci_examples_log_in_to_the_registry_before_pushing_or_pulling() {
     }
 }
 
+/// The production job deploys to a named remote engine: before `ledger doctor` and
+/// the deploy, it writes the engine's client certificate into the folder
+/// `engine_certs` names, the key from the secret store and created unreadable to
+/// others, never echoed.
+#[test]
+fn ci_examples_deploy_to_a_remote_engine_with_its_client_certificate_from_secrets() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ci");
+    for file in ["github-actions.yml", "gitlab-ci.yml"] {
+        let body = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(
+            body.contains("engine = \"tcp://")
+                && body.contains("engine_certs = \"~/.docker/prod\""),
+            "{file}: the header names the production engine as ledger.toml does"
+        );
+        let production = jobs(file, &body)
+            .into_iter()
+            .find(|j| {
+                j.iter()
+                    .any(|l| l.contains("ledger stage deploy --env production"))
+            })
+            .unwrap_or_else(|| panic!("{file}: no production deploy"));
+        let at = |needle: &str| {
+            production
+                .iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{file}: the production job lacks {needle:?}"))
+        };
+        let key = at("/.docker/prod/key.pem\"");
+        for file_name in ["ca.pem", "cert.pem"] {
+            assert!(at(&format!("/.docker/prod/{file_name}\"")) < at("ledger doctor"));
+        }
+        assert!(key < at("ledger doctor") && key < at("ledger stage deploy"));
+        assert!(
+            production[key].contains("umask 077"),
+            "{file}: the key file is created private: {}",
+            production[key]
+        );
+        let key_from_secret = match file {
+            "github-actions.yml" => production
+                .iter()
+                .any(|l| l.contains("PROD_DOCKER_KEY: ${{ secrets.")),
+            _ => body.contains("PROD_DOCKER_KEY (masked and"),
+        };
+        assert!(
+            key_from_secret,
+            "{file}: the engine key is not from the secret store"
+        );
+        assert!(
+            !production
+                .iter()
+                .any(|l| l.contains("echo") && l.contains("PROD_DOCKER_KEY")),
+            "{file}: the engine key is echoed"
+        );
+    }
+}
+
 /// The README's layout names folders of this repository: each one it lists as ours
 /// exists (the folders `ledger init` makes in a user's project are named as theirs).
 #[test]

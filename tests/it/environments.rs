@@ -4,7 +4,7 @@
 //! says production is entered by promotion, approved runners, the environment
 //! contract, and the labels on every container.
 
-use crate::project::{engine, free_port, Project};
+use crate::project::{engine, environment_toml, free_port, Project};
 use crate::{assert_code, text};
 use serde_json::{json, Value};
 
@@ -13,24 +13,8 @@ use serde_json::{json, Value};
 fn configure(p: &Project, canary_port: u16, canary_check: &str, required: &[&str]) {
     let required: Vec<String> = required.iter().map(|r| format!("\"{r}\"")).collect();
     let env = |name: &str, port: u16, check: &str, extra: &str| {
-        format!(
-            r#"
-[[environments]]
-name = "{name}"
-{extra}
-  [[environments.services]]
-  image = "api"
-  ports = [{{ container = 8080, host = {port} }}]
-  health_timeout_seconds = 20
-  env = {{ APP_VERSION = "it" }}
-  [[environments.checks]]
-  name = "health"
-  url = "http://127.0.0.1:{port}{check}"
-  body_contains = "ok"
-  retries = 40
-  interval_ms = 100
-"#
-        )
+        environment_toml(name, port, "127.0.0.1", extra, "")
+            .replace("/health\"", &format!("{check}\""))
     };
     let text = format!(
         "repository = \"{}\"\nsource = \"https://example.invalid/ledger-it\"\n\n[[images]]\nname = \"api\"\ncontext = \"service\"\n{}{}",

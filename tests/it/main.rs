@@ -48,6 +48,7 @@ mod project;
 mod prune;
 mod read;
 mod released;
+mod remote_engine;
 mod replay;
 mod report;
 mod robust_store;

@@ -84,6 +84,36 @@ pub(crate) fn registry() -> Option<String> {
     r
 }
 
+/// One `[[environments]]` table of `ledger.toml`: the example service on `port` with
+/// its health check at `http://host:port/health`, plus `extra` lines for the
+/// environment and `checks` (more `[[environments.checks]]`) after the health check.
+pub(crate) fn environment_toml(
+    name: &str,
+    port: u16,
+    host: &str,
+    extra: &str,
+    checks: &str,
+) -> String {
+    format!(
+        r#"
+[[environments]]
+name = "{name}"
+{extra}
+  [[environments.services]]
+  image = "api"
+  ports = [{{ container = 8080, host = {port} }}]
+  health_timeout_seconds = 20
+  env = {{ APP_VERSION = "it" }}
+  [[environments.checks]]
+  name = "health"
+  url = "http://{host}:{port}/health"
+  body_contains = "ok"
+  retries = 40
+  interval_ms = 100
+{checks}"#
+    )
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

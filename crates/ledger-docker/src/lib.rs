@@ -17,7 +17,7 @@ pub mod registry;
 
 pub use context::{normalize_tar, tar_context};
 pub use credentials::{Credential, Secret};
-pub use engine::{BuildSpec, BuiltImage, ContainerInfo, Engine, ImageInfo, RunSpec};
+pub use engine::{BuildSpec, BuiltImage, ContainerInfo, Engine, EngineTarget, ImageInfo, RunSpec};
 pub use registry::{DigestRef, Registry};
 
 /// Why an engine operation failed.
@@ -29,6 +29,10 @@ pub enum DockerError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// An engine endpoint (an environment's `engine` in `ledger.toml`) that cannot
+    /// be used as written: checked before any connection.
+    #[error("engine {endpoint}: {message}")]
+    Endpoint { endpoint: String, message: String },
     #[error("Docker engine at {endpoint} failed to {op}: {source}")]
     Engine {
         endpoint: String,
@@ -80,8 +84,11 @@ impl DockerError {
     /// says all there is.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            DockerError::Unreachable { .. } => {
-                "start Docker, or set DOCKER_HOST to the engine to use".into()
+            DockerError::Unreachable { endpoint, .. } => format!(
+                "start the engine at {endpoint}, or name the one to use: an environment's `engine` in ledger.toml, else DOCKER_HOST; over TLS, engine_certs must hold a client certificate it accepts and the CA its own certificate verifies against"
+            ),
+            DockerError::Endpoint { .. } => {
+                "fix the environment's `engine` / `engine_certs` in ledger.toml (docs/configuration.md, \"Engines\")".into()
             }
             DockerError::Push { .. } => "check that the registry is running and reachable".into(),
             DockerError::Missing { .. } => {

@@ -98,6 +98,21 @@ pub struct Environment {
     /// releasing it; another deploy may take it over after that.
     #[serde(default = "default_lease_ttl_seconds")]
     pub lease_ttl_seconds: u64,
+    /// The engine this environment deploys to (`unix://…`, `tcp://host:port`);
+    /// `None`: `DOCKER_HOST`, else the local socket. See [`Environment::engine_target`].
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// The folder with `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` engine;
+    /// absolute once loaded (see [`resolve_path`]).
+    #[serde(default)]
+    pub engine_certs: Option<PathBuf>,
+    /// The host address published ports bind to (an IP address, checked on load).
+    #[serde(default = "default_publish_address")]
+    pub publish_address: String,
+    /// CA certificates (PEM) this environment's `https://` checks trust besides the
+    /// system roots; absolute once loaded.
+    #[serde(default)]
+    pub checks_ca: Option<PathBuf>,
     /// Variables a deploy here needs in its own environment (the contract), by name;
     /// checked before anything starts, never recorded with their values.
     #[serde(default)]
@@ -110,6 +125,34 @@ pub struct Environment {
 
 fn default_lease_ttl_seconds() -> u64 {
     15 * 60
+}
+
+fn default_publish_address() -> String {
+    "127.0.0.1".into()
+}
+
+impl Environment {
+    /// The engine to connect to. Whether the endpoint and its files are usable is
+    /// checked when connecting, on the runner that deploys: a runner that only
+    /// builds need not hold production's client key.
+    pub fn engine_target(&self) -> ledger_docker::EngineTarget {
+        ledger_docker::EngineTarget {
+            endpoint: self.engine.clone(),
+            certs: self.engine_certs.clone(),
+        }
+    }
+}
+
+/// A path from `ledger.toml`: `~/…` under the home folder, a relative path under
+/// the repository root `root`, an absolute one as it is.
+fn resolve_path(root: &Path, path: &Path) -> PathBuf {
+    match path.strip_prefix("~") {
+        Ok(rest) => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(rest),
+        Err(_) => root.join(path),
+    }
 }
 
 /// One image running in an environment.
@@ -130,7 +173,7 @@ fn default_health_timeout() -> u64 {
     60
 }
 
-/// A published port (host side bound to 127.0.0.1).
+/// A published port (host side bound to the environment's `publish_address`).
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct Port {
     pub container: u16,
@@ -203,6 +246,14 @@ impl Config {
                 message: e.to_string(),
             })?;
         config.root = root.to_path_buf();
+        for env in &mut config.environments {
+            for path in [&mut env.engine_certs, &mut env.checks_ca]
+                .into_iter()
+                .flatten()
+            {
+                *path = resolve_path(root, path);
+            }
+        }
         config.check(shown)?;
         Ok(config)
     }
@@ -236,6 +287,12 @@ impl Config {
                 return Err(invalid(format!(
                     "/environments/{e}/name: environment {:?} is listed twice",
                     env.name
+                )));
+            }
+            if env.publish_address.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(format!(
+                    "/environments/{e}/publish_address: {:?} is not an IP address (for example 127.0.0.1, 0.0.0.0 or ::)",
+                    env.publish_address
                 )));
             }
             for (s, service) in env.services.iter().enumerate() {
@@ -309,11 +366,34 @@ name = "production"
         assert_eq!(env.checks[0].method, "GET");
         assert_eq!(env.checks[0].expect_status, 200);
         assert_eq!(env.services[0].health_timeout_seconds, 60);
+        assert_eq!(env.publish_address, "127.0.0.1");
+        assert_eq!(env.engine_target(), Default::default());
         assert!(c
             .environment("staging")
             .unwrap_err()
             .to_string()
             .contains("configured: production"));
+    }
+
+    #[test]
+    fn engine_files_resolve_against_the_repository_or_home() {
+        let text = GOOD.replace(
+            "name = \"production\"",
+            "name = \"production\"\nengine = \"tcp://10.0.0.5:2376\"\nengine_certs = \"certs/prod\"\nchecks_ca = \"/etc/ca.pem\"\npublish_address = \"::\"",
+        );
+        let c = Config::parse(&text, Path::new("/repo"), "ledger.toml").unwrap();
+        let env = c.environment("production").unwrap();
+        let target = env.engine_target();
+        assert_eq!(target.endpoint.as_deref(), Some("tcp://10.0.0.5:2376"));
+        assert_eq!(target.certs.as_deref(), Some(Path::new("/repo/certs/prod")));
+        assert_eq!(env.checks_ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(env.publish_address, "::");
+        let home = resolve_path(Path::new("/repo"), Path::new("~/.docker/prod"));
+        assert!(
+            home.ends_with(".docker/prod") && !home.starts_with("/repo"),
+            "{}",
+            home.display()
+        );
     }
 
     #[test]
@@ -324,8 +404,15 @@ name = "production"
                 "/images/0/name",
             ),
             (
-                GOOD.replace("http://127", "https://127"),
+                GOOD.replace("http://127", "ftp://127"),
                 "/environments/0/checks/0/url",
+            ),
+            (
+                GOOD.replace(
+                    "name = \"production\"",
+                    "name = \"production\"\npublish_address = \"0.0.0\"",
+                ),
+                "publish_address",
             ),
             (
                 GOOD.replace("image = \"api\"", "image = \"web\""),

@@ -171,6 +171,8 @@ impl Error {
                 ErrorClass::Denied
             }
             Error::LeaseHeld { .. } => ErrorClass::Infrastructure,
+            // An engine endpoint written wrong is the configuration's fault.
+            Error::Docker(ledger_docker::DockerError::Endpoint { .. }) => ErrorClass::Input,
             Error::Docker(_) => ErrorClass::Infrastructure,
             Error::Config(_)
             | Error::Source(_)

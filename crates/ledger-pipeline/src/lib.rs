@@ -16,11 +16,13 @@
 //!   metrics.
 //!
 //! and the ground floor they share: [`run`], [`record`], [`config`] (`ledger.toml`),
+//! [`engines`] (which engine each environment runs on),
 //! [`ci`] (which CI runs us), [`source`] (what git says about the code a stage runs), [`spool`] (results waiting for a store that was down), [`redact`] (secrets out of stored bytes), [`trigger`]
 //! (replay and promotion marks) and [`error`].
 
 pub mod ci;
 pub mod config;
+pub mod engines;
 pub mod error;
 pub mod observe;
 pub mod record;
@@ -33,13 +35,9 @@ pub mod stages;
 pub mod stats;
 pub mod trigger;
 
+pub use engines::{connect_engine, connect_environment_engine, Placement};
 pub use error::{Error, ErrorClass};
-pub use ledger_docker::{DockerError, Engine, Registry};
-
-/// Connects to the container engine (`DOCKER_HOST`, else the local socket).
-pub async fn connect_engine() -> Result<Engine, Error> {
-    Ok(Engine::connect().await?)
-}
+pub use ledger_docker::{DockerError, Engine, EngineTarget, Registry};
 
 /// A client for OCI registries (what `prune` deletes from).
 pub fn registry_client() -> Registry {

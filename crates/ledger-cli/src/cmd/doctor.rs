@@ -339,10 +339,10 @@ async fn clock(store: &Store, probe: &ObjectKey) -> Check {
 }
 
 /// Docker and the registry matter only where the Docker stages are configured.
-async fn docker_checks(root: &Path) -> [Check; 3] {
+async fn docker_checks(root: &Path) -> Vec<Check> {
     let config = match Config::load(root) {
         Err(ConfigError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return [
+            return vec![
                 skipped(
                     "ledger.toml",
                     "absent: the Docker stages (build, publish, deploy, smoke) are not configured here",
@@ -352,7 +352,7 @@ async fn docker_checks(root: &Path) -> [Check; 3] {
             ];
         }
         Err(e) => {
-            return [
+            return vec![
                 failed("ledger.toml", ledger_pipeline::Error::from(e).into()),
                 skipped("docker engine", "ledger.toml must be valid first"),
                 skipped("registry", "ledger.toml must be valid first"),
@@ -360,7 +360,7 @@ async fn docker_checks(root: &Path) -> [Check; 3] {
         }
         Ok(config) => config,
     };
-    [
+    let mut checks = vec![
         ok(
             "ledger.toml",
             format!(
@@ -369,15 +369,33 @@ async fn docker_checks(root: &Path) -> [Check; 3] {
                 config.environments.len()
             ),
         ),
-        match probe::probe_engine().await {
+        match probe::probe_engine(&Default::default()).await {
             Ok(e) => ok(
                 "docker engine",
                 format!("{} answers, version {}", e.endpoint, e.version),
             ),
             Err(e) => failed("docker engine", e.into()),
         },
-        registry(config.registry.as_deref()).await,
-    ]
+    ];
+    // Each environment that deploys to an engine of its own.
+    for env in config.environments.iter().filter(|e| e.engine.is_some()) {
+        checks.push(match probe::probe_engine(&env.engine_target()).await {
+            Ok(e) => ok(
+                "env engine",
+                format!(
+                    "`{}`: {} answers, version {}",
+                    env.name, e.endpoint, e.version
+                ),
+            ),
+            Err(e) => {
+                let mut check = failed("env engine", e.into());
+                check.detail = format!("`{}`: {}", env.name, check.detail);
+                check
+            }
+        });
+    }
+    checks.push(registry(config.registry.as_deref()).await);
+    checks
 }
 
 async fn registry(host: Option<&str>) -> Check {

@@ -31,7 +31,7 @@ pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mod
     );
     eprintln!("  ok SHA is a full commit SHA: {sha}");
     let config = released_config(&root, &sha, args)?;
-    let engine = ledger_pipeline::connect_engine().await?;
+    let engine = ledger_pipeline::connect_environment_engine(&config, &args.environment).await?;
     let req = ReplayRequest {
         mode,
         sha,
@@ -127,7 +127,7 @@ pub async fn promote(global: &Global, args: PromoteArgs) -> Result<Code> {
     })?;
     let writer = Writer::load(global, &root, args.key.as_deref(), None).await?;
     let config = context::load_config(&root)?;
-    let engine = ledger_pipeline::connect_engine().await?;
+    let engine = ledger_pipeline::connect_environment_engine(&config, &args.to).await?;
     let req = ledger_pipeline::release::promote::PromoteRequest {
         sha,
         to: args.to.clone(),

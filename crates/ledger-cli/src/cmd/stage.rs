@@ -238,7 +238,8 @@ async fn engine_stage(
             .await
         }
         Stage::Deploy => {
-            let engine = ledger_pipeline::connect_engine().await?;
+            let engine =
+                ledger_pipeline::connect_environment_engine(&config, &args.environment).await?;
             let req = ledger_pipeline::stages::deploy::DeployRequest {
                 sha,
                 environment: args.environment.clone(),

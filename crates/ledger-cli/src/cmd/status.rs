@@ -7,7 +7,7 @@ use crate::args::{Global, StatusArgs};
 use crate::context::Reader;
 use crate::exit::{Code, Failure, Result};
 use ledger_pipeline::config::Config;
-use ledger_pipeline::observe::drift::EnvironmentDrift;
+use ledger_pipeline::observe::drift::{self, EnvironmentDrift};
 use ledger_pipeline::observe::status::{AlarmKind, Running, StatusReport};
 
 /// `ledger status`.
@@ -28,7 +28,7 @@ pub async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
     )
     .await?;
     let drift = if args.drift {
-        Some(drift(config, &report, args.environment.as_deref()).await?)
+        Some(drift(config, &report, &configured, args.environment.as_deref()).await?)
     } else {
         None
     };
@@ -59,21 +59,22 @@ pub async fn status(global: &Global, args: StatusArgs) -> Result<Code> {
     Ok(code)
 }
 
-/// Compares the engine's containers with the evidence; needs `ledger.toml`.
+/// Compares each environment's engine with the evidence; needs `ledger.toml`.
 async fn drift(
     config: std::result::Result<Config, ledger_pipeline::config::ConfigError>,
     report: &StatusReport,
+    configured: &[String],
     environment: Option<&str>,
 ) -> Result<Vec<EnvironmentDrift>> {
     let config = config.map_err(ledger_pipeline::Error::from).map_err(|e| {
-        Failure::from(e)
-            .hint("--drift needs ledger.toml: it names the project whose containers to compare")
+        Failure::from(e).hint(
+            "--drift needs ledger.toml: it names the project whose containers to compare and each environment's engine",
+        )
     })?;
-    let engine = ledger_pipeline::connect_engine().await?;
-    Ok(
-        ledger_pipeline::observe::drift::drift(&engine, &config.repository, report, environment)
-            .await?,
-    )
+    let envs = drift::environments_to_compare(report, configured, environment);
+    let placement =
+        ledger_pipeline::Placement::connect(&config, envs.iter().map(String::as_str)).await?;
+    Ok(drift::drift(&placement, &config.repository, report, environment).await?)
 }
 
 fn ago(since: time::OffsetDateTime) -> String {

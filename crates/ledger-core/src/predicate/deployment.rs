@@ -20,6 +20,11 @@ pub struct DeploymentPredicate {
     /// The environment deployed to. A string: the schema admits any image-style name
     /// (`.`, up to 64 characters), wider than [`EnvName`].
     pub environment: String,
+    /// The engine the containers run on (`unix:///…`, `tcp://host:port`; never with
+    /// credentials). `None` (absent) in evidence written before environments named
+    /// their own engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// The manifest deployed (key and SHA-256 of its envelope).
     pub manifest: Input,
     /// The containers started (empty when the deploy failed).

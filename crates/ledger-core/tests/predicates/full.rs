@@ -147,6 +147,7 @@ pub fn full_deployment() -> DeploymentPredicate {
     DeploymentPredicate {
         header: header(Stage::Deploy),
         environment: "canary".into(),
+        engine: Some("tcp://canary.internal:2376".into()),
         manifest: replay_manifest(),
         containers: vec![Container {
             name: "ledger-canary-api".into(),

@@ -1,4 +1,4 @@
-//! Containers: run with `init` and loopback ports, start, stop, remove, list by
+//! Containers: run with `init` and ports on one host address, start, stop, remove, list by
 //! label, and wait until a health check passes.
 
 use super::{logged, Engine};
@@ -18,8 +18,10 @@ pub struct RunSpec {
     /// An image id or `repo@sha256:…`; never a tag.
     pub image: String,
     pub labels: BTreeMap<String, String>,
-    /// `(container port, host port)`; host ports bind to 127.0.0.1 only.
+    /// `(container port, host port)`; host ports bind to `host_address` only.
     pub ports: Vec<(u16, u16)>,
+    /// The host address published ports bind to (`127.0.0.1` unless configured).
+    pub host_address: String,
     pub env: Vec<(String, String)>,
 }
 
@@ -55,7 +57,7 @@ impl Engine {
             bindings.insert(
                 format!("{container}/tcp"),
                 Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
+                    host_ip: Some(spec.host_address.clone()),
                     host_port: Some(host.to_string()),
                 }]),
             );

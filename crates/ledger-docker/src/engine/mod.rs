@@ -1,16 +1,24 @@
 //! The engine operations `ledger` needs, each returning plain facts: connecting and
-//! the engine's version here, image operations in [`images`], container operations
-//! in [`containers`]. Every operation runs in a debug span and logs its outcome by
+//! the engine's version here, where it is in [`endpoint`], image operations in
+//! [`images`], container operations in [`containers`]. Every operation runs in a debug span and logs its outcome by
 //! kind only (an error's text names the endpoint, which may carry credentials).
 
 mod containers;
+mod endpoint;
 mod images;
 
 pub use containers::{ContainerInfo, RunSpec};
+pub use endpoint::EngineTarget;
+use endpoint::Route;
 pub use images::{BuildSpec, BuiltImage, ImageInfo};
 
 use crate::DockerError;
 use bollard::Docker;
+
+/// bollard's read/write timeout for each request to a configured engine, the same
+/// as its default for `DOCKER_HOST` (builds and pulls stream, so it bounds silence,
+/// not the whole operation).
+const TIMEOUT_SECONDS: u64 = 120;
 
 /// A connected engine.
 #[derive(Clone, Debug)]
@@ -21,18 +29,44 @@ pub struct Engine {
 
 impl Engine {
     /// Connects to `DOCKER_HOST` or the local socket and negotiates the API version.
-    #[tracing::instrument(level = "debug", name = "engine.connect", skip_all, fields(endpoint))]
     pub async fn connect() -> Result<Engine, DockerError> {
-        let endpoint =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        tracing::Span::current().record("endpoint", without_userinfo(&endpoint));
+        Engine::connect_to(&EngineTarget::default_engine()).await
+    }
+
+    /// Connects to `target` (checked first: see [`EngineTarget`]), negotiates the API
+    /// version and pings it.
+    #[tracing::instrument(level = "debug", name = "engine.connect", skip_all, fields(endpoint))]
+    pub async fn connect_to(target: &EngineTarget) -> Result<Engine, DockerError> {
+        let endpoint = target.shown();
+        tracing::Span::current().record("endpoint", &endpoint);
         let unreachable = |source| DockerError::Unreachable {
             endpoint: endpoint.clone(),
             source,
         };
         logged(
             async {
-                let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+                let docker = match target.route()? {
+                    Route::Default => Docker::connect_with_defaults(),
+                    Route::Unix(path) => Docker::connect_with_unix(
+                        &path,
+                        TIMEOUT_SECONDS,
+                        bollard::API_DEFAULT_VERSION,
+                    ),
+                    Route::Http(address) => Docker::connect_with_http(
+                        &address,
+                        TIMEOUT_SECONDS,
+                        bollard::API_DEFAULT_VERSION,
+                    ),
+                    Route::Tls { address, files } => Docker::connect_with_ssl(
+                        &address,
+                        &files.key,
+                        &files.cert,
+                        &files.ca,
+                        TIMEOUT_SECONDS,
+                        bollard::API_DEFAULT_VERSION,
+                    ),
+                }
+                .map_err(unreachable)?;
                 let docker = docker.negotiate_version().await.map_err(unreachable)?;
                 docker.ping().await.map_err(unreachable)?;
                 Ok(Engine {
@@ -109,6 +143,7 @@ fn logged<T>(result: Result<T, DockerError>, ok: impl FnOnce(&T)) -> Result<T, D
                 DockerError::Unauthorized { .. } => "unauthorized",
                 DockerError::Credentials { .. } => "credentials unreadable",
                 DockerError::Registry { .. } => "registry error",
+                DockerError::Endpoint { .. } => "engine endpoint refused",
             };
             tracing::debug!(error = kind, "failed");
         }

@@ -2,6 +2,9 @@
 //! registry's own CAs when its folder in Docker's certificates directory holds any
 //! (`/etc/docker/certs.d/HOST[:PORT]/*.crt`, the file `docker` and `dockerd` read).
 //!
+//! [`with_ca_file`] gives the same setup (system roots, plus one CA file) to the
+//! other HTTPS client `ledger` has, the smoke checks.
+//!
 //! The base folder can be moved with `LEDGER_REGISTRY_CERTS_DIR` (tests, and runners
 //! where `/etc` is not writable). The crypto provider is named here (ring) rather than
 //! left to a process default, and reqwest is handed this configuration whole, so the
@@ -36,13 +39,36 @@ pub struct HostTls {
 /// `*.crt` in `base/host/`. A CA file that exists but cannot be read or parsed is an
 /// error, since ignoring it would end in a less clear certificate failure later.
 pub fn for_host(base: &Path, host: &str) -> Result<HostTls, String> {
+    let own = own_cas(&base.join(host))?;
+    let own_cas = own.len();
+    let config = with_roots(own)?;
+    Ok(HostTls { config, own_cas })
+}
+
+/// The TLS client configuration of anything else `ledger` checks over HTTPS (an
+/// environment's smoke checks): the system's roots plus the certificates of the PEM
+/// file `ca_file`, when one is named. A named file that cannot be read or holds no
+/// certificate is an error naming it.
+pub fn with_ca_file(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let extra = match ca_file {
+        None => Vec::new(),
+        Some(path) => pem_certs(path)?
+            .into_iter()
+            .map(|c| (path.to_path_buf(), c))
+            .collect(),
+    };
+    with_roots(extra)
+}
+
+/// System roots plus `extra`, over ring, HTTP/1.1.
+fn with_roots(
+    extra: Vec<(PathBuf, CertificateDer<'static>)>,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     let system = rustls_native_certs::load_native_certs();
     let (added, _unparsable) = roots.add_parsable_certificates(system.certs);
     tracing::debug!(system_roots = added, "loaded");
-    let own = own_cas(&base.join(host))?;
-    let own_cas = own.len();
-    for (path, cert) in own {
+    for (path, cert) in extra {
         roots
             .add(cert)
             .map_err(|e| format!("CA certificate {} is not usable: {e}", path.display()))?;
@@ -54,7 +80,21 @@ pub fn for_host(base: &Path, host: &str) -> Result<HostTls, String> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(HostTls { config, own_cas })
+    Ok(config)
+}
+
+/// Every certificate of the PEM file `path`; none is an error.
+fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read CA certificate {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "CA file {} holds no PEM certificate",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// The certificates of every `*.crt` file in `dir` (none when it does not exist),
@@ -73,15 +113,7 @@ fn own_cas(dir: &Path) -> Result<Vec<(PathBuf, CertificateDer<'static>)>, String
     files.sort();
     let mut out = Vec::new();
     for path in files {
-        let certs = CertificateDer::pem_file_iter(&path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("cannot read CA certificate {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "CA file {} holds no PEM certificate",
-                path.display()
-            ));
-        }
+        let certs = pem_certs(&path)?;
         out.extend(certs.into_iter().map(|c| (path.clone(), c)));
     }
     Ok(out)
@@ -96,6 +128,18 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let tls = for_host(base.path(), "127.0.0.1:5000").unwrap();
         assert_eq!(tls.own_cas, 0);
+    }
+
+    #[test]
+    fn a_named_ca_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent.pem");
+        let e = with_ca_file(Some(&missing)).unwrap_err();
+        assert!(e.contains("absent.pem"), "{e}");
+        std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+        let e = with_ca_file(Some(&dir.path().join("empty.pem"))).unwrap_err();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        assert!(with_ca_file(None).is_ok());
     }
 
     #[test]

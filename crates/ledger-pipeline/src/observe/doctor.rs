@@ -34,9 +34,9 @@ pub struct EngineProbe {
     pub version: String,
 }
 
-/// Connects to the container engine and asks its version.
-pub async fn probe_engine() -> Result<EngineProbe, Error> {
-    let engine = Engine::connect().await?;
+/// Connects to the engine `target` names and asks its version.
+pub async fn probe_engine(target: &ledger_docker::EngineTarget) -> Result<EngineProbe, Error> {
+    let engine = Engine::connect_to(target).await?;
     let version = engine.version().await?;
     Ok(EngineProbe {
         endpoint: engine.endpoint().to_owned(),

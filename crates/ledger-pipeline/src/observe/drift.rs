@@ -8,6 +8,7 @@
 //! is not the recorded digest, a container of an image the release does not have, or
 //! containers in an environment with no deployment evidence at all.
 
+use crate::engines::Placement;
 use crate::error::Error;
 use crate::observe::status::{Running, StatusReport};
 use ledger_docker::labels;
@@ -50,28 +51,72 @@ async fn same_image(engine: &Engine, image_id: &str, digest: &str) -> Result<boo
     }))
 }
 
-/// Compares `status` (from the evidence) with the engine's running containers of
-/// `project`, for every environment either side knows (or only `only`).
+/// The environments `status --drift` looks at: every one `status` knows or
+/// `configured` names (or only `only`). Connect a [`Placement`] for these; the
+/// environments only containers' labels name are then compared on those engines.
+pub fn environments_to_compare(
+    status: &StatusReport,
+    configured: &[String],
+    only: Option<&str>,
+) -> Vec<String> {
+    let mut envs: BTreeSet<String> = configured.iter().cloned().collect();
+    envs.extend(status.environments.iter().map(|e| e.environment.clone()));
+    envs.into_iter()
+        .filter(|e| only.is_none_or(|o| o == e))
+        .collect()
+}
+
+/// Compares `status` (from the evidence) with the running containers of `project`
+/// on every engine of `placement`, for every environment either side knows (or
+/// only `only`). Each environment is compared on its own engine; a container
+/// labelled with an environment on another engine is a finding of its own.
 pub async fn drift(
-    engine: &Engine,
+    placement: &Placement,
     project: &str,
     status: &StatusReport,
     only: Option<&str>,
 ) -> Result<Vec<EnvironmentDrift>, Error> {
-    let containers: Vec<ContainerInfo> = engine
-        .containers(&[(labels::PROJECT, project)])
-        .await?
-        .into_iter()
-        .filter(|c| c.running)
-        .collect();
+    let mut containers: Vec<(&Engine, ContainerInfo)> = Vec::new();
+    for engine in placement.engines() {
+        containers.extend(
+            engine
+                .containers(&[(labels::PROJECT, project)])
+                .await?
+                .into_iter()
+                .filter(|c| c.running)
+                .map(|c| (engine, c)),
+        );
+    }
     let mut out = Vec::new();
     for env in known_environments(status, &containers)
         .into_iter()
         .filter(|e| only.is_none_or(|o| o == e))
     {
+        let labelled = |c: &&(&Engine, ContainerInfo)| c.1.labels.get(labels::ENV) == Some(&env);
+        // An environment only labels name is compared where its containers are.
+        let engine = match placement.engine_of(&env) {
+            Some(e) => e,
+            None => match containers.iter().find(labelled) {
+                Some((e, _)) => *e,
+                None => continue,
+            },
+        };
         let here: Vec<&ContainerInfo> = containers
             .iter()
-            .filter(|c| c.labels.get(labels::ENV) == Some(&env))
+            .filter(labelled)
+            .filter(|(e, _)| e.endpoint() == engine.endpoint())
+            .map(|(_, c)| c)
+            .collect();
+        let elsewhere: Vec<String> = containers
+            .iter()
+            .filter(labelled)
+            .filter(|(e, _)| e.endpoint() != engine.endpoint())
+            .map(|(e, c)| format!(
+                "container {} of {project} labelled `{env}` runs on engine {}, which is not the environment's engine {}",
+                c.name,
+                e.endpoint(),
+                engine.endpoint()
+            ))
             .collect();
         let running = status
             .environments
@@ -86,6 +131,7 @@ pub async fn drift(
             None => Vec::new(),
             Some(r) => compare(engine, project, &env, &here, r).await?,
         };
+        let findings = findings.into_iter().chain(elsewhere).collect();
         out.push(EnvironmentDrift {
             environment: env,
             recorded_sha: running.map(|r| r.sha.to_string()),
@@ -99,7 +145,10 @@ pub async fn drift(
 /// Every environment either side knows: those with status from the evidence, then
 /// those the engine's containers are labelled with, so drift in an environment the
 /// ledger never deployed to still shows.
-fn known_environments(status: &StatusReport, containers: &[ContainerInfo]) -> BTreeSet<String> {
+fn known_environments(
+    status: &StatusReport,
+    containers: &[(&Engine, ContainerInfo)],
+) -> BTreeSet<String> {
     let mut envs: BTreeSet<String> = status
         .environments
         .iter()
@@ -108,7 +157,7 @@ fn known_environments(status: &StatusReport, containers: &[ContainerInfo]) -> BT
     envs.extend(
         containers
             .iter()
-            .filter_map(|c| c.labels.get(labels::ENV).cloned()),
+            .filter_map(|(_, c)| c.labels.get(labels::ENV).cloned()),
     );
     envs
 }

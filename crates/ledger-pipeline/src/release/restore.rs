@@ -194,6 +194,7 @@ async fn restore_holding_lease(
             |attempt| DeploymentPredicate {
                 header: draft.header(attempt, finished, Outcome::Pass),
                 environment: how.environment.to_owned(),
+                engine: Some(engine.endpoint().to_owned()),
                 manifest: original.manifest.clone(),
                 containers: containers.clone(),
                 previous_release: Some(how.replayed),

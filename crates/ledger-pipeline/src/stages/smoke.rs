@@ -44,7 +44,11 @@ async fn try_once(
         }
         Err(e) => {
             let latency = clock.elapsed().as_secs_f64() * 1000.0;
-            return (None, latency, Err(format!("request failed: {e}")));
+            return (
+                None,
+                latency,
+                Err(format!("request failed: {}", with_causes(&e))),
+            );
         }
     };
     let latency = clock.elapsed().as_secs_f64() * 1000.0;
@@ -67,6 +71,24 @@ async fn try_once(
         Ok(())
     };
     (status, latency, verdict)
+}
+
+/// `e` and each of its causes, without the URL (the check records it apart): a
+/// TLS failure says which certificate and why only in its causes.
+fn with_causes(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(&format!(" for url ({url})"), "");
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Runs one check with its readiness retries.
@@ -103,6 +125,25 @@ fn round(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
+/// The HTTP client of `env`'s checks: system roots plus its `checks_ca`, ring
+/// (the workspace's Cargo.toml says why), no proxy, 10 s per request.
+fn check_client(env: &Environment) -> Result<reqwest::Client, Error> {
+    let tls = ledger_docker::registry::tls::with_ca_file(env.checks_ca.as_deref()).map_err(
+        |message| {
+            Error::Config(crate::config::ConfigError::Invalid {
+                path: crate::config::CONFIG_FILE.into(),
+                message: format!("/environments/{}/checks_ca: {message}", env.name),
+            })
+        },
+    )?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::HttpClient(e.to_string()))
+}
+
 /// Runs `smoke` for `sha` against `env`.
 #[tracing::instrument(level = "debug", skip_all, fields(stage = "smoke", %sha))]
 pub async fn run_smoke(
@@ -117,14 +158,7 @@ pub async fn run_smoke(
     let gate = passed.expect(Stage::Smoke, &sha)?;
     crate::stages::deploy::check_runner(rec.policy, &env.name, runner)?;
     let draft = Draft::new(rec, Stage::Smoke, sha, runner, gate.inputs);
-    // reqwest's TLS takes rustls' process-wide provider: ring (the workspace's
-    // Cargo.toml says why). Installing it twice is harmless (the first wins).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .map_err(|e| Error::HttpClient(e.to_string()))?;
+    let client = check_client(env)?;
     let mut checks = Vec::new();
     let mut latencies = Vec::new();
     for check in &env.checks {

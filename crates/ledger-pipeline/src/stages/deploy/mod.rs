@@ -214,6 +214,7 @@ async fn deploy_holding_lease(
     let mut predicate = DeploymentPredicate {
         header: draft.header(attempt, OffsetDateTime::now_utc(), result),
         environment: req.environment.clone(),
+        engine: Some(engine.endpoint().to_owned()),
         manifest: plan.manifest.input(),
         containers: if failure.is_some() {
             vec![]
@@ -313,7 +314,7 @@ async fn start_services<'a>(
             req.sha.short(),
             r.attempt
         );
-        let spec = run_spec(req, plan.config, service, image, &name, r);
+        let spec = run_spec(req, plan.config, plan.env_config, service, image, &name, r);
         let ports = spec.ports.clone();
         (plan.progress)(&format!("starting {name} from {}", image.reference));
         let id = match engine.run(&spec).await {
@@ -340,6 +341,7 @@ async fn start_services<'a>(
 fn run_spec(
     req: &DeployRequest,
     config: &Config,
+    env_config: &Environment,
     service: &Service,
     image: &ManifestImage,
     name: &str,
@@ -373,6 +375,7 @@ fn run_spec(
             .iter()
             .map(|p| (p.container, p.host))
             .collect(),
+        host_address: env_config.publish_address.clone(),
         env,
     }
 }

@@ -1,0 +1,164 @@
+//! Environments on engines of their own: canary on the runner's engine, production
+//! on a second, private `dockerd` reached over TCP with TLS and a client certificate
+//! (`.ci/tls-engine.sh`, started by `.ci/run`). [`promotion`]: promotion, smoke,
+//! replay, `status --drift` and `doctor` each use the environment's engine; the
+//! deployment evidence names it; images reach the second engine only through the
+//! registry. [`refusals`]: a wrong CA, a client certificate the engine does not
+//! accept, a missing key, plain TCP to a remote host and `ssh://` are refused with the
+//! fix named and nothing recorded. [`https`]: HTTPS smoke checks trust an
+//! environment's `checks_ca` and nothing they were not told to, and published ports
+//! bind to the environment's `publish_address`.
+//!
+//! The tests skip when `LEDGER_TEST_TLS_ENGINE` is not set, unless
+//! `LEDGER_REQUIRE_DOCKER=1` (CI), where that is a failure.
+
+mod https;
+mod promotion;
+mod refusals;
+
+use crate::project::{engine, environment_toml, registry, Project};
+use crate::text;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The second engine `.ci/run` started.
+struct TlsEngine {
+    /// `tcp://127.0.0.1:PORT`, TLS with client certificates.
+    endpoint: String,
+    /// The client's `ca.pem`, `cert.pem`, `key.pem`.
+    certs: PathBuf,
+    /// Its Unix socket, for the test's own look at it through the docker CLI.
+    socket: String,
+}
+
+fn tls_engine() -> Option<TlsEngine> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let found = (|| {
+        Some(TlsEngine {
+            endpoint: var("LEDGER_TEST_TLS_ENGINE")?,
+            certs: var("LEDGER_TEST_TLS_ENGINE_CERTS")?.into(),
+            socket: var("LEDGER_TEST_TLS_ENGINE_SOCKET")?,
+        })
+    })();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("LEDGER_REQUIRE_DOCKER").is_none(),
+            "LEDGER_REQUIRE_DOCKER is set but LEDGER_TEST_TLS_ENGINE(_CERTS, _SOCKET) is not; run `bash .ci/run`"
+        );
+        eprintln!("LEDGER_TEST_TLS_ENGINE not set; skipping");
+    }
+    found
+}
+
+impl TlsEngine {
+    /// The docker CLI against the second engine's socket: an account of what runs
+    /// there that does not go through ledger's own client.
+    fn docker(&self, args: &[&str]) -> String {
+        let out = Command::new("docker")
+            .args(["-H", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Running containers of `project` there, as `(name, environment label)`.
+    fn running(&self, project: &str) -> Vec<(String, String)> {
+        let filter = format!("label=dev.ledger.project={project}");
+        let format = "{{.Names}} {{.Label \"dev.ledger.environment\"}}";
+        self.docker(&["ps", "--filter", &filter, "--format", format])
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, e)| (n.to_owned(), e.to_owned()))
+            .collect()
+    }
+}
+
+/// Removes the project's containers and images from the second engine when dropped
+/// (the project's own drop cleans the runner's engine).
+struct RemoteCleanup {
+    socket: String,
+    project: String,
+}
+
+impl Drop for RemoteCleanup {
+    fn drop(&mut self) {
+        let docker = |args: &[&str]| {
+            Command::new("docker")
+                .args(["-H", &self.socket])
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let filter = format!("label=dev.ledger.project={}", self.project);
+        for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
+            docker(&["rm", "-f", id]);
+        }
+        let reference = format!("reference=*/{}/*", self.project);
+        for id in docker(&["images", "-q", "--filter", &reference]).lines() {
+            docker(&["rmi", "-f", id]);
+        }
+    }
+}
+
+/// What each test here starts from: the second engine, a project pushing to the
+/// test registry (or none), and the cleanup of what it leaves on that engine.
+struct Remote {
+    t: TlsEngine,
+    p: Project,
+    _cleanup: RemoteCleanup,
+}
+
+/// The fixture, or `None` (skip) where the engines or the registry are absent.
+fn remote(with_registry: bool) -> Option<Remote> {
+    engine()?;
+    let t = tls_engine()?;
+    let registry = if with_registry {
+        Some(registry()?)
+    } else {
+        None
+    };
+    let p = Project::new(registry);
+    let _cleanup = RemoteCleanup {
+        socket: t.socket.clone(),
+        project: p.name.clone(),
+    };
+    Some(Remote { t, p, _cleanup })
+}
+
+fn write_config(p: &Project, environments: &[String]) {
+    let registry = p
+        .registry
+        .as_ref()
+        .map(|r| format!("registry = \"{r}\"\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "repository = \"{}\"\nsource = \"https://example.invalid/ledger-it\"\n{registry}\n[[images]]\nname = \"api\"\ncontext = \"service\"\n{}",
+        p.name,
+        environments.concat()
+    );
+    std::fs::write(p.repo.path().join("ledger.toml"), text).unwrap();
+}
+
+/// `engine = …` and `engine_certs = …` lines for `t`, with the certificates in `certs`.
+fn on_engine(t: &TlsEngine, certs: &Path) -> String {
+    format!(
+        "engine = \"{}\"\nengine_certs = \"{}\"",
+        t.endpoint,
+        certs.display()
+    )
+}
+
+/// canary on the runner's engine at `canary_port`, production on `t` at the
+/// project's port with the client certificates in `certs`.
+fn configure_two_engines(p: &Project, t: &TlsEngine, canary_port: u16, certs: &Path) {
+    write_config(
+        p,
+        &[
+            environment_toml("canary", canary_port, "127.0.0.1", "", ""),
+            environment_toml("production", p.port, "127.0.0.1", &on_engine(t, certs), ""),
+        ],
+    );
+}
