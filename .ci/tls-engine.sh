@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Starts a second, private Docker engine: the "remote" production engine of the
-# `remote_engine` tests. It listens on a free 127.0.0.1 TCP port with TLS and client
-# certificate authentication (`--tlsverify`), from a throwaway CA, the way a remote
-# engine is exposed (https://docs.docker.com/engine/security/protect-access/). It has
+# Starts a second, private Docker engine, a single-node swarm manager: the "remote"
+# production engine of the `remote_engine` tests. It listens on a free 127.0.0.1 TCP
+# port with TLS and client certificate authentication (`--tlsverify`), from a
+# throwaway CA, the way a remote engine is exposed (https://docs.docker.com/engine/security/protect-access/). It has
 # its own data root, exec root, pid file and bridge (10.251.0.1/24, no iptables
 # changes), so nothing it runs is visible to the machine's own engine, and the other
 # way round: images reach it only through a registry.
@@ -65,6 +65,9 @@ if ! DOCKER_HOST="tcp://127.0.0.1:$port" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$
   kill "$pid" 2>/dev/null || true
   exit 1
 fi
+# A single-node swarm on it, for the Swarm target's tests: services publish in host
+# mode (the routing mesh needs more of the network than this engine has).
+DOCKER_HOST="unix://$dir/docker.sock" docker swarm init --advertise-addr 127.0.0.1 >/dev/null
 echo "LEDGER_TEST_TLS_ENGINE=tcp://127.0.0.1:$port"
 echo "LEDGER_TEST_TLS_ENGINE_CERTS=$dir/client"
 echo "LEDGER_TEST_TLS_ENGINE_SOCKET=unix://$dir/docker.sock"

@@ -22,14 +22,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The authenticated registry `.ci/run` started.
-struct AuthRegistry {
-    host: String,
+pub(crate) struct AuthRegistry {
+    pub(crate) host: String,
     user: String,
     password: String,
     ca: PathBuf,
 }
 
-fn auth_registry() -> Option<AuthRegistry> {
+pub(crate) fn auth_registry() -> Option<AuthRegistry> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let found = (|| {
         Some(AuthRegistry {
@@ -51,18 +51,18 @@ fn auth_registry() -> Option<AuthRegistry> {
 
 /// The folders and variables one `ledger` run gets: which Docker configuration
 /// (logged in or not) and which certs.d folder (the right CA, a wrong one, none).
-struct Setup {
+pub(crate) struct Setup {
     _dirs: tempfile::TempDir,
-    logged_in: PathBuf,
-    logged_out: PathBuf,
+    pub(crate) logged_in: PathBuf,
+    pub(crate) logged_out: PathBuf,
     wrong_login: PathBuf,
-    right_ca: PathBuf,
+    pub(crate) right_ca: PathBuf,
     wrong_ca: PathBuf,
     no_ca: PathBuf,
 }
 
 impl Setup {
-    fn new(r: &AuthRegistry) -> Setup {
+    pub(crate) fn new(r: &AuthRegistry) -> Setup {
         let dirs = tempfile::tempdir().unwrap();
         let d = |name: &str| {
             let p = dirs.path().join(name);
@@ -128,13 +128,13 @@ fn throwaway_ca(dir: &Path) {
 
 /// Runs `ledger` with the Docker configuration `docker_config` and the certs.d
 /// folder `certs`, logging at debug (so the logs are searched too); keeps the output.
-struct Runner<'a> {
-    p: &'a Project,
-    printed: std::cell::RefCell<Vec<u8>>,
+pub(crate) struct Runner<'a> {
+    pub(crate) p: &'a Project,
+    pub(crate) printed: std::cell::RefCell<Vec<u8>>,
 }
 
 impl Runner<'_> {
-    fn run(&self, docker_config: &Path, certs: &Path, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, docker_config: &Path, certs: &Path, args: &[&str]) -> Output {
         let config = docker_config.display().to_string();
         let certs = certs.display().to_string();
         let out = self.p.repo.ledger_env(
@@ -151,7 +151,13 @@ impl Runner<'_> {
         out
     }
 
-    fn stage(&self, docker_config: &Path, certs: &Path, stage: &str, sha: &str) -> Output {
+    pub(crate) fn stage(
+        &self,
+        docker_config: &Path,
+        certs: &Path,
+        stage: &str,
+        sha: &str,
+    ) -> Output {
         match stage {
             "commit" | "integration" => self.run(
                 docker_config,
@@ -205,7 +211,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 /// Neither the password nor the base64 string `docker login` stored appears in any
 /// printed line or any byte under the repository.
-fn assert_no_secret_anywhere(p: &Project, r: &AuthRegistry, printed: &[u8]) {
+pub(crate) fn assert_no_secret_anywhere(p: &Project, r: &AuthRegistry, printed: &[u8]) {
     let auth =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", r.user, r.password));
     let secrets = [r.password.as_str(), auth.as_str()];

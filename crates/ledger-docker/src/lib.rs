@@ -17,7 +17,10 @@ pub mod registry;
 
 pub use context::{normalize_tar, tar_context};
 pub use credentials::{Credential, Secret};
-pub use engine::{BuildSpec, BuiltImage, ContainerInfo, Engine, EngineTarget, ImageInfo, RunSpec};
+pub use engine::{
+    BuildSpec, BuiltImage, ContainerInfo, Engine, EngineTarget, ImageInfo, Rollout, RunSpec,
+    ServiceInfo, ServicePlan, TaskInfo,
+};
 pub use registry::{DigestRef, Registry};
 
 /// Why an engine operation failed.

@@ -7,7 +7,9 @@
 //! accept, a missing key, plain TCP to a remote host and `ssh://` are refused with the
 //! fix named and nothing recorded. [`https`]: HTTPS smoke checks trust an
 //! environment's `checks_ca` and nothing they were not told to, and published ports
-//! bind to the environment's `publish_address`.
+//! bind to the environment's `publish_address`. [`swarm`]: the same engine as a
+//! single-node swarm, with `target = "swarm"`: services created, updated, rolled back
+//! by the swarm when the new release fails, and rolled back to by `ledger rollback`.
 //!
 //! The tests skip when `LEDGER_TEST_TLS_ENGINE` is not set, unless
 //! `LEDGER_REQUIRE_DOCKER=1` (CI), where that is a failure.
@@ -15,6 +17,7 @@
 mod https;
 mod promotion;
 mod refusals;
+mod swarm;
 
 use crate::project::{engine, environment_toml, registry, Project};
 use crate::text;
@@ -75,7 +78,7 @@ impl TlsEngine {
     }
 }
 
-/// Removes the project's containers and images from the second engine when dropped
+/// Removes the project's services, containers and images from the second engine when dropped
 /// (the project's own drop cleans the runner's engine).
 struct RemoteCleanup {
     socket: String,
@@ -93,6 +96,9 @@ impl Drop for RemoteCleanup {
                 .unwrap_or_default()
         };
         let filter = format!("label=dev.ledger.project={}", self.project);
+        for id in docker(&["service", "ls", "-q", "--filter", &filter]).lines() {
+            docker(&["service", "rm", id]);
+        }
         for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
             docker(&["rm", "-f", id]);
         }

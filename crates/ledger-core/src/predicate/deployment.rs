@@ -27,8 +27,13 @@ pub struct DeploymentPredicate {
     pub engine: Option<String>,
     /// The manifest deployed (key and SHA-256 of its envelope).
     pub manifest: Input,
-    /// The containers started (empty when the deploy failed).
+    /// The containers started (empty when the deploy failed); in a Swarm
+    /// environment, the containers of the services' tasks.
     pub containers: Vec<Container>,
+    /// In a Swarm environment: the services this deploy created or updated, with
+    /// their versions and the tasks that ran (absent elsewhere, and when it failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<SwarmService>,
     /// The SHA that was running before; `None` (`null`) on a first deploy.
     pub previous_release: Option<GitSha>,
     /// Wall time of the deploy's own work.
@@ -72,12 +77,43 @@ pub struct Container {
     pub ports: Vec<Port>,
 }
 
+/// A Swarm service as a deploy left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmService {
+    /// The service's name in the swarm.
+    pub name: String,
+    /// The manifest image it runs.
+    pub image: String,
+    /// The swarm's id of the service.
+    pub service_id: String,
+    /// The swarm's version of its spec after this deploy (every update raises it).
+    pub version: u64,
+    /// The replicas asked for.
+    pub replicas: u64,
+    /// The tasks that ran the new spec when it converged.
+    pub tasks: Vec<SwarmTask>,
+}
+
+/// One task of a Swarm service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmTask {
+    pub task_id: String,
+    /// The replica slot.
+    pub slot: Option<u64>,
+    /// The node it ran on.
+    pub node_id: String,
+    /// Its container, once started.
+    pub container_id: Option<String>,
+    /// The swarm's state of it (`running`).
+    pub state: String,
+}
+
 /// A published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Port {
     /// The port inside the container.
     pub container: u16,
-    /// The (loopback) port on the host.
+    /// The port on the host (on the environment's `publish_address`).
     pub host: u16,
 }
 

@@ -25,7 +25,9 @@ mod timing;
 pub use build::{BuildFailure, BuildPredicate, BuiltImage, ImageLabels};
 pub use command::{Command, CommandPredicate, Isolation, Output, TestCounts};
 pub use decision::{Decision, DecisionPredicate, Reason};
-pub use deployment::{Container, DeployFailure, DeploymentPredicate, Lease, Port, Promotion};
+pub use deployment::{
+    Container, DeployFailure, DeploymentPredicate, Lease, Port, Promotion, SwarmService, SwarmTask,
+};
 pub use header::{Header, Input, Outcome, Runner};
 pub use manifest::{ManifestPredicate, PinnedImage};
 pub use prune::{Deleted, Place, PrunePredicate};

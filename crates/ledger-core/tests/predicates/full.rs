@@ -6,7 +6,7 @@ use ledger_core::predicate::{
     DecisionPredicate, Deleted, DeployFailure, DeploymentPredicate, Header, ImageLabels, Input,
     Isolation, Latency, Lease, ManifestPredicate, Method, Outcome, Output, PinnedImage, Place,
     Port, Predicate, Promotion, PrunePredicate, Reason, Runner, SmokeCheck, SmokePredicate, Source,
-    StageTime, TestCounts, TimingPredicate, Tree,
+    StageTime, SwarmService, SwarmTask, TestCounts, TimingPredicate, Tree,
 };
 use ledger_core::schema::Document;
 use ledger_core::{ArtifactKind, EnvName, GitSha, Sha256Digest, Stage};
@@ -158,6 +158,20 @@ pub fn full_deployment() -> DeploymentPredicate {
             ports: vec![Port {
                 container: 8080,
                 host: 18080,
+            }],
+        }],
+        services: vec![SwarmService {
+            name: "shop-canary-api".into(),
+            image: "api".into(),
+            service_id: "s".repeat(25),
+            version: 42,
+            replicas: 1,
+            tasks: vec![SwarmTask {
+                task_id: "t".repeat(25),
+                slot: Some(1),
+                node_id: "n".repeat(25),
+                container_id: Some("f".repeat(64)),
+                state: "running".into(),
             }],
         }],
         previous_release: Some(other_sha()),

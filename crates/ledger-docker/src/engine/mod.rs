@@ -1,16 +1,19 @@
 //! The engine operations `ledger` needs, each returning plain facts: connecting and
 //! the engine's version here, where it is in [`endpoint`], image operations in
-//! [`images`], container operations in [`containers`]. Every operation runs in a debug span and logs its outcome by
+//! [`images`], container operations in [`containers`], Swarm services in
+//! [`services`]. Every operation runs in a debug span and logs its outcome by
 //! kind only (an error's text names the endpoint, which may carry credentials).
 
 mod containers;
 mod endpoint;
 mod images;
+mod services;
 
 pub use containers::{ContainerInfo, RunSpec};
 pub use endpoint::EngineTarget;
 use endpoint::Route;
 pub use images::{BuildSpec, BuiltImage, ImageInfo};
+pub use services::{Rollout, ServiceInfo, ServicePlan, TaskInfo};
 
 use crate::DockerError;
 use bollard::Docker;

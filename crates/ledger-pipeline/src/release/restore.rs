@@ -196,6 +196,7 @@ async fn restore_holding_lease(
                 environment: how.environment.to_owned(),
                 engine: Some(engine.endpoint().to_owned()),
                 manifest: original.manifest.clone(),
+                services: Vec::new(),
                 containers: containers.clone(),
                 previous_release: Some(how.replayed),
                 duration_ms,

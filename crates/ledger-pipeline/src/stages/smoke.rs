@@ -305,7 +305,11 @@ mod tests {
 
     #[tokio::test]
     async fn checks_pass_and_fail_for_the_right_reasons() {
-        let client = reqwest::Client::new();
+        let tls = ledger_docker::registry::tls::with_ca_file(None).unwrap();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .build()
+            .unwrap();
         let ok = run_check(&client, &check(serve(200, "ok").await)).await;
         assert!(
             ok.ok && ok.status == Some(200) && ok.attempts == 1,

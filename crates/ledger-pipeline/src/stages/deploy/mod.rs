@@ -10,7 +10,7 @@
 //!    on failure they are removed and the previous ones started again;
 //! 5. the outcome, pass or fail, is recorded, and the lease released.
 
-use crate::config::{Config, Environment, Service};
+use crate::config::{Config, Environment, Service, Target};
 use crate::error::Error;
 use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
@@ -18,18 +18,20 @@ use crate::release::lease::{self, Lease};
 use crate::run::Passed;
 use crate::trigger::ReplayOf;
 use ledger_core::predicate::{
-    self, Container, DeployFailure, DeploymentPredicate, Input, Outcome, Port, Runner,
+    self, Container, DeployFailure, DeploymentPredicate, Input, Outcome, Runner, SwarmService,
 };
 use ledger_core::EnvName;
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Stage, Subject};
 use ledger_docker::labels;
-use ledger_docker::{ContainerInfo, Engine, RunSpec};
+use ledger_docker::{ContainerInfo, Engine};
 use ledger_verify::evidence::Artifact;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+mod containers;
 mod preflight;
+mod swarm;
 
 pub use preflight::{
     check_contract, check_revisions, check_runner, ensure_present, manifest_images,
@@ -50,14 +52,6 @@ pub struct DeployRequest {
     pub promotion: Option<crate::trigger::PromotionOf>,
     /// The process environment, for secret values (never recorded).
     pub env: BTreeMap<String, String>,
-}
-
-/// A container this deploy started.
-struct Started<'a> {
-    id: String,
-    name: String,
-    image: &'a ManifestImage,
-    ports: Vec<(u16, u16)>,
 }
 
 /// What a replay's deploy kept of the release that ran before it: its containers,
@@ -194,18 +188,18 @@ async fn deploy_holding_lease(
         .await?;
     let r = ArtifactRef::new(ArtifactKind::Deployment, req.sha, attempt).in_env(Some(env_name));
 
-    let (previous, previous_release) = stop_previous(engine, plan.config, req, progress).await?;
-    let (started, failure) = start_services(engine, req, plan, &r).await?;
-    let restored = settle(
-        engine,
-        &started,
-        &previous,
-        failure.as_deref(),
-        plan.keep_previous,
-        progress,
-    )
-    .await?;
-
+    let rolled = match plan.env_config.target {
+        Target::Containers => containers::swap(engine, req, plan, &r, progress).await?,
+        Target::Swarm => swarm::roll_out(engine, req, plan, &r, progress).await?,
+    };
+    let Rolled {
+        previous_release,
+        containers,
+        services,
+        failure,
+        restored,
+        kept,
+    } = rolled;
     let result = if failure.is_some() {
         Outcome::Fail
     } else {
@@ -216,11 +210,8 @@ async fn deploy_holding_lease(
         environment: req.environment.clone(),
         engine: Some(engine.endpoint().to_owned()),
         manifest: plan.manifest.input(),
-        containers: if failure.is_some() {
-            vec![]
-        } else {
-            started.iter().map(Started::container).collect()
-        },
+        services,
+        containers,
         previous_release,
         duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
         replay: req.replay.is_some(),
@@ -232,6 +223,7 @@ async fn deploy_holding_lease(
             restored,
         }),
     };
+    let predicate_containers = predicate.containers.len();
     mark(req, &mut predicate)?;
     let mut subjects = vec![Subject::git(&req.sha)];
     subjects.extend(
@@ -240,113 +232,52 @@ async fn deploy_holding_lease(
             .map(|i| Subject::image(&i.name, &i.digest)),
     );
     let r = record(rec, r, subjects, predicate).await?;
-    let summary = match &failure {
-        None => format!(
+    let summary = match (&failure, restored) {
+        (None, _) => format!(
             "{} container(s) running in {}",
-            started.len(),
-            req.environment
+            predicate_containers, req.environment
         ),
-        Some(why) => format!("failed and restored the previous release: {why}"),
+        (Some(why), true) => format!("failed and restored the previous release: {why}"),
+        (Some(why), false) => format!("failed: {why}"),
     };
-    let kept = kept(plan.keep_previous && failure.is_none(), previous, &started);
     Ok((Recorded { r, result, summary }, kept))
 }
 
-/// What a passing deploy kept of the release before, when asked to keep it.
-fn kept(keep: bool, previous: Vec<ContainerInfo>, started: &[Started<'_>]) -> Kept {
-    if !keep {
-        return Kept::default();
-    }
-    Kept {
-        previous,
-        started: started.iter().map(|s| s.id.clone()).collect(),
-    }
+/// What a deploy did on the engine, whichever its target.
+struct Rolled {
+    /// The SHA that ran before.
+    previous_release: Option<GitSha>,
+    /// What runs now (empty when it failed).
+    containers: Vec<Container>,
+    /// Swarm services created or updated (empty for containers, and on failure).
+    services: Vec<SwarmService>,
+    failure: Option<String>,
+    /// Whether what ran before runs again after a failure.
+    restored: bool,
+    kept: Kept,
 }
 
-/// Stops (but keeps) what runs in the environment; returns it and the SHA it ran.
-async fn stop_previous(
-    engine: &Engine,
-    config: &Config,
-    req: &DeployRequest,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<(Vec<ContainerInfo>, Option<GitSha>), Error> {
-    let previous = engine
-        .containers(&[
-            (labels::PROJECT, config.repository.as_str()),
-            (labels::ENV, req.environment.as_str()),
-        ])
-        .await?;
-    let previous: Vec<ContainerInfo> = previous.into_iter().filter(|c| c.running).collect();
-    let previous_release = running_release(&previous, &req.environment)?;
-    for c in &previous {
-        progress(&format!(
-            "stopping {} ({})",
-            c.name,
-            previous_release.as_ref().map_or("?", GitSha::short)
-        ));
-        engine.stop(&c.id).await?;
-    }
-    Ok((previous, previous_release))
-}
-
-/// Starts every service of the environment until one fails to start or become
-/// healthy; returns what started and, if one failed, why.
-async fn start_services<'a>(
-    engine: &Engine,
-    req: &DeployRequest,
-    plan: &Plan<'a>,
-    r: &ArtifactRef,
-) -> Result<(Vec<Started<'a>>, Option<String>), Error> {
-    let mut started: Vec<Started<'a>> = Vec::new();
-    let nonce = OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000;
-    for service in &plan.env_config.services {
-        let Some(image) = plan.ready.iter().find(|i| i.name == service.image) else {
-            let why = format!(
-                "the manifest has no image {} for this environment's service",
-                service.image
-            );
-            return Ok((started, Some(why)));
-        };
-        let name = format!(
-            "ledger-{}-{}-{}-{}-{nonce}",
-            req.environment,
-            image.name,
-            req.sha.short(),
-            r.attempt
-        );
-        let spec = run_spec(req, plan.config, plan.env_config, service, image, &name, r);
-        let ports = spec.ports.clone();
-        (plan.progress)(&format!("starting {name} from {}", image.reference));
-        let id = match engine.run(&spec).await {
-            Ok(id) => id,
-            Err(e @ ledger_docker::DockerError::Unreachable { .. }) => return Err(e.into()),
-            Err(e) => return Ok((started, Some(e.to_string()))),
-        };
-        started.push(Started {
-            id: id.clone(),
-            name: name.clone(),
-            image,
-            ports,
-        });
-        let timeout = Duration::from_secs(service.health_timeout_seconds);
-        if let Err(e) = engine.wait_healthy(&id, &name, timeout).await {
-            return Ok((started, Some(e.to_string())));
-        }
-    }
-    Ok((started, None))
-}
-
-/// The container to start for `service`: its image by digest, labels that tie it to
-/// this evidence, its ports, its variables and its secrets' values.
-fn run_spec(
+/// The labels that tie what a deploy starts to its evidence: SHA, environment,
+/// image, attempt, evidence key, project.
+fn evidence_labels(
     req: &DeployRequest,
     config: &Config,
-    env_config: &Environment,
-    service: &Service,
     image: &ManifestImage,
-    name: &str,
     r: &ArtifactRef,
-) -> RunSpec {
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::SHA.to_owned(), req.sha.to_string()),
+        (labels::ENV.to_owned(), req.environment.clone()),
+        (labels::IMAGE.to_owned(), image.name.clone()),
+        (labels::ATTEMPT.to_owned(), r.attempt.to_string()),
+        (labels::EVIDENCE.to_owned(), r.key()),
+        (labels::MANAGED.to_owned(), "true".to_owned()),
+        (labels::PROJECT.to_owned(), config.repository.clone()),
+    ])
+}
+
+/// A service's variables, its secrets' values from the deploy's own environment.
+fn service_env(req: &DeployRequest, service: &Service) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = service
         .env
         .iter()
@@ -358,74 +289,7 @@ fn run_spec(
             req.env.get(secret).cloned().unwrap_or_default(),
         ));
     }
-    RunSpec {
-        name: name.to_owned(),
-        image: image.reference.clone(),
-        labels: BTreeMap::from([
-            (labels::SHA.to_owned(), req.sha.to_string()),
-            (labels::ENV.to_owned(), req.environment.clone()),
-            (labels::IMAGE.to_owned(), image.name.clone()),
-            (labels::ATTEMPT.to_owned(), r.attempt.to_string()),
-            (labels::EVIDENCE.to_owned(), r.key()),
-            (labels::MANAGED.to_owned(), "true".to_owned()),
-            (labels::PROJECT.to_owned(), config.repository.clone()),
-        ]),
-        ports: service
-            .ports
-            .iter()
-            .map(|p| (p.container, p.host))
-            .collect(),
-        host_address: env_config.publish_address.clone(),
-        env,
-    }
-}
-
-/// After a failure, removes what started and starts the previous release again
-/// (returns `true`: restored); after success, removes the previous containers unless
-/// asked to keep them.
-async fn settle(
-    engine: &Engine,
-    started: &[Started<'_>],
-    previous: &[ContainerInfo],
-    failure: Option<&str>,
-    keep_previous: bool,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<bool, Error> {
-    let Some(why) = failure else {
-        if !keep_previous {
-            for c in previous {
-                engine.remove(&c.id).await?;
-            }
-        }
-        return Ok(false);
-    };
-    progress(&format!(
-        "deploy failed ({why}); restoring the previous release"
-    ));
-    for s in started {
-        engine.remove(&s.id).await?;
-    }
-    for c in previous {
-        engine.start(&c.id).await?;
-    }
-    Ok(true)
-}
-
-impl Started<'_> {
-    fn container(&self) -> Container {
-        Container {
-            name: self.name.clone(),
-            image: self.image.name.clone(),
-            reference: self.image.reference.clone(),
-            digest: self.image.digest.clone(),
-            container_id: self.id.clone(),
-            ports: self
-                .ports
-                .iter()
-                .map(|&(container, host)| Port { container, host })
-                .collect(),
-        }
-    }
+    env
 }
 
 /// Who holds an environment's lease: the runner's host and its run id (or process).

@@ -5,9 +5,13 @@
 //! `schemas/config.v1.schema.json` (so every mistake names its path), then checked for
 //! references a schema cannot follow (a service naming an unknown image).
 
+mod environment;
+
+pub use environment::{Check, Environment, Port, Service, SwarmConfig, Target, UpdateOrder};
+
+use environment::{default_publish_address, resolve_path};
 use ledger_core::schema::{self, Document, SchemaError};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The file name, at the repository root.
@@ -88,128 +92,6 @@ pub struct ImageConfig {
 
 fn default_dockerfile() -> String {
     "Dockerfile".into()
-}
-
-/// An environment: the services it runs and the checks that prove them.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Environment {
-    pub name: String,
-    /// How long a deploy lease on this environment lasts if its holder dies without
-    /// releasing it; another deploy may take it over after that.
-    #[serde(default = "default_lease_ttl_seconds")]
-    pub lease_ttl_seconds: u64,
-    /// The engine this environment deploys to (`unix://…`, `tcp://host:port`);
-    /// `None`: `DOCKER_HOST`, else the local socket. See [`Environment::engine_target`].
-    #[serde(default)]
-    pub engine: Option<String>,
-    /// The folder with `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` engine;
-    /// absolute once loaded (see [`resolve_path`]).
-    #[serde(default)]
-    pub engine_certs: Option<PathBuf>,
-    /// The host address published ports bind to (an IP address, checked on load).
-    #[serde(default = "default_publish_address")]
-    pub publish_address: String,
-    /// CA certificates (PEM) this environment's `https://` checks trust besides the
-    /// system roots; absolute once loaded.
-    #[serde(default)]
-    pub checks_ca: Option<PathBuf>,
-    /// Variables a deploy here needs in its own environment (the contract), by name;
-    /// checked before anything starts, never recorded with their values.
-    #[serde(default)]
-    pub required_env: Vec<String>,
-    #[serde(default)]
-    pub services: Vec<Service>,
-    #[serde(default)]
-    pub checks: Vec<Check>,
-}
-
-fn default_lease_ttl_seconds() -> u64 {
-    15 * 60
-}
-
-fn default_publish_address() -> String {
-    "127.0.0.1".into()
-}
-
-impl Environment {
-    /// The engine to connect to. Whether the endpoint and its files are usable is
-    /// checked when connecting, on the runner that deploys: a runner that only
-    /// builds need not hold production's client key.
-    pub fn engine_target(&self) -> ledger_docker::EngineTarget {
-        ledger_docker::EngineTarget {
-            endpoint: self.engine.clone(),
-            certs: self.engine_certs.clone(),
-        }
-    }
-}
-
-/// A path from `ledger.toml`: `~/…` under the home folder, a relative path under
-/// the repository root `root`, an absolute one as it is.
-fn resolve_path(root: &Path, path: &Path) -> PathBuf {
-    match path.strip_prefix("~") {
-        Ok(rest) => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join(rest),
-        Err(_) => root.join(path),
-    }
-}
-
-/// One image running in an environment.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Service {
-    pub image: String,
-    #[serde(default)]
-    pub ports: Vec<Port>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub secrets: Vec<String>,
-    #[serde(default = "default_health_timeout")]
-    pub health_timeout_seconds: u64,
-}
-
-fn default_health_timeout() -> u64 {
-    60
-}
-
-/// A published port (host side bound to the environment's `publish_address`).
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct Port {
-    pub container: u16,
-    pub host: u16,
-}
-
-/// An HTTP smoke check.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Check {
-    pub name: String,
-    #[serde(default = "default_method")]
-    pub method: String,
-    pub url: String,
-    #[serde(default = "default_status")]
-    pub expect_status: u16,
-    #[serde(default)]
-    pub body_contains: Option<String>,
-    #[serde(default)]
-    pub max_latency_ms: Option<f64>,
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    #[serde(default = "default_interval")]
-    pub interval_ms: u64,
-}
-
-fn default_method() -> String {
-    "GET".into()
-}
-fn default_status() -> u16 {
-    200
-}
-fn default_retries() -> u32 {
-    20
-}
-fn default_interval() -> u64 {
-    250
 }
 
 impl Config {
@@ -295,6 +177,7 @@ impl Config {
                     env.publish_address
                 )));
             }
+            self.check_target(e, env).map_err(invalid)?;
             for (s, service) in env.services.iter().enumerate() {
                 if !self.images.iter().any(|i| i.name == service.image) {
                     return Err(invalid(format!(
@@ -303,6 +186,29 @@ impl Config {
                     )));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// What a Swarm environment needs and a container environment cannot have.
+    fn check_target(&self, e: usize, env: &Environment) -> Result<(), String> {
+        if env.target == Target::Containers {
+            if let Some(s) = env.services.iter().position(|s| s.replicas != 1) {
+                return Err(format!(
+                    "/environments/{e}/services/{s}/replicas: more than one replica needs target = \"swarm\"; a container environment runs one container per service"
+                ));
+            }
+            return Ok(());
+        }
+        if self.registry.is_none() {
+            return Err(format!(
+                "/environments/{e}/target: a Swarm environment needs a `registry`: its nodes pull each image by digest"
+            ));
+        }
+        if env.publish_address != default_publish_address() {
+            return Err(format!(
+                "/environments/{e}/publish_address: a Swarm publishes ports in host mode on every address of the node running the task; publish_address applies to target = \"containers\" only"
+            ));
         }
         Ok(())
     }
@@ -336,6 +242,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use super::environment::resolve_path;
     use super::*;
 
     const GOOD: &str = r#"
@@ -394,6 +301,46 @@ name = "production"
             "{}",
             home.display()
         );
+    }
+
+    #[test]
+    fn swarm_environments_need_a_registry_and_only_they_have_replicas() {
+        let swarm = GOOD.replace(
+            "name = \"production\"",
+            "name = \"production\"\ntarget = \"swarm\"\nswarm = { update_order = \"start-first\", update_parallelism = 2 }",
+        );
+        let c = Config::parse(&swarm, Path::new("/r"), "ledger.toml").unwrap();
+        let env = c.environment("production").unwrap();
+        assert_eq!(env.target, Target::Swarm);
+        assert_eq!(env.swarm.update_order, UpdateOrder::StartFirst);
+        assert_eq!(SwarmConfig::default().update_order, UpdateOrder::StopFirst);
+        assert_eq!(env.swarm.update_parallelism, 2);
+        assert_eq!(env.swarm.monitor_seconds, 5);
+        assert_eq!(env.services[0].replicas, 1);
+        let cases = [
+            (
+                swarm.replace("registry = \"127.0.0.1:5000\"", ""),
+                "needs a `registry`",
+            ),
+            (
+                swarm.replace(
+                    "target = \"swarm\"",
+                    "target = \"swarm\"\npublish_address = \"0.0.0.0\"",
+                ),
+                "host mode on every address",
+            ),
+            (
+                GOOD.replace("image = \"api\"", "image = \"api\"\n  replicas = 3"),
+                "/environments/0/services/0/replicas: more than one replica needs target",
+            ),
+            (swarm.replace("start-first", "sideways"), "update_order"),
+        ];
+        for (text, needle) in cases {
+            let e = Config::parse(&text, Path::new("/r"), "ledger.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
     }
 
     #[test]
