@@ -4,8 +4,9 @@
 //! replay, `status --drift` and `doctor` each use the environment's engine; the
 //! deployment evidence names it; images reach the second engine only through the
 //! registry. [`refusals`]: a wrong CA, a client certificate the engine does not
-//! accept, a missing key, plain TCP to a remote host and `ssh://` are refused with the
-//! fix named and nothing recorded. [`https`]: HTTPS smoke checks trust an
+//! accept, a missing key, plain TCP to a remote host and a password in an `ssh://`
+//! URL are refused with the fix named and nothing recorded. [`ssh`]: an engine over
+//! ssh, through a local sshd. [`https`]: HTTPS smoke checks trust an
 //! environment's `checks_ca` and nothing they were not told to, and published ports
 //! bind to the environment's `publish_address`. [`swarm`]: the same engine as a
 //! single-node swarm, with `target = "swarm"`: services created, updated, rolled back
@@ -17,6 +18,7 @@
 mod https;
 mod promotion;
 mod refusals;
+mod ssh;
 mod swarm;
 
 use crate::project::{engine, environment_toml, registry, Project};

@@ -137,8 +137,8 @@ fn an_engine_that_cannot_be_trusted_or_reached_as_written_is_refused_and_nothing
             "must use TLS with a client certificate",
         ),
         (
-            "engine = \"ssh://deploy@192.0.2.10\"".to_owned(),
-            "forward the remote socket",
+            "engine = \"ssh://deploy:secret@192.0.2.10\"".to_owned(),
+            "a password in the URL",
         ),
     ];
     for (lines, says) in toml_lines {

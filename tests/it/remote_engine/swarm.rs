@@ -217,16 +217,8 @@ fn swarm_nodes_pull_from_an_authenticated_registry_with_the_login_ledger_passes(
         printed: Default::default(),
     };
     let sha = p.sha(1);
-    for stage in [
-        "commit",
-        "integration",
-        "build",
-        "publish",
-        "deploy",
-        "smoke",
-        "decide",
-    ] {
-        let out = ledger.stage(&login.logged_in, &login.right_ca, stage, &sha);
+    for stage in ledger_core::Stage::ALL {
+        let out = ledger.stage(&login.logged_in, &login.right_ca, stage.as_str(), &sha);
         assert_code(&out, 0);
     }
     // The second engine never logged in anywhere: its tasks pulled with the

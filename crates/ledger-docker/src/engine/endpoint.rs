@@ -3,12 +3,11 @@
 //!
 //! An engine on another machine is reached the way the Docker CLI reaches one: over
 //! TCP with TLS and a client certificate (`ca.pem`, `cert.pem`, `key.pem` in one
-//! folder, Docker's `DOCKER_CERT_PATH` layout), or through a Unix socket. Plain TCP is
+//! folder, Docker's `DOCKER_CERT_PATH` layout), over SSH (the system `ssh` with the
+//! runner's keys, agent and configuration, running `docker system dial-stdio` on the
+//! host, as `DOCKER_HOST=ssh://…` does), or through a Unix socket. Plain TCP is
 //! accepted only to a loopback address: an engine API without TLS is root on that
-//! machine for anyone on the network, so `ledger` refuses to send it deploys. SSH
-//! (`ssh://`) is refused with a hint rather than half-supported: it would run the
-//! system `ssh` with whatever configuration the runner has, which `ledger` cannot
-//! check (see docs/configuration.md for forwarding the socket instead).
+//! machine for anyone on the network, so `ledger` refuses to send it deploys.
 //!
 //! Every check here runs before a connection is attempted, so a mistake in
 //! `ledger.toml` is a configuration error naming the file to fix, not a TLS error.
@@ -34,6 +33,8 @@ pub(crate) enum Route {
     Unix(String),
     /// Plain HTTP, loopback only.
     Http(String),
+    /// `ssh://[user@]host[:port]`.
+    Ssh(String),
     Tls {
         address: String,
         files: TlsFiles,
@@ -97,15 +98,48 @@ impl EngineTarget {
                 }
                 Ok(Route::Unix(endpoint.clone()))
             }
-            "unix" => Err(refuse("a Unix socket needs an absolute path (unix:///var/run/docker.sock)".into())),
-            "tcp" => self.tcp_route(endpoint, rest, &refuse),
-            "ssh" => Err(refuse(
-                "ssh:// engines are not supported; forward the remote socket (ssh -L /path/remote.sock:/var/run/docker.sock host) and name it as unix:///path/remote.sock, or expose the engine over TCP with TLS".into(),
+            "unix" => Err(refuse(
+                "a Unix socket needs an absolute path (unix:///var/run/docker.sock)".into(),
             )),
+            "tcp" => self.tcp_route(endpoint, rest, &refuse),
+            "ssh" => self.ssh_route(endpoint, rest, &refuse),
             other => Err(refuse(format!(
                 "unsupported scheme `{other}`; use unix:// or tcp://"
             ))),
         }
+    }
+
+    fn ssh_route(
+        &self,
+        endpoint: &str,
+        rest: &str,
+        refuse: &dyn Fn(String) -> DockerError,
+    ) -> Result<Route, DockerError> {
+        if self.certs.is_some() {
+            return Err(refuse(
+                "engine_certs is for tcp:// engines; an ssh:// engine is reached with the runner's ssh keys, agent and configuration".into(),
+            ));
+        }
+        let authority = rest.trim_end_matches('/');
+        let (user, host) = authority.rsplit_once('@').unwrap_or(("", authority));
+        if user.contains(':') {
+            return Err(refuse(
+                "a password in the URL is not how ssh authenticates here; use a key (the runner's ssh agent or ~/.ssh)".into(),
+            ));
+        }
+        if authority.contains('/') || host.is_empty() || host.starts_with('-') {
+            return Err(refuse("write ssh://user@host (no path)".into()));
+        }
+        // bollard hands `user@host:port` to ssh as a host name, which ssh cannot
+        // resolve: a port is given the ssh way instead.
+        if host.contains(':') {
+            return Err(refuse(format!(
+                "a port in an ssh:// URL is not supported; give it in ~/.ssh/config (Host {name} / Port …) and write ssh://{user_at}{name}",
+                name = host.split(':').next().unwrap_or_default(),
+                user_at = if user.is_empty() { String::new() } else { format!("{user}@") },
+            )));
+        }
+        Ok(Route::Ssh(endpoint.trim_end_matches('/').to_owned()))
     }
 
     fn tcp_route(
@@ -230,7 +264,10 @@ mod tests {
             ("tcp://prod.internal", "host and a port"),
             ("tcp://:2376", "host and a port"),
             ("tcp://admin:pw@10.0.0.5:2376", "client certificate"),
-            ("ssh://deploy@prod", "forward the remote socket"),
+            ("ssh://deploy:pw@prod", "password in the URL"),
+            ("ssh://deploy@prod/var/run", "no path"),
+            ("ssh://deploy@prod:2222", "Host prod / Port"),
+            ("ssh://-oProxyCommand=x", "no path"),
             ("http://10.0.0.5:2375", "unsupported scheme `http`"),
         ] {
             let shown = refused(&target(endpoint, None));
@@ -240,5 +277,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shown = refused(&target("unix:///run/docker.sock", Some(dir.path())));
         assert!(shown.contains("needs none"), "{shown}");
+        let shown = refused(&target("ssh://deploy@prod", Some(dir.path())));
+        assert!(shown.contains("ssh keys"), "{shown}");
+    }
+
+    #[test]
+    fn ssh_engines_are_reached_as_written() {
+        for ok in [
+            "ssh://deploy@prod.internal",
+            "ssh://deploy@127.0.0.2",
+            "ssh://prod/",
+        ] {
+            let route = target(ok, None).route().unwrap();
+            assert_eq!(route, Route::Ssh(ok.trim_end_matches('/').into()));
+        }
     }
 }

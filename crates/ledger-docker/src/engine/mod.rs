@@ -60,6 +60,12 @@ impl Engine {
                         TIMEOUT_SECONDS,
                         bollard::API_DEFAULT_VERSION,
                     ),
+                    Route::Ssh(address) => Docker::connect_with_ssh(
+                        &address,
+                        TIMEOUT_SECONDS,
+                        bollard::API_DEFAULT_VERSION,
+                        None,
+                    ),
                     Route::Tls { address, files } => Docker::connect_with_ssl(
                         &address,
                         &files.key,
