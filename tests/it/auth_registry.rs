@@ -192,7 +192,7 @@ fn assert_certificate_refused(out: &Output, host: &str) {
 
 /// Every file under `dir` (the repository: the store in `.artifacts/`, `.ledger/`,
 /// the policy, the keys), `.git` included.
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+pub(crate) fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
         if e.file_type().unwrap().is_dir() {
@@ -203,7 +203,7 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())

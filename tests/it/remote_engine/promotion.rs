@@ -2,6 +2,7 @@
 //! `status --drift`, replayed and checked by `doctor`, each on its own engine.
 
 use super::{configure_two_engines, remote, Remote, TlsEngine};
+use crate::auth_registry::{contains, files_under};
 use crate::project::{engine, free_port, Project};
 use crate::{assert_code, text};
 use serde_json::{json, Value};
@@ -29,7 +30,11 @@ fn production_on_a_tls_engine_of_its_own_is_promoted_to_smoked_replayed_and_comp
         t.running(&p.name).is_empty(),
         "canary runs on the runner's engine only"
     );
-    assert_code(&p.ledger(&["promote", &s, "--to", "production"]), 0);
+    let promoted = p.repo.ledger_env(
+        &["promote", &s, "--to", "production"],
+        &[("RUST_LOG", "debug")],
+    );
+    assert_code(&promoted, 0);
     assert_production_runs_the_digest_on_its_engine_only(&p, &t, &s);
     for args in [
         &["stage", "smoke", "--sha", &s, "--env", "production"][..],
@@ -51,6 +56,34 @@ fn production_on_a_tls_engine_of_its_own_is_promoted_to_smoked_replayed_and_comp
     assert_eq!(replayed["replay"], true);
     assert_code(&p.ledger(&["verify", &s]), 0);
     assert_doctor_checks_every_engine(&p, &t);
+    let mut printed = promoted.stdout.clone();
+    printed.extend_from_slice(&promoted.stderr);
+    printed.extend_from_slice(&out.stderr);
+    assert_client_key_nowhere(&p, &t, &printed);
+}
+
+/// No line of the client key the engine was reached with is in any stored byte (the
+/// store, `.ledger/`, the repository) or in what `ledger` printed at debug level.
+fn assert_client_key_nowhere(p: &Project, t: &TlsEngine, printed: &[u8]) {
+    let key = std::fs::read_to_string(t.certs.join("key.pem")).unwrap();
+    let lines: Vec<&str> = key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .collect();
+    assert!(!lines.is_empty(), "the key has a body");
+    let mut files = Vec::new();
+    files_under(p.repo.path(), &mut files);
+    for line in &lines {
+        assert!(!contains(printed, line), "the client key was printed");
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            assert!(
+                !contains(&bytes, line),
+                "the client key is in {}",
+                f.display()
+            );
+        }
+    }
 }
 
 /// Promotion deployed the same digest on the production engine, pulled there from
