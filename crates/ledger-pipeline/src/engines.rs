@@ -43,6 +43,34 @@ impl Placement {
             engines: Vec::new(),
             by_env: Vec::new(),
         };
+        placement.add(config, envs).await?;
+        Ok(placement)
+    }
+
+    /// The engine images are built on and every configured environment's engine
+    /// (what `prune` looks at: copies are built on the one and pulled by the others).
+    pub async fn connect_all(config: &Config) -> Result<Placement, Error> {
+        let builder = EngineTarget::default();
+        let engine = Engine::connect_to(&builder).await?;
+        let mut placement = Placement {
+            engines: vec![(builder, engine)],
+            by_env: Vec::new(),
+        };
+        let envs: Vec<&str> = config
+            .environments
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        placement.add(config, envs).await?;
+        Ok(placement)
+    }
+
+    async fn add<'a>(
+        &mut self,
+        config: &Config,
+        envs: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Error> {
+        let placement = self;
         for env in envs {
             if placement.by_env.iter().any(|(e, _)| e == env) {
                 continue;
@@ -63,7 +91,7 @@ impl Placement {
             };
             placement.by_env.push((env.to_owned(), index));
         }
-        Ok(placement)
+        Ok(())
     }
 
     /// Every distinct engine, each once.

@@ -11,12 +11,14 @@
 //! bind to the environment's `publish_address`. [`swarm`]: the same engine as a
 //! single-node swarm, with `target = "swarm"`: services created, updated, rolled back
 //! by the swarm when the new release fails, and rolled back to by `ledger rollback`.
+//! [`prune`]: copies found and deleted on every engine, what runs on any kept.
 //!
 //! The tests skip when `LEDGER_TEST_TLS_ENGINE` is not set, unless
 //! `LEDGER_REQUIRE_DOCKER=1` (CI), where that is a failure.
 
 mod https;
 mod promotion;
+mod prune;
 mod refusals;
 mod ssh;
 mod swarm;

@@ -5,8 +5,8 @@ use super::{denied, print_json};
 use crate::args::{Global, PruneArgs};
 use crate::context::{self, Reader, Writer};
 use crate::exit::{Code, Result};
-use ledger_pipeline::release::prune::{self, Place, PrunePlan};
-use ledger_pipeline::{Engine, Registry};
+use ledger_pipeline::release::prune::{self, Candidate, Place, PrunePlan};
+use ledger_pipeline::Registry;
 use ledger_verify::evidence::Evidence;
 use serde_json::json;
 
@@ -28,12 +28,12 @@ pub async fn prune(global: &Global, args: PruneArgs) -> Result<Code> {
             (&reader.store, &reader.policy)
         }
     };
-    let engine = ledger_pipeline::connect_engine().await?;
+    let engines = ledger_pipeline::Placement::connect_all(&config).await?;
     let registry = ledger_pipeline::registry_client();
     let min_age = args.min_age_days.unwrap_or(config.prune.min_age_days);
     let plan = prune::plan(
         &mut Evidence::new(store, policy),
-        &engine,
+        &engines,
         &registry,
         &config,
         min_age,
@@ -49,7 +49,7 @@ pub async fn prune(global: &Global, args: PruneArgs) -> Result<Code> {
         }
         return Ok(Code::Success);
     };
-    apply(&writer, &args, &plan, &engine, &registry).await
+    apply(&writer, &args, &plan, &engines, &registry).await
 }
 
 /// Deletes the plan's candidates (within the threshold, with a key trusted for
@@ -58,7 +58,7 @@ async fn apply(
     writer: &Writer,
     args: &PruneArgs,
     plan: &PrunePlan,
-    engine: &Engine,
+    engines: &ledger_pipeline::Placement,
     registry: &Registry,
 ) -> Result<Code> {
     prune::check_threshold(plan, args.force).map_err(denied)?;
@@ -70,7 +70,7 @@ async fn apply(
     }
     // Pruning changes what can be deployed: the key must be trusted for deploy.
     ledger_pipeline::run::check_signer(&writer.recorder(), ledger_core::Stage::Deploy)?;
-    let deleted = prune::apply(plan, engine, registry).await;
+    let deleted = prune::apply(plan, engines, registry).await;
     let key = prune::record(
         &writer.recorder(),
         &writer.runner,
@@ -86,8 +86,8 @@ async fn apply(
         for d in &deleted {
             let c = &d.candidate;
             match &d.error {
-                None => println!("deleted {} {}", place(c.place), c.reference),
-                Some(e) => println!("FAILED  {} {}: {e}", place(c.place), c.reference),
+                None => println!("deleted {} {}{}", place(c.place), c.reference, on(c)),
+                Some(e) => println!("FAILED  {} {}{}: {e}", place(c.place), c.reference, on(c)),
             }
         }
         println!(
@@ -104,6 +104,14 @@ async fn apply(
     })
 }
 
+/// ` on ENGINE` for an engine copy.
+fn on(c: &Candidate) -> String {
+    c.engine
+        .as_deref()
+        .map(|e| format!(" on {e}"))
+        .unwrap_or_default()
+}
+
 fn place(p: Place) -> &'static str {
     match p {
         Place::Engine => "engine  ",
@@ -114,7 +122,7 @@ fn place(p: Place) -> &'static str {
 fn print_prune_plan(plan: &PrunePlan, apply: bool) {
     let shas: std::collections::BTreeSet<_> = plan.candidates.iter().map(|c| c.sha).collect();
     println!(
-        "{} image copies of {} never-promoted SHA(s), {:.1} MB on the engine{}",
+        "{} image copies of {} never-promoted SHA(s), {:.1} MB on the engines{}",
         plan.candidates.len(),
         shas.len(),
         plan.bytes() as f64 / 1e6,
@@ -130,11 +138,12 @@ fn print_prune_plan(plan: &PrunePlan, apply: bool) {
             .map(|s| format!(" {:.1} MB", s as f64 / 1e6))
             .unwrap_or_default();
         println!(
-            "  {} {} {} {}{size}",
+            "  {} {} {} {}{size}{}",
             c.sha.short(),
             c.image,
             place(c.place),
-            c.reference
+            c.reference,
+            on(c)
         );
     }
     println!(

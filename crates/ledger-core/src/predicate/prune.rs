@@ -49,6 +49,10 @@ pub struct Deleted {
     pub reference: String,
     /// `sha256:<hex>`.
     pub digest: String,
+    /// For an engine copy: the engine it was on (absent in records written before
+    /// environments had engines of their own, and for registry copies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Bytes: `Some(Some(n))` when known, `Some(None)` (`null`) when the engine did not
     /// say, `None` (absent) when not recorded.
     #[serde(

@@ -269,12 +269,13 @@ fn full_prune() -> PrunePredicate {
         deleted: vec![Deleted {
             sha: sha(),
             image: "api".into(),
-            place: Place::Registry,
-            reference: format!("127.0.0.1:5000/shop/api@{}", image_digest()),
+            place: Place::Engine,
+            reference: image_digest(),
             digest: image_digest(),
+            engine: Some("tcp://canary.internal:2376".into()),
             size: Some(Some(1234)),
             ok: false,
-            error: Some("registry answered 404".into()),
+            error: Some("the engine answered 409: image is in use".into()),
         }],
     }
 }

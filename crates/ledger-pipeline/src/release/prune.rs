@@ -1,8 +1,11 @@
 //! `ledger prune`: delete the images of SHAs that were never promoted.
 //!
 //! The protection invariant, checked for every candidate: no digest of a SHA that any
-//! decision ever promoted, and no digest running in any environment (what the engine
-//! runs for this project, and what the evidence says runs), is ever a candidate. Only
+//! decision ever promoted, and no digest running in any environment (what each
+//! environment's engine and the build engine run for this project, and what the
+//! evidence says runs), is ever a candidate. Copies are looked for on every one of
+//! those engines (an environment's engine holds the images it pulled) and in the
+//! registry. Only
 //! SHAs whose build is older than `min_age_days` are considered, so a release still on
 //! its way through the pipeline is never touched. A dry run is the default; applying
 //! refuses more deletions than the configured threshold unless forced, and what was
@@ -10,6 +13,7 @@
 //! predicate type [`PRUNE_PREDICATE_TYPE`]) whose subjects are the deleted digests.
 
 use crate::config::Config;
+use crate::engines::Placement;
 use crate::error::Error;
 use crate::record::Recorder;
 use ledger_core::predicate::{
@@ -20,7 +24,6 @@ use ledger_core::statement::PRUNE_PREDICATE_TYPE;
 use ledger_core::{ArtifactKind, ArtifactRef, Envelope, GitSha, Stage, Statement, Subject};
 use ledger_docker::labels;
 use ledger_docker::registry::{DigestRef, Registry};
-use ledger_docker::Engine;
 use ledger_policy::{Reason, Verdict};
 use ledger_store::ObjectKey;
 use ledger_verify::evidence::Evidence;
@@ -43,6 +46,9 @@ pub struct Candidate {
     #[serde(rename = "ref")]
     pub reference: String,
     pub digest: String,
+    /// For an engine copy: the engine it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Bytes, when the engine knows it.
     pub size: Option<i64>,
 }
@@ -94,6 +100,7 @@ impl Deleted {
             place: c.place,
             reference: c.reference.clone(),
             digest: c.digest.clone(),
+            engine: c.engine.clone(),
             size: Some(c.size.and_then(|s| u64::try_from(s).ok())),
             ok: self.ok,
             error: self.error.clone(),
@@ -150,7 +157,7 @@ struct Sorted {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn plan(
     evidence: &mut Evidence<'_>,
-    engine: &Engine,
+    engines: &Placement,
     registry: &Registry,
     config: &Config,
     min_age_days: u64,
@@ -159,8 +166,8 @@ pub async fn plan(
     let mut ignored = Vec::new();
     let mut protected = ProtectedDigests::new();
     let sorted = sort_shas(evidence, min_age_days, now, &mut protected, &mut ignored).await?;
-    protect_running(evidence, engine, config, now, &mut protected).await?;
-    let candidates = find_candidates(engine, registry, sorted.unpromoted, &protected).await?;
+    protect_running(evidence, engines, config, now, &mut protected).await?;
+    let candidates = find_candidates(engines, registry, sorted.unpromoted, &protected).await?;
     Ok(PrunePlan {
         candidates,
         protected: protected
@@ -231,26 +238,32 @@ async fn sort_shas(
     })
 }
 
-/// Protects what runs now, by two independent accounts: the engine's running
-/// containers for this project, and what the evidence records as running in each
+/// Protects what runs now, by two independent accounts: the running containers of
+/// this project on every engine, and what the evidence records as running in each
 /// configured environment. A reason already given (promotion) is kept.
 async fn protect_running(
     evidence: &mut Evidence<'_>,
-    engine: &Engine,
+    engines: &Placement,
     config: &Config,
     now: OffsetDateTime,
     protected: &mut ProtectedDigests,
 ) -> Result<(), Error> {
-    for c in engine
-        .containers(&[(labels::PROJECT, config.repository.as_str())])
-        .await?
-        .into_iter()
-        .filter(|c| c.running)
-    {
-        let env = c.labels.get(labels::ENV).cloned().unwrap_or_default();
-        protected
-            .entry(c.image_id.clone())
-            .or_insert_with(|| format!("running in {env} (container {})", c.name));
+    for engine in engines.engines() {
+        for c in engine
+            .containers(&[(labels::PROJECT, config.repository.as_str())])
+            .await?
+            .into_iter()
+            .filter(|c| c.running)
+        {
+            let env = c.labels.get(labels::ENV).cloned().unwrap_or_default();
+            protected.entry(c.image_id.clone()).or_insert_with(|| {
+                format!(
+                    "running in {env} (container {} on {})",
+                    c.name,
+                    engine.endpoint()
+                )
+            });
+        }
     }
     let configured: Vec<String> = config.environments.iter().map(|e| e.name.clone()).collect();
     let status = crate::observe::status::status(evidence, &configured, None, now).await?;
@@ -273,7 +286,7 @@ async fn protect_running(
 /// its size) and the registry's manifest. An image is protected as a whole, so no
 /// copy of it is listed when any of its digests is protected.
 async fn find_candidates(
-    engine: &Engine,
+    engines: &Placement,
     registry: &Registry,
     unpromoted: Vec<(GitSha, Vec<Built>)>,
     protected: &ProtectedDigests,
@@ -288,15 +301,18 @@ async fn find_candidates(
             if keep {
                 continue;
             }
-            if let Some(info) = engine.inspect_image(&i.image_id).await? {
-                candidates.push(Candidate {
-                    sha,
-                    image: i.name.clone(),
-                    place: Place::Engine,
-                    reference: i.image_id.clone(),
-                    digest: i.image_id.clone(),
-                    size: Some(info.size),
-                });
+            for engine in engines.engines() {
+                if let Some(info) = engine.inspect_image(&i.image_id).await? {
+                    candidates.push(Candidate {
+                        sha,
+                        image: i.name.clone(),
+                        place: Place::Engine,
+                        reference: i.image_id.clone(),
+                        digest: i.image_id.clone(),
+                        engine: Some(engine.endpoint().to_owned()),
+                        size: Some(info.size),
+                    });
+                }
             }
             if let Some(r) = i.repo_digest.as_deref().and_then(DigestRef::parse) {
                 if registry.has(&r).await? {
@@ -306,6 +322,7 @@ async fn find_candidates(
                         place: Place::Registry,
                         reference: i.repo_digest.clone().unwrap_or_default(),
                         digest: r.digest.clone(),
+                        engine: None,
                         size: None,
                     });
                 }
@@ -347,15 +364,19 @@ pub fn check_threshold(plan: &PrunePlan, force: bool) -> Result<(), Error> {
 
 /// Deletes every candidate, engine copies first; failures are reported, not fatal.
 #[tracing::instrument(level = "debug", skip_all, fields(candidates = plan.candidates.len()))]
-pub async fn apply(plan: &PrunePlan, engine: &Engine, registry: &Registry) -> Vec<Deleted> {
+pub async fn apply(plan: &PrunePlan, engines: &Placement, registry: &Registry) -> Vec<Deleted> {
     let mut out = Vec::new();
     for c in &plan.candidates {
-        let result = match c.place {
-            Place::Engine => engine
+        let engine = engines
+            .engines()
+            .find(|e| Some(e.endpoint()) == c.engine.as_deref());
+        let result = match (c.place, engine) {
+            (Place::Engine, Some(engine)) => engine
                 .remove_image(&c.reference)
                 .await
                 .map_err(|e| e.to_string()),
-            Place::Registry => match DigestRef::parse(&c.reference) {
+            (Place::Engine, None) => Err("its engine is not connected".into()),
+            (Place::Registry, _) => match DigestRef::parse(&c.reference) {
                 Some(r) => registry.delete(&r).await.map_err(|e| e.to_string()),
                 None => Err("not a registry reference".into()),
             },
