@@ -5,8 +5,9 @@
 //! rolls that one back and ledger the one that had converged, and the deploy is
 //! recorded as failed with the release before restored; `ledger rollback` moves the
 //! services back to a promoted release's digests. Smoke checks reach the tasks
-//! through host-mode ports; `status --drift` reads the tasks' containers. On an engine
-//! that is no swarm manager, a Swarm environment is refused (exit 2). Against the
+//! through host-mode ports; `status --drift` reads the services (a service scaled
+//! to 0 by hand is a finding). On an engine that is no swarm manager, a Swarm
+//! environment is refused (exit 2). Against the
 //! registry that needs a login, the nodes pull with the credential `ledger` passes
 //! along with the service, and it is stored and printed nowhere.
 
@@ -119,6 +120,23 @@ fn assert_recorded(t: &TlsEngine, deployment: &Value, sha: &str) -> (String, u64
     )
 }
 
+/// `status --drift` reads the swarm's services: none at first; the api scaled to 0
+/// by hand is a finding; scaled back, none again.
+fn assert_drift_reads_the_services(t: &TlsEngine, p: &Project) {
+    assert_code(&p.ledger(&["status", "--drift"]), 0);
+    let api = format!("{}-production-api", p.name);
+    t.docker(&["service", "scale", "--detach=false", &format!("{api}=0")]);
+    let out = p.ledger(&["status", "--drift"]);
+    assert_code(&out, 4);
+    let shown = crate::text(&out);
+    assert!(
+        shown.contains(&format!("service {api} is scaled to 0 replicas")),
+        "{shown}"
+    );
+    t.docker(&["service", "scale", "--detach=false", &format!("{api}=1")]);
+    assert_code(&p.ledger(&["status", "--drift"]), 0);
+}
+
 #[test]
 fn a_swarm_environment_is_created_updated_rolled_back_by_the_swarm_and_by_ledger() {
     let Some(Remote { t, p, .. }) = remote(true) else {
@@ -137,6 +155,7 @@ fn a_swarm_environment_is_created_updated_rolled_back_by_the_swarm_and_by_ledger
     let created = p.repo.predicate(&format!("infra/{first}/deployment.json"));
     let (service_id, created_version) = assert_recorded(&t, &created, &first);
     assert_eq!(created["previous_release"], Value::Null);
+    assert_drift_reads_the_services(&t, &p);
 
     p.run_through(&second, "decide");
     assert_runs(&t, &p, &second);

@@ -74,7 +74,13 @@ async fn drift(
     let envs = drift::environments_to_compare(report, configured, environment);
     let placement =
         ledger_pipeline::Placement::connect(&config, envs.iter().map(String::as_str)).await?;
-    Ok(drift::drift(&placement, &config.repository, report, environment).await?)
+    let swarm = config
+        .environments
+        .iter()
+        .filter(|e| e.target == ledger_pipeline::config::Target::Swarm)
+        .map(|e| e.name.clone())
+        .collect();
+    Ok(drift::drift(&placement, &config.repository, report, environment, &swarm).await?)
 }
 
 fn ago(since: time::OffsetDateTime) -> String {

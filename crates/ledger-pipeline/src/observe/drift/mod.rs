@@ -6,7 +6,10 @@
 //! project's labels. A difference is a finding: a recorded release not running, a
 //! container of another SHA or started by another deployment, an image whose content
 //! is not the recorded digest, a container of an image the release does not have, or
-//! containers in an environment with no deployment evidence at all.
+//! containers in an environment with no deployment evidence at all. In a Swarm
+//! environment the services are compared instead ([`swarm`]).
+
+mod swarm;
 
 use crate::engines::Placement;
 use crate::error::Error;
@@ -66,17 +69,13 @@ pub fn environments_to_compare(
         .collect()
 }
 
-/// Compares `status` (from the evidence) with the running containers of `project`
-/// on every engine of `placement`, for every environment either side knows (or
-/// only `only`). Each environment is compared on its own engine; a container
-/// labelled with an environment on another engine is a finding of its own.
-pub async fn drift(
-    placement: &Placement,
+/// The running containers of `project` on every engine of `placement`, each with
+/// its engine.
+async fn running_containers<'a>(
+    placement: &'a Placement,
     project: &str,
-    status: &StatusReport,
-    only: Option<&str>,
-) -> Result<Vec<EnvironmentDrift>, Error> {
-    let mut containers: Vec<(&Engine, ContainerInfo)> = Vec::new();
+) -> Result<Vec<(&'a Engine, ContainerInfo)>, Error> {
+    let mut containers = Vec::new();
     for engine in placement.engines() {
         containers.extend(
             engine
@@ -87,6 +86,21 @@ pub async fn drift(
                 .map(|c| (engine, c)),
         );
     }
+    Ok(containers)
+}
+
+/// Compares `status` (from the evidence) with the running containers of `project`
+/// on every engine of `placement`, for every environment either side knows (or
+/// only `only`). Each environment is compared on its own engine; a container
+/// labelled with an environment on another engine is a finding of its own.
+pub async fn drift(
+    placement: &Placement,
+    project: &str,
+    status: &StatusReport,
+    only: Option<&str>,
+    swarm: &BTreeSet<String>,
+) -> Result<Vec<EnvironmentDrift>, Error> {
+    let containers = running_containers(placement, project).await?;
     let mut out = Vec::new();
     for env in known_environments(status, &containers)
         .into_iter()
@@ -123,6 +137,18 @@ pub async fn drift(
             .iter()
             .find(|e| e.environment == env)
             .and_then(|e| e.running.as_ref());
+        if swarm.contains(&env) {
+            // A swarm's manager answers for every node: its services, not the
+            // containers on its own node, are what runs there.
+            let (observed, findings) = swarm::compare(engine, project, &env, running).await?;
+            out.push(EnvironmentDrift {
+                environment: env,
+                recorded_sha: running.map(|r| r.sha.to_string()),
+                observed,
+                findings: findings.into_iter().chain(elsewhere).collect(),
+            });
+            continue;
+        }
         let findings = match running {
             None if !here.is_empty() => vec![format!(
                 "{} container(s) of {project} run in `{env}`, but no passing deployment to it is recorded",
