@@ -9,7 +9,8 @@
 //! to 0 by hand is a finding). On an engine that is no swarm manager, a Swarm
 //! environment is refused (exit 2). Against the
 //! registry that needs a login, the nodes pull with the credential `ledger` passes
-//! along with the service, and it is stored and printed nowhere.
+//! along with the service, and it is stored and printed nowhere. A first deploy that
+//! never converges leaves no service behind.
 
 use super::{on_engine, remote, tls_engine, write_config, Remote, RemoteCleanup, TlsEngine};
 use crate::assert_code;
@@ -244,4 +245,24 @@ fn swarm_nodes_pull_from_an_authenticated_registry_with_the_login_ledger_passes(
     // credential that came with the service.
     assert_runs(&t, &p, &sha);
     assert_no_secret_anywhere(&p, &r, &ledger.printed.borrow());
+}
+
+/// A first deploy whose worker never gets healthy: there is no spec before to roll
+/// back to, so past the time allowed ledger removes the services it created (the
+/// api too, which had converged) and records the failure without a restore.
+#[test]
+fn a_first_swarm_deploy_that_never_converges_leaves_no_service_behind() {
+    let Some(Remote { t, p, .. }) = remote(true) else {
+        return;
+    };
+    configure(&p, &t, true);
+    let s = p.sha(5);
+    p.run_through(&s, "publish");
+    let out = p.ledger(&["stage", "deploy", "--sha", &s]);
+    assert_code(&out, 1);
+    let failed = p.repo.predicate(&format!("infra/{s}/deployment.json"));
+    assert_eq!(failed["failure"]["restored"], false, "{failed}");
+    let why = failed["failure"]["message"].as_str().unwrap();
+    assert!(why.contains("did not run 2 healthy replica(s)"), "{why}");
+    assert_eq!(services(&t, &p), Vec::<(String, String, String)>::new());
 }
