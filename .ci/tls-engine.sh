@@ -17,7 +17,11 @@ bridge=ledger-tls0
 mkdir -p "$dir/client" "$dir/data" "$dir/exec"
 cd "$dir"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+swarm_port=$(free_port)
 
 ec() { echo "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"; }
 # shellcheck disable=SC2046
@@ -54,6 +58,8 @@ dockerd --config-file "$dir/daemon.json" --storage-driver vfs --data-root "$dir/
   --insecure-registry 127.0.0.0/8 \
   >dockerd.log 2>&1 </dev/null &
 pid=$!
+# From here on, a failure stops the engine it started.
+trap 'kill "$pid" 2>/dev/null || true' ERR
 
 for _ in $(seq 240); do
   if DOCKER_HOST="unix://$dir/docker.sock" docker info >/dev/null 2>&1; then break; fi
@@ -67,7 +73,9 @@ if ! DOCKER_HOST="tcp://127.0.0.1:$port" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$
 fi
 # A single-node swarm on it, for the Swarm target's tests: services publish in host
 # mode (the routing mesh needs more of the network than this engine has).
-DOCKER_HOST="unix://$dir/docker.sock" docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+# Its manager listens on a free loopback port, not the default *:2377.
+DOCKER_HOST="unix://$dir/docker.sock" docker swarm init --listen-addr "127.0.0.1:$swarm_port" \
+  --advertise-addr "127.0.0.1:$swarm_port" >/dev/null
 echo "LEDGER_TEST_TLS_ENGINE=tcp://127.0.0.1:$port"
 echo "LEDGER_TEST_TLS_ENGINE_CERTS=$dir/client"
 echo "LEDGER_TEST_TLS_ENGINE_SOCKET=unix://$dir/docker.sock"
