@@ -55,6 +55,11 @@ fn https_checks_trust_the_environments_ca_and_ports_bind_to_its_address() {
         .unwrap();
     let bound = String::from_utf8_lossy(&bound.stdout).to_string();
     assert!(bound.contains("\"HostIp\":\"127.0.0.2\""), "{bound}");
+    let deployment = p.repo.predicate(&format!("infra/{s}/deployment.json"));
+    assert_eq!(
+        deployment["containers"][0]["ports"][0]["address"],
+        "127.0.0.2"
+    );
 
     // Without the CA the check fails on the certificate, and the smoke with it.
     let out = p.ledger(&["stage", "smoke", "--sha", &s]);

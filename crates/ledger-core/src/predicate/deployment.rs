@@ -113,8 +113,13 @@ pub struct SwarmTask {
 pub struct Port {
     /// The port inside the container.
     pub container: u16,
-    /// The port on the host (on the environment's `publish_address`).
+    /// The port on the host.
     pub host: u16,
+    /// The host address it is bound to (the environment's `publish_address`);
+    /// absent for a Swarm task's port (bound on every address of its node) and in
+    /// evidence written before the address was configurable (127.0.0.1 then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// What marks a deploy as a promotion: where from, and the evidence relied on there

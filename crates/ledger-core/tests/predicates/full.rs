@@ -156,6 +156,7 @@ pub fn full_deployment() -> DeploymentPredicate {
             digest: image_digest(),
             container_id: "f".repeat(64),
             ports: vec![Port {
+                address: Some(std::net::Ipv4Addr::LOCALHOST.into()),
                 container: 8080,
                 host: 18080,
             }],

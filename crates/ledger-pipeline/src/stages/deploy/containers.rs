@@ -21,6 +21,8 @@ struct Started<'a> {
     name: String,
     image: &'a ManifestImage,
     ports: Vec<(u16, u16)>,
+    /// The host address its ports are bound to.
+    address: Option<std::net::IpAddr>,
 }
 
 /// The container target: stop what runs, start the new containers, then remove
@@ -132,6 +134,7 @@ async fn start_services<'a>(
             name: name.clone(),
             image,
             ports,
+            address: plan.env_config.publish_address.parse().ok(),
         });
         let timeout = Duration::from_secs(service.health_timeout_seconds);
         if let Err(e) = engine.wait_healthy(&id, &name, timeout).await {
@@ -208,7 +211,11 @@ impl Started<'_> {
             ports: self
                 .ports
                 .iter()
-                .map(|&(container, host)| Port { container, host })
+                .map(|&(container, host)| Port {
+                    container,
+                    host,
+                    address: self.address,
+                })
                 .collect(),
         }
     }

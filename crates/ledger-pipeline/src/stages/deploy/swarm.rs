@@ -188,7 +188,11 @@ async fn converged(
                         .plan
                         .ports
                         .iter()
-                        .map(|&(container, host)| Port { container, host })
+                        .map(|&(container, host)| Port {
+                            container,
+                            host,
+                            address: None,
+                        })
                         .collect(),
                 });
             }
