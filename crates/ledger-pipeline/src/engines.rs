@@ -70,9 +70,8 @@ impl Placement {
         config: &Config,
         envs: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Error> {
-        let placement = self;
         for env in envs {
-            if placement.by_env.iter().any(|(e, _)| e == env) {
+            if self.by_env.iter().any(|(e, _)| e == env) {
                 continue;
             }
             let target = config
@@ -81,15 +80,15 @@ impl Placement {
                 .find(|e| e.name == env)
                 .map(crate::config::Environment::engine_target)
                 .unwrap_or_default();
-            let index = match placement.engines.iter().position(|(t, _)| *t == target) {
+            let index = match self.engines.iter().position(|(t, _)| *t == target) {
                 Some(i) => i,
                 None => {
                     let engine = Engine::connect_to(&target).await?;
-                    placement.engines.push((target, engine));
-                    placement.engines.len() - 1
+                    self.engines.push((target, engine));
+                    self.engines.len() - 1
                 }
             };
-            placement.by_env.push((env.to_owned(), index));
+            self.by_env.push((env.to_owned(), index));
         }
         Ok(())
     }

@@ -34,8 +34,8 @@ mod preflight;
 mod swarm;
 
 pub use preflight::{
-    check_contract, check_revisions, check_runner, ensure_present, manifest_images,
-    running_release, ManifestImage,
+    check_contract, check_revisions, check_runner, ensure_present, labelled_release,
+    manifest_images, running_release, ManifestImage,
 };
 
 /// How a deploy runs.

@@ -161,13 +161,25 @@ pub fn running_release(
     running: &[ContainerInfo],
     environment: &str,
 ) -> Result<Option<GitSha>, Error> {
+    labelled_release(
+        running.iter().map(|c| (c.name.as_str(), &c.labels)),
+        environment,
+    )
+}
+
+/// [`running_release`] over anything labelled: `(name, labels)` pairs (containers,
+/// or Swarm services named as such).
+pub fn labelled_release<'a>(
+    labelled: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, String>)>,
+    environment: &str,
+) -> Result<Option<GitSha>, Error> {
     let mut release = None;
-    for c in running {
-        let Some(label) = c.labels.get(SHA_LABEL) else {
+    for (name, labels) in labelled {
+        let Some(label) = labels.get(SHA_LABEL) else {
             continue;
         };
         let sha = GitSha::parse(label).map_err(|_not_a_sha| Error::ForeignContainer {
-            container: c.name.chars().take(128).collect(),
+            container: name.chars().take(128).collect(),
             environment: environment.to_owned(),
             label: label.chars().take(64).collect(),
         })?;

@@ -17,7 +17,7 @@ use crate::error::Error;
 use ledger_core::predicate::{Container, Port, SwarmService, SwarmTask};
 use ledger_core::ArtifactRef;
 use ledger_docker::labels;
-use ledger_docker::{ContainerInfo, Engine, Rollout, ServiceInfo, ServicePlan};
+use ledger_docker::{Engine, Rollout, ServiceInfo, ServicePlan};
 use std::time::Duration;
 
 /// A service this deploy created or updated: its plan, what it was before (`None`:
@@ -55,7 +55,7 @@ pub(super) async fn roll_out(
             (labels::ENV, req.environment.as_str()),
         ])
         .await?;
-    let previous_release = super::running_release(&as_containers(&existing), &req.environment)?;
+    let previous_release = previous_release(&existing, &req.environment)?;
     let mut touched: Vec<Touched> = Vec::new();
     let mut failure = None;
     for service in &plan.env_config.services {
@@ -271,18 +271,20 @@ fn service_name(project: &str, environment: &str, image: &str) -> String {
     name.trim_end_matches(['-', '.', '_']).to_owned()
 }
 
-/// Services as the containers [`super::running_release`] reads labels from.
-fn as_containers(services: &[ServiceInfo]) -> Vec<ContainerInfo> {
-    services
+/// The release the services carry, by the containers' rule
+/// ([`super::labelled_release`]), each named `service NAME` in a refusal.
+fn previous_release(
+    services: &[ServiceInfo],
+    environment: &str,
+) -> Result<Option<ledger_core::GitSha>, Error> {
+    let named: Vec<(String, &ServiceInfo)> = services
         .iter()
-        .map(|s| ContainerInfo {
-            id: s.id.clone(),
-            name: format!("service {}", s.name),
-            image_id: s.image.clone().unwrap_or_default(),
-            labels: s.labels.clone(),
-            running: true,
-        })
-        .collect()
+        .map(|s| (format!("service {}", s.name), s))
+        .collect();
+    super::labelled_release(
+        named.iter().map(|(name, s)| (name.as_str(), &s.labels)),
+        environment,
+    )
 }
 
 #[cfg(test)]
@@ -313,8 +315,7 @@ mod tests {
             replicas: Some(1),
             update_started: None,
         };
-        let e =
-            super::super::running_release(&as_containers(&[service]), "production").unwrap_err();
+        let e = previous_release(&[service], "production").unwrap_err();
         assert!(e.to_string().contains("service shop-production-api"), "{e}");
     }
 }
