@@ -21,6 +21,7 @@ pub use engine::{
     BuildSpec, BuiltImage, ContainerInfo, Engine, EngineTarget, ImageInfo, Rollout, RunSpec,
     ServiceInfo, ServicePlan, TaskInfo,
 };
+pub use registry::attach::{Attached, AttachedEnvelope, Attestation};
 pub use registry::{DigestRef, Registry};
 
 /// Why an engine operation failed.
@@ -49,6 +50,10 @@ pub enum DockerError {
     Push { reference: String, message: String },
     #[error("image {reference} is not available: {message}")]
     Missing { reference: String, message: String },
+    /// An image reference that cannot be used as written (`registry::Registry::resolve`,
+    /// `attach`): checked before any request.
+    #[error("image reference {reference}: {message}")]
+    Reference { reference: String, message: String },
     #[error("cannot read build context {path}: {message}")]
     Context { path: String, message: String },
     #[error("cannot create an HTTP client for the registry: {0}")]
@@ -69,6 +74,11 @@ pub enum DockerError {
     /// not verify, an unexpected status.
     #[error("registry {host}: {message}")]
     Registry { host: String, message: String },
+    /// The registry (or something between it and this machine) served bytes that are
+    /// not what their digest names: a blob or a manifest asked for by digest. They
+    /// are not used.
+    #[error("registry {host}: {message}")]
+    Integrity { host: String, message: String },
     /// `after`: when it was given up on; `timeout`: the health timeout allowed. A
     /// container can fail (exit, report unhealthy) long before its timeout.
     #[error(
@@ -93,6 +103,9 @@ impl DockerError {
             DockerError::Endpoint { .. } => {
                 "fix the environment's `engine` / `engine_certs` in ledger.toml (docs/configuration.md, \"Engines\")".into()
             }
+            DockerError::Reference { .. } => {
+                "name the image as host[:port]/name:tag or host[:port]/name@sha256:<digest>".into()
+            }
             DockerError::Push { .. } => "check that the registry is running and reachable".into(),
             DockerError::Missing { .. } => {
                 "it may have been pruned, or the registry is down".into()
@@ -106,6 +119,9 @@ impl DockerError {
             DockerError::Registry { host, .. } => format!(
                 "check that the registry is running and reachable; a registry with its own CA needs it in {}/{host}/ca.crt",
                 registry::tls::certs_base().display()
+            ),
+            DockerError::Integrity { host, .. } => format!(
+                "the bytes were not used; find out what changed them: the registry's storage, or a proxy or mirror on the way to {host}"
             ),
             _ => return None,
         })

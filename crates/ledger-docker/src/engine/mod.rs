@@ -153,6 +153,8 @@ fn logged<T>(result: Result<T, DockerError>, ok: impl FnOnce(&T)) -> Result<T, D
                 DockerError::Credentials { .. } => "credentials unreadable",
                 DockerError::Registry { .. } => "registry error",
                 DockerError::Endpoint { .. } => "engine endpoint refused",
+                DockerError::Reference { .. } => "bad image reference",
+                DockerError::Integrity { .. } => "registry served other bytes",
             };
             tracing::debug!(error = kind, "failed");
         }

@@ -1,6 +1,8 @@
 //! The registry calls `ledger` makes itself, over the OCI distribution API: whether
 //! the registry answers (doctor), whether a manifest digest is present and deleting
-//! it (prune).
+//! it (prune), resolving a reference to its digest, and attaching attestations to
+//! an image and reading them back ([`attach`]: cosign's `.att` tag and OCI 1.1
+//! referrers).
 //!
 //! Pushing and pulling go through the Docker engine ([`crate::Engine`]); deletion has
 //! no engine API, so this small client speaks HTTP to the registry itself. It uses
@@ -19,12 +21,18 @@
 //!   ([`crate::credentials`]) answers a 401's challenge, basic or bearer token. A
 //!   registry that wants credentials and has none, or refuses them, is
 //!   [`DockerError::Unauthorized`], which names the host and says to `docker login`.
+//!   The header a registry accepted is reused for the next request of the same
+//!   scope (`request`).
 
+pub mod attach;
 pub mod auth;
+mod request;
 pub mod tls;
 
 use crate::credentials::{self, Credential};
 use crate::DockerError;
+use request::{send, send_body};
+use reqwest::header::HeaderValue;
 use reqwest::{Method, Response, StatusCode};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,7 +66,8 @@ impl DigestRef {
         format!("/v2/{}/manifests/{}", self.name, self.digest)
     }
 
-    fn reference(&self) -> String {
+    /// `host/name@sha256:…` again.
+    pub fn reference(&self) -> String {
         format!("{}/{}@{}", self.host, self.name, self.digest)
     }
 }
@@ -140,6 +149,9 @@ struct Host {
     base: String,
     http: reqwest::Client,
     credential: Option<Credential>,
+    /// The `Authorization` value the registry last accepted, and the scope it was
+    /// sent for (a sensitive header value: `Debug` does not show it).
+    accepted: std::sync::Mutex<Option<(Option<String>, HeaderValue)>>,
 }
 
 /// A registry client with short timeouts; each registry's TLS setup, scheme and
@@ -278,102 +290,12 @@ async fn open(host: &str) -> Result<Host, DockerError> {
         base: scheme_base,
         http,
         credential,
+        accepted: std::sync::Mutex::new(None),
     })
 }
 
 fn unreachable(host: &str, e: &reqwest::Error) -> DockerError {
     registry_error(host, format!("did not answer: {}", chain(e)))
-}
-
-/// Sends the request; on a 401, answers the registry's challenge with the stored
-/// credential (or anonymously, for a token service that allows it) and sends it
-/// again. A 401 or 403 after that, or a 401 with nothing to answer it, is
-/// [`DockerError::Unauthorized`].
-async fn send(h: &Host, method: Method, purpose: &Purpose<'_>) -> Result<Response, DockerError> {
-    const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
-    let url = format!("{}{}", h.base, purpose.path);
-    let request = || {
-        h.http
-            .request(method.clone(), &url)
-            .header("accept", ACCEPT)
-    };
-    let first = request()
-        .send()
-        .await
-        .map_err(|e| unreachable(&h.name, &e))?;
-    if first.status() != StatusCode::UNAUTHORIZED {
-        return Ok(first);
-    }
-    let refused = |message: String| DockerError::Unauthorized {
-        host: h.name.clone(),
-        what: purpose.what.clone(),
-        message,
-    };
-    let challenge = first
-        .headers()
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(auth::parse);
-    let authorization = match (challenge, &h.credential) {
-        (None, _) => {
-            return Err(refused(
-                "it answered 401 with no challenge this client can answer".into(),
-            ))
-        }
-        (Some(auth::Challenge::Basic), None) => return Err(refused(no_credential())),
-        (Some(auth::Challenge::Basic), Some(Credential::IdentityToken(_))) => return Err(refused(
-            "it asks for a user name and password, and the stored credential is an identity token"
-                .into(),
-        )),
-        (Some(auth::Challenge::Basic), Some(Credential::Basic { username, password })) => {
-            auth::basic(username, password).map_err(refused)?
-        }
-        (
-            Some(auth::Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            }),
-            credential,
-        ) => {
-            let scope = scope.or_else(|| purpose.scope.clone());
-            let token = auth::fetch_token(
-                &h.http,
-                &realm,
-                service.as_deref(),
-                scope.as_deref(),
-                credential.as_ref(),
-            )
-            .await
-            .map_err(|m| match credential {
-                Some(_) => refused(format!("the stored credential was not accepted: {m}")),
-                None => refused(format!("{}; {m}", no_credential())),
-            })?;
-            auth::bearer(&token).map_err(refused)?
-        }
-    };
-    let second = request()
-        .header(reqwest::header::AUTHORIZATION, authorization)
-        .send()
-        .await
-        .map_err(|e| unreachable(&h.name, &e))?;
-    match second.status() {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if h.credential.is_some() => Err(refused(
-            format!("it answered {} with the stored credential", second.status()),
-        )),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(refused(no_credential())),
-        _ => Ok(second),
-    }
-}
-
-fn no_credential() -> String {
-    match credentials::config_dir() {
-        Some(dir) => format!(
-            "it requires credentials, and {} holds none for it",
-            dir.join("config.json").display()
-        ),
-        None => "it requires credentials, and no Docker configuration was found (set DOCKER_CONFIG or HOME)".into(),
-    }
 }
 
 #[cfg(test)]
