@@ -38,6 +38,19 @@ Then, for every envelope of the commit:
     it is stored;
   * every `inputs` hash link is the SHA-256 of the stored envelope it names;
   * a captured output log hashes to what was signed;
+  * a build or decision whose predicate has `attestation` links its SLSA companion,
+    the standard statement stored beside it (build/<sha>/build[.attempt-<n>]
+    .provenance.json: SLSA Provenance v1; release/<sha>/decision[.attempt-<n>]
+    .vsa.json: SLSA VSA v1): the link names exactly that key, the stored envelope
+    hashes to it, is read as strictly as any envelope (payloadType in-toto) and is
+    signed by a threshold of keys the policy trusts for the SAME stage, not revoked
+    before the artifact's time; its statement is an in-toto Statement v1 of the
+    companion's predicate type; a provenance's subjects are the build's images in
+    build order (a pushed image by repository and manifest digest, else its tag's
+    repository and image id) and its first resolved dependency is the commit; a VSA
+    says PASSED exactly when the decision promotes, names the policy that gated the
+    decision and a resource URI ending in @<sha>. An artifact without `attestation`
+    (older evidence, a failed build, a decision with no images) needs no companion;
   * the policy that gated the stage is stored under policies/, hashes to its name, and
     is in the signed history: evidence gated by a policy the owners never signed
     counts for nothing.
@@ -50,9 +63,10 @@ append-only log (docs/evidence-format.md, "The log"):
     of the previous entry's exact bytes (null for entry 1), naming no key twice with
     different digests; nothing else under log/. A store with evidence and no log
     entry fails: deleted evidence could not be told from evidence never written;
-  * every object under the commit's prefixes (captured .log files included) is named
-    by the log with its SHA-256: one it does not name no writer logged, one with
-    another digest was replaced;
+  * every object under the commit's prefixes (captured .log files and SLSA
+    companions included) is named by the log with its SHA-256: one it does not name
+    no writer logged, one with another digest was replaced; a companion whose
+    artifact is not stored is not ledger evidence;
   * every object the log names under those prefixes is stored (else it was deleted
     or renamed), and is verified as above if it is evidence;
   * each stage's attempts (per environment for deploy and smoke), stored or logged,
@@ -138,6 +152,12 @@ STEM = {
 }
 # The stages whose evidence keeps the wrapped command's output beside it (<stem>.log).
 CAPTURES_OUTPUT = {"commit", "integration"}
+# folder -> (name, predicate type) of the standard SLSA statement, the companion, that
+# its artifacts may have beside them: <stem>[.attempt-<n>].<name>.json.
+COMPANIONS = {
+    "build": ("provenance", "https://slsa.dev/provenance/v1"),
+    "release": ("vsa", "https://slsa.dev/verification_summary/v1"),
+}
 # Deploy and smoke evidence is kept per environment; the default one is never in a key.
 PER_ENVIRONMENT = {"infra", "deploy"}
 DEFAULT_ENVIRONMENT = "production"
@@ -441,6 +461,96 @@ def is_captured_log(sha, key):
     return bool(ref) and ref[0] in CAPTURES_OUTPUT
 
 
+def companion_key(sha, folder, attempt):
+    """The key of the companion of an attempt of `folder`'s artifact (COMPANIONS)."""
+    return evidence_key(sha, folder, None, attempt).removesuffix(".json") + f".{COMPANIONS[folder][0]}.json"
+
+
+def parse_companion_key(sha, key):
+    """(folder, environment, attempt) of the artifact whose companion `key` would be,
+    None when `key` is no companion's key."""
+    for folder, (name, _) in COMPANIONS.items():
+        suffix = f".{name}.json"
+        ref = key.endswith(suffix) and parse_evidence_key(sha, key.removesuffix(suffix) + ".json")
+        if ref and ref[0] == folder:
+            return ref
+    return None
+
+
+def image_subjects(sha, build):
+    """The subjects a build's provenance names: one per image, in build order; a pushed
+    image by its repository and manifest digest, else by its tag's repository and its
+    image id."""
+    subjects = []
+    for image in build.get("images", []):
+        if image.get("repo_digest"):
+            name, _, digest = image["repo_digest"].partition("@sha256:")
+        else:
+            name, digest = image["reference"].removesuffix(f":{sha}"), image["image_id"].removeprefix("sha256:")
+        subjects.append({"name": name, "digest": {"sha256": digest}})
+    return subjects
+
+
+def companion_claims(sha, folder, predicate, statement):
+    """What is wrong with what a companion statement says, held to its artifact's
+    predicate (docs/evidence-format.md, "Standard attestations")."""
+    claims = statement["predicate"]
+    if folder == "build":
+        problems = []
+        if statement["subject"] != image_subjects(sha, predicate):
+            problems.append("subjects are not the build's images")
+        first = claims["buildDefinition"]["resolvedDependencies"][0]
+        if first["digest"].get("gitCommit") != sha:
+            problems.append(f"its first resolved dependency is not commit {sha}")
+        return problems
+    problems = []
+    passed = predicate.get("decision") == "promote"
+    if (claims["verificationResult"] == "PASSED") != passed:
+        said, decided = claims["verificationResult"], predicate.get("decision")
+        problems.append(f"verificationResult is {said!r} for decision {decided!r}")
+    if claims["policy"]["digest"].get("sha256") != predicate["policy_sha256"]:
+        problems.append("its policy is not the one that gated the decision")
+    if not isinstance(claims["resourceUri"], str) or not claims["resourceUri"].endswith(f"@{sha}"):
+        problems.append(f"resourceUri does not name commit {sha}")
+    return problems
+
+
+def check_companion(store, sha, folder, attempt, predicate, signers):
+    """Problems of the companion an artifact's predicate links (`attestation`):
+    where it is, its bytes against the link, its signatures by the artifact's stage's
+    keys, and what it says. `signers(envelope)` counts valid signatures, as for the
+    artifact."""
+    link = predicate["attestation"]
+    if folder not in COMPANIONS:
+        return [f"an `attestation` link, but `{LAYOUT[folder][0]}` writes no companion"]
+    if not isinstance(link, dict) or set(link) != {"key", "sha256"}:
+        return ["attestation is not {key, sha256}"]
+    key = companion_key(sha, folder, attempt)
+    if link["key"] != key:
+        return [f"attestation names {str(link['key'])[:120]!r}, not its companion {key}"]
+    try:
+        data = read_object(store, key)
+    except FileNotFoundError:
+        return [f"companion {key} is missing"]
+    except (Invalid, OSError) as e:
+        return [f"companion {key}: {e}"]
+    if hashlib.sha256(data).hexdigest() != link["sha256"]:
+        return [f"hash link broken: companion {key} is not the statement the artifact signed"]
+    try:
+        envelope = DsseEnvelope(data, PAYLOAD_TYPE, f"companion {key}")
+        problems = [f"companion {key}: {p}" for p in signers(envelope)]
+        statement = strict_json(envelope.payload, f"companion {key}: payload")
+        if statement.get("_type") != STATEMENT:
+            problems.append(f"companion {key}: _type is {statement.get('_type')!r}")
+        if statement.get("predicateType") != COMPANIONS[folder][1]:
+            problems.append(f"companion {key}: predicateType is {statement.get('predicateType')!r}")
+        return problems + [f"companion {key}: {p}" for p in companion_claims(sha, folder, predicate, statement)]
+    except Invalid as e:
+        return [str(e)]
+    except Exception as e:  # fail closed on a statement of the wrong shape
+        return [f"companion {key}: not a readable statement: {e!r}"]
+
+
 def check(store, policy, signed, sha, folder, environment, attempt):
     problems = []
     stage, predicate_type = LAYOUT[folder]
@@ -463,9 +573,14 @@ def check(store, policy, signed, sha, folder, environment, attempt):
         return [f"payload is not a readable in-toto statement: {e}"]
     # A key revoked before the evidence's time does not count toward the threshold.
     revoked = {k.keyid: at for k, at in keys}
-    valid = [kid for kid in accepted if revoked[kid] is None or revoked[kid] > finished]
-    if len(valid) < need:
-        problems.append(f"{len(valid)} signature(s) by keys not revoked at its time, {need} needed")
+
+    def threshold(accepted):
+        valid = [kid for kid in accepted if revoked[kid] is None or revoked[kid] > finished]
+        if len(valid) < need:
+            return [f"{len(valid)} signature(s) by keys not revoked at its time, {need} needed"]
+        return []
+
+    problems += threshold(accepted)
     if statement.get("_type") != STATEMENT:
         problems.append(f"_type is {statement.get('_type')!r}")
     if statement.get("predicateType") != predicate_type:
@@ -494,6 +609,13 @@ def check(store, policy, signed, sha, folder, environment, attempt):
     derived = derived_result(stage, predicate)
     if derived is not None and predicate.get("result") != derived:
         problems.append(f"result is {predicate.get('result')!r}, but its own fields make it {derived!r}")
+    if "attestation" in predicate:
+
+        def signers(companion):  # the same stage's keys as the artifact's, at its time
+            accepted = companion.signed_by({k.keyid: k for k, _ in keys})
+            return threshold(accepted) if accepted else [f"no signature by a key the policy trusts for stage {stage}"]
+
+        problems += check_companion(store, sha, folder, attempt, predicate, signers)
     gated_by = sha256_object(store, "policies/" + predicate["policy_sha256"] + ".json")
     if gated_by != predicate["policy_sha256"]:
         problems.append(f"policy {predicate['policy_sha256'][:12]} missing or altered")
@@ -946,8 +1068,9 @@ def main(argv):
     logged = {key for key in log.named if key.startswith(prefixes)}
 
     def order(key):  # stage by stage, environment by environment, attempt by attempt
-        ref = parse_evidence_key(sha, key)
+        ref = parse_evidence_key(sha, key) or parse_companion_key(sha, key)
         return (list(LAYOUT).index(key.split("/")[0]), ref[1] or "", ref[2], key) if ref else (len(LAYOUT), "", 0, key)
+
 
     for key in sorted(stored.keys() | logged, key=order):
         digest = stored.get(key)
@@ -962,6 +1085,10 @@ def main(argv):
             attempts.setdefault(ref[:2], set()).add(ref[2])
         if is_captured_log(sha, key):
             report(key, problems, quiet=True)  # checked with the envelope that names it
+            continue
+        beside = parse_companion_key(sha, key)
+        if beside and evidence_key(sha, *beside) in stored:  # else a stray, as ledger lists it
+            report(key, problems, quiet=True)  # checked with the artifact that links it
             continue
         if not ref:
             report(key, ["not ledger evidence"] + problems)

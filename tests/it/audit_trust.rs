@@ -24,27 +24,40 @@ fn repo_file(path: &str) -> PathBuf {
 pub(crate) fn python_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
-        if std::env::var_os("LEDGER_SKIP_INTEROP").is_some() {
-            eprintln!("LEDGER_SKIP_INTEROP is set: skipping the securesystemslib trust checks");
-            return false;
-        }
-        let probe = Command::new("python3")
-            .args(["-c", "import securesystemslib.dsse, cryptography"])
-            .output();
-        let ready = probe.as_ref().is_ok_and(|o| o.status.success());
-        if !ready {
-            let why = match &probe {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-                Err(e) => format!("python3 could not be run: {e}"),
-            };
-            assert!(
-                std::env::var_os("LEDGER_REQUIRE_INTEROP").is_none(),
-                "LEDGER_REQUIRE_INTEROP is set but securesystemslib is not usable: run `bash .ci/run` or `pip install 'securesystemslib[crypto]'`\n{why}"
-            );
-            eprintln!("no Python securesystemslib ({}); skipping (set LEDGER_REQUIRE_INTEROP=1 to fail instead)", why.trim());
-        }
-        ready
+        python_imports(
+            "securesystemslib.dsse, cryptography",
+            "securesystemslib",
+            "`bash .ci/run` or `pip install 'securesystemslib[crypto]'`",
+        )
     })
+}
+
+/// Whether `python3 -c 'import MODULES'` works: skipped (false) with a notice when
+/// not, or under `LEDGER_SKIP_INTEROP`; a failure under `LEDGER_REQUIRE_INTEROP`.
+pub(crate) fn python_imports(modules: &str, what: &str, install: &str) -> bool {
+    if std::env::var_os("LEDGER_SKIP_INTEROP").is_some() {
+        eprintln!("LEDGER_SKIP_INTEROP is set: skipping the {what} checks");
+        return false;
+    }
+    let probe = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output();
+    let ready = probe.as_ref().is_ok_and(|o| o.status.success());
+    if !ready {
+        let why = match &probe {
+            Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+            Err(e) => format!("python3 could not be run: {e}"),
+        };
+        assert!(
+            std::env::var_os("LEDGER_REQUIRE_INTEROP").is_none(),
+            "LEDGER_REQUIRE_INTEROP is set but {what} is not usable: run {install}\n{why}"
+        );
+        eprintln!(
+            "no Python {what} ({}); skipping (set LEDGER_REQUIRE_INTEROP=1 to fail instead)",
+            why.trim()
+        );
+    }
+    ready
 }
 
 fn python(script: &str, args: &[&OsStr]) -> Output {

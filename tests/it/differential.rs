@@ -1,9 +1,13 @@
 //! One verdict from two verifiers: `ledger verify` and the auditor's independent
 //! `docs/audit/verify_chain.py` run over the whole tamper corpus (forged, altered,
 //! stray and strictly-malformed evidence) and over every fuzz seed placed in a store
-//! (as a stored envelope, as a signed payload, as a signed predicate), and must reach
-//! the same verdict on every case: both accept (0 and 0) or both refuse (4 and 1).
+//! (as a stored envelope, as a signed payload, as a signed predicate), and over the
+//! SLSA companions of build and decision evidence as written and tampered with
+//! (`companions`), and must reach the same verdict on every case: both accept (0 and
+//! 0) or both refuse (4 and 1).
 //! Needs Python with securesystemslib, as the other interop tests do.
+
+mod companions;
 
 use crate::strict::{forged_payload, framing_forgeries, sign_raw, Seal};
 use crate::{text, Repo};
@@ -20,6 +24,8 @@ struct Corpus {
     next: u64,
     cases: Vec<(String, String)>,
     full: Vec<(Repo, Vec<(String, String)>)>,
+    /// The verdict some cases must get besides agreeing: SHA → whether both accept.
+    expected: std::collections::HashMap<String, bool>,
 }
 
 const PER_STORE: usize = 40;
@@ -39,6 +45,7 @@ impl Corpus {
             next: 0,
             cases: Vec::new(),
             full: Vec::new(),
+            expected: std::collections::HashMap::new(),
         }
     }
 
@@ -65,7 +72,12 @@ impl Corpus {
 }
 
 /// Runs both verifiers on every case of `repo`; returns each disagreement, described.
-fn disagreements(repo: &Repo, cases: &[(String, String)]) -> Vec<String> {
+/// A case with an expected verdict that both got otherwise counts as one too.
+fn disagreements(
+    repo: &Repo,
+    cases: &[(String, String)],
+    expected: &std::collections::HashMap<String, bool>,
+) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = std::process::Command::new("python3")
         .arg(root.join("tests/interop/verify_chain_batch.py"))
@@ -85,9 +97,19 @@ fn disagreements(repo: &Repo, cases: &[(String, String)]) -> Vec<String> {
         assert_eq!(*sha, audit.sha);
         let ledger = repo.ledger(&["verify", sha]);
         let verdicts = (ledger.status.code(), audit.exit);
-        if !matches!(verdicts, (Some(0), 0) | (Some(4), 1)) {
+        let agreed = match expected.get(sha) {
+            Some(true) => verdicts == (Some(0), 0),
+            Some(false) => verdicts == (Some(4), 1),
+            None => matches!(verdicts, (Some(0), 0) | (Some(4), 1)),
+        };
+        if !agreed {
+            let must = match expected.get(sha) {
+                Some(true) => " (both must accept)",
+                Some(false) => " (both must refuse)",
+                None => "",
+            };
             found.push(format!(
-                    "{case} ({sha}): ledger exit {:?}, verify_chain.py exit {}\n--- ledger\n{}\n--- verify_chain.py\n{}",
+                    "{case}{must} ({sha}): ledger exit {:?}, verify_chain.py exit {}\n--- ledger\n{}\n--- verify_chain.py\n{}",
                     verdicts.0,
                     verdicts.1,
                     text(&ledger),
@@ -298,13 +320,15 @@ fn ledger_and_the_auditors_verifier_agree_on_every_tampered_and_fuzzed_case() {
     }
     let mut corpus = Corpus::new();
     tamper_corpus(&mut corpus);
+    companions::corpus(&mut corpus);
     fuzz_corpus(&mut corpus);
+    let expected = std::mem::take(&mut corpus.expected);
     let stores = corpus.stores();
     let total: usize = stores.iter().map(|(_, cases)| cases.len()).sum();
     assert!(total > 400, "only {total} cases");
     let found: Vec<String> = stores
         .iter()
-        .flat_map(|(repo, cases)| disagreements(repo, cases))
+        .flat_map(|(repo, cases)| disagreements(repo, cases, &expected))
         .collect();
     assert!(
         found.is_empty(),

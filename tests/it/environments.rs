@@ -161,7 +161,14 @@ fn promote_and_assert_the_same_digests_run(p: &Project, s: &str) {
         .into_iter()
         .filter(|k| k.starts_with("build/"))
         .collect();
-    assert_eq!(builds, [format!("build/{s}/build.json")]);
+    // One build and its provenance: promotion built nothing.
+    assert_eq!(
+        builds,
+        [
+            format!("build/{s}/build.json"),
+            format!("build/{s}/build.provenance.json")
+        ]
+    );
     assert_the_deployment_records_the_promotion(p, s);
 
     // Labels answer "what is this and why is it running" on both.

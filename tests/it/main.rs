@@ -27,6 +27,7 @@ macro_rules! on_both_backends {
 }
 
 mod attacks;
+mod attestations;
 mod audit_trust;
 mod auth_registry;
 mod bad_input;
@@ -53,6 +54,7 @@ mod replay;
 mod report;
 mod robust_store;
 mod runs;
+mod slsa_interop;
 mod source;
 mod strict;
 mod support;

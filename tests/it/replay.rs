@@ -74,7 +74,10 @@ fn replay_runs_an_earlier_release_again_without_building() {
     assert_eq!(images_of(&engine, &[&first, &second]), images_before);
     assert_eq!(
         stored_under(&p, &format!("build/{first}/")),
-        vec![format!("build/{first}/build.json")]
+        vec![
+            format!("build/{first}/build.json"),
+            format!("build/{first}/build.provenance.json")
+        ]
     );
 
     // New attempts, each naming the replayed manifest.

@@ -306,6 +306,11 @@ pub struct VerifyArgs {
     /// checkpoint`): a log cut back or rewritten since then fails (exit 4)
     #[arg(long, value_name = "FILE", conflicts_with = "all")]
     pub checkpoint: Option<PathBuf>,
+    /// Verify the SLSA attestations attached to an image in its registry
+    /// (host/name:tag or host/name@sha256:...) against the policy alone, without the
+    /// store: a promotion's VSA and the build's provenance must verify (exit 4 if not)
+    #[arg(long, value_name = "REF", conflicts_with_all = ["sha", "all", "checkpoint", "json"])]
+    pub image: Option<String>,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

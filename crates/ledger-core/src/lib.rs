@@ -11,8 +11,11 @@
 //! * [`statement`] is the in-toto Statement v1 carried inside an envelope.
 //! * [`predicate`] types every predicate: the shared header and one model per kind.
 //! * [`json`] is the one strict JSON reader: no duplicate member at any depth, no BOM.
+//! * [`attestation`] names the standard SLSA statements written beside `build` and
+//!   `decide` evidence (their types are in [`predicate`]).
 //! * [`schema`] validates predicates and policies against the JSON Schemas in `schemas/`.
 
+pub mod attestation;
 pub mod digest;
 pub mod dsse;
 pub mod env;
@@ -26,6 +29,7 @@ pub mod stage;
 pub mod statement;
 pub mod tlog;
 
+pub use attestation::Attestation;
 pub use digest::Sha256Digest;
 pub use dsse::{Envelope, Signature, VerifiedEnvelope};
 pub use env::{EnvName, DEFAULT_ENV};

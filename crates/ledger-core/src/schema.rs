@@ -15,6 +15,7 @@
 //! are checked against them, and the generated validators against validators compiled
 //! from them at run time, so the two cannot drift).
 
+use crate::attestation::Attestation;
 use crate::stage::ArtifactKind;
 use serde_json::Value;
 
@@ -60,6 +61,14 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../schemas/timing.v1.schema.json"),
     ),
     (
+        "slsa-provenance.v1.schema.json",
+        include_str!("../../../schemas/slsa-provenance.v1.schema.json"),
+    ),
+    (
+        "slsa-vsa.v1.schema.json",
+        include_str!("../../../schemas/slsa-vsa.v1.schema.json"),
+    ),
+    (
         "policy.v1.schema.json",
         include_str!("../../../schemas/policy.v1.schema.json"),
     ),
@@ -77,6 +86,8 @@ pub const SOURCES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Document {
     Predicate(ArtifactKind),
+    /// The predicate of a standard statement written beside an artifact.
+    Attestation(Attestation),
     Policy,
     /// `ledger.toml`, read as JSON.
     Config,
@@ -89,9 +100,19 @@ impl Document {
     pub fn file_name(self) -> String {
         match self {
             Document::Predicate(kind) => format!("{}.v1.schema.json", kind.as_str()),
-            Document::Policy => "policy.v1.schema.json".to_owned(),
-            Document::Config => "config.v1.schema.json".to_owned(),
-            Document::Prune => "prune.v1.schema.json".to_owned(),
+            doc => format!("{}.v1.schema.json", doc.name()),
+        }
+    }
+
+    /// The document's short name: its schema's and its fixtures' folder name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Document::Predicate(kind) => kind.as_str(),
+            Document::Attestation(Attestation::Provenance) => "slsa-provenance",
+            Document::Attestation(Attestation::Vsa) => "slsa-vsa",
+            Document::Policy => "policy",
+            Document::Config => "config",
+            Document::Prune => "prune",
         }
     }
 
@@ -100,6 +121,7 @@ impl Document {
         ArtifactKind::ALL
             .into_iter()
             .map(Document::Predicate)
+            .chain(Attestation::ALL.into_iter().map(Document::Attestation))
             .chain([Document::Policy, Document::Config, Document::Prune])
     }
 }
@@ -188,6 +210,8 @@ generated! {
     SmokeSchema => "../../schemas/smoke.v1.schema.json",
     DecisionSchema => "../../schemas/decision.v1.schema.json",
     TimingSchema => "../../schemas/timing.v1.schema.json",
+    ProvenanceSchema => "../../schemas/slsa-provenance.v1.schema.json",
+    VsaSchema => "../../schemas/slsa-vsa.v1.schema.json",
     PolicySchema => "../../schemas/policy.v1.schema.json",
     ConfigSchema => "../../schemas/config.v1.schema.json",
     PruneSchema => "../../schemas/prune.v1.schema.json",
@@ -205,6 +229,8 @@ fn generated(doc: Document) -> &'static Generated {
         Document::Predicate(ArtifactKind::Smoke) => &SmokeSchema::GENERATED,
         Document::Predicate(ArtifactKind::Decision) => &DecisionSchema::GENERATED,
         Document::Predicate(ArtifactKind::Timing) => &TimingSchema::GENERATED,
+        Document::Attestation(Attestation::Provenance) => &ProvenanceSchema::GENERATED,
+        Document::Attestation(Attestation::Vsa) => &VsaSchema::GENERATED,
         Document::Policy => &PolicySchema::GENERATED,
         Document::Config => &ConfigSchema::GENERATED,
         Document::Prune => &PruneSchema::GENERATED,

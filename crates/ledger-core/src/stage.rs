@@ -261,7 +261,7 @@ impl ArtifactRef {
         self
     }
 
-    fn file(&self, ext: &str) -> String {
+    pub(crate) fn file(&self, ext: &str) -> String {
         let stem = self.kind.stem();
         let env = self.env.map(|e| format!(".{e}")).unwrap_or_default();
         let attempt = if self.attempt == 1 {

@@ -15,12 +15,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn name(doc: Document) -> &'static str {
-    match doc {
-        Document::Predicate(k) => k.as_str(),
-        Document::Policy => "policy",
-        Document::Config => "config",
-        Document::Prune => "prune",
-    }
+    doc.name()
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {

@@ -171,8 +171,13 @@ impl Error {
                 ErrorClass::Denied
             }
             Error::LeaseHeld { .. } => ErrorClass::Infrastructure,
-            // An engine endpoint written wrong is the configuration's fault.
-            Error::Docker(ledger_docker::DockerError::Endpoint { .. }) => ErrorClass::Input,
+            // An engine endpoint or an image reference written wrong is the input's fault.
+            Error::Docker(
+                ledger_docker::DockerError::Endpoint { .. }
+                | ledger_docker::DockerError::Reference { .. },
+            ) => ErrorClass::Input,
+            // A registry that serves other bytes than their digest names: tampering.
+            Error::Docker(ledger_docker::DockerError::Integrity { .. }) => ErrorClass::Verification,
             Error::Docker(_) => ErrorClass::Infrastructure,
             Error::Config(_)
             | Error::Source(_)

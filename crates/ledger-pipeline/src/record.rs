@@ -14,8 +14,8 @@ use ledger_core::schema::{self, Document, SchemaError};
 use ledger_core::tlog::{self, Checkpoint};
 use ledger_core::EnvName;
 use ledger_core::{
-    ArtifactKind, ArtifactRef, GitSha, Sha256Digest, SigningKey, Stage, Statement, Subject,
-    LEDGER_VERSION,
+    ArtifactKind, ArtifactRef, Attestation, GitSha, Sha256Digest, SigningKey, Stage, Statement,
+    Subject, LEDGER_VERSION,
 };
 use ledger_store::{PutOutcome, Store, StoreError};
 use ledger_verify::read::{object_key, policy_key};
@@ -136,6 +136,42 @@ impl Draft {
     }
 }
 
+/// A standard statement to write beside an artifact
+/// ([`Recorder::write_next_with`]): which one, its subjects, its predicate.
+#[derive(Debug, Clone)]
+pub struct Companion {
+    pub attestation: Attestation,
+    pub subjects: Vec<Subject>,
+    pub predicate: serde_json::Value,
+}
+
+impl Companion {
+    /// A companion with a typed predicate.
+    pub fn new(
+        attestation: Attestation,
+        subjects: Vec<Subject>,
+        predicate: &impl Serialize,
+    ) -> Result<Companion, Error> {
+        let predicate = serde_json::to_value(predicate).map_err(|e| Error::OwnSchema {
+            what: format!("{attestation} statement"),
+            source: SchemaError::Broken("serialize".into(), e.to_string()),
+        })?;
+        Ok(Companion {
+            attestation,
+            subjects,
+            predicate,
+        })
+    }
+}
+
+/// A companion as stored: the hash link its artifact records, and the envelope's
+/// bytes (what is attached to images in the registry).
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub link: Input,
+    pub bytes: Vec<u8>,
+}
+
 /// What a stage recorded.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -254,15 +290,53 @@ impl Recorder<'_> {
         subjects: Vec<Subject>,
         predicate_for: impl Fn(u32) -> P,
     ) -> Result<(ArtifactRef, Sha256Digest), Error> {
+        let (r, digest, _) = self
+            .write_next_beside(kind, sha, env, subjects, None, |attempt, _| {
+                predicate_for(attempt)
+            })
+            .await?;
+        Ok((r, digest))
+    }
+
+    /// [`Recorder::write_next`] with a companion statement (`ledger_core::attestation`)
+    /// written first, at the same attempt, and handed to `predicate_for` as the hash
+    /// link the artifact records. Returns the companion as written.
+    pub async fn write_next_with<P: Serialize>(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        subjects: Vec<Subject>,
+        companion: Companion,
+        predicate_for: impl Fn(u32, Option<Input>) -> P,
+    ) -> Result<(ArtifactRef, Sha256Digest, Option<Written>), Error> {
+        self.write_next_beside(kind, sha, None, subjects, Some(companion), predicate_for)
+            .await
+    }
+
+    async fn write_next_beside<P: Serialize>(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        env: Option<EnvName>,
+        subjects: Vec<Subject>,
+        companion: Option<Companion>,
+        predicate_for: impl Fn(u32, Option<Input>) -> P,
+    ) -> Result<(ArtifactRef, Sha256Digest, Option<Written>), Error> {
+        let sealed = companion
+            .map(|c| self.seal_companion(kind, c))
+            .transpose()?;
         let mut attempt = self.store.next_attempt_in(kind, sha, env).await?;
         let mut backoff = Backoff::default();
         while attempt <= MAX_ATTEMPT {
             let r = ArtifactRef::new(kind, *sha, attempt).in_env(env);
             match self
-                .write(&r, subjects.clone(), predicate_for(attempt))
+                .write_pair(&r, sealed.as_ref(), &subjects, &predicate_for)
                 .await
             {
-                Ok(d) => return Ok((r, d)),
+                Ok((digest, written)) => {
+                    self.log_and_checkpoint().await?;
+                    return Ok((r, digest, written));
+                }
                 Err(Error::Store(StoreError::AlreadyExists { .. })) => {
                     attempt += 1;
                     backoff.contended().await;
@@ -274,6 +348,50 @@ impl Recorder<'_> {
             stage: kind.stage(),
             tries: MAX_ATTEMPT,
         })
+    }
+
+    /// Stores the companion (if any), then the artifact linking it, both at `r`'s
+    /// attempt; either one already taken by another writer moves the caller on.
+    async fn write_pair<P: Serialize>(
+        &self,
+        r: &ArtifactRef,
+        companion: Option<&Vec<u8>>,
+        subjects: &[Subject],
+        predicate_for: &impl Fn(u32, Option<Input>) -> P,
+    ) -> Result<(Sha256Digest, Option<Written>), Error> {
+        let mut written = None;
+        if let (Some(bytes), Some(key)) = (companion, Attestation::key_beside(r)) {
+            let object = ledger_store::ObjectKey::parse(&key).map_err(StoreError::from)?;
+            self.store.put_create(&object, bytes.clone()).await?;
+            written = Some(Written {
+                link: Input {
+                    key,
+                    sha256: Sha256Digest::of(bytes),
+                },
+                bytes: bytes.clone(),
+            });
+        }
+        let link = written.as_ref().map(|w| w.link.clone());
+        let digest = self
+            .write_unlogged(r, subjects.to_vec(), predicate_for(r.attempt, link))
+            .await?;
+        Ok((digest, written))
+    }
+
+    /// Validates and signs a companion statement of an artifact of `kind`.
+    fn seal_companion(&self, kind: ArtifactKind, c: Companion) -> Result<Vec<u8>, Error> {
+        let what = format!("{} statement", c.attestation);
+        if Attestation::of(kind) != Some(c.attestation) {
+            return Err(Error::OwnSchema {
+                what,
+                source: SchemaError::Broken("companion".into(), format!("not one of {kind}")),
+            });
+        }
+        schema::validate(Document::Attestation(c.attestation), &c.predicate)
+            .map_err(|source| Error::OwnSchema { what, source })?;
+        let statement =
+            Statement::with_type(c.attestation.predicate_type(), c.subjects, c.predicate);
+        Ok(Envelope::sign(&statement, self.key).to_bytes())
     }
 
     fn seal(

@@ -225,7 +225,7 @@ impl<'a> Evidence<'a> {
         self.policy
     }
 
-    async fn fetch(&mut self, key: &ObjectKey) -> Result<Found<Fetched>, Error> {
+    pub(crate) async fn fetch(&mut self, key: &ObjectKey) -> Result<Found<Fetched>, Error> {
         if let Some(snapshot) = self.snapshot {
             let found = snapshot.objects.get(key.as_str()).cloned();
             if found.is_some() {
@@ -287,6 +287,7 @@ impl<'a> Evidence<'a> {
         self.check_inputs(&typed.header().inputs, &mut problems)
             .await?;
         self.check_log(r, &typed, &mut problems).await?;
+        self.check_attestation(r, &typed, &mut problems).await?;
         let mut notes = Vec::new();
         self.check_policy(&typed.header().policy_sha256, &mut problems, &mut notes)
             .await?;
@@ -305,7 +306,7 @@ impl<'a> Evidence<'a> {
     }
 
     /// The signers not revoked at the evidence's time; too few is a problem.
-    fn trusted_signers(
+    pub(crate) fn trusted_signers(
         &self,
         r: &ArtifactRef,
         signed_by: &[KeyId],
@@ -437,6 +438,7 @@ impl<'a> Evidence<'a> {
             if r.kind.has_log() {
                 keys.push(r.log_key());
             }
+            keys.extend(ledger_core::Attestation::key_beside(r));
         }
         self.read_ahead(&keys).await
     }

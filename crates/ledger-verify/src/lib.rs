@@ -24,10 +24,12 @@
 //! * [`show`] is a chain as people read it and the store as a history (`show`, `log`).
 
 pub mod chain;
+mod companion;
 pub mod error;
 pub mod evidence;
 pub mod gate;
 pub mod history;
+pub mod image;
 pub mod layout;
 pub mod logged;
 pub mod read;

@@ -126,6 +126,20 @@ impl Evidence<'_> {
             };
             gaps.problems.extend(self.log_problems(key, digest).await?);
         }
+        // Companions (SLSA statements) are held to the log like captured output; a
+        // broken or missing one is also reported by its artifact's check.
+        for key in listed
+            .iter()
+            .filter(|k| ledger_core::Attestation::parse_key(k).is_some())
+        {
+            let object =
+                ledger_store::ObjectKey::parse(key).map_err(ledger_store::StoreError::from)?;
+            let Some(Ok(fetched)) = self.fetch(&object).await? else {
+                continue;
+            };
+            gaps.problems
+                .extend(self.log_problems(key, Some(fetched.digest)).await?);
+        }
         gaps.problems.extend(attempt_holes(sha, listed, &index));
         Ok(gaps)
     }

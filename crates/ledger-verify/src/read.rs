@@ -121,8 +121,9 @@ pub fn found_one<T>(read: Result<Option<T>, ledger_store::StoreError>) -> Result
 }
 
 /// Splits keys listed under `sha`'s prefixes into its artifacts, in stage order and
-/// then attempt order, and objects that are not `ledger` evidence (captured logs
-/// beside their envelope are neither: they are checked through the envelope).
+/// then attempt order, and objects that are not `ledger` evidence (captured logs and
+/// companion statements beside their envelope are neither: they are checked through
+/// the envelope).
 pub fn classify(sha: &GitSha, keys: &[String]) -> (Vec<ArtifactRef>, Vec<String>) {
     let mut refs = Vec::new();
     let mut unexpected = Vec::new();
@@ -135,6 +136,10 @@ pub fn classify(sha: &GitSha, keys: &[String]) -> (Vec<ArtifactRef>, Vec<String>
             _ => unexpected.push(key.clone()),
         }
     }
+    // A companion belongs to the SHA's evidence only beside its artifact.
+    unexpected.retain(|key| {
+        !ledger_core::Attestation::parse_key(key).is_some_and(|(r, _)| refs.contains(&r))
+    });
     refs.sort_by_key(|r| {
         let kind = ledger_core::ArtifactKind::ALL
             .iter()

@@ -169,4 +169,18 @@ pub fn print_decision(outcome: &DecideOutcome) {
         "ledger: evidence {} and {} (lead time {} ms)",
         outcome.decision_key, outcome.timing_key, outcome.lead_time_ms
     );
+    let Some(attestations) = &outcome.attestations else {
+        return;
+    };
+    eprintln!("ledger: SLSA verification summary {}", attestations.vsa_key);
+    let Some(attachment) = &attestations.attachment else {
+        eprintln!("ledger: no image of the release is in a registry: its attestations are in the store only");
+        return;
+    };
+    for image in &attachment.attached {
+        eprintln!("ledger: VSA and provenance attached to {image}");
+    }
+    for problem in &attachment.failed {
+        eprintln!("ledger: warning: attestations NOT attached to {problem}; admission checks that require them will refuse the image");
+    }
 }

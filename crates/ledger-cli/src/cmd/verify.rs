@@ -14,6 +14,9 @@ pub async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
     if args.all {
         return verify_all(global, &args).await;
     }
+    if let Some(reference) = &args.image {
+        return verify_image(global, reference).await;
+    }
     let root = crate::context::repo_root()?;
     let sha = super::resolve_commit(args.sha.as_deref(), &root)?;
     let reader = Reader::open(global, root).await?;
@@ -33,6 +36,46 @@ pub async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
         print_json(&report)?;
     } else {
         print_chain(&report, reader.store.location());
+    }
+    Ok(verified(report.ok))
+}
+
+/// `ledger verify --image REF`: the image's attestations against the policy, with
+/// no store (the policy's owners are checked against the checkout's root).
+async fn verify_image(global: &Global, reference: &str) -> Result<Code> {
+    let root = crate::context::repo_root()?;
+    let (policy, bytes) = crate::context::load_policy(global, &root)?;
+    let no_store = ledger_verify::Store::empty("(none: --image reads no store)");
+    let policy = crate::context::load_signed_policy(
+        global,
+        &root,
+        &no_store,
+        (policy, &bytes),
+        Code::VerificationFailed,
+    )
+    .await?;
+    let report = ledger_pipeline::observe::image::verify_image(&policy, reference).await?;
+    println!("image {}", report.image);
+    for line in &report.verified {
+        println!("  ok {line}");
+    }
+    if report.other > 0 {
+        println!(
+            "  ({} attestation(s) of other types not checked)",
+            report.other
+        );
+    }
+    for note in &report.notes {
+        println!("  note: {note}");
+    }
+    for problem in &report.problems {
+        println!("  x {problem}");
+    }
+    match (&report.commit, &report.verdict) {
+        (Some(commit), Some(verdict)) if report.ok => {
+            println!("verified: commit {commit}, verification summary {verdict}");
+        }
+        _ => println!("NOT VERIFIED: {} problem(s)", report.problems.len()),
     }
     Ok(verified(report.ok))
 }

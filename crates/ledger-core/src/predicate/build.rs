@@ -1,7 +1,7 @@
 //! The predicate of the `build` stage (`build.v1.schema.json`): every image built
 //! once for the commit, and the failure that stopped the build, if one did.
 
-use super::header::Header;
+use super::header::{Header, Input};
 use super::source::Source;
 use super::Predicate;
 use crate::schema::Document;
@@ -27,6 +27,10 @@ pub struct BuildPredicate {
     /// absent only in evidence written before ledger recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// The SLSA Provenance written beside this artifact (its key and envelope
+    /// SHA-256); set on every passing build with images, absent before ledger wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Input>,
 }
 
 /// One image built.

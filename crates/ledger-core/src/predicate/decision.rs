@@ -33,6 +33,10 @@ pub struct DecisionPredicate {
     /// For a replay or rollback: the manifest run again (key and envelope SHA-256).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Input>,
+    /// The SLSA VSA written beside this decision (its key and envelope SHA-256);
+    /// absent when no release-candidate manifest named images to be its subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Input>,
 }
 
 /// The release decision.

@@ -17,10 +17,12 @@ mod decision;
 mod deployment;
 mod header;
 mod manifest;
+mod provenance;
 mod prune;
 mod smoke;
 mod source;
 mod timing;
+mod vsa;
 
 pub use build::{BuildFailure, BuildPredicate, BuiltImage, ImageLabels};
 pub use command::{Command, CommandPredicate, Isolation, Output, TestCounts};
@@ -30,10 +32,16 @@ pub use deployment::{
 };
 pub use header::{Header, Input, Outcome, Runner};
 pub use manifest::{ManifestPredicate, PinnedImage};
+pub use provenance::{
+    provenance_subjects, BuildDefinition, BuildMetadata, Builder, ExternalParameters,
+    ImageParameters, InternalParameters, ProvenancePredicate, ResourceDescriptor, RunDetails,
+    BUILD_TYPE,
+};
 pub use prune::{Deleted, Place, PrunePredicate};
 pub use smoke::{Latency, Method, SmokeCheck, SmokePredicate};
 pub use source::{Source, Tree};
 pub use timing::{StageTime, TimingPredicate};
+pub use vsa::{VerificationResult, Verifier, VsaPredicate, BUILD_LEVEL, VERIFIER_ID};
 
 use crate::schema::Document;
 use serde::de::DeserializeOwned;

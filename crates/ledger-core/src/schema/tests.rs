@@ -59,12 +59,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn fixture_dir(doc: Document) -> PathBuf {
-    let name = match doc {
-        Document::Predicate(k) => k.as_str(),
-        Document::Policy => "policy",
-        Document::Config => "config",
-        Document::Prune => "prune",
-    };
+    let name = doc.name();
     fixtures().join(name)
 }
 

@@ -2,11 +2,14 @@
 //! and map non-empty), the input of the types → schemas direction of these tests.
 
 use ledger_core::predicate::{
-    BuildFailure, BuildPredicate, BuiltImage, Command, CommandPredicate, Container, Decision,
-    DecisionPredicate, Deleted, DeployFailure, DeploymentPredicate, Header, ImageLabels, Input,
-    Isolation, Latency, Lease, ManifestPredicate, Method, Outcome, Output, PinnedImage, Place,
-    Port, Predicate, Promotion, PrunePredicate, Reason, Runner, SmokeCheck, SmokePredicate, Source,
-    StageTime, SwarmService, SwarmTask, TestCounts, TimingPredicate, Tree,
+    BuildDefinition, BuildFailure, BuildMetadata, BuildPredicate, Builder, BuiltImage, Command,
+    CommandPredicate, Container, Decision, DecisionPredicate, Deleted, DeployFailure,
+    DeploymentPredicate, ExternalParameters, Header, ImageLabels, ImageParameters, Input,
+    InternalParameters, Isolation, Latency, Lease, ManifestPredicate, Method, Outcome, Output,
+    PinnedImage, Place, Port, Predicate, Promotion, ProvenancePredicate, PrunePredicate, Reason,
+    ResourceDescriptor, RunDetails, Runner, SmokeCheck, SmokePredicate, Source, StageTime,
+    SwarmService, SwarmTask, TestCounts, TimingPredicate, Tree, VerificationResult, Verifier,
+    VsaPredicate, BUILD_LEVEL, BUILD_TYPE, VERIFIER_ID,
 };
 use ledger_core::schema::Document;
 use ledger_core::{ArtifactKind, EnvName, GitSha, Sha256Digest, Stage};
@@ -125,6 +128,78 @@ fn full_build() -> BuildPredicate {
             message: "COPY failed".into(),
         }),
         source: Some(source(Tree::Other)),
+        attestation: Some(input(&format!("build/{}/build.provenance.json", sha()))),
+    }
+}
+
+fn digest_of(algorithm: &str, value: String) -> BTreeMap<String, String> {
+    BTreeMap::from([(algorithm.to_owned(), value)])
+}
+
+fn full_provenance() -> ProvenancePredicate {
+    ProvenancePredicate {
+        build_definition: BuildDefinition {
+            build_type: BUILD_TYPE.into(),
+            external_parameters: ExternalParameters {
+                source: "https://example.com/shop".into(),
+                revision: sha(),
+                images: vec![ImageParameters {
+                    name: "api".into(),
+                    context: "examples/service".into(),
+                    dockerfile: "Dockerfile".into(),
+                    tag: format!("ledger-demo/api:{}", sha()),
+                }],
+            },
+            internal_parameters: InternalParameters {
+                ledger_version: "0.1.0".into(),
+                policy_sha256: Sha256Digest::of(b"policy"),
+                registry: Some("127.0.0.1:5000".into()),
+            },
+            resolved_dependencies: vec![
+                ResourceDescriptor::uri(
+                    format!("git+https://example.com/shop@{}", sha()),
+                    "gitCommit",
+                    sha().to_string(),
+                ),
+                ResourceDescriptor {
+                    name: Some("api.context".into()),
+                    uri: None,
+                    digest: digest_of("sha256", Sha256Digest::of(b"context").to_hex()),
+                },
+            ],
+        },
+        run_details: RunDetails {
+            builder: Builder {
+                id: "https://ledger.dev/builder/github-actions".into(),
+                version: digest_of("ledger", "0.1.0".into()),
+            },
+            metadata: BuildMetadata {
+                invocation_id: "https://github.com/shop/api/actions/runs/42".into(),
+                started_on: t0(),
+                finished_on: t0() + time::Duration::seconds(5),
+            },
+        },
+    }
+}
+
+fn full_vsa() -> VsaPredicate {
+    let policy = Sha256Digest::of(b"policy").to_hex();
+    VsaPredicate {
+        verifier: Verifier {
+            id: VERIFIER_ID.into(),
+            version: digest_of("ledger", "0.1.0".into()),
+        },
+        time_verified: t0(),
+        resource_uri: format!("git+https://example.com/shop@{}", sha()),
+        policy: ResourceDescriptor::uri(format!("policies/{policy}.json"), "sha256", policy),
+        input_attestations: vec![ResourceDescriptor::uri(
+            format!("build/{}/build.provenance.json", sha()),
+            "sha256",
+            Sha256Digest::of(b"provenance").to_hex(),
+        )],
+        verification_result: VerificationResult::Passed,
+        verified_levels: vec![BUILD_LEVEL.into()],
+        slsa_version: "1.0".into(),
     }
 }
 
@@ -238,6 +313,7 @@ fn full_decision() -> DecisionPredicate {
         replay: Some(true),
         rollback_from: Some(Some(other_sha())),
         manifest: Some(replay_manifest()),
+        attestation: Some(input(&format!("release/{}/decision.vsa.json", sha()))),
     }
 }
 
@@ -308,5 +384,7 @@ pub fn fully_populated() -> Vec<(Document, Value)> {
     out.extend(documents_of(&full_decision()));
     out.extend(documents_of(&full_timing()));
     out.extend(documents_of(&full_prune()));
+    out.extend(documents_of(&full_provenance()));
+    out.extend(documents_of(&full_vsa()));
     out
 }

@@ -8,6 +8,9 @@
 //! Each build context is exported from the commit's own git objects before anything
 //! is built ([`crate::source`]): files that are not committed cannot reach an image
 //! labelled with the SHA, and the predicate's `source` says so (`exported`).
+//!
+//! A passing build also writes SLSA Provenance beside its evidence ([`slsa`]) and,
+//! with a registry, attaches it to every image pushed.
 
 use crate::config::{Config, ImageConfig};
 use crate::error::Error;
@@ -15,10 +18,12 @@ use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
 use crate::run::Passed;
 use crate::source::Worktree;
+use crate::stages::slsa::{self, BuildFacts};
 use ledger_core::predicate::{
-    BuildFailure, BuildPredicate, BuiltImage, ImageLabels, Outcome, Runner, Source, Tree,
+    BuildFailure, BuildPredicate, BuiltImage, ImageLabels, ImageParameters, Outcome, Runner,
+    Source, Tree,
 };
-use ledger_core::{ArtifactKind, GitSha, Stage, Subject};
+use ledger_core::{ArtifactKind, GitSha, Sha256Digest, Stage, Subject};
 use ledger_docker::labels::REVISION as REVISION_LABEL;
 use ledger_docker::{BuildSpec, DockerError, Engine};
 use std::collections::BTreeMap;
@@ -39,6 +44,7 @@ pub async fn run_build(
     let gate = passed.expect(Stage::Build, &sha)?;
     let draft = Draft::new(rec, Stage::Build, sha, runner, gate.inputs);
     let (source, contexts) = export_contexts(config, &sha)?;
+    let context_digests: Vec<Sha256Digest> = contexts.iter().map(|c| Sha256Digest::of(c)).collect();
     let created = draft.started_at.format(&Rfc3339).unwrap_or_default();
     let labels = ImageLabels {
         revision: sha,
@@ -68,22 +74,67 @@ pub async fn run_build(
     };
     let finished = OffsetDateTime::now_utc();
     let count = images.len();
-    let (r, _) = rec
-        .write_next(ArtifactKind::Build, &sha, subjects, |attempt| {
-            BuildPredicate {
-                header: draft.header(attempt, finished, result),
-                images: images.clone(),
-                registry: config.registry.clone(),
-                failure: failure.clone(),
-                source: Some(source.clone()),
-            }
-        })
+    let predicate = |attempt, attestation| BuildPredicate {
+        header: draft.header(attempt, finished, result),
+        images: images.clone(),
+        registry: config.registry.clone(),
+        failure: failure.clone(),
+        source: Some(source.clone()),
+        attestation,
+    };
+    // Provenance describes what a build made: a failed one made nothing to attach it to.
+    if result == Outcome::Fail || images.is_empty() {
+        let (r, _) = rec
+            .write_next(ArtifactKind::Build, &sha, subjects, |a| predicate(a, None))
+            .await?;
+        return Ok(recorded(r, result, count));
+    }
+    let facts = BuildFacts {
+        draft: &draft,
+        finished,
+        source: &config.source,
+        registry: config.registry.as_deref(),
+        images: parameters(config, &sha, &context_digests),
+    };
+    let companion = slsa::provenance(&facts, &images)?;
+    let (r, _, written) = rec
+        .write_next_with(ArtifactKind::Build, &sha, subjects, companion, predicate)
         .await?;
-    Ok(Recorded {
+    match (written, &config.registry) {
+        (Some(written), Some(_)) => slsa::attach_provenance(&images, &written, progress).await,
+        _ => progress("no registry: the provenance is in the store only, attached to no image"),
+    }
+    Ok(recorded(r, result, count))
+}
+
+fn recorded(r: ledger_core::ArtifactRef, result: Outcome, count: usize) -> Recorded {
+    Recorded {
         r,
         result,
         summary: format!("{count} image(s) built"),
-    })
+    }
+}
+
+/// The provenance's parameters of every image, with its exported context's digest.
+fn parameters(
+    config: &Config,
+    sha: &GitSha,
+    digests: &[Sha256Digest],
+) -> Vec<(ImageParameters, Sha256Digest)> {
+    config
+        .images
+        .iter()
+        .zip(digests)
+        .map(|(image, digest)| {
+            let parameters = ImageParameters {
+                name: image.name.clone(),
+                context: image.context.clone(),
+                dockerfile: image.dockerfile.clone(),
+                tag: format!("{}:{sha}", config.image_repo(&image.name)),
+            };
+            (parameters, *digest)
+        })
+        .collect()
 }
 
 /// Every image's build context, exported from commit `sha` before anything is

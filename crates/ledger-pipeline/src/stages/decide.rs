@@ -5,15 +5,20 @@
 //! reason per failed rule, then the timing of the chain (per stage start, end,
 //! duration and attempt; the sum of stage times; the lead time from the commit stage
 //! to the decision). Both artifacts are written either way: a reject is evidence too.
+//! Beside the decision goes a SLSA VSA (PASSED or FAILED) about the manifest's images,
+//! attached with the build's provenance to every image in a registry ([`slsa`]).
 
 use crate::error::Error;
-use crate::record::{Draft, Recorder};
+use crate::record::{Companion, Draft, Recorder, Written};
 use crate::run::Passed;
+use crate::stages::slsa::{self, Attachment, Release};
+use ledger_core::attestation::{PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE};
 use ledger_core::predicate::{
     self, DecisionPredicate, Input, Outcome, Runner, StageTime, TimingPredicate,
 };
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Sha256Digest, Stage, Subject};
 use ledger_policy::Reason;
+use ledger_verify::evidence::AnyPredicate;
 use ledger_verify::evidence::Evidence;
 use ledger_verify::gate;
 use serde::Serialize;
@@ -42,6 +47,17 @@ pub struct DecideOutcome {
     pub decision_key: String,
     pub timing_key: String,
     pub lead_time_ms: u64,
+    /// The VSA written beside the decision and where it was attached; `None` when the
+    /// chain had no release-candidate manifest.
+    pub attestations: Option<Attestations>,
+}
+
+/// The decision's VSA: its key, and what attaching it (with the build's provenance)
+/// to the release's images did; `attachment` is `None` when no image is in a registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attestations {
+    pub vsa_key: String,
+    pub attachment: Option<Attachment>,
 }
 
 fn millis(d: time::Duration) -> u64 {
@@ -90,18 +106,97 @@ pub async fn run_decide(
         started_at,
         policy_sha256: rec.policy.digest(),
     };
+    let facts = release_of(&mut evidence, &req.sha).await?;
     let finished_at = OffsetDateTime::now_utc();
     let reasons = release.verdict.reasons;
-    let decision_ref = write_decision(rec, &req, &draft, finished_at, decision, &reasons).await?;
+    let companion = facts
+        .as_ref()
+        .map(|f| {
+            let passed = decision == Decision::Promote;
+            slsa::vsa(f, &draft.inputs, &draft.policy_sha256, finished_at, passed)
+        })
+        .transpose()?;
+    let (decision_ref, written) = write_decision(
+        rec,
+        &req,
+        &draft,
+        finished_at,
+        decision,
+        &reasons,
+        companion,
+    )
+    .await?;
     let (timing_key, lead_time_ms) =
         write_timing(rec, &mut evidence, &draft, finished_at, decision_ref).await?;
+    let attestations = match (facts, written) {
+        (Some(release), Some(vsa)) => Some(attach_release(rec, &release, vsa).await),
+        _ => None,
+    };
     Ok(DecideOutcome {
         decision,
         reasons,
         decision_key: decision_ref.0.key(),
         timing_key,
         lead_time_ms,
+        attestations,
     })
+}
+
+/// The release the decision is about, from the latest verified manifest and build;
+/// `None` without them (no images to be a VSA's subject).
+async fn release_of(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<Option<Release>, Error> {
+    let (verified, _) = gate::gather(evidence, sha, [Stage::Build, Stage::Publish]).await?;
+    let build = verified.get(&Stage::Build).map(|a| a.typed());
+    let manifest = verified.get(&Stage::Publish).map(|a| a.typed());
+    let (Some(AnyPredicate::Build(build)), Some(AnyPredicate::Manifest(manifest))) =
+        (build, manifest)
+    else {
+        return Ok(None);
+    };
+    let Some(source) = build.images.first().map(|i| i.labels.source.as_str()) else {
+        return Ok(None);
+    };
+    Ok(Some(Release::new(
+        sha,
+        manifest,
+        source,
+        build.attestation.clone(),
+    )))
+}
+
+/// Attaches the VSA and the build's provenance to every pushed image of the release.
+/// The decision is recorded by then, so nothing here fails the stage: what could not
+/// be attached is reported in the outcome.
+async fn attach_release(rec: &Recorder<'_>, release: &Release, vsa: Written) -> Attestations {
+    let mut out = Attestations {
+        vsa_key: vsa.link.key.clone(),
+        attachment: None,
+    };
+    if release.pushed.is_empty() {
+        return out;
+    }
+    let mut envelopes = vec![(vsa.bytes, VSA_PREDICATE_TYPE)];
+    let mut unread = None;
+    if let Some(link) = &release.provenance {
+        match read_companion(rec, &link.key).await {
+            Ok(bytes) => envelopes.push((bytes, PROVENANCE_PREDICATE_TYPE)),
+            Err(e) => unread = Some(format!("the build's provenance {}: {e}", link.key)),
+        }
+    }
+    let borrowed: Vec<(&[u8], &str)> = envelopes.iter().map(|(b, t)| (b.as_slice(), *t)).collect();
+    let mut attachment = slsa::attach(&release.pushed, &borrowed).await;
+    attachment.failed.extend(unread);
+    out.attachment = Some(attachment);
+    out
+}
+
+async fn read_companion(rec: &Recorder<'_>, key: &str) -> Result<Vec<u8>, String> {
+    let object = ledger_store::ObjectKey::parse(key).map_err(|e| e.to_string())?;
+    match rec.store.get(&object).await {
+        Ok(Some(bytes)) => Ok(bytes.to_vec()),
+        Ok(None) => Err("not in the store".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Records the decision, with one reason per failed rule.
@@ -112,32 +207,47 @@ async fn write_decision(
     finished_at: OffsetDateTime,
     decision: Decision,
     reasons: &[Reason],
-) -> Result<(ArtifactRef, Sha256Digest), Error> {
+    companion: Option<Companion>,
+) -> Result<((ArtifactRef, Sha256Digest), Option<Written>), Error> {
     let result = match decision {
         Decision::Promote => Outcome::Pass,
         Decision::Reject => Outcome::Fail,
     };
     let reasons: Vec<predicate::Reason> = reasons.iter().map(recorded_reason).collect();
-    rec.write_next(
-        ArtifactKind::Decision,
-        &req.sha,
-        vec![Subject::git(&req.sha)],
-        |attempt| {
-            let mut p = DecisionPredicate {
-                header: draft.header(attempt, finished_at, result),
-                decision,
-                reasons: reasons.clone(),
-                replay: None,
-                rollback_from: None,
-                manifest: None,
-            };
-            if let Some(replay) = &req.replay {
-                replay.mark_decision(&mut p);
-            }
-            p
-        },
-    )
-    .await
+    let predicate = |attempt, attestation| {
+        let mut p = DecisionPredicate {
+            header: draft.header(attempt, finished_at, result),
+            decision,
+            reasons: reasons.clone(),
+            replay: None,
+            rollback_from: None,
+            manifest: None,
+            attestation,
+        };
+        if let Some(replay) = &req.replay {
+            replay.mark_decision(&mut p);
+        }
+        p
+    };
+    let subjects = vec![Subject::git(&req.sha)];
+    let Some(companion) = companion else {
+        let written = rec
+            .write_next(ArtifactKind::Decision, &req.sha, subjects, |a| {
+                predicate(a, None)
+            })
+            .await?;
+        return Ok((written, None));
+    };
+    let (r, digest, written) = rec
+        .write_next_with(
+            ArtifactKind::Decision,
+            &req.sha,
+            subjects,
+            companion,
+            predicate,
+        )
+        .await?;
+    Ok(((r, digest), written))
 }
 
 fn recorded_reason(r: &Reason) -> predicate::Reason {

@@ -14,4 +14,5 @@ pub mod deploy;
 pub mod exec;
 pub mod isolate;
 pub mod publish;
+pub mod slsa;
 pub mod smoke;
