@@ -100,6 +100,23 @@ impl Image {
         digest
     }
 
+    /// Deletes the manifest the `.att` tag names (and with it the tag).
+    fn delete_att_manifest(&self) {
+        let digest = String::from_utf8(curl(&[
+            "-I",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%header{docker-content-digest}",
+            "-H",
+            &format!("Accept: {OCI_MANIFEST}"),
+            &self.url(&format!("manifests/{}", self.att_tag())),
+        ]))
+        .unwrap();
+        assert!(digest.starts_with("sha256:"), "{digest:?}");
+        curl(&["-X", "DELETE", &self.url(&format!("manifests/{digest}"))]);
+    }
+
     /// Puts `manifest` under the `.att` tag, replacing what it named.
     fn put_att_manifest(&self, manifest: &Value) {
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -232,13 +249,14 @@ fn a_promoted_release_carries_its_attestations_and_verify_image_checks_them() {
     let by_tag = format!("{}/{}:{s}", image.host, image.name);
     assert_code(&verify(&by_tag), 0);
 
-    edits_fail_verification(&p, &image, &reference, (&provenance, &vsa));
+    edits_fail_verification(&p, &s, &image, &reference, (&provenance, &vsa));
 }
 
 /// Each edit of the attached attestations fails `verify --image` (exit 4); put back
 /// as `ledger` left them, they verify again, so the failures were the edits'.
 fn edits_fail_verification(
     p: &Project,
+    sha: &str,
     image: &Image,
     reference: &str,
     (provenance, vsa): (&[u8], &[u8]),
@@ -285,6 +303,13 @@ fn edits_fail_verification(
     // Put back as ledger left it: verifies again, so the failures above were the edits.
     image.put_att_manifest(&original);
     assert_code(&verify(reference), 0);
+    // Both removed; `ledger attest` attaches them again from the verified evidence.
+    image.delete_att_manifest();
+    assert_code(&verify(reference), 4);
+    let out = p.ledger(&["attest", sha]);
+    assert_code(&out, 0);
+    assert!(text(&out).contains("attached to"), "{}", text(&out));
+    assert_code(&verify(reference), 0);
 }
 
 #[test]
@@ -330,4 +355,28 @@ fn a_rejected_release_fails_verify_image_and_a_bad_reference_is_exit_2() {
         let out = p.ledger(&["verify", "--image", bad]);
         assert_code(&out, 2);
     }
+}
+
+#[test]
+fn attest_refuses_a_release_without_a_registry_or_a_decision() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let s = p.sha(25);
+    p.run_through(&s, "publish");
+    let out = p.ledger(&["attest", &s]);
+    assert_code(&out, 2);
+    assert!(
+        text(&out).contains("none of its images is in a registry"),
+        "{}",
+        text(&out)
+    );
+    // Never built: nothing verified to attach.
+    let other = p.sha(26);
+    let out = p.ledger(&["attest", &other]);
+    assert_code(&out, 2);
+    assert!(
+        text(&out).contains("no verified build and manifest"),
+        "{}",
+        text(&out)
+    );
 }

@@ -177,6 +177,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["promote"],
     &["status"],
     &["prune"],
+    &["attest"],
 ];
 
 /// `--help` output, at a fixed width: clap wraps to the terminal, else `COLUMNS`,

@@ -85,6 +85,17 @@ pub enum Command {
     Status(StatusArgs),
     /// Delete images of never-promoted releases (dry run unless --apply)
     Prune(PruneArgs),
+    /// Attach a release's SLSA provenance and verification summary, as its verified
+    /// evidence names them, to its images in their registry again
+    Attest(AttestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// Commit whose attestations to attach: a full SHA, or a revision git knows here
+    /// (HEAD, a tag, an abbreviated SHA) [default: HEAD]
+    #[arg(value_name = "COMMIT")]
+    pub sha: Option<String>,
 }
 
 #[derive(Debug, Args)]

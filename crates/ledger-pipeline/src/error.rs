@@ -143,6 +143,9 @@ pub enum Error {
         environment: String,
         names: Vec<String>,
     },
+    /// `ledger attest` has nothing it could attach.
+    #[error("nothing to attach for {sha}: {why}")]
+    NothingToAttest { sha: GitSha, why: String },
     /// The policy does not let this runner run stages in the environment.
     #[error("runner {runner} is not approved for environment `{environment}` (the policy approves {})", .approved.join(", "))]
     RunnerNotApproved {
@@ -160,7 +163,7 @@ impl Error {
             Error::Command(_) | Error::KeyNotTrusted { .. } | Error::NotAWrapperStage(_) => {
                 ErrorClass::Input
             }
-            Error::OwnSchema { .. } => ErrorClass::Input,
+            Error::OwnSchema { .. } | Error::NothingToAttest { .. } => ErrorClass::Input,
             Error::PolicyObjectAltered { .. } => ErrorClass::Verification,
             // A spooled run keeps the class of what stopped the store: down is 5, a
             // store that refuses (a planted link) is 4.

@@ -48,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<Code> {
         Command::Promote(args) => release::promote(global, args).await,
         Command::Status(args) => status::status(global, args).await,
         Command::Prune(args) => prune::prune(global, args).await,
+        Command::Attest(args) => release::attest(global, args).await,
     }
 }
 
@@ -181,6 +182,6 @@ pub fn print_decision(outcome: &DecideOutcome) {
         eprintln!("ledger: VSA and provenance attached to {image}");
     }
     for problem in &attachment.failed {
-        eprintln!("ledger: warning: attestations NOT attached to {problem}; admission checks that require them will refuse the image");
+        eprintln!("ledger: warning: attestations NOT attached to {problem}; attach them again with `ledger attest {}`", outcome.sha);
     }
 }

@@ -1,9 +1,10 @@
-//! Operations on stored releases: `ledger replay`, `ledger rollback` and `ledger
-//! promote`. None builds an image; each deploys digests the evidence already holds.
+//! Operations on stored releases: `ledger replay`, `ledger rollback`, `ledger
+//! promote` and `ledger attest`. None builds an image; each deploys (or attests)
+//! digests the evidence already holds.
 
 use super::{denied, outcome_code, print_decision, progress};
-use crate::args::{Global, PromoteArgs, ReleaseRunArgs};
-use crate::context::{self, Writer};
+use crate::args::{AttestArgs, Global, PromoteArgs, ReleaseRunArgs};
+use crate::context::{self, Reader, Writer};
 use crate::exit::{Code, Failure, Result};
 use ledger_core::predicate::Outcome;
 use ledger_core::GitSha;
@@ -154,4 +155,26 @@ pub async fn promote(global: &Global, args: PromoteArgs) -> Result<Code> {
         writer.store.location()
     );
     Ok(outcome_code(recorded.result))
+}
+
+/// `ledger attest [COMMIT]`: the release's SLSA statements attached to its images
+/// again (exit 5 if any image could not take them).
+pub async fn attest(global: &Global, args: AttestArgs) -> Result<Code> {
+    let root = context::repo_root()?;
+    let sha = super::resolve_commit(args.sha.as_deref(), &root)?;
+    let reader = Reader::open(global, root).await?;
+    let attested =
+        ledger_pipeline::release::attest::attest(&reader.store, &reader.policy, &sha).await?;
+    let statements = attested.statements.join(" and ");
+    for image in &attested.attachment.attached {
+        eprintln!("ledger: {statements} attached to {image}");
+    }
+    for problem in &attested.attachment.failed {
+        eprintln!("ledger: NOT attached to {problem}");
+    }
+    Ok(if attested.attachment.failed.is_empty() {
+        Code::Success
+    } else {
+        Code::Infrastructure
+    })
 }

@@ -101,7 +101,9 @@ pub async fn run_build(
         .write_next_with(ArtifactKind::Build, &sha, subjects, companion, predicate)
         .await?;
     match (written, &config.registry) {
-        (Some(written), Some(_)) => slsa::attach_provenance(&images, &written, progress).await,
+        (Some(written), Some(_)) => {
+            slsa::attach_provenance(&sha, &images, &written, progress).await
+        }
         _ => progress("no registry: the provenance is in the store only, attached to no image"),
     }
     Ok(recorded(r, result, count))

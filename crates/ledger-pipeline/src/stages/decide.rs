@@ -42,6 +42,7 @@ pub struct DecideRequest {
 /// What `decide` wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecideOutcome {
+    pub sha: GitSha,
     pub decision: Decision,
     pub reasons: Vec<Reason>,
     pub decision_key: String,
@@ -133,6 +134,7 @@ pub async fn run_decide(
         _ => None,
     };
     Ok(DecideOutcome {
+        sha: req.sha,
         decision,
         reasons,
         decision_key: decision_ref.0.key(),

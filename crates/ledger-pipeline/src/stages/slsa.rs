@@ -210,6 +210,7 @@ pub async fn attach(references: &[String], envelopes: &[(&[u8], &str)]) -> Attac
 /// Attaches a build's provenance to every image it pushed, saying on `progress`
 /// where it went and where it could not.
 pub async fn attach_provenance(
+    sha: &GitSha,
     images: &[BuiltImage],
     written: &Written,
     progress: &(dyn Fn(&str) + Sync),
@@ -225,7 +226,7 @@ pub async fn attach_provenance(
     }
     for problem in &attachment.failed {
         progress(&format!(
-            "warning: provenance NOT attached to {problem} (the evidence is recorded; admission checks that require provenance will refuse this image)"
+            "warning: provenance NOT attached to {problem} (the evidence is recorded; attach it again with `ledger attest {sha}`)"
         ));
     }
 }
