@@ -246,6 +246,15 @@ fn a_promoted_release_carries_its_attestations_and_verify_image_checks_them() {
         "{}",
         text(&out)
     );
+    let out = p.ledger(&["verify", "--image", &reference, "--json"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::read::assert_output_schema("verify-image", &report);
+    assert_eq!(
+        (report["ok"].as_bool(), report["verdict"].as_str()),
+        (Some(true), Some("PASSED"))
+    );
+    assert_eq!(report["commit"], s.as_str());
     let by_tag = format!("{}/{}:{s}", image.host, image.name);
     assert_code(&verify(&by_tag), 0);
 
@@ -342,9 +351,15 @@ fn a_rejected_release_fails_verify_image_and_a_bad_reference_is_exit_2() {
         .as_str()
         .unwrap()
         .to_owned();
-    let out = p.ledger(&["verify", "--image", &reference]);
+    refused(&p.ledger(&["verify", "--image", &reference]), "says FAILED");
+    let out = p.ledger(&["verify", "--image", &reference, "--json"]);
     assert_code(&out, 4);
-    assert!(text(&out).contains("says FAILED"), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::read::assert_output_schema("verify-image", &report);
+    assert_eq!(
+        (report["ok"].as_bool(), report["verdict"].as_str()),
+        (Some(false), Some("FAILED"))
+    );
     // The rejection's VSA is evidence too: the store's chain still verifies.
     assert_code(&p.ledger(&["verify", &s]), 0);
     for bad in [

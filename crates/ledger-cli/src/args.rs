@@ -320,7 +320,7 @@ pub struct VerifyArgs {
     /// Verify the SLSA attestations attached to an image in its registry
     /// (host/name:tag or host/name@sha256:...) against the policy alone, without the
     /// store: a promotion's VSA and the build's provenance must verify (exit 4 if not)
-    #[arg(long, value_name = "REF", conflicts_with_all = ["sha", "all", "checkpoint", "json"])]
+    #[arg(long, value_name = "REF", conflicts_with_all = ["sha", "all", "checkpoint"])]
     pub image: Option<String>,
     /// Print the report as JSON
     #[arg(long)]

@@ -1,5 +1,6 @@
 //! `ledger verify SHA` and `ledger verify --all`: every stored artifact checked
-//! offline against the policy. Never writes; text for people or `--json`.
+//! offline against the policy; `ledger verify --image REF`: an image's attestations
+//! checked against the policy alone. Never writes; text for people or `--json`.
 
 use super::print_json;
 use crate::args::{Global, VerifyArgs};
@@ -15,7 +16,7 @@ pub async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
         return verify_all(global, &args).await;
     }
     if let Some(reference) = &args.image {
-        return verify_image(global, reference).await;
+        return verify_image(global, reference, args.json).await;
     }
     let root = crate::context::repo_root()?;
     let sha = super::resolve_commit(args.sha.as_deref(), &root)?;
@@ -42,7 +43,7 @@ pub async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
 
 /// `ledger verify --image REF`: the image's attestations against the policy, with
 /// no store (the policy's owners are checked against the checkout's root).
-async fn verify_image(global: &Global, reference: &str) -> Result<Code> {
+async fn verify_image(global: &Global, reference: &str, json: bool) -> Result<Code> {
     let root = crate::context::repo_root()?;
     let (policy, bytes) = crate::context::load_policy(global, &root)?;
     let no_store = ledger_verify::Store::empty("(none: --image reads no store)");
@@ -55,6 +56,10 @@ async fn verify_image(global: &Global, reference: &str) -> Result<Code> {
     )
     .await?;
     let report = ledger_pipeline::observe::image::verify_image(&policy, reference).await?;
+    if json {
+        print_json(&report)?;
+        return Ok(verified(report.ok));
+    }
     println!("image {}", report.image);
     for line in &report.verified {
         println!("  ok {line}");
