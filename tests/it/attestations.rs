@@ -133,6 +133,26 @@ impl Image {
     }
 }
 
+/// The reference by digest of the release's `api` image, from its manifest.
+fn api_reference(p: &Project, sha: &str) -> String {
+    let manifest = p
+        .repo
+        .predicate(&format!("release-candidate/{sha}/manifest.json"));
+    manifest["images"]["api"]["ref"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `verify --image REF --json`, exiting `code`, checked against its published schema.
+fn image_json(p: &Project, reference: &str, code: i32) -> Value {
+    let out = p.ledger(&["verify", "--image", reference, "--json"]);
+    assert_code(&out, code);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::read::assert_output_schema("verify-image", &report);
+    report
+}
+
 /// `verify --image` said no (exit 4), naming `why`.
 fn refused(out: &std::process::Output, why: &str) {
     assert_code(out, 4);
@@ -198,13 +218,7 @@ fn a_promoted_release_carries_its_attestations_and_verify_image_checks_them() {
     let p = Project::new(Some(registry));
     let s = p.sha(23);
     p.run_through(&s, "decide");
-    let manifest = p
-        .repo
-        .predicate(&format!("release-candidate/{s}/manifest.json"));
-    let reference = manifest["images"]["api"]["ref"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reference = api_reference(&p, &s);
     let image = Image::parse(&reference);
 
     // In the store: each companion, named by its artifact's hash link.
@@ -246,10 +260,7 @@ fn a_promoted_release_carries_its_attestations_and_verify_image_checks_them() {
         "{}",
         text(&out)
     );
-    let out = p.ledger(&["verify", "--image", &reference, "--json"]);
-    assert_code(&out, 0);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    crate::read::assert_output_schema("verify-image", &report);
+    let report = image_json(&p, &reference, 0);
     assert_eq!(
         (report["ok"].as_bool(), report["verdict"].as_str()),
         (Some(true), Some("PASSED"))
@@ -344,18 +355,9 @@ fn a_rejected_release_fails_verify_image_and_a_bad_reference_is_exit_2() {
         "{}",
         text(&out)
     );
-    let manifest = p
-        .repo
-        .predicate(&format!("release-candidate/{s}/manifest.json"));
-    let reference = manifest["images"]["api"]["ref"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reference = api_reference(&p, &s);
     refused(&p.ledger(&["verify", "--image", &reference]), "says FAILED");
-    let out = p.ledger(&["verify", "--image", &reference, "--json"]);
-    assert_code(&out, 4);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    crate::read::assert_output_schema("verify-image", &report);
+    let report = image_json(&p, &reference, 4);
     assert_eq!(
         (report["ok"].as_bool(), report["verdict"].as_str()),
         (Some(false), Some("FAILED"))

@@ -298,18 +298,19 @@ impl Recorder<'_> {
         Ok((r, digest))
     }
 
-    /// [`Recorder::write_next`] with a companion statement (`ledger_core::attestation`)
-    /// written first, at the same attempt, and handed to `predicate_for` as the hash
-    /// link the artifact records. Returns the companion as written.
+    /// [`Recorder::write_next`] with a companion statement (`ledger_core::attestation`),
+    /// if one is given, written first at the same attempt and handed to
+    /// `predicate_for` as the hash link the artifact records. Returns the companion as
+    /// written.
     pub async fn write_next_with<P: Serialize>(
         &self,
         kind: ArtifactKind,
         sha: &GitSha,
         subjects: Vec<Subject>,
-        companion: Companion,
+        companion: Option<Companion>,
         predicate_for: impl Fn(u32, Option<Input>) -> P,
     ) -> Result<(ArtifactRef, Sha256Digest, Option<Written>), Error> {
-        self.write_next_beside(kind, sha, None, subjects, Some(companion), predicate_for)
+        self.write_next_beside(kind, sha, None, subjects, companion, predicate_for)
             .await
     }
 

@@ -60,6 +60,12 @@ async fn verify_image(global: &Global, reference: &str, json: bool) -> Result<Co
         print_json(&report)?;
         return Ok(verified(report.ok));
     }
+    print_image(&report);
+    Ok(verified(report.ok))
+}
+
+/// An image's verdict for people: each valid attestation, then notes and problems.
+fn print_image(report: &ledger_verify::image::ImageReport) {
     println!("image {}", report.image);
     for line in &report.verified {
         println!("  ok {line}");
@@ -82,7 +88,6 @@ async fn verify_image(global: &Global, reference: &str, json: bool) -> Result<Co
         }
         _ => println!("NOT VERIFIED: {} problem(s)", report.problems.len()),
     }
-    Ok(verified(report.ok))
 }
 
 fn verified(ok: bool) -> Code {

@@ -4,17 +4,16 @@
 //! `build` and `decide` attach their statements once, after recording; a registry
 //! that was down then, a registry the images moved to, or an attestation someone
 //! removed leaves images that admission checks refuse. The statements are evidence
-//! already, so this verifies the latest build, manifest and decision (if any) of the SHA (each
-//! through its companion link) and attaches exactly those companions' bytes, the
-//! ones the verified artifacts name, to every image of the manifest in a registry. It
-//! writes nothing to the store.
+//! already, so this verifies the latest build, manifest and decision (if any) of the
+//! SHA (each through its companion link) and attaches exactly those companions'
+//! bytes, the ones the verified artifacts name, to every image of the manifest in a
+//! registry. It writes nothing to the store.
 
 use crate::error::Error;
 use crate::stages::slsa::{self, Attachment, Release};
 use ledger_core::attestation::{PROVENANCE_PREDICATE_TYPE, VSA_PREDICATE_TYPE};
-use ledger_core::predicate::Input;
-use ledger_core::{GitSha, Sha256Digest, Stage};
-use ledger_store::{ObjectKey, Store};
+use ledger_core::{GitSha, Stage};
+use ledger_store::Store;
 use ledger_verify::evidence::{AnyPredicate, Evidence};
 use ledger_verify::{gate, SignedPolicy};
 
@@ -69,26 +68,13 @@ pub async fn attest(store: &Store, policy: &SignedPolicy, sha: &GitSha) -> Resul
     }
     let mut envelopes = Vec::new();
     for (link, predicate_type) in &links {
-        envelopes.push((read_linked(store, link).await?, *predicate_type));
+        envelopes.push((slsa::read_linked(store, link).await?, *predicate_type));
     }
     let borrowed: Vec<(&[u8], &str)> = envelopes.iter().map(|(b, t)| (b.as_slice(), *t)).collect();
     Ok(Attested {
         statements: links.iter().map(|(l, _)| l.key.clone()).collect(),
         attachment: slsa::attach(&release.pushed, &borrowed).await,
     })
-}
-
-/// The companion's bytes, held again to the link its verified artifact records.
-async fn read_linked(store: &Store, link: &Input) -> Result<Vec<u8>, Error> {
-    let key = ObjectKey::parse(&link.key).map_err(ledger_store::StoreError::from)?;
-    let bytes = store.get(&key).await?.map(|b| b.to_vec());
-    match bytes {
-        Some(b) if Sha256Digest::of(&b) == link.sha256 => Ok(b),
-        _ => Err(Error::EvidenceInvalid {
-            key: link.key.clone(),
-            problems: vec!["changed or removed since it was verified a moment ago".to_owned()],
-        }),
-    }
 }
 
 fn nothing(sha: &GitSha, why: &str) -> Error {

@@ -82,21 +82,11 @@ pub async fn run_build(
         source: Some(source.clone()),
         attestation,
     };
-    // Provenance describes what a build made: a failed one made nothing to attach it to.
-    if result == Outcome::Fail || images.is_empty() {
-        let (r, _) = rec
-            .write_next(ArtifactKind::Build, &sha, subjects, |a| predicate(a, None))
-            .await?;
-        return Ok(recorded(r, result, count));
-    }
-    let facts = BuildFacts {
-        draft: &draft,
-        finished,
-        source: &config.source,
-        registry: config.registry.as_deref(),
-        images: parameters(config, &sha, &context_digests),
+    let companion = if result == Outcome::Pass {
+        provenance(config, &draft, finished, &context_digests, &images)?
+    } else {
+        None
     };
-    let companion = slsa::provenance(&facts, &images)?;
     let (r, _, written) = rec
         .write_next_with(ArtifactKind::Build, &sha, subjects, companion, predicate)
         .await?;
@@ -104,17 +94,38 @@ pub async fn run_build(
         (Some(written), Some(_)) => {
             slsa::attach_provenance(&sha, &images, &written, progress).await
         }
-        _ => progress("no registry: the provenance is in the store only, attached to no image"),
+        (Some(_), None) => {
+            progress("no registry: the provenance is in the store only, attached to no image")
+        }
+        (None, _) => {}
     }
-    Ok(recorded(r, result, count))
-}
-
-fn recorded(r: ledger_core::ArtifactRef, result: Outcome, count: usize) -> Recorded {
-    Recorded {
+    Ok(Recorded {
         r,
         result,
         summary: format!("{count} image(s) built"),
+    })
+}
+
+/// The provenance of a passing build of `images`; `None` when it built none.
+/// Provenance describes what a build made: a failed one made nothing to attest.
+fn provenance(
+    config: &Config,
+    draft: &Draft,
+    finished: OffsetDateTime,
+    context_digests: &[Sha256Digest],
+    images: &[BuiltImage],
+) -> Result<Option<crate::record::Companion>, Error> {
+    if images.is_empty() {
+        return Ok(None);
     }
+    let facts = BuildFacts {
+        draft,
+        finished,
+        source: &config.source,
+        registry: config.registry.as_deref(),
+        images: parameters(config, &draft.sha, context_digests),
+    };
+    slsa::provenance(&facts, images).map(Some)
 }
 
 /// The provenance's parameters of every image, with its exported context's digest.

@@ -18,10 +18,10 @@ use ledger_core::predicate::{
 };
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Sha256Digest, Stage, Subject};
 use ledger_policy::Reason;
-use ledger_verify::evidence::AnyPredicate;
-use ledger_verify::evidence::Evidence;
+use ledger_verify::evidence::{AnyPredicate, Artifact, Evidence};
 use ledger_verify::gate;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// Promote or reject (the decision predicate's own type).
@@ -107,7 +107,11 @@ pub async fn run_decide(
         started_at,
         policy_sha256: rec.policy.digest(),
     };
-    let facts = release_of(&mut evidence, &req.sha).await?;
+    // Every other stage's latest verified attempt, once: the VSA's release and the
+    // timing both read it.
+    let others = Stage::ALL.into_iter().filter(|s| *s != Stage::Decide);
+    let (verified, _) = gate::gather(&mut evidence, &req.sha, others).await?;
+    let facts = release_of(&verified, &req.sha);
     let finished_at = OffsetDateTime::now_utc();
     let reasons = release.verdict.reasons;
     let companion = facts
@@ -128,7 +132,7 @@ pub async fn run_decide(
     )
     .await?;
     let (timing_key, lead_time_ms) =
-        write_timing(rec, &mut evidence, &draft, finished_at, decision_ref).await?;
+        write_timing(rec, &verified, &draft, finished_at, decision_ref).await?;
     let attestations = match (facts, written) {
         (Some(release), Some(vsa)) => Some(attach_release(rec, &release, vsa).await),
         _ => None,
@@ -146,24 +150,21 @@ pub async fn run_decide(
 
 /// The release the decision is about, from the latest verified manifest and build;
 /// `None` without them (no images to be a VSA's subject).
-async fn release_of(evidence: &mut Evidence<'_>, sha: &GitSha) -> Result<Option<Release>, Error> {
-    let (verified, _) = gate::gather(evidence, sha, [Stage::Build, Stage::Publish]).await?;
+fn release_of(verified: &BTreeMap<Stage, Artifact>, sha: &GitSha) -> Option<Release> {
     let build = verified.get(&Stage::Build).map(|a| a.typed());
     let manifest = verified.get(&Stage::Publish).map(|a| a.typed());
     let (Some(AnyPredicate::Build(build)), Some(AnyPredicate::Manifest(manifest))) =
         (build, manifest)
     else {
-        return Ok(None);
+        return None;
     };
-    let Some(source) = build.images.first().map(|i| i.labels.source.as_str()) else {
-        return Ok(None);
-    };
-    Ok(Some(Release::new(
+    let source = build.images.first()?.labels.source.as_str();
+    Some(Release::new(
         sha,
         manifest,
         source,
         build.attestation.clone(),
-    )))
+    ))
 }
 
 /// Attaches the VSA and the build's provenance to every pushed image of the release.
@@ -180,9 +181,9 @@ async fn attach_release(rec: &Recorder<'_>, release: &Release, vsa: Written) -> 
     let mut envelopes = vec![(vsa.bytes, VSA_PREDICATE_TYPE)];
     let mut unread = None;
     if let Some(link) = &release.provenance {
-        match read_companion(rec, &link.key).await {
+        match slsa::read_linked(rec.store, link).await {
             Ok(bytes) => envelopes.push((bytes, PROVENANCE_PREDICATE_TYPE)),
-            Err(e) => unread = Some(format!("the build's provenance {}: {e}", link.key)),
+            Err(e) => unread = Some(format!("the build's provenance: {e}")),
         }
     }
     let borrowed: Vec<(&[u8], &str)> = envelopes.iter().map(|(b, t)| (b.as_slice(), *t)).collect();
@@ -190,15 +191,6 @@ async fn attach_release(rec: &Recorder<'_>, release: &Release, vsa: Written) -> 
     attachment.failed.extend(unread);
     out.attachment = Some(attachment);
     out
-}
-
-async fn read_companion(rec: &Recorder<'_>, key: &str) -> Result<Vec<u8>, String> {
-    let object = ledger_store::ObjectKey::parse(key).map_err(|e| e.to_string())?;
-    match rec.store.get(&object).await {
-        Ok(Some(bytes)) => Ok(bytes.to_vec()),
-        Ok(None) => Err("not in the store".to_owned()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// Records the decision, with one reason per failed rule.
@@ -232,14 +224,6 @@ async fn write_decision(
         p
     };
     let subjects = vec![Subject::git(&req.sha)];
-    let Some(companion) = companion else {
-        let written = rec
-            .write_next(ArtifactKind::Decision, &req.sha, subjects, |a| {
-                predicate(a, None)
-            })
-            .await?;
-        return Ok((written, None));
-    };
     let (r, digest, written) = rec
         .write_next_with(
             ArtifactKind::Decision,
@@ -266,14 +250,12 @@ fn recorded_reason(r: &Reason) -> predicate::Reason {
 /// itself; returns its key and the lead time.
 async fn write_timing(
     rec: &Recorder<'_>,
-    evidence: &mut Evidence<'_>,
+    verified: &BTreeMap<Stage, Artifact>,
     draft: &Draft,
     finished_at: OffsetDateTime,
     (decision_ref, decision_digest): (ArtifactRef, Sha256Digest),
 ) -> Result<(String, u64), Error> {
     let started_at = draft.started_at;
-    let stages = Stage::ALL.into_iter().filter(|s| *s != Stage::Decide);
-    let (verified, _) = gate::gather(evidence, &draft.sha, stages).await?;
     let mut times: Vec<StageTime> = verified
         .values()
         .map(|a| StageTime {

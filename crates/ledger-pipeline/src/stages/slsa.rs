@@ -230,3 +230,16 @@ pub async fn attach_provenance(
         ));
     }
 }
+
+/// A companion's bytes from the store, held to the link its artifact records (the
+/// artifact was verified a moment ago; the object must not have changed since).
+pub async fn read_linked(store: &ledger_store::Store, link: &Input) -> Result<Vec<u8>, Error> {
+    let key = ledger_store::ObjectKey::parse(&link.key).map_err(ledger_store::StoreError::from)?;
+    match store.get(&key).await? {
+        Some(b) if Sha256Digest::of(&b) == link.sha256 => Ok(b.to_vec()),
+        _ => Err(Error::EvidenceInvalid {
+            key: link.key.clone(),
+            problems: vec!["changed or removed since it was verified a moment ago".to_owned()],
+        }),
+    }
+}
