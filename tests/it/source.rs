@@ -267,6 +267,24 @@ fn outside_a_git_repository_nothing_can_be_checked() {
     assert_code(&run(&repo, &["stage", "publish", "--sha", SHA]), 3);
 }
 
+#[test]
+fn a_repository_without_commits_has_no_head_and_no_commit_to_name() {
+    let repo = Repo::new();
+    std::fs::remove_dir_all(repo.path().join(".git")).unwrap();
+    git(repo.path(), &["init", "-q"]);
+    let out = run(&repo, &["stage", "commit", "--", "true"]);
+    assert_refused(&out, &["has no commits yet", "pass --sha"]);
+    for stage in ["commit", "build", "publish"] {
+        let mut args = vec!["stage", stage, "--sha", SHA];
+        if stage == "commit" {
+            args.extend(["--allow-other-sha", "--", "true"]);
+        }
+        let out = run(&repo, &args);
+        assert_refused(&out, &[&format!("{SHA} is not a commit of the repository")]);
+    }
+    assert_eq!(repo.stored(), Vec::<String>::new());
+}
+
 /// The file `path` of image `image`, read back through a container made from it.
 fn file_in_image(image: &str, path: &str) -> Option<String> {
     let docker = |args: &[&str]| {
@@ -339,12 +357,18 @@ fn a_context_missing_from_the_commit_stops_the_build() {
         p.repo.path().join("local/Dockerfile"),
     )
     .unwrap();
-    let out = run(&p.repo, &["stage", "build", "--sha", &s]);
-    assert_refused(
-        &out,
-        &[&format!(
-            "build context \"local\" is not a folder of commit {s}"
-        )],
-    );
-    assert!(!p.repo.object(&format!("build/{s}/build.json")).exists());
+    // A folder in the working tree only, then a committed file: neither is a
+    // folder of the commit.
+    for (context, next) in [("local", "service/Dockerfile"), ("service/Dockerfile", "")] {
+        let out = run(&p.repo, &["stage", "build", "--sha", &s]);
+        let refusal = format!("build context {context:?} is not a folder of commit {s}");
+        assert_refused(&out, &[&refusal]);
+        assert!(!p.repo.object(&format!("build/{s}/build.json")).exists());
+        let config = std::fs::read_to_string(&toml).unwrap();
+        let (from, to) = (
+            format!("context = {context:?}"),
+            format!("context = {next:?}"),
+        );
+        std::fs::write(&toml, config.replace(&from, &to)).unwrap();
+    }
 }

@@ -123,30 +123,46 @@ impl SourceError {
     }
 }
 
-/// A git working tree: the top folder git reports for a directory.
+/// A git working tree: the top folder git reports for a directory, and its HEAD
+/// commit as it was when the tree was found.
+///
+/// Each `git` process costs a few milliseconds, a large share of a stage's own
+/// overhead (docs/performance.md), so one `rev-parse` answers both questions and
+/// the answers are kept: a stage asks for the top, HEAD and whether its SHA is a
+/// commit, and when the SHA is HEAD that is one process, not three.
 #[derive(Debug, Clone)]
 pub struct Worktree {
     top: PathBuf,
+    /// `HEAD^{commit}`; `None` before the first commit.
+    head: Option<GitSha>,
 }
 
-/// Runs `git args` in `dir`; its stdout, or why not.
-fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, SourceError> {
-    let failed = |message: String| SourceError::Git {
-        args: args.join(" "),
-        dir: dir.display().to_string(),
-        message,
-    };
-    let out = Command::new("git")
+/// Runs `git args` in `dir`, whatever its exit status; only a git that cannot be
+/// started is an error.
+fn run(dir: &Path, args: &[&str]) -> Result<std::process::Output, SourceError> {
+    Command::new("git")
         .arg("--no-optional-locks")
         .args(args)
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| failed(format!("git could not be run: {e}")))?;
+        .map_err(|e| failed(dir, args, format!("git could not be run: {e}")))
+}
+
+fn failed(dir: &Path, args: &[&str], message: String) -> SourceError {
+    SourceError::Git {
+        args: args.join(" "),
+        dir: dir.display().to_string(),
+        message,
+    }
+}
+
+/// Runs `git args` in `dir`; its stdout, or why not.
+fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, SourceError> {
+    let out = run(dir, args)?;
     if !out.status.success() {
-        return Err(failed(
-            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        ));
+        let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(failed(dir, args, message));
     }
     Ok(out.stdout)
 }
@@ -165,11 +181,30 @@ impl Worktree {
             detail,
             stage,
         };
-        let top = match git(dir, &["rev-parse", "--show-toplevel"]) {
-            Ok(out) => PathBuf::from(text(&out)),
-            Err(SourceError::Git { message, .. }) => return Err(refuse(message)),
-            Err(e) => return Err(e),
+        // One process: the top folder, then HEAD's commit. Before the first commit
+        // git prints the top alone and exits 1 with nothing on stderr (`--quiet`).
+        let args = [
+            "rev-parse",
+            "--show-toplevel",
+            "--verify",
+            "--quiet",
+            "HEAD^{commit}",
+        ];
+        let out = run(dir, &args)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut lines = stdout.lines();
+        let (top, head) = match (out.status.code(), lines.next(), lines.next()) {
+            // A HEAD that is no 40-hex SHA (a SHA-256 repository) is no commit
+            // evidence can name: as before the first commit.
+            (Some(0), Some(top), Some(head)) => (top, GitSha::parse(head).ok()),
+            (Some(1), Some(top), None) if out.stderr.is_empty() => (top, None),
+            _ => {
+                return Err(refuse(
+                    String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                ))
+            }
         };
+        let top = PathBuf::from(top);
         let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
@@ -180,20 +215,20 @@ impl Worktree {
                 top.display()
             )));
         }
-        Ok(Worktree { top })
+        Ok(Worktree { top, head })
     }
 
-    /// `git rev-parse HEAD`; `None` before the first commit.
-    pub fn head(&self) -> Result<Option<GitSha>, SourceError> {
-        match git(&self.top, &["rev-parse", "--verify", "--quiet", "HEAD"]) {
-            Ok(out) => Ok(GitSha::parse(&text(&out)).ok()),
-            Err(SourceError::Git { message, .. }) if message.is_empty() => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// HEAD's commit when the tree was found; `None` before the first commit.
+    pub fn head(&self) -> Option<GitSha> {
+        self.head
     }
 
-    /// Refuses a SHA that is not a commit of this repository.
+    /// Refuses a SHA that is not a commit of this repository. HEAD's commit is one
+    /// without asking git again.
     pub fn require_commit(&self, sha: &GitSha) -> Result<(), SourceError> {
+        if self.head == Some(*sha) {
+            return Ok(());
+        }
         let spec = format!("{sha}^{{commit}}");
         match git(&self.top, &["rev-parse", "--verify", "--quiet", &spec]) {
             Ok(out) if text(&out) == sha.as_str() => Ok(()),
@@ -306,13 +341,19 @@ impl Worktree {
             }
         }
         let spec = format!("{sha}^{{tree}}:./{}", parts.join("/"));
+        // `git archive` takes the folder's tree directly; only when it fails is git
+        // asked why, so that a context missing from the commit (or a file, not a
+        // folder) is named as such.
+        let archived = git(&self.top, &["archive", "--format=tar", &spec]);
+        if archived.is_ok() {
+            return archived;
+        }
         let tree = git(&self.top, &["rev-parse", "--verify", "--quiet", &spec])
             .map_err(|_not_in_commit| missing())?;
-        let tree = text(&tree);
-        if text(&git(&self.top, &["cat-file", "-t", &tree])?) != "tree" {
+        if text(&git(&self.top, &["cat-file", "-t", &text(&tree)])?) != "tree" {
             return Err(missing());
         }
-        git(&self.top, &["archive", "--format=tar", &tree])
+        archived
     }
 }
 
@@ -363,7 +404,7 @@ pub fn resolve(dir: &Path, revision: &str) -> Result<GitSha, SourceError> {
 /// `git rev-parse HEAD` in `dir`: the SHA a stage works on when `--sha` is not given.
 pub fn head(dir: &Path) -> Result<GitSha, SourceError> {
     let tree = Worktree::find(dir, None)?;
-    tree.head()?.ok_or_else(|| SourceError::NoCommits {
+    tree.head().ok_or_else(|| SourceError::NoCommits {
         dir: dir.display().to_string(),
     })
 }
@@ -402,7 +443,7 @@ pub fn check(
         Err(e) => return Err(e),
     };
     tree.require_commit(sha)?;
-    let head = tree.head()?;
+    let head = tree.head();
     if stage == Stage::Build {
         return Ok(Some(Source {
             head,

@@ -156,7 +156,7 @@ fn parameters(
 fn export_contexts(config: &Config, sha: &GitSha) -> Result<(Source, Vec<Vec<u8>>), Error> {
     let tree = Worktree::find(&config.root, Some(Stage::Build))?;
     let source = Source {
-        head: tree.head()?,
+        head: tree.head(),
         tree: Tree::Exported,
         diff_sha256: None,
     };
