@@ -161,86 +161,71 @@ fn render(violations: &[Violation]) -> String {
 /// At most this many violations are reported for one document.
 const MAX_VIOLATIONS: usize = 20;
 
-/// One generated validator, as plain functions so a [`Document`] can pick it.
-struct Generated {
-    is_valid: fn(&Value) -> bool,
-    violations: fn(&Value) -> Vec<Violation>,
-}
+/// Every schema in one generated validator: the document goes in as the only member
+/// of an object, under its [`Document::name`], and that member's schema is the
+/// document's (`additionalProperties: false`, so a name with no schema fails).
+///
+/// One validator rather than one per schema because the generated code compiles
+/// each `pattern` once per process *per validator*: the patterns of
+/// `common.v1.schema.json` (SHAs, digests, names) were compiled again by every
+/// predicate's validator a command reached, and compiling them was over a third of
+/// a cold `ledger verify` (docs/performance.md). Patterns use the `regex` engine:
+/// none needs look-around or back-references, which a build error would show, and
+/// it skips `fancy-regex`'s own parse of each pattern. `common.v1.schema.json` and
+/// every document's schema are registered under their `$id`s, so all `$ref`s
+/// resolve at build time; `format` is asserted (as the runtime validators are told
+/// to). Paths are relative to this crate's manifest.
+#[jsonschema::validator(
+    schema = r#"{
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": false,
+        "properties": {
+            "commit": { "$ref": "https://ledger.dev/schemas/commit.v1.schema.json" },
+            "integration": { "$ref": "https://ledger.dev/schemas/integration.v1.schema.json" },
+            "build": { "$ref": "https://ledger.dev/schemas/build.v1.schema.json" },
+            "manifest": { "$ref": "https://ledger.dev/schemas/manifest.v1.schema.json" },
+            "deployment": { "$ref": "https://ledger.dev/schemas/deployment.v1.schema.json" },
+            "smoke": { "$ref": "https://ledger.dev/schemas/smoke.v1.schema.json" },
+            "decision": { "$ref": "https://ledger.dev/schemas/decision.v1.schema.json" },
+            "timing": { "$ref": "https://ledger.dev/schemas/timing.v1.schema.json" },
+            "slsa-provenance": { "$ref": "https://ledger.dev/schemas/slsa-provenance.v1.schema.json" },
+            "slsa-vsa": { "$ref": "https://ledger.dev/schemas/slsa-vsa.v1.schema.json" },
+            "policy": { "$ref": "https://ledger.dev/schemas/policy.v1.schema.json" },
+            "config": { "$ref": "https://ledger.dev/schemas/config.v1.schema.json" },
+            "prune": { "$ref": "https://ledger.dev/schemas/prune.v1.schema.json" }
+        }
+    }"#,
+    resources = {
+        "https://ledger.dev/schemas/common.v1.schema.json" => { path = "../../schemas/common.v1.schema.json" },
+        "https://ledger.dev/schemas/commit.v1.schema.json" => { path = "../../schemas/commit.v1.schema.json" },
+        "https://ledger.dev/schemas/integration.v1.schema.json" => { path = "../../schemas/integration.v1.schema.json" },
+        "https://ledger.dev/schemas/build.v1.schema.json" => { path = "../../schemas/build.v1.schema.json" },
+        "https://ledger.dev/schemas/manifest.v1.schema.json" => { path = "../../schemas/manifest.v1.schema.json" },
+        "https://ledger.dev/schemas/deployment.v1.schema.json" => { path = "../../schemas/deployment.v1.schema.json" },
+        "https://ledger.dev/schemas/smoke.v1.schema.json" => { path = "../../schemas/smoke.v1.schema.json" },
+        "https://ledger.dev/schemas/decision.v1.schema.json" => { path = "../../schemas/decision.v1.schema.json" },
+        "https://ledger.dev/schemas/timing.v1.schema.json" => { path = "../../schemas/timing.v1.schema.json" },
+        "https://ledger.dev/schemas/slsa-provenance.v1.schema.json" => { path = "../../schemas/slsa-provenance.v1.schema.json" },
+        "https://ledger.dev/schemas/slsa-vsa.v1.schema.json" => { path = "../../schemas/slsa-vsa.v1.schema.json" },
+        "https://ledger.dev/schemas/policy.v1.schema.json" => { path = "../../schemas/policy.v1.schema.json" },
+        "https://ledger.dev/schemas/config.v1.schema.json" => { path = "../../schemas/config.v1.schema.json" },
+        "https://ledger.dev/schemas/prune.v1.schema.json" => { path = "../../schemas/prune.v1.schema.json" }
+    },
+    validate_formats = true,
+    pattern_options = { engine = regex },
+    methods = { is_valid = true, validate = false, iter_errors = true }
+)]
+struct Documents;
 
-/// Declares a validator generated from `schemas/$file` for each `$name`, with
-/// `common.v1.schema.json` registered under its `$id` so that cross-file `$ref`s
-/// resolve at build time, and `format` asserted (as the runtime validators were
-/// told to). Paths are relative to this crate's manifest.
-macro_rules! generated {
-    ($($name:ident => $file:tt),* $(,)?) => {
-        $(
-            #[jsonschema::validator(
-                path = $file,
-                resources = {
-                    "https://ledger.dev/schemas/common.v1.schema.json" => {
-                        path = "../../schemas/common.v1.schema.json"
-                    }
-                },
-                validate_formats = true,
-                methods = { is_valid = true, validate = false, iter_errors = true }
-            )]
-            struct $name;
-
-            impl $name {
-                const GENERATED: Generated = Generated {
-                    is_valid: $name::is_valid,
-                    violations: |instance| {
-                        $name::iter_errors(instance)
-                            .take(MAX_VIOLATIONS)
-                            .map(|e| violation(&e))
-                            .collect()
-                    },
-                };
-            }
-        )*
-    };
-}
-
-generated! {
-    CommitSchema => "../../schemas/commit.v1.schema.json",
-    IntegrationSchema => "../../schemas/integration.v1.schema.json",
-    BuildSchema => "../../schemas/build.v1.schema.json",
-    ManifestSchema => "../../schemas/manifest.v1.schema.json",
-    DeploymentSchema => "../../schemas/deployment.v1.schema.json",
-    SmokeSchema => "../../schemas/smoke.v1.schema.json",
-    DecisionSchema => "../../schemas/decision.v1.schema.json",
-    TimingSchema => "../../schemas/timing.v1.schema.json",
-    ProvenanceSchema => "../../schemas/slsa-provenance.v1.schema.json",
-    VsaSchema => "../../schemas/slsa-vsa.v1.schema.json",
-    PolicySchema => "../../schemas/policy.v1.schema.json",
-    ConfigSchema => "../../schemas/config.v1.schema.json",
-    PruneSchema => "../../schemas/prune.v1.schema.json",
-}
-
-/// The generated validator of `doc`'s schema. Exhaustive, so a new document or
-/// artifact kind cannot be added without its validator.
-fn generated(doc: Document) -> &'static Generated {
-    match doc {
-        Document::Predicate(ArtifactKind::Commit) => &CommitSchema::GENERATED,
-        Document::Predicate(ArtifactKind::Integration) => &IntegrationSchema::GENERATED,
-        Document::Predicate(ArtifactKind::Build) => &BuildSchema::GENERATED,
-        Document::Predicate(ArtifactKind::Manifest) => &ManifestSchema::GENERATED,
-        Document::Predicate(ArtifactKind::Deployment) => &DeploymentSchema::GENERATED,
-        Document::Predicate(ArtifactKind::Smoke) => &SmokeSchema::GENERATED,
-        Document::Predicate(ArtifactKind::Decision) => &DecisionSchema::GENERATED,
-        Document::Predicate(ArtifactKind::Timing) => &TimingSchema::GENERATED,
-        Document::Attestation(Attestation::Provenance) => &ProvenanceSchema::GENERATED,
-        Document::Attestation(Attestation::Vsa) => &VsaSchema::GENERATED,
-        Document::Policy => &PolicySchema::GENERATED,
-        Document::Config => &ConfigSchema::GENERATED,
-        Document::Prune => &PruneSchema::GENERATED,
-    }
-}
-
-/// A violation as a person fixes it: where, and what.
-fn violation(e: &jsonschema::ValidationError<'_>) -> Violation {
+/// A violation as a person fixes it: where (under `prefix`, the member the document
+/// was handed in as, which is taken off), and what.
+fn violation(e: &jsonschema::ValidationError<'_>, prefix: &str) -> Violation {
+    let path = e.instance_path().to_string();
     Violation {
-        path: e.instance_path().to_string(),
+        path: path.strip_prefix(prefix).unwrap_or(&path).to_owned(),
         message: message(e),
     }
 }
@@ -265,13 +250,21 @@ fn message(e: &jsonschema::ValidationError<'_>) -> String {
 /// Validates `instance` against the schema of `doc`, reporting every violation (up
 /// to twenty).
 pub fn validate(doc: Document, instance: &Value) -> Result<(), SchemaError> {
-    let generated = generated(doc);
+    let name = doc.name();
+    let wrapped = Value::Object(serde_json::Map::from_iter([(
+        name.to_owned(),
+        instance.clone(),
+    )]));
     // The common case, a valid document, needs no error reports: `is_valid` stops at
     // the first failure and builds nothing.
-    if (generated.is_valid)(instance) {
+    if Documents::is_valid(&wrapped) {
         return Ok(());
     }
-    let mut violations = (generated.violations)(instance);
+    let prefix = format!("/{name}");
+    let mut violations: Vec<Violation> = Documents::iter_errors(&wrapped)
+        .take(MAX_VIOLATIONS)
+        .map(|e| violation(&e, &prefix))
+        .collect();
     if violations.is_empty() {
         // `is_valid` and `iter_errors` disagreeing would be a bug in the generated
         // code; the document is refused rather than let through.

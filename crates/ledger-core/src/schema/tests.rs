@@ -110,7 +110,7 @@ fn runtime_verdict(validator: &jsonschema::Validator, instance: &Value) -> Vec<V
     let mut out: Vec<Violation> = validator
         .iter_errors(instance)
         .take(MAX_VIOLATIONS)
-        .map(|e| violation(&e))
+        .map(|e| violation(&e, ""))
         .collect();
     out.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
     out
