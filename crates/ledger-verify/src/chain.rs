@@ -4,7 +4,8 @@
 use crate::error::Error;
 use crate::evidence::{ArtifactReport, ChainReport, Evidence};
 use crate::read::classify;
-use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
+use crate::tlog;
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha, PublicKey};
 
 impl Evidence<'_> {
     /// Verifies every artifact stored for `sha`.
@@ -15,14 +16,26 @@ impl Evidence<'_> {
             keys.extend(self.store.list(&kind.prefix(sha)).await?);
         }
         self.read_ahead(&keys).await?;
-        let mut report = self.check_listed(sha, &keys).await?;
-        // The newest checkpoint must still describe the log: a log cut back below a
-        // signed head is caught here (older ones by `verify --all`).
+        // Every stored checkpoint must still describe the log: a log cut back below
+        // a signed head is caught here. Their signatures are checked on other
+        // threads while this one checks the chain.
         let index = self.log_index().await?;
-        let keys: Vec<&ledger_core::PublicKey> =
-            self.policy().keys().iter().map(|k| &k.key).collect();
-        let checkpoints =
-            crate::tlog::check_stored_checkpoints(self.store, &index, &keys, false).await?;
+        let stored = tlog::read_checkpoints(self.store, false).await?;
+        let trusted: Vec<PublicKey> = self.policy().keys().iter().map(|k| k.key.clone()).collect();
+        let pending = {
+            let trusted = trusted.clone();
+            std::thread::spawn(move || {
+                let keys: Vec<&PublicKey> = trusted.iter().collect();
+                let verdicts = tlog::verify_checkpoints(&stored, &index, &keys);
+                (stored, verdicts)
+            })
+        };
+        let mut report = self.check_listed(sha, &keys).await?;
+        let (stored, verdicts) = pending
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let keys: Vec<&PublicKey> = trusted.iter().collect();
+        let checkpoints = tlog::checkpoint_problems(self.store, stored, verdicts, &keys).await?;
         report.ok &= checkpoints.is_empty();
         report.log.extend(checkpoints);
         Ok(report)

@@ -8,7 +8,7 @@
 //! deleting or hiding a stage's latest attempt cannot make an earlier one "the latest".
 
 use crate::error::Error;
-use crate::read::read_objects;
+use crate::read::{read_objects, Fetched, Found};
 use ledger_core::tlog::{self, Checkpoint, LogEntry};
 use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha, PublicKey, Sha256Digest};
 use ledger_store::Store;
@@ -193,38 +193,65 @@ impl LogIndex {
     }
 }
 
-/// Verifies the stored checkpoints (`newest_only`: the one of the largest size)
-/// against `keys` and `index`; returns problems.
+/// The stored checkpoints as read, each with its key (`newest_only`: the one of the
+/// largest size).
+pub type StoredCheckpoints = Vec<(String, Found<Fetched>)>;
+
+/// What checking one stored checkpoint found: the checkpoint and its signer, or why
+/// it does not hold.
+pub type CheckpointVerdict = Result<(Checkpoint, ledger_core::KeyId), String>;
+
+/// Reads the stored checkpoints (`newest_only`: the one of the largest size).
+pub async fn read_checkpoints(
+    store: &Store,
+    newest_only: bool,
+) -> Result<StoredCheckpoints, Error> {
+    let mut listed = store.list(tlog::CHECKPOINT_PREFIX).await?;
+    listed.sort();
+    if newest_only {
+        listed = listed.pop().into_iter().collect();
+    }
+    Ok(read_objects(store, &listed).await?.envelopes)
+}
+
+/// Checks every read checkpoint's signature against `keys` and `index`, on every
+/// core: one Ed25519 check each, which with a checkpoint per stage is half the
+/// signature work of verifying a whole store. Pure, so it can run beside other work.
+pub fn verify_checkpoints(
+    stored: &StoredCheckpoints,
+    index: &LogIndex,
+    keys: &[&PublicKey],
+) -> Vec<Option<CheckpointVerdict>> {
+    crate::parallel::map(stored, |(_, fetched)| match fetched {
+        Some(Ok(fetched)) => Some(check_checkpoint(&fetched.bytes, index, keys)),
+        _ => None,
+    })
+}
+
+/// The problems of `stored` given their `verdicts` (from [`verify_checkpoints`]).
 ///
 /// `index` was read before the checkpoints were listed, so a writer running meanwhile
 /// may have appended entries and stored a checkpoint of them. Entries are stored
 /// before their checkpoint, so a log read after the listing holds every entry a
 /// listed checkpoint names: a checkpoint `index` does not extend is checked again
 /// against such a fresh read, and only a log that still does not extend it fails.
-pub async fn check_stored_checkpoints(
+pub async fn checkpoint_problems(
     store: &Store,
-    index: &LogIndex,
+    stored: StoredCheckpoints,
+    verdicts: Vec<Option<CheckpointVerdict>>,
     keys: &[&PublicKey],
-    newest_only: bool,
 ) -> Result<Vec<String>, Error> {
-    let mut listed = store.list(tlog::CHECKPOINT_PREFIX).await?;
-    listed.sort();
-    if newest_only {
-        listed = listed.pop().into_iter().collect();
-    }
-    let read = read_objects(store, &listed).await?;
     let mut problems = Vec::new();
     let mut fresh: Option<LogIndex> = None;
-    for (key, fetched) in read.envelopes {
-        let fetched = match fetched {
-            Some(Ok(fetched)) => fetched,
-            Some(Err(why)) => {
+    for ((key, fetched), verdict) in stored.into_iter().zip(verdicts) {
+        let (fetched, mut checked) = match (fetched, verdict) {
+            (Some(Ok(fetched)), Some(checked)) => (fetched, checked),
+            (Some(Err(why)), _) => {
                 problems.push(why);
                 continue;
             }
-            None => continue,
+            _ => continue,
         };
-        let mut checked = check_checkpoint(&fetched.bytes, index, keys);
         if checked.is_err() {
             if fresh.is_none() {
                 fresh = Some(LogIndex::read(store).await?);
@@ -248,6 +275,19 @@ pub async fn check_stored_checkpoints(
         problems.extend(checked.err().map(|e| format!("{key}: {e}")));
     }
     Ok(problems)
+}
+
+/// Verifies the stored checkpoints (`newest_only`: the one of the largest size)
+/// against `keys` and `index`; returns problems.
+pub async fn check_stored_checkpoints(
+    store: &Store,
+    index: &LogIndex,
+    keys: &[&PublicKey],
+    newest_only: bool,
+) -> Result<Vec<String>, Error> {
+    let stored = read_checkpoints(store, newest_only).await?;
+    let verdicts = verify_checkpoints(&stored, index, keys);
+    checkpoint_problems(store, stored, verdicts, keys).await
 }
 
 /// Verifies one checkpoint's signature and that the log extends it; returns it and
