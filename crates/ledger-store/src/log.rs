@@ -71,8 +71,23 @@ impl Store {
         }
     }
 
-    /// The last entry: found by galloping and bisecting over existence checks
-    /// (entries are numbered without gaps), so a few requests whatever the log's size.
+    /// Tells the appender the newest entry a reader in this process saw (`seq` and
+    /// its bytes), so that the next append starts from it instead of finding the
+    /// head again: a gate has just read the whole log, and finding the head is about
+    /// ten existence checks, each a round trip to a bucket. Kept only when newer
+    /// than what this process knows. A head that is stale by the time of the append
+    /// costs nothing in correctness: the create-only put of the entry after it fails
+    /// and the append gallops on from there.
+    pub fn saw_log_head(&self, seq: u64, bytes: Bytes) {
+        if let Ok(mut cache) = self.head_cache.lock() {
+            if cache.as_ref().is_none_or(|(known, _)| *known < seq) {
+                *cache = Some((seq, bytes));
+            }
+        }
+    }
+
+    /// The last entry: the newest this process wrote or saw, else found by galloping
+    /// and bisecting over existence checks.
     pub async fn log_last(&self) -> Result<Option<(u64, Bytes)>, StoreError> {
         if let Some(cached) = self.head_cache.lock().ok().and_then(|c| c.clone()) {
             return Ok(Some(cached));
@@ -80,10 +95,19 @@ impl Store {
         if !self.entry_exists(1).await? {
             return Ok(None);
         }
-        let (mut present, mut absent) = (1u64, 2u64);
+        self.last_from(1).await.map(Some)
+    }
+
+    /// The last entry, entry `present` being known to exist: galloping past it over
+    /// existence checks, then bisecting (entries are numbered without gaps), so a
+    /// few requests however far the log has grown.
+    async fn last_from(&self, mut present: u64) -> Result<(u64, Bytes), StoreError> {
+        let mut step = 1u64;
+        let mut absent = present.saturating_add(step);
         while self.entry_exists(absent).await? {
             present = absent;
-            absent = absent.saturating_mul(2);
+            step = step.saturating_mul(2);
+            absent = present.saturating_add(step);
         }
         while absent - present > 1 {
             let mid = present + (absent - present) / 2;
@@ -94,7 +118,7 @@ impl Store {
             }
         }
         let bytes = self.read_entry(present).await?;
-        Ok(Some((present, bytes)))
+        Ok((present, bytes))
     }
 
     async fn read_entry(&self, seq: u64) -> Result<Bytes, StoreError> {
@@ -130,15 +154,16 @@ impl Store {
                     }
                     return Ok(Head { size: seq, head });
                 }
-                // Another writer took `seq`: continue after it, or after the newest
-                // entry another task of this process has written since, whichever is
-                // further (so many writers in one process do not race one number at
-                // a time).
+                // Another writer took `seq`: continue after the newest entry another
+                // task of this process has written since, else after the log's
+                // real head, galloping from `seq` (so many writers in one process do
+                // not race one number at a time, and a head seen long ago costs a
+                // few requests, not one per entry written since).
                 Err(StoreError::AlreadyExists { .. }) => {
                     let cached = self.head_cache.lock().ok().and_then(|c| c.clone());
                     last = match cached {
                         Some((newer, bytes)) if newer > seq => Some((newer, bytes)),
-                        _ => Some((seq, self.read_entry(seq).await?)),
+                        _ => Some(self.last_from(seq).await?),
                     };
                 }
                 Err(e) => return Err(e),
@@ -182,3 +207,6 @@ impl Store {
         Ok(keys)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,8 @@
 //! becomes a [`LogIndex`]: the digest every logged object must have, and the latest
 //! logged attempt of every stage, which is what gates use instead of a listing, so
 //! deleting or hiding a stage's latest attempt cannot make an earlier one "the latest".
+//! The head it read is handed to the store, so a stage's append after its gate does
+//! not search for it again (`Store::saw_log_head`).
 
 use crate::error::Error;
 use crate::read::{read_objects, Fetched, Found};
@@ -55,6 +57,7 @@ impl LogIndex {
             });
         }
         let read = read_objects(store, &keys).await?;
+        let mut last = None;
         for (position, (key, fetched)) in read.envelopes.into_iter().enumerate() {
             let expected = position as u64 + 1;
             let fetched = match fetched {
@@ -80,6 +83,12 @@ impl LogIndex {
                 index.problems.push(format!("log entry {key}: {why}"));
                 break;
             }
+            last = Some(fetched.bytes);
+        }
+        // A stage appends to the log after its gate read it: the head it saw saves
+        // finding it again (a handful of round trips to a bucket).
+        if let (Some(bytes), true) = (last, index.problems.is_empty()) {
+            store.saw_log_head(index.size(), bytes);
         }
         Ok(index)
     }
