@@ -57,8 +57,16 @@ impl LogIndex {
             });
         }
         let read = read_objects(store, &keys).await?;
+        // Parsing each entry is independent of the others, so it runs on every core
+        // (a log has an entry per stage ever run); linking them is in order, below.
+        let parsed = crate::parallel::map(&read.envelopes, |(_, fetched)| match fetched {
+            Some(Ok(fetched)) => Some(LogEntry::parse(&fetched.bytes).map_err(|e| e.to_string())),
+            _ => None,
+        });
         let mut last = None;
-        for (position, (key, fetched)) in read.envelopes.into_iter().enumerate() {
+        for (position, ((key, fetched), parsed)) in
+            read.envelopes.into_iter().zip(parsed).enumerate()
+        {
             let expected = position as u64 + 1;
             let fetched = match fetched {
                 Some(Ok(fetched)) => fetched,
@@ -79,7 +87,11 @@ impl LogIndex {
                 ));
                 break;
             }
-            if let Err(why) = index.add(expected, &fetched.bytes) {
+            let added = parsed
+                .ok_or_else(|| "was not parsed".to_owned())
+                .and_then(|entry| entry)
+                .and_then(|entry| index.add(expected, entry, fetched.digest));
+            if let Err(why) = added {
                 index.problems.push(format!("log entry {key}: {why}"));
                 break;
             }
@@ -93,8 +105,8 @@ impl LogIndex {
         Ok(index)
     }
 
-    fn add(&mut self, seq: u64, bytes: &[u8]) -> Result<(), String> {
-        let entry = LogEntry::parse(bytes).map_err(|e| e.to_string())?;
+    /// Links `entry`, read as bytes whose SHA-256 is `digest`, as entry `seq`.
+    fn add(&mut self, seq: u64, entry: LogEntry, digest: Sha256Digest) -> Result<(), String> {
         if entry.seq != seq {
             return Err(format!("says it is entry {}", entry.seq));
         }
@@ -127,7 +139,7 @@ impl LogIndex {
                 }
             }
         }
-        self.heads.push(Sha256Digest::of(bytes));
+        self.heads.push(digest);
         Ok(())
     }
 
