@@ -22,16 +22,13 @@ impl Evidence<'_> {
         let index = self.log_index().await?;
         let stored = tlog::read_checkpoints(self.store, false).await?;
         let trusted: Vec<PublicKey> = self.policy().keys().iter().map(|k| k.key.clone()).collect();
-        let pending = {
-            let trusted = trusted.clone();
-            std::thread::spawn(move || {
-                let keys: Vec<&PublicKey> = trusted.iter().collect();
-                let verdicts = tlog::verify_checkpoints(&stored, &index, &keys);
-                (stored, verdicts)
-            })
-        };
+        let pending = std::thread::spawn(move || {
+            let keys: Vec<&PublicKey> = trusted.iter().collect();
+            let verdicts = tlog::verify_checkpoints(&stored, &index, &keys);
+            (stored, verdicts, trusted)
+        });
         let mut report = self.check_listed(sha, &keys).await?;
-        let (stored, verdicts) = pending
+        let (stored, verdicts, trusted) = pending
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         let keys: Vec<&PublicKey> = trusted.iter().collect();

@@ -68,13 +68,13 @@ impl LogIndex {
             read.envelopes.into_iter().zip(parsed).enumerate()
         {
             let expected = position as u64 + 1;
-            let fetched = match fetched {
-                Some(Ok(fetched)) => fetched,
-                Some(Err(why)) => {
+            let (fetched, parsed) = match (fetched, parsed) {
+                (Some(Ok(fetched)), Some(parsed)) => (fetched, parsed),
+                (Some(Err(why)), _) => {
                     index.problems.push(why);
                     break;
                 }
-                None => {
+                _ => {
                     index
                         .problems
                         .push(format!("log entry {key} vanished while it was read"));
@@ -87,10 +87,7 @@ impl LogIndex {
                 ));
                 break;
             }
-            let added = parsed
-                .ok_or_else(|| "was not parsed".to_owned())
-                .and_then(|entry| entry)
-                .and_then(|entry| index.add(expected, entry, fetched.digest));
+            let added = parsed.and_then(|entry| index.add(expected, entry, fetched.digest));
             if let Err(why) = added {
                 index.problems.push(format!("log entry {key}: {why}"));
                 break;
