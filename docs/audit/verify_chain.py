@@ -71,6 +71,9 @@ append-only log (docs/evidence-format.md, "The log"):
     or renamed), and is verified as above if it is evidence;
   * each stage's attempts (per environment for deploy and smoke), stored or logged,
     are numbered 1, 2, ... without a hole;
+  * evidence that recorded the log's head its gate read (`log_head`: size and the
+    SHA-256 of that entry) finds that entry unchanged, and is itself named by a
+    later entry: a log deleted and started again, or rewritten under it, is caught;
   * every checkpoint under checkpoints/ (a C2SP signed note of the log's size and
     the SHA-256 of its last entry) is signed by a key the policy trusts for any
     stage, is named after its size and signer, and the log extends it: the entry at
@@ -551,7 +554,40 @@ def check_companion(store, sha, folder, attempt, predicate, signers):
         return [f"companion {key}: not a readable statement: {e!r}"]
 
 
-def check(store, policy, signed, sha, folder, environment, attempt):
+def recorded_head_problems(log, key, head):
+    """What is wrong with the log head evidence at `key` recorded (its gate's read of
+    the log): the log no longer holds that head, or names the evidence at or before it
+    (it cannot have been logged before its own gate ran)."""
+    if (
+        not isinstance(head, dict)
+        or set(head) != {"size", "sha256"}
+        or type(head["size"]) is not int
+        or head["size"] < 1
+        or not isinstance(head["sha256"], str)
+        or not DIGEST.fullmatch(head["sha256"])
+    ):
+        return [f"log_head is not {{size >= 1, sha256: 64 lowercase hex}}: {head!r}"]
+    size, problems = head["size"], []
+    if size > len(log.heads):
+        problems.append(
+            f"its gate read the log at entry {size}, but only {len(log.heads)} entries read as a chain: "
+            "the log's tail was removed or broken"
+        )
+    elif log.heads[size - 1] != head["sha256"]:
+        problems.append(
+            f"its gate read the log at entry {size}, and that entry is no longer the one it read: "
+            "the log was rewritten"
+        )
+    named = log.named.get(key)
+    if named and named[0] <= size:
+        problems.append(
+            f"the log names it in entry {named[0]}, not after entry {size} that its own gate read: "
+            "the log was rewritten"
+        )
+    return problems
+
+
+def check(store, policy, signed, log, sha, folder, environment, attempt):
     problems = []
     stage, predicate_type = LAYOUT[folder]
     key = evidence_key(sha, folder, environment, attempt)
@@ -616,6 +652,8 @@ def check(store, policy, signed, sha, folder, environment, attempt):
             return threshold(accepted) if accepted else [f"no signature by a key the policy trusts for stage {stage}"]
 
         problems += check_companion(store, sha, folder, attempt, predicate, signers)
+    if "log_head" in predicate and (log.files or log.problems):  # no log: reported per object
+        problems += recorded_head_problems(log, key, predicate["log_head"])
     gated_by = sha256_object(store, "policies/" + predicate["policy_sha256"] + ".json")
     if gated_by != predicate["policy_sha256"]:
         problems.append(f"policy {predicate['policy_sha256'][:12]} missing or altered")
@@ -1098,7 +1136,7 @@ def main(argv):
             report(key, [f"{key} is missing from the store"] + problems)
             continue
         try:
-            problems = check(store, policy, signed, sha, *ref) + problems
+            problems = check(store, policy, signed, log, sha, *ref) + problems
         except Exception as e:  # fail closed on anything unexpected
             problems = [f"unreadable: {e!r}"] + problems
         verified += report(key, problems)

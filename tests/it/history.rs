@@ -10,12 +10,12 @@ use ledger_core::tlog::{self, LogEntry};
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 use std::process::Output;
 
-fn sha() -> GitSha {
+pub(crate) fn sha() -> GitSha {
     GitSha::parse(SHA).unwrap()
 }
 
 /// The envelope key of commit attempt `attempt` of `SHA`.
-fn commit(attempt: u32) -> String {
+pub(crate) fn commit(attempt: u32) -> String {
     ArtifactRef::new(ArtifactKind::Commit, sha(), attempt).key()
 }
 
@@ -26,7 +26,7 @@ fn commit_log(attempt: u32) -> String {
 
 /// Runs `ledger args`, asserts its exit code and that its output names `needles`.
 #[track_caller]
-fn expect(repo: &Repo, args: &[&str], code: i32, needles: &[&str]) -> Output {
+pub(crate) fn expect(repo: &Repo, args: &[&str], code: i32, needles: &[&str]) -> Output {
     let out = repo.ledger(args);
     assert_code(&out, code);
     for n in needles {
@@ -37,7 +37,7 @@ fn expect(repo: &Repo, args: &[&str], code: i32, needles: &[&str]) -> Output {
 
 /// `ledger verify SHA`, as [`expect`].
 #[track_caller]
-fn verify(repo: &Repo, code: i32, needles: &[&str]) -> Output {
+pub(crate) fn verify(repo: &Repo, code: i32, needles: &[&str]) -> Output {
     expect(repo, &["verify", SHA], code, needles)
 }
 
@@ -53,7 +53,7 @@ fn commit_attempts(repo: &Repo, first: u32, results: &[bool]) {
 }
 
 /// A repository whose commit attempts 1, 2, ... have `results`, and verify.
-fn repo_with(backend: &Backend, results: &[bool]) -> Repo {
+pub(crate) fn repo_with(backend: &Backend, results: &[bool]) -> Repo {
     let repo = Repo::on(backend);
     commit_attempts(&repo, 1, results);
     verify(&repo, 0, &[]);
@@ -63,7 +63,7 @@ fn repo_with(backend: &Backend, results: &[bool]) -> Repo {
 /// `ledger stage integration` is denied (exit 3) naming `needle`, without running
 /// its command or writing evidence.
 #[track_caller]
-fn assert_stage_refuses(repo: &Repo, needle: &str) {
+pub(crate) fn assert_stage_refuses(repo: &Repo, needle: &str) {
     let args = ["stage", "integration", "--sha", SHA, "--", "echo", "RAN-IT"];
     let out = expect(repo, &args, 3, &[needle]);
     assert!(!text(&out).contains("RAN-IT"), "{}", text(&out));
@@ -74,7 +74,7 @@ fn assert_stage_refuses(repo: &Repo, needle: &str) {
 /// The integration gate, asked both ways (`ledger gate`, and the stage itself),
 /// refuses with exit 3 naming `needle`.
 #[track_caller]
-fn assert_next_gate_refuses(repo: &Repo, needle: &str) {
+pub(crate) fn assert_next_gate_refuses(repo: &Repo, needle: &str) {
     expect(repo, &["gate", "integration", "--sha", SHA], 3, &[needle]);
     assert_stage_refuses(repo, needle);
 }
@@ -105,7 +105,7 @@ fn assert_audit(repo: &Repo, backend: &Backend, extra: &[&str], ok: bool, needle
 }
 
 /// The log's entries as stored, in order.
-fn entries(repo: &Repo) -> Vec<(String, LogEntry)> {
+pub(crate) fn entries(repo: &Repo) -> Vec<(String, LogEntry)> {
     let keys = repo.stored().into_iter();
     keys.filter(|k| tlog::entry_seq(k).is_some())
         .map(|k| (k.clone(), LogEntry::parse(&repo.read_object(&k)).unwrap()))
@@ -317,7 +317,13 @@ fn a_crash_before_the_log_entry_is_reported_then_adopted(backend: Backend) {
         .into_iter()
         .flat_map(|(_, e)| e.objects.into_iter().map(|o| o.key))
         .collect();
-    for key in [commit(2), commit_log(2), commit(3)] {
+    for key in [
+        commit(1),
+        commit_log(1),
+        commit(2),
+        commit_log(2),
+        commit(3),
+    ] {
         let times = logged.iter().filter(|k| **k == key).count();
         assert_eq!(times, 1, "{key}: {logged:?}");
     }
@@ -325,13 +331,20 @@ fn a_crash_before_the_log_entry_is_reported_then_adopted(backend: Backend) {
 
 // --- 9. a store from before the log ---------------------------------------------------
 
-fn genesis_starts_the_log_of_a_store_without_one(backend: Backend) {
-    let repo = repo_with(&backend, &[true, false]);
+/// Deletes the log and its checkpoints, as if the store predated them.
+pub(crate) fn delete_log(repo: &Repo) {
     for key in repo.stored() {
         if key.starts_with(tlog::LOG_PREFIX) || key.starts_with(tlog::CHECKPOINT_PREFIX) {
             repo.delete_object(&key);
         }
     }
+}
+
+fn genesis_starts_the_log_of_a_store_without_one(backend: Backend) {
+    // One attempt: it was gated on an empty log, so it records no log head, as
+    // evidence recorded before the log did not.
+    let repo = repo_with(&backend, &[true]);
+    delete_log(&repo);
     let no_log = ["no log", "checkpoint --genesis"];
     verify(&repo, 4, &no_log);
     expect(&repo, &["verify", "--all"], 4, &no_log);

@@ -45,6 +45,7 @@ mod gates;
 mod history;
 pub mod interop;
 mod isolation;
+mod log_tail;
 mod project;
 mod prune;
 mod read;

@@ -14,6 +14,10 @@
 //! The head is a hash-chain head, not a Merkle root: consistency between a saved
 //! checkpoint and today's log is checked by recomputing the chain up to the saved
 //! size, which an auditor does anyway because verification reads the whole log.
+//!
+//! Every predicate also records the head its gate read ([`LogHead`], signed with the
+//! rest): entries are appended after the objects they name, so every attempt written
+//! later is named after that head, and a gate reads only the log's tail from there.
 
 use crate::digest::Sha256Digest;
 use crate::keys::{KeyId, PublicKey, SigningKey};
@@ -124,6 +128,17 @@ impl LogEntry {
         }
         crate::json::from_slice(bytes).map_err(|e| TlogError::Malformed(e.to_string()))
     }
+}
+
+/// The log as a reader saw it: its size and the SHA-256 of its last entry. Evidence
+/// records the one its gate read (`log_head` in every predicate's header): every
+/// entry naming an attempt written after that evidence comes after it, which is what
+/// lets a gate read only the log's tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogHead {
+    pub size: u64,
+    pub sha256: Sha256Digest,
 }
 
 /// A log head: its size and the SHA-256 of its last entry.

@@ -88,6 +88,7 @@ fn command_predicate(stage: Stage) -> CommandPredicate {
             }],
             policy_sha256: Sha256Digest::of(b"p"),
             ledger_version: "0.1.0".into(),
+            log_head: None,
         },
         command: Command {
             argv: vec!["true".into()],

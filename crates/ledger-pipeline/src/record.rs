@@ -97,6 +97,9 @@ pub struct Draft {
     pub inputs: Vec<Input>,
     pub started_at: OffsetDateTime,
     pub policy_sha256: Sha256Digest,
+    /// The store's log head this process last saw (its gate's read): where a later
+    /// gate relying on this evidence starts reading the log.
+    pub log_head: Option<tlog::LogHead>,
 }
 
 impl Draft {
@@ -115,6 +118,7 @@ impl Draft {
             inputs,
             started_at: OffsetDateTime::now_utc(),
             policy_sha256: rec.policy.digest(),
+            log_head: rec.store.seen_log_head(),
         }
     }
 
@@ -132,6 +136,7 @@ impl Draft {
             inputs: self.inputs.clone(),
             policy_sha256: self.policy_sha256,
             ledger_version: LEDGER_VERSION.to_owned(),
+            log_head: self.log_head,
         }
     }
 }

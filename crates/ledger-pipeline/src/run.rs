@@ -104,38 +104,65 @@ async fn adopt_unlogged(
     stage: Stage,
     sha: &GitSha,
 ) -> Result<(), Error> {
-    let index = evidence.log_index().await?;
-    if index.is_empty() {
-        return Ok(());
-    }
     let store = evidence.store();
+    let mut listed = Vec::new();
     for kind in ledger_core::ArtifactKind::ALL
         .into_iter()
         .filter(|k| k.stage() == stage)
     {
-        for key in store.list(&kind.prefix(sha)).await? {
-            if index.get(&key).is_some() {
-                continue;
+        listed.extend(store.list(&kind.prefix(sha)).await?);
+    }
+    let index = evidence.log_index().await?;
+    if index.is_empty() || listed.iter().all(|k| index.get(k).is_some()) {
+        return Ok(());
+    }
+    // The gate read the log from the heads its inputs recorded; these objects'
+    // evidence may be older than that. Read it from the oldest head their evidence
+    // recorded (whole, for an object without readable evidence), so that only what
+    // no entry names is adopted.
+    let owners: Option<Vec<ledger_core::ArtifactRef>> = listed
+        .iter()
+        .filter(|k| index.get(k).is_none())
+        .map(|k| evidence_of(k))
+        .collect();
+    match owners {
+        Some(owners) => evidence.read_log_for(&owners).await?,
+        None => evidence.read_log_covering(None).await?,
+    }
+    let index = evidence.log_index().await?;
+    for key in listed {
+        if index.get(&key).is_some() {
+            continue;
+        }
+        // A name no writer makes, a link or a special file is never evidence:
+        // `verify` reports it; it is not adopted.
+        let Ok(object) = ledger_store::ObjectKey::parse(&key) else {
+            continue;
+        };
+        let read = store
+            .get_limited(&object, ledger_verify::read::MAX_LOG_BYTES)
+            .await;
+        if let Some(bytes) = read.or_else(|e| {
+            if e.is_object_problem() {
+                Ok(None)
+            } else {
+                Err(e)
             }
-            // A name no writer makes, a link or a special file is never evidence:
-            // `verify` reports it; it is not adopted.
-            let Ok(object) = ledger_store::ObjectKey::parse(&key) else {
-                continue;
-            };
-            let read = store
-                .get_limited(&object, ledger_verify::read::MAX_LOG_BYTES)
-                .await;
-            if let Some(bytes) = read.or_else(|e| {
-                if e.is_object_problem() {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            })? {
-                tracing::info!(key, "adopting an object no log entry names");
-                store.adopt(&key, ledger_core::Sha256Digest::of(&bytes));
-            }
+        })? {
+            tracing::info!(key, "adopting an object no log entry names");
+            store.adopt(&key, ledger_core::Sha256Digest::of(&bytes));
         }
     }
     Ok(())
+}
+
+/// The evidence an object of a SHA's folders belongs to: itself, or the artifact
+/// whose captured output or companion statement it is.
+fn evidence_of(key: &str) -> Option<ledger_core::ArtifactRef> {
+    ledger_core::ArtifactRef::parse_key(key)
+        .or_else(|| ledger_core::Attestation::parse_key(key).map(|(r, _)| r))
+        .or_else(|| {
+            let base = key.strip_suffix(".log")?;
+            ledger_core::ArtifactRef::parse_key(&format!("{base}.json"))
+        })
 }

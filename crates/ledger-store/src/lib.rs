@@ -10,6 +10,7 @@ mod attempts;
 mod error;
 pub mod file;
 mod key;
+mod listing;
 mod local;
 mod location;
 mod log;
@@ -415,72 +416,6 @@ impl Store {
                 location: self.location.clone(),
                 source: object_store::Error::JoinError { source: e },
             })?
-    }
-
-    /// Every key under `prefix` (which must end with `/`), sorted.
-    #[tracing::instrument(level = "debug", name = "store.list", skip_all, fields(prefix))]
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let listed = self.list_meta_logged(prefix).await?;
-        Ok(listed.into_iter().map(|l| l.key).collect())
-    }
-
-    /// Every object under `prefix` (which must end with `/`) with its size and time,
-    /// sorted by key: one listing, however many objects.
-    #[tracing::instrument(level = "debug", name = "store.list_meta", skip_all, fields(prefix))]
-    pub async fn list_meta(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        self.list_meta_logged(prefix).await
-    }
-
-    /// `list_meta` inside the caller's span, which gets the prefix (only once it is
-    /// validated) and the outcome.
-    async fn list_meta_logged(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        let result = match ObjectKey::parse_prefix(prefix) {
-            Err(e) => Err(StoreError::from(e)),
-            Ok(prefix) => {
-                tracing::Span::current().record("prefix", prefix);
-                self.list_meta_under(Some(&Path::from(prefix.trim_end_matches('/'))))
-                    .await
-            }
-        };
-        if let Ok(listed) = &result {
-            tracing::debug!(objects = listed.len(), "listed");
-        }
-        log_failure(result)
-    }
-
-    async fn list_meta_under(&self, prefix: Option<&Path>) -> Result<Vec<Listed>, StoreError> {
-        self.requests.add(Kind::List, 1);
-        if let Some(root) = &self.local_root {
-            let prefix = prefix.map_or(String::new(), |p| p.as_ref().to_owned());
-            return self
-                .on_local_folder(root, move |root, location| {
-                    local::list(root, location, &prefix)
-                })
-                .await;
-        }
-        let metas: Vec<_> = self
-            .inner
-            .list(prefix)
-            .try_collect()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let mut out: Vec<Listed> = metas
-            .into_iter()
-            .map(|m| Listed {
-                key: m.location.to_string(),
-                size: m.size,
-                modified: m.last_modified.into(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
-    }
-
-    /// Every key under `prefix` (all keys for `None`), sorted.
-    #[cfg(any(test, feature = "testing"))]
-    async fn list_under(&self, prefix: Option<&Path>) -> Result<Vec<String>, StoreError> {
-        let listed = self.list_meta_under(prefix).await?;
-        Ok(listed.into_iter().map(|l| l.key).collect())
     }
 }
 

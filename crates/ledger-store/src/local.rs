@@ -162,8 +162,14 @@ pub(crate) fn check_path(
 /// an object of its own, so that verification sees it and refuses to read it; a
 /// folder on the way to `prefix` that is a link is listed as that one object. One
 /// `lstat` per entry and none of the backend's path-to-URL conversions, which made
-/// its listing cost more than reading the same files.
-pub(crate) fn list(root: &Path, location: &str, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+/// its listing cost more than reading the same files. With `after`, only keys that
+/// sort after it (the others are skipped before their `lstat`).
+pub(crate) fn list(
+    root: &Path,
+    location: &str,
+    prefix: &str,
+    after: Option<&str>,
+) -> Result<Vec<Listed>, StoreError> {
     let failed = |path: &Path, e| io_failure(location, format!("listing {}", path.display()), e);
     if !prefix.is_empty() {
         if let Err(StoreError::NotRegular { key, .. }) =
@@ -190,6 +196,12 @@ pub(crate) fn list(root: &Path, location: &str, prefix: &str) -> Result<Vec<List
             } else {
                 format!("{key}/{name}")
             };
+            // A folder's key is a prefix of its objects' keys, so one that sorts
+            // before `after` may still hold keys after it: only files are skipped.
+            let before = after.is_some_and(|after| child.as_str() <= after);
+            if before && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+                continue;
+            }
             // The entry itself, never what a link points to.
             let meta = match entry.metadata() {
                 Ok(m) => m,
@@ -199,7 +211,7 @@ pub(crate) fn list(root: &Path, location: &str, prefix: &str) -> Result<Vec<List
             };
             if meta.is_dir() {
                 folders.push((entry.path(), child));
-            } else if !(meta.is_file() && in_progress(&name)) {
+            } else if !(before || meta.is_file() && in_progress(&name)) {
                 out.push(listed(child, &meta));
             }
         }

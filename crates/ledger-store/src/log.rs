@@ -13,7 +13,7 @@
 
 use crate::{PutOutcome, Store, StoreError};
 use bytes::Bytes;
-use ledger_core::tlog::{self, LogEntry, LoggedObject};
+use ledger_core::tlog::{self, LogEntry, LogHead, LoggedObject};
 use ledger_core::Sha256Digest;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
@@ -73,7 +73,7 @@ impl Store {
 
     /// Tells the appender the newest entry a reader in this process saw (`seq` and
     /// its bytes), so that the next append starts from it instead of finding the
-    /// head again: a gate has just read the whole log, and finding the head is about
+    /// head again: a gate has just read the log up to its head, and finding it is about
     /// ten existence checks, each a round trip to a bucket. Kept only when newer
     /// than what this process knows. A head that is stale by the time of the append
     /// costs nothing in correctness: the create-only put of the entry after it fails
@@ -205,6 +205,26 @@ impl Store {
         let mut keys = self.list(tlog::LOG_PREFIX).await?;
         keys.sort();
         Ok(keys)
+    }
+
+    /// The keys under `log/` after entry `size`'s, in log order: the tail of the log
+    /// past a head seen before, in one listing of what the tail holds.
+    pub async fn log_keys_after(&self, size: u64) -> Result<Vec<String>, StoreError> {
+        let mut keys = self
+            .list_after(tlog::LOG_PREFIX, &tlog::entry_key(size))
+            .await?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The newest log head this process wrote or saw (a gate's read of the log):
+    /// what the evidence it writes next records as `log_head`.
+    pub fn seen_log_head(&self) -> Option<LogHead> {
+        let cached = self.head_cache.lock().ok()?.clone()?;
+        Some(LogHead {
+            size: cached.0,
+            sha256: Sha256Digest::of(&cached.1),
+        })
     }
 }
 

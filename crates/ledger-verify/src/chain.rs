@@ -20,7 +20,8 @@ impl Evidence<'_> {
         // a signed head is caught here. Their signatures are checked on other
         // threads while this one checks the chain.
         let index = self.log_index().await?;
-        let stored = tlog::read_checkpoints(self.store, false).await?;
+        let stored = tlog::read_checkpoints(self.store, &index, false).await?;
+        let start = index.start();
         let trusted: Vec<PublicKey> = self.policy().keys().iter().map(|k| k.key.clone()).collect();
         let pending = std::thread::spawn(move || {
             let keys: Vec<&PublicKey> = trusted.iter().collect();
@@ -32,7 +33,8 @@ impl Evidence<'_> {
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         let keys: Vec<&PublicKey> = trusted.iter().collect();
-        let checkpoints = tlog::checkpoint_problems(self.store, stored, verdicts, &keys).await?;
+        let checkpoints =
+            tlog::checkpoint_problems(self.store, start, stored, verdicts, &keys).await?;
         report.ok &= checkpoints.is_empty();
         report.log.extend(checkpoints);
         Ok(report)

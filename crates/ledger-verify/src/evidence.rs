@@ -291,7 +291,15 @@ impl<'a> Evidence<'a> {
         let mut notes = Vec::new();
         self.check_policy(&typed.header().policy_sha256, &mut problems, &mut notes)
             .await?;
+        // A gate may have read only the log's tail: this evidence's entry comes after
+        // the head it recorded, so the log is read from there if it was not.
+        if self.log.is_some() {
+            self.read_log_covering(typed.header().log_head).await?;
+        }
         problems.extend(self.log_problems(key.as_str(), Some(digest)).await?);
+        if let Some(head) = &typed.header().log_head {
+            problems.extend(self.recorded_head_problems(key.as_str(), head).await?);
+        }
         if !problems.is_empty() {
             return Ok(Checked::Invalid(problems));
         }

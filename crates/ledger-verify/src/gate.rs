@@ -72,32 +72,49 @@ pub async fn gather(
             wanted.push(stage);
         }
     }
-    // Every stage's latest attempt at once (one listing each, concurrently), then
-    // all of their objects in one bulk read: on a bucket, one round trip after
-    // another was most of a gate's time.
-    // The latest attempt is the latest the log names, so deleting or hiding it does
-    // not promote an earlier one; a store without a log is listed (and then fails
+    // Every stage's attempts at once (one listing each, concurrently), then the
+    // newest of each in one bulk read: on a bucket, one round trip after another was
+    // most of a gate's time. The latest attempt is the latest the log names, so
+    // deleting or hiding it does not promote an earlier one. The log is read from the
+    // oldest head those newest attempts recorded (every later attempt is named after
+    // it), once for all of them; a store without a log is listed (and then fails
     // verification for having none).
-    let index = evidence.log_index().await?;
     let (store, env) = (evidence.store(), evidence.env());
     let env_of = |kind: ArtifactKind| env.filter(|_| kind.per_environment());
-    let latest: Vec<Option<ArtifactRef>> = if index.is_empty() {
-        futures::future::try_join_all(wanted.iter().map(|stage| {
+    let listed: Vec<Vec<u32>> = futures::future::try_join_all(wanted.iter().map(|stage| {
+        let kind = stage.primary_artifact();
+        store.attempts_in(kind, sha, env_of(kind))
+    }))
+    .await?;
+    let newest: Vec<ArtifactRef> = wanted
+        .iter()
+        .zip(&listed)
+        .filter_map(|(stage, attempts)| {
             let kind = stage.primary_artifact();
-            store.latest_in(kind, sha, env_of(kind))
-        }))
-        .await?
-    } else {
-        wanted
-            .iter()
-            .map(|stage| {
-                let kind = stage.primary_artifact();
-                index.latest(kind, sha, env_of(kind))
-            })
-            .collect()
-    };
-    let found: Vec<ArtifactRef> = latest.iter().flatten().copied().collect();
-    evidence.read_ahead_refs(&found).await?;
+            let attempt = attempts.last()?;
+            Some(ArtifactRef::new(kind, *sha, *attempt).in_env(env_of(kind)))
+        })
+        .collect();
+    evidence.read_ahead_refs(&newest).await?;
+    evidence.read_log_for(&newest).await?;
+    let mut latest: Vec<Option<ArtifactRef>> = Vec::with_capacity(wanted.len());
+    for (stage, attempts) in wanted.iter().zip(&listed) {
+        let kind = stage.primary_artifact();
+        latest.push(
+            evidence
+                .latest_logged(kind, sha, env_of(kind), attempts)
+                .await?,
+        );
+    }
+    let found: Vec<ArtifactRef> = latest
+        .iter()
+        .flatten()
+        .filter(|r| !newest.contains(r))
+        .copied()
+        .collect();
+    if !found.is_empty() {
+        evidence.read_ahead_refs(&found).await?;
+    }
     let mut verified = BTreeMap::new();
     let mut invalid = BTreeMap::new();
     for (stage, r) in wanted.into_iter().zip(latest) {
@@ -202,12 +219,10 @@ pub async fn already_built(
     evidence: &mut Evidence<'_>,
     sha: &GitSha,
 ) -> Result<Option<Reason>, Error> {
-    let index = evidence.log_index().await?;
-    let latest = if index.is_empty() {
-        evidence.store().latest(ArtifactKind::Build, sha).await?
-    } else {
-        index.latest(ArtifactKind::Build, sha, None)
-    };
+    let listed = evidence.store().attempts(ArtifactKind::Build, sha).await?;
+    let latest = evidence
+        .latest_logged(ArtifactKind::Build, sha, None, &listed)
+        .await?;
     let Some(r) = latest else {
         return Ok(None);
     };

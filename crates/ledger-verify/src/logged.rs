@@ -4,7 +4,9 @@
 
 use crate::error::Error;
 use crate::evidence::Evidence;
-use crate::tlog::{LogIndex, NO_LOG};
+use crate::read::object_key;
+use crate::tlog::{LogIndex, Start, NO_LOG};
+use ledger_core::tlog::LogHead;
 use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha, Sha256Digest};
 use std::sync::Arc;
 
@@ -35,7 +37,8 @@ impl Evidence<'_> {
         Ok(problems)
     }
 
-    /// The store's log, read once per verifier.
+    /// The store's log, read once per verifier: whole, unless a gate read only the
+    /// part it needs first ([`Evidence::read_log_covering`]).
     pub async fn log_index(&mut self) -> Result<Arc<LogIndex>, Error> {
         if let Some(index) = &self.log {
             return Ok(index.clone());
@@ -43,6 +46,117 @@ impl Evidence<'_> {
         let index = Arc::new(LogIndex::read(self.store).await?);
         self.log = Some(index.clone());
         Ok(index)
+    }
+
+    /// Makes the log read so far show the head at `head` and everything after it
+    /// (`None`: the whole log), reading it again from there when it does not.
+    pub async fn read_log_covering(&mut self, head: Option<LogHead>) -> Result<(), Error> {
+        let start = head.map_or(Start::Whole, Start::At);
+        let covered = match (&self.log, head) {
+            (Some(index), Some(head)) => index.covers(head.size),
+            (Some(index), None) => index.start() == Start::Whole,
+            (None, _) => false,
+        };
+        if !covered {
+            self.log = Some(Arc::new(LogIndex::read_from(self.store, start).await?));
+        }
+        Ok(())
+    }
+
+    /// Reads the part of the log that can name an attempt written after any of
+    /// `refs`: from the oldest head their evidence recorded (whole, if one recorded
+    /// none or does not read), unless that much was read already. With no `refs`,
+    /// only the last entry: a gate that relies on no evidence needs the head alone.
+    pub async fn read_log_for(&mut self, refs: &[ArtifactRef]) -> Result<(), Error> {
+        if refs.is_empty() {
+            if self.log.is_none() {
+                self.log = Some(Arc::new(
+                    LogIndex::read_from(self.store, Start::Last).await?,
+                ));
+            }
+            return Ok(());
+        }
+        let mut oldest: Option<LogHead> = None;
+        for r in refs {
+            let Some(head) = self.log_head_hint(r).await? else {
+                return self.read_log_covering(None).await;
+            };
+            oldest = Some(match oldest {
+                Some(o) if o.size <= head.size => o,
+                _ => head,
+            });
+        }
+        self.read_log_covering(oldest).await
+    }
+
+    /// The log head `r`'s evidence says its gate read, taken from the stored
+    /// envelope *without* verifying it: it only says where to start reading the log.
+    /// Evidence that was altered fails its own check later; `None` (no such field,
+    /// or the object does not read) means reading the log whole.
+    pub async fn log_head_hint(&mut self, r: &ArtifactRef) -> Result<Option<LogHead>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Recorded {
+            #[serde(default)]
+            log_head: Option<LogHead>,
+        }
+        let Some(Ok(fetched)) = self.fetch(&object_key(r)).await? else {
+            return Ok(None);
+        };
+        let Ok(parsed) = ledger_core::dsse::Envelope::parse(&fetched.bytes) else {
+            return Ok(None);
+        };
+        Ok(
+            serde_json::from_value::<Recorded>(parsed.statement.predicate)
+                .ok()
+                .and_then(|r| r.log_head),
+        )
+    }
+
+    /// The latest attempt of `kind` for `sha` (in `env`) the log names, given the
+    /// attempts `listed` (ascending), reading only as much of the log as it takes.
+    ///
+    /// The newest listed attempt's recorded head starts the read: every attempt
+    /// written after it is named after that head. If the log does not name it (a
+    /// writer killed before logging), the one below it is asked the same way, so an
+    /// unlogged attempt is never taken for the latest, as with the whole log.
+    pub async fn latest_logged(
+        &mut self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        env: Option<EnvName>,
+        listed: &[u32],
+    ) -> Result<Option<ArtifactRef>, Error> {
+        for attempt in listed.iter().rev() {
+            let r = ArtifactRef::new(kind, *sha, *attempt).in_env(env);
+            let hint = self.log_head_hint(&r).await?;
+            self.read_log_covering(hint).await?;
+            let index = self.log_index().await?;
+            if index.is_empty() {
+                // No log at all: the listing decides (and the evidence fails for it).
+                return Ok(Some(r));
+            }
+            let logged = index.latest(kind, sha, env);
+            if logged.is_some_and(|l| l.attempt >= r.attempt) {
+                return Ok(logged);
+            }
+        }
+        // No listed attempt is logged: nothing is evidence to a gate. (A logged
+        // attempt that was deleted before the oldest of them is no evidence either;
+        // `verify` reads the whole log and reports it.)
+        Ok(None)
+    }
+
+    /// What is wrong with the log head evidence at `key` recorded (its gate's read).
+    pub(crate) async fn recorded_head_problems(
+        &mut self,
+        key: &str,
+        head: &LogHead,
+    ) -> Result<Vec<String>, Error> {
+        let index = self.log_index().await?;
+        if index.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(index.recorded_head_problems(key, head))
     }
 
     /// Uses `index` instead of reading the log (`verify --all` reads it once).

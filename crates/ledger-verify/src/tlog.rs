@@ -1,20 +1,35 @@
 //! Reading the store's log back (`ledger_core::tlog`) and what it says about the set
 //! of objects: what exists, what was deleted, what no writer logged.
 //!
-//! The log is read whole (one listing, one bulk read) and checked as a chain: entry
-//! numbers 1..N in order, each `prev` the SHA-256 of the entry before. What it names
-//! becomes a [`LogIndex`]: the digest every logged object must have, and the latest
-//! logged attempt of every stage, which is what gates use instead of a listing, so
-//! deleting or hiding a stage's latest attempt cannot make an earlier one "the latest".
-//! The head it read is handed to the store, so a stage's append after its gate does
-//! not search for it again (`Store::saw_log_head`).
+//! `verify` reads the log whole (one listing, one bulk read) and checks it as a
+//! chain: entry numbers 1..N in order, each `prev` the SHA-256 of the entry before.
+//! What it names becomes a [`LogIndex`]: the digest every logged object must have,
+//! and the latest logged attempt of every stage, which is what gates use instead of a
+//! listing, so deleting or hiding a stage's latest attempt cannot make an earlier one
+//! "the latest".
+//!
+//! A gate reads only the log's tail ([`Start::At`]): every piece of evidence records
+//! the log's head its own gate read (`log_head`), and every attempt of any stage
+//! written after that evidence is named by a later entry, because an entry is
+//! appended after the objects it names. So the tail from the oldest head recorded by
+//! the evidence a gate relies on holds every entry that could name a later attempt of
+//! it, however long the store's history; the entry that head names must still hash to
+//! what was signed, and the tail is checked as a chain from it. The head it read is
+//! handed to the store, so a stage's append after its gate does not search for it
+//! again (`Store::saw_log_head`).
 
 use crate::error::Error;
-use crate::read::{read_objects, Fetched, Found};
-use ledger_core::tlog::{self, Checkpoint, LogEntry};
+use crate::read::read_objects;
+use ledger_core::tlog::{self, Checkpoint, LogEntry, LogHead};
 use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha, PublicKey, Sha256Digest};
 use ledger_store::Store;
 use std::collections::HashMap;
+
+mod checkpoints;
+pub use checkpoints::{
+    check_checkpoint, check_stored_checkpoints, checkpoint_problems, read_checkpoints,
+    verify_checkpoints, CheckpointVerdict, StoredCheckpoints,
+};
 
 /// Where a logged object was named, and with which digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +38,33 @@ pub struct Logged {
     pub sha256: Sha256Digest,
 }
 
+/// Where a read of the log starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// Entry 1: the whole log, what `verify` reads.
+    #[default]
+    Whole,
+    /// The entry a recorded `log_head` names (which must still hash to it) and every
+    /// entry after it: what a gate reads.
+    At(LogHead),
+    /// The last entry alone: the head, for a gate that relies on no evidence.
+    Last,
+}
+
 /// What the log names, and what is wrong with the log itself.
 #[derive(Debug, Clone, Default)]
 pub struct LogIndex {
+    /// Where the read started.
+    start: Start,
+    /// The number of the first entry read (1 when the log was read whole).
+    first: u64,
+    /// The `prev` of the first entry read: the head before it, as that entry says.
+    base: Option<Sha256Digest>,
     objects: HashMap<String, Logged>,
     /// The logged keys of each commit's evidence (its second path segment), so that
     /// one SHA's questions cost what that SHA has, not what the store has.
     by_sha: HashMap<GitSha, Vec<String>>,
-    /// SHA-256 of each entry's bytes, entry 1 first.
+    /// SHA-256 of each entry's bytes read, entry `first` first.
     heads: Vec<Sha256Digest>,
     /// Problems of the log as a whole (a gap, a broken link, an unreadable entry).
     pub problems: Vec<String>,
@@ -42,20 +76,12 @@ pub struct LogIndex {
 impl LogIndex {
     /// Reads and checks every entry of `store`'s log.
     pub async fn read(store: &Store) -> Result<LogIndex, Error> {
-        let listed = store.log_keys().await?;
-        let mut index = LogIndex {
-            present: !listed.is_empty(),
-            ..LogIndex::default()
-        };
-        let (keys, strays): (Vec<String>, Vec<String>) = listed
-            .into_iter()
-            .partition(|k| tlog::entry_seq(k).is_some());
-        for stray in strays {
-            index.problems.push(match store.check_folder(&stray) {
-                Err(refused) => refused.to_string(),
-                Ok(()) => format!("{stray} is not a log entry: nothing writes it there"),
-            });
-        }
+        LogIndex::read_from(store, Start::Whole).await
+    }
+
+    /// Reads and checks the entries of `store`'s log from `start` on.
+    pub async fn read_from(store: &Store, start: Start) -> Result<LogIndex, Error> {
+        let (mut index, keys) = LogIndex::listed(store, start).await?;
         let read = read_objects(store, &keys).await?;
         // Parsing each entry is independent of the others, so it runs on every core
         // (a log has an entry per stage ever run); linking them is in order, below.
@@ -67,7 +93,7 @@ impl LogIndex {
         for (position, ((key, fetched), parsed)) in
             read.envelopes.into_iter().zip(parsed).enumerate()
         {
-            let expected = position as u64 + 1;
+            let expected = index.first + position as u64;
             let (fetched, parsed) = match (fetched, parsed) {
                 (Some(Ok(fetched)), Some(parsed)) => (fetched, parsed),
                 (Some(Err(why)), _) => {
@@ -87,6 +113,10 @@ impl LogIndex {
                 ));
                 break;
             }
+            if let Err(why) = index.check_start(position, &parsed, fetched.digest) {
+                index.problems.push(format!("log entry {key}: {why}"));
+                break;
+            }
             let added = parsed.and_then(|entry| index.add(expected, entry, fetched.digest));
             if let Err(why) = added {
                 index.problems.push(format!("log entry {key}: {why}"));
@@ -102,12 +132,76 @@ impl LogIndex {
         Ok(index)
     }
 
+    /// An index to fill from `start`, and the entry keys to read: the listing of
+    /// `log/` from there (anything else there is a problem of the log).
+    async fn listed(store: &Store, start: Start) -> Result<(LogIndex, Vec<String>), Error> {
+        let listed = match start {
+            Start::Whole | Start::Last => store.log_keys().await?,
+            Start::At(head) => store.log_keys_after(head.size.saturating_sub(1)).await?,
+        };
+        let mut index = LogIndex {
+            start,
+            // A recorded head says a log existed: a tail that is gone is cut, not absent.
+            present: !listed.is_empty() || matches!(start, Start::At(_)),
+            ..LogIndex::default()
+        };
+        let (mut keys, strays): (Vec<String>, Vec<String>) = listed
+            .into_iter()
+            .partition(|k| tlog::entry_seq(k).is_some());
+        for stray in strays {
+            index.problems.push(match store.check_folder(&stray) {
+                Err(refused) => refused.to_string(),
+                Ok(()) => format!("{stray} is not a log entry: nothing writes it there"),
+            });
+        }
+        if start == Start::Last {
+            keys = keys.split_off(keys.len().saturating_sub(1));
+        }
+        index.first = match start {
+            Start::Whole => 1,
+            Start::At(head) => head.size,
+            Start::Last => keys.first().and_then(|k| tlog::entry_seq(k)).unwrap_or(1),
+        };
+        if let (Start::At(head), true) = (start, keys.is_empty()) {
+            index.problems.push(format!(
+                "the log has no entry {} (the head recorded evidence names) nor any after it: its tail was removed",
+                head.size
+            ));
+        }
+        Ok((index, keys))
+    }
+
+    /// The first entry read of a tail: it must be the one the recorded head names,
+    /// and its `prev` is the chain's base (entry 1 has none).
+    fn check_start(
+        &mut self,
+        position: usize,
+        parsed: &Result<LogEntry, String>,
+        digest: Sha256Digest,
+    ) -> Result<(), String> {
+        if position > 0 {
+            return Ok(());
+        }
+        if let Start::At(head) = self.start {
+            if digest != head.sha256 {
+                return Err(format!(
+                    "it is not the entry recorded evidence names as the log's head (sha256 {}): the log was rewritten",
+                    head.sha256
+                ));
+            }
+        }
+        if let (Ok(entry), true) = (parsed, self.first > 1) {
+            self.base = entry.prev.0;
+        }
+        Ok(())
+    }
+
     /// Links `entry`, read as bytes whose SHA-256 is `digest`, as entry `seq`.
     fn add(&mut self, seq: u64, entry: LogEntry, digest: Sha256Digest) -> Result<(), String> {
         if entry.seq != seq {
             return Err(format!("says it is entry {}", entry.seq));
         }
-        if entry.prev.0 != self.heads.last().copied() {
+        if entry.prev.0 != self.heads.last().copied().or(self.base) {
             return Err(
                 "its `prev` is not the SHA-256 of the entry before: the log was rewritten"
                     .to_owned(),
@@ -140,9 +234,30 @@ impl LogIndex {
         Ok(())
     }
 
-    /// Number of entries.
+    /// Number of entries (as far as the log read as a chain).
     pub fn size(&self) -> u64 {
-        self.heads.len() as u64
+        (self.first + self.heads.len() as u64).saturating_sub(1)
+    }
+
+    /// Where the read started.
+    pub fn start(&self) -> Start {
+        self.start
+    }
+
+    /// Whether the part read shows the head at `size` (and every entry after it), so
+    /// that what it lacks after there is not in the log.
+    pub fn covers(&self, size: u64) -> bool {
+        self.start == Start::Whole || size.saturating_add(1) >= self.first
+    }
+
+    /// The SHA-256 of entry `size` (the head at that size), where the part read
+    /// shows it.
+    fn head_at(&self, size: u64) -> Option<Sha256Digest> {
+        if size + 1 == self.first {
+            return self.base;
+        }
+        let at = size.checked_sub(self.first)?;
+        self.heads.get(usize::try_from(at).ok()?).copied()
     }
 
     /// Whether the store has no log at all (nothing under `log/`).
@@ -192,16 +307,18 @@ impl LogIndex {
             .max_by_key(|r| r.attempt)
     }
 
-    /// Checks that the log extends `cp`: the entry at its size hashes to its head.
+    /// Checks that the log extends `cp`: the entry at its size hashes to its head. A
+    /// checkpoint before the part read is not checked here (`verify` reads it all).
     pub fn extends(&self, cp: &Checkpoint) -> Result<(), String> {
-        let at = usize::try_from(cp.size).unwrap_or(usize::MAX);
-        match at.checked_sub(1).and_then(|i| self.heads.get(i)) {
-            Some(h) if *h == cp.head => Ok(()),
+        if cp.size == 0 || !self.covers(cp.size) {
+            return Ok(());
+        }
+        match self.head_at(cp.size) {
+            Some(h) if h == cp.head => Ok(()),
             Some(_) => Err(format!(
                 "the log does not extend checkpoint {}: entry {} is not the one it signed (the log was rewritten)",
                 cp.size, cp.size
             )),
-            None if cp.size == 0 => Ok(()),
             None => Err(format!(
                 "the log does not extend checkpoint {}: only {} of its entries read as a chain (its tail was removed or broken)",
                 cp.size,
@@ -209,116 +326,35 @@ impl LogIndex {
             )),
         }
     }
-}
 
-/// The stored checkpoints as read, each with its key (`newest_only`: the one of the
-/// largest size).
-pub type StoredCheckpoints = Vec<(String, Found<Fetched>)>;
-
-/// What checking one stored checkpoint found: the checkpoint and its signer, or why
-/// it does not hold.
-pub type CheckpointVerdict = Result<(Checkpoint, ledger_core::KeyId), String>;
-
-/// Reads the stored checkpoints (`newest_only`: the one of the largest size).
-pub async fn read_checkpoints(
-    store: &Store,
-    newest_only: bool,
-) -> Result<StoredCheckpoints, Error> {
-    let mut listed = store.list(tlog::CHECKPOINT_PREFIX).await?;
-    listed.sort();
-    if newest_only {
-        listed = listed.pop().into_iter().collect();
-    }
-    Ok(read_objects(store, &listed).await?.envelopes)
-}
-
-/// Checks every read checkpoint's signature against `keys` and `index`, on every
-/// core: one Ed25519 check each, which with a checkpoint per stage is half the
-/// signature work of verifying a whole store. Pure, so it can run beside other work.
-pub fn verify_checkpoints(
-    stored: &StoredCheckpoints,
-    index: &LogIndex,
-    keys: &[&PublicKey],
-) -> Vec<Option<CheckpointVerdict>> {
-    crate::parallel::map(stored, |(_, fetched)| match fetched {
-        Some(Ok(fetched)) => Some(check_checkpoint(&fetched.bytes, index, keys)),
-        _ => None,
-    })
-}
-
-/// The problems of `stored` given their `verdicts` (from [`verify_checkpoints`]).
-///
-/// `index` was read before the checkpoints were listed, so a writer running meanwhile
-/// may have appended entries and stored a checkpoint of them. Entries are stored
-/// before their checkpoint, so a log read after the listing holds every entry a
-/// listed checkpoint names: a checkpoint `index` does not extend is checked again
-/// against such a fresh read, and only a log that still does not extend it fails.
-pub async fn checkpoint_problems(
-    store: &Store,
-    stored: StoredCheckpoints,
-    verdicts: Vec<Option<CheckpointVerdict>>,
-    keys: &[&PublicKey],
-) -> Result<Vec<String>, Error> {
-    let mut problems = Vec::new();
-    let mut fresh: Option<LogIndex> = None;
-    for ((key, fetched), verdict) in stored.into_iter().zip(verdicts) {
-        let (fetched, mut checked) = match (fetched, verdict) {
-            (Some(Ok(fetched)), Some(checked)) => (fetched, checked),
-            (Some(Err(why)), _) => {
-                problems.push(why);
-                continue;
-            }
-            _ => continue,
-        };
-        if checked.is_err() {
-            if fresh.is_none() {
-                fresh = Some(LogIndex::read(store).await?);
-            }
-            if let Some(fresh) = &fresh {
-                checked = check_checkpoint(&fetched.bytes, fresh, keys);
-            }
+    /// What is wrong with evidence stored at `key` that recorded `head` as the log's
+    /// head its gate read: the log no longer holds that head, or names the evidence
+    /// at or before it (it cannot have been logged before its gate ran).
+    pub fn recorded_head_problems(&self, key: &str, head: &LogHead) -> Vec<String> {
+        if !self.covers(head.size) {
+            return Vec::new();
         }
-        let checked = checked.and_then(|(cp, signer)| {
-            let named = tlog::checkpoint_key(cp.size, &signer);
-            if named == key {
-                Ok(())
-            } else {
-                Err(format!(
-                    "a checkpoint of size {} by {} belongs at {named}: it was moved",
-                    cp.size,
-                    signer.short()
-                ))
-            }
-        });
-        problems.extend(checked.err().map(|e| format!("{key}: {e}")));
+        let mut problems = Vec::new();
+        match self.head_at(head.size) {
+            Some(h) if h == head.sha256 => {}
+            Some(_) => problems.push(format!(
+                "its gate read the log at entry {}, and that entry is no longer the one it read: the log was rewritten",
+                head.size
+            )),
+            None => problems.push(format!(
+                "its gate read the log at entry {}, but only {} entries read as a chain: the log's tail was removed or broken",
+                head.size,
+                self.size()
+            )),
+        }
+        if let Some(l) = self.get(key).filter(|l| l.seq <= head.size) {
+            problems.push(format!(
+                "the log names it in entry {}, not after entry {} that its own gate read: the log was rewritten",
+                l.seq, head.size
+            ));
+        }
+        problems
     }
-    Ok(problems)
-}
-
-/// Verifies the stored checkpoints (`newest_only`: the one of the largest size)
-/// against `keys` and `index`; returns problems.
-pub async fn check_stored_checkpoints(
-    store: &Store,
-    index: &LogIndex,
-    keys: &[&PublicKey],
-    newest_only: bool,
-) -> Result<Vec<String>, Error> {
-    let stored = read_checkpoints(store, newest_only).await?;
-    let verdicts = verify_checkpoints(&stored, index, keys);
-    checkpoint_problems(store, stored, verdicts, keys).await
-}
-
-/// Verifies one checkpoint's signature and that the log extends it; returns it and
-/// its (first trusted) signer.
-pub fn check_checkpoint(
-    bytes: &[u8],
-    index: &LogIndex,
-    keys: &[&PublicKey],
-) -> Result<(Checkpoint, ledger_core::KeyId), String> {
-    let text = std::str::from_utf8(bytes).map_err(|_not_utf8| "not UTF-8 text".to_owned())?;
-    let (cp, signer) = Checkpoint::verify(text, keys).map_err(|e| e.to_string())?;
-    index.extends(&cp)?;
-    Ok((cp, signer))
 }
 
 /// The message for a store that holds evidence but no log.
@@ -380,3 +416,6 @@ pub async fn store_wide_problems(
     problems.sort();
     Ok(problems)
 }
+
+#[cfg(test)]
+mod tests;

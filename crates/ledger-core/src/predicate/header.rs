@@ -6,6 +6,7 @@
 use crate::digest::Sha256Digest;
 use crate::sha::GitSha;
 use crate::stage::Stage;
+use crate::tlog::LogHead;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -63,6 +64,10 @@ pub struct Header {
     pub inputs: Vec<Input>,
     pub policy_sha256: Sha256Digest,
     pub ledger_version: String,
+    /// The store's log as the gate read it (absent: the log was empty, or the
+    /// evidence predates the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<LogHead>,
 }
 
 impl Header {

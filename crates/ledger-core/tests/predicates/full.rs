@@ -63,6 +63,10 @@ fn header(stage: Stage) -> Header {
         inputs: vec![input(&format!("commit/{}/commit.json", sha()))],
         policy_sha256: Sha256Digest::of(b"policy"),
         ledger_version: "0.1.0".into(),
+        log_head: Some(ledger_core::tlog::LogHead {
+            size: 17,
+            sha256: Sha256Digest::of(b"entry 17"),
+        }),
     }
 }
 

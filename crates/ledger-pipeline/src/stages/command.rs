@@ -74,7 +74,7 @@ pub async fn run_command_stage(
         redactor = redactor.with_secret_text(pem.expose());
     }
     let run = exec::run(&req.argv, &redactor, req.echo, &req.launch).await?;
-    let predicate = predicate(&req, &run, &redactor, rec.policy.digest(), gate.inputs);
+    let predicate = predicate(&req, &run, &redactor, rec, gate.inputs);
     let log = Bytes::from(run.output.bytes);
     match record(rec, predicate.clone(), log.clone()).await {
         Ok(Recording::Done(outcome)) => Ok(outcome),
@@ -256,7 +256,7 @@ fn predicate(
     req: &CommandStage,
     run: &CommandRun,
     redactor: &Redactor,
-    policy_sha256: Sha256Digest,
+    rec: &Recorder<'_>,
     inputs: Vec<Input>,
 ) -> CommandPredicate {
     let result = if run.exit_code == Some(0) {
@@ -270,7 +270,8 @@ fn predicate(
         runner: req.runner.clone(),
         inputs,
         started_at: run.started_at,
-        policy_sha256,
+        policy_sha256: rec.policy.digest(),
+        log_head: rec.store.seen_log_head(),
     };
     CommandPredicate {
         header: draft.header(0, run.finished_at, result),

@@ -106,6 +106,7 @@ pub async fn run_decide(
         inputs: merge(gate_report.inputs.clone(), release.inputs.clone()),
         started_at,
         policy_sha256: rec.policy.digest(),
+        log_head: rec.store.seen_log_head(),
     };
     // Every other stage's latest verified attempt, once: the VSA's release and the
     // timing both read it.

@@ -106,3 +106,48 @@ async fn an_older_head_never_replaces_a_newer_one() {
         assert_eq!(bytes, entry(&writer, 3).await);
     }
 }
+
+/// The tail past entry `size`: exactly the later entries, in order, in one listing
+/// (a bucket is asked only for them; the local folder skips the others unread),
+/// with a stray name before the tail and a nested folder not mistaken for entries.
+#[tokio::test]
+async fn the_keys_after_an_entry_are_the_logs_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    for (writer, reader) in pairs(dir.path(), "tail").await {
+        grow(&writer, 1, 7).await;
+        // A stray that sorts just before entry 1, and an object in a folder named
+        // like entry 5 without its suffix (which sorts before entry 5, its object
+        // after).
+        let stray = "log/0000000000000001.bak";
+        let nested = "log/0000000000000005/x";
+        for key in [stray, nested] {
+            let key = ObjectKey::parse(key).unwrap();
+            writer
+                .put_create(&key, Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        for size in [0, 1, 4, 5, 7, 9] {
+            let before = reader.requests().list;
+            let keys = reader.log_keys_after(size).await.unwrap();
+            assert_eq!(reader.requests().list - before, 1);
+            let mut want: Vec<String> = (size + 1..=7).map(tlog::entry_key).collect();
+            want.extend((size == 0).then(|| stray.to_owned()));
+            want.extend((size <= 5).then(|| nested.to_owned()));
+            want.sort();
+            assert_eq!(keys, want, "after {size}");
+        }
+        assert_eq!(
+            reader.seen_log_head(),
+            None,
+            "listing is not reading a head"
+        );
+        assert_eq!(
+            writer.seen_log_head(),
+            Some(tlog::LogHead {
+                size: 7,
+                sha256: Sha256Digest::of(&entry(&writer, 7).await)
+            })
+        );
+    }
+}
