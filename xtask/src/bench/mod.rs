@@ -130,6 +130,11 @@ pub struct Pipeline {
     pub stages: Vec<(f64, f64)>,
     /// Store requests per stage, in the last run.
     pub requests: Vec<Requests>,
+    /// Store requests per stage in the second run (the first on a store with
+    /// history), to compare with the last: they must not grow with the history.
+    pub second_requests: Option<Vec<Requests>>,
+    /// How many pipeline runs were measured.
+    pub runs: usize,
     pub ledger: std::path::PathBuf,
     pub first_sha: String,
     pub last_sha: String,
@@ -145,6 +150,7 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut work: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut requests = vec![Requests::default(); STAGES.len()];
+    let mut second_requests = None;
     let counts = dir.with_extension("requests.jsonl");
     let _ = std::fs::remove_file(&counts);
     for run in 0..runs {
@@ -176,6 +182,9 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
             let p = predicate(&ledger, dir, env, &sha, &key(stage, &sha))?;
             work[i].push(work_ms(stage, &p));
         }
+        if run == 1 {
+            second_requests = Some(requests.clone());
+        }
         eprintln!("bench: run {} of {runs} done ({})", run + 1, &sha[..12]);
     }
     let mut rebuild: Vec<f64> = (0..runs)
@@ -189,6 +198,8 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
             })
             .collect(),
         requests,
+        second_requests: second_requests.filter(|_| runs > 2),
+        runs,
         ledger,
         first_sha,
         last_sha: sha,
