@@ -59,13 +59,7 @@ pub async fn gather(
     evidence: &mut Evidence<'_>,
     sha: &GitSha,
     stages: impl IntoIterator<Item = Stage>,
-) -> Result<
-    (
-        BTreeMap<Stage, Artifact>,
-        BTreeMap<Stage, (String, Vec<String>)>,
-    ),
-    Error,
-> {
+) -> Result<Gathered, Error> {
     let mut wanted: Vec<Stage> = Vec::new();
     for stage in stages {
         if !wanted.contains(&stage) {
@@ -133,6 +127,13 @@ pub async fn gather(
     Ok((verified, invalid))
 }
 
+/// The verified latest attempt of each stage [`gather`] asked for, and the key and
+/// problems of each latest attempt that does not verify.
+pub type Gathered = (
+    BTreeMap<Stage, Artifact>,
+    BTreeMap<Stage, (String, Vec<String>)>,
+);
+
 /// Evaluates `gate` (at JSON path `rule` in the policy) for `sha` at `now`.
 pub async fn check(
     evidence: &mut Evidence<'_>,
@@ -142,9 +143,24 @@ pub async fn check(
     sha: &GitSha,
     now: OffsetDateTime,
 ) -> Result<GateReport, Error> {
-    let (verified, invalid) = gather(evidence, sha, gate.requires.iter().map(|r| r.stage)).await?;
+    let gathered = gather(evidence, sha, gate.requires.iter().map(|r| r.stage)).await?;
+    Ok(judge(subject, rule, gate, sha, &gathered, now))
+}
+
+/// Evaluates `gate` over evidence already gathered, which must hold every stage the
+/// gate requires (one that is absent counts as missing): for a caller that needs the
+/// same stages' evidence for more than the verdict.
+pub fn judge(
+    subject: &str,
+    rule: &str,
+    gate: &Gate,
+    sha: &GitSha,
+    (verified, invalid): &Gathered,
+    now: OffsetDateTime,
+) -> GateReport {
+    let required: Vec<Stage> = gate.requires.iter().map(|r| r.stage).collect();
     let mut found: BTreeMap<Stage, Found<'_>> = BTreeMap::new();
-    for (stage, (key, problems)) in &invalid {
+    for (stage, (key, problems)) in invalid.iter().filter(|(s, _)| required.contains(s)) {
         found.insert(
             *stage,
             Found::Invalid {
@@ -153,7 +169,7 @@ pub async fn check(
             },
         );
     }
-    for (stage, a) in &verified {
+    for (stage, a) in verified.iter().filter(|(s, _)| required.contains(s)) {
         found.insert(
             *stage,
             Found::Verified {
@@ -171,14 +187,18 @@ pub async fn check(
         .filter_map(|u| verified.get(&u.stage))
         .map(Artifact::input)
         .collect();
-    Ok(GateReport {
+    GateReport {
         subject: subject.to_owned(),
         sha: *sha,
         rule: rule.to_owned(),
         verdict,
         inputs,
-        artifacts: verified,
-    })
+        artifacts: verified
+            .iter()
+            .filter(|(s, _)| required.contains(s))
+            .map(|(s, a)| (*s, a.clone()))
+            .collect(),
+    }
 }
 
 /// The gate in front of `stage` under the evidence's policy.

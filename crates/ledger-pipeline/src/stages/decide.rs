@@ -84,16 +84,24 @@ pub async fn run_decide(
     let started_at = OffsetDateTime::now_utc();
     let gate_report = passed.expect(Stage::Decide, &req.sha)?;
 
+    // Every other stage's latest verified attempt, read once: the release gate, the
+    // VSA's release and the timing all use it.
+    let release_gate = rec.policy.release();
+    let others = Stage::ALL
+        .into_iter()
+        .filter(|s| *s != Stage::Decide)
+        .chain(release_gate.requires.iter().map(|r| r.stage));
     let mut evidence = Evidence::new(rec.store, rec.policy).in_env(req.env);
-    let release = gate::check(
-        &mut evidence,
+    let gathered = gate::gather(&mut evidence, &req.sha, others).await?;
+    let release = gate::judge(
         "release",
         "/release",
-        &rec.policy.release(),
+        &release_gate,
         &req.sha,
+        &gathered,
         started_at,
-    )
-    .await?;
+    );
+    let (verified, _) = gathered;
     let decision = if release.allowed() {
         Decision::Promote
     } else {
@@ -108,10 +116,6 @@ pub async fn run_decide(
         policy_sha256: rec.policy.digest(),
         log_head: rec.store.seen_log_head(),
     };
-    // Every other stage's latest verified attempt, once: the VSA's release and the
-    // timing both read it.
-    let others = Stage::ALL.into_iter().filter(|s| *s != Stage::Decide);
-    let (verified, _) = gate::gather(&mut evidence, &req.sha, others).await?;
     let facts = release_of(&verified, &req.sha);
     let finished_at = OffsetDateTime::now_utc();
     let reasons = release.verdict.reasons;
