@@ -424,3 +424,20 @@ fn envelopes_are_read_alike_by_both() {
     });
     assert_parity(&repo, "root signature in non-canonical base64", false);
 }
+
+/// A root version stored under a name it does not own (`01.json` for version 1):
+/// both verifiers read roots only under their canonical names, so the rename is
+/// tampering, not version 1.
+#[test]
+fn a_root_version_under_a_non_canonical_name_is_refused_by_both() {
+    let repo = repo_with_evidence();
+    if !python_ready() {
+        return;
+    }
+    let bytes = repo.read_object("trust/root/1.json");
+    repo.tamper_object("trust/root/01.json", bytes);
+    repo.delete_object("trust/root/1.json");
+    let (ledger, audit) = assert_parity(&repo, "root version 1 stored as 01.json", false);
+    assert!(ledger.contains("trust/root/01.json"), "{ledger}");
+    assert!(audit.contains("trust/root/01.json"), "{audit}");
+}

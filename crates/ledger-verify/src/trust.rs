@@ -95,12 +95,24 @@ async fn stored_chain(store: &Store) -> Result<Option<RootChain>, Error> {
         versions.push((n, key));
     }
     versions.sort();
+    // Every version in one bulk read: a round trip each was most of opening a bucket.
+    let keys: Vec<String> = versions.iter().map(|(_, key)| key.clone()).collect();
+    let mut read: std::collections::HashMap<String, crate::read::Found<crate::read::Fetched>> =
+        crate::read::read_objects(store, &keys)
+            .await?
+            .envelopes
+            .into_iter()
+            .collect();
     let mut chain: Option<RootChain> = None;
     for (n, key) in versions {
-        let bytes = store
-            .get(&root_key(n)?)
-            .await?
-            .ok_or_else(|| tampered(&key, "listed but gone"))?;
+        if root_key(n)?.as_str() != key {
+            return Err(tampered(&key, "not a root version's name"));
+        }
+        let bytes = match read.remove(&key).flatten() {
+            Some(Ok(fetched)) => fetched.bytes,
+            Some(Err(why)) => return Err(tampered(&key, why)),
+            None => return Err(tampered(&key, "listed but gone")),
+        };
         let root = Root::parse(&bytes).map_err(|e| tampered(&key, e))?;
         if root.version() != n {
             return Err(tampered(&key, format!("holds version {}", root.version())));
@@ -169,12 +181,21 @@ impl SignedPolicy {
         sources: Sources<'_>,
     ) -> Result<SignedPolicy, Error> {
         debug_assert_eq!(policy.digest(), Sha256Digest::of(sources.policy));
-        let (chain, mut unpinned) = chain_of(store, sources.root).await?;
+        // The root chain and the owners' stored signatures are independent reads:
+        // both at once (each a round trip or two to a bucket).
+        let ((chain, mut unpinned), stored) =
+            futures::future::try_join(chain_of(store, sources.root), stored_signatures(store))
+                .await?;
         if let Some(anchor) = sources.anchor {
             chain.check_anchor(anchor).map_err(Error::Untrusted)?;
         }
         let digest = policy.digest();
-        let stored_signature = store.get(&signature_key(&digest)?).await?;
+        let signature_key = signature_key(&digest)?;
+        let stored_signature = match stored.iter().find(|(k, _)| k == signature_key.as_str()) {
+            Some((key, Some(Err(why)))) => return Err(tampered(key, why)),
+            Some((_, Some(Ok(fetched)))) => Some(fetched.bytes.clone()),
+            _ => None,
+        };
         let signature = match (sources.signature, &stored_signature) {
             (Some(bytes), _) => parse_policy_signature(bytes).map_err(Error::Untrusted)?,
             (None, Some(bytes)) => parse_policy_signature(bytes).map_err(Error::Untrusted)?,
@@ -191,9 +212,9 @@ impl SignedPolicy {
             .check_current(sources.policy, &signature)
             .map_err(Error::Untrusted)?;
         if stored_signature.is_none() {
-            unpinned.push((signature_key(&digest)?, signature.to_bytes()));
+            unpinned.push((signature_key, signature.to_bytes()));
         }
-        let mut history = history(store, &chain).await?;
+        let mut history = history(stored, &chain)?;
         history.insert(digest);
         Ok(SignedPolicy {
             policy,
@@ -293,13 +314,23 @@ impl SignedPolicy {
     }
 }
 
-/// Digests of every policy whose stored signature a threshold of some root
-/// version's owners made. A stored signature that verifies under none is tampering.
-async fn history(store: &Store, chain: &RootChain) -> Result<BTreeSet<Sha256Digest>, Error> {
+/// The owners' signatures stored under `trust/policy/`, read.
+async fn stored_signatures(
+    store: &Store,
+) -> Result<Vec<(String, crate::read::Found<crate::read::Fetched>)>, Error> {
     let keys = store.list(POLICY_SIGNATURE_PREFIX).await?;
-    let read = crate::read::read_objects(store, &keys).await?;
+    Ok(crate::read::read_objects(store, &keys).await?.envelopes)
+}
+
+/// Digests of every policy whose stored signature (`stored`, as read) a threshold of
+/// some root version's owners made. A stored signature that verifies under none is
+/// tampering.
+fn history(
+    stored: Vec<(String, crate::read::Found<crate::read::Fetched>)>,
+    chain: &RootChain,
+) -> Result<BTreeSet<Sha256Digest>, Error> {
     let mut out = BTreeSet::new();
-    for (key, fetched) in read.envelopes {
+    for (key, fetched) in stored {
         let fetched = match fetched {
             Some(Ok(fetched)) => fetched,
             Some(Err(why)) => return Err(tampered(&key, why)),
