@@ -73,7 +73,8 @@ pub struct ReadObjects {
 }
 
 /// Reads `keys` in one bulk read: captured logs (`.log`) are only hashed, since they
-/// can be large; everything else is kept with its digest. A listed name no writer
+/// can be large; everything else is kept with its digest. The two kinds are read
+/// concurrently. A listed name no writer
 /// could have made (`FOO.json`) is not read: it is no evidence, and [`classify`]
 /// reports it as a stray of the store.
 pub async fn read_objects(store: &Store, keys: &[String]) -> Result<ReadObjects, Error> {
@@ -88,16 +89,16 @@ pub async fn read_objects(store: &Store, keys: &[String]) -> Result<ReadObjects,
             envelopes.push(k);
         }
     }
-    let read = store
-        .map_many(
+    // Both at once: on a bucket each bulk read is a round trip of its own.
+    let (read, digests) = futures::future::try_join(
+        store.map_many(
             envelopes.clone(),
             ledger_store::DEFAULT_READ_LIMIT,
             Fetched::new,
-        )
-        .await?;
-    let digests = store
-        .map_many(logs.clone(), MAX_LOG_BYTES, |b| Sha256Digest::of(&b))
-        .await?;
+        ),
+        store.map_many(logs.clone(), MAX_LOG_BYTES, |b| Sha256Digest::of(&b)),
+    )
+    .await?;
     let named = |keys: Vec<ObjectKey>| keys.into_iter().map(|k| k.as_str().to_owned());
     Ok(ReadObjects {
         envelopes: named(envelopes).zip(read.into_iter().map(found)).collect(),
