@@ -249,6 +249,41 @@ fn stray_and_altered(c: &mut Corpus) {
             );
         }
     }
+    // The log head a gate recorded, signed, but not one the log holds, or not in
+    // the shape the schema gives it: both refuse.
+    let zeros = "0".repeat(64);
+    for (case, head) in [
+        (
+            "log_head past the log",
+            serde_json::json!({"size": 1_000_000, "sha256": zeros}),
+        ),
+        (
+            "log_head naming entry 1 as other bytes",
+            serde_json::json!({"size": 1, "sha256": zeros}),
+        ),
+        (
+            "log_head of size 0",
+            serde_json::json!({"size": 0, "sha256": zeros}),
+        ),
+        (
+            "log_head size as text",
+            serde_json::json!({"size": "1", "sha256": zeros}),
+        ),
+        (
+            "log_head digest in capitals",
+            serde_json::json!({"size": 1, "sha256": "A".repeat(64)}),
+        ),
+        (
+            "log_head with another member",
+            serde_json::json!({"size": 1, "sha256": zeros, "x": 1}),
+        ),
+    ] {
+        let sha = c.sha();
+        c.repo
+            .record(ArtifactKind::Commit, &sha, |p| p["log_head"] = head);
+        c.compare(&sha, case);
+        c.expected.insert(sha, false);
+    }
     c.tampered("the captured log altered", |repo, key| {
         let log = key.replace(".json", ".log");
         repo.tamper_object(&log, b"edited\n".to_vec());

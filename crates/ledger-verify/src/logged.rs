@@ -51,13 +51,12 @@ impl Evidence<'_> {
     /// Makes the log read so far show the head at `head` and everything after it
     /// (`None`: the whole log), reading it again from there when it does not.
     pub async fn read_log_covering(&mut self, head: Option<LogHead>) -> Result<(), Error> {
-        let start = head.map_or(Start::Whole, Start::At);
-        let covered = match (&self.log, head) {
-            (Some(index), Some(head)) => index.covers(head.size),
-            (Some(index), None) => index.start() == Start::Whole,
-            (None, _) => false,
-        };
+        let covered = self.log.as_ref().is_some_and(|index| match head {
+            Some(head) => index.covers(head.size),
+            None => index.start() == Start::Whole,
+        });
         if !covered {
+            let start = head.map_or(Start::Whole, Start::At);
             self.log = Some(Arc::new(LogIndex::read_from(self.store, start).await?));
         }
         Ok(())

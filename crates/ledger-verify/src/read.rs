@@ -74,9 +74,8 @@ pub struct ReadObjects {
 
 /// Reads `keys` in one bulk read: captured logs (`.log`) are only hashed, since they
 /// can be large; everything else is kept with its digest. The two kinds are read
-/// concurrently. A listed name no writer
-/// could have made (`FOO.json`) is not read: it is no evidence, and [`classify`]
-/// reports it as a stray of the store.
+/// concurrently. A listed name no writer could have made (`FOO.json`) is not read:
+/// it is no evidence, and [`classify`] reports it as a stray of the store.
 pub async fn read_objects(store: &Store, keys: &[String]) -> Result<ReadObjects, Error> {
     let (mut logs, mut envelopes) = (Vec::new(), Vec::new());
     for key in keys {

@@ -15,6 +15,7 @@
 //! root, which the first stage that runs pins. docs/security.md says why.
 
 use crate::error::Error;
+use crate::read::{read_objects, Fetched, Found};
 use ledger_core::signed::SignedDocument;
 use ledger_core::{KeyId, Sha256Digest};
 pub use ledger_policy::root::{parse_policy_signature, Root, RootChain, TrustError};
@@ -97,12 +98,11 @@ async fn stored_chain(store: &Store) -> Result<Option<RootChain>, Error> {
     versions.sort();
     // Every version in one bulk read: a round trip each was most of opening a bucket.
     let keys: Vec<String> = versions.iter().map(|(_, key)| key.clone()).collect();
-    let mut read: std::collections::HashMap<String, crate::read::Found<crate::read::Fetched>> =
-        crate::read::read_objects(store, &keys)
-            .await?
-            .envelopes
-            .into_iter()
-            .collect();
+    let mut read: std::collections::HashMap<String, Found<Fetched>> = read_objects(store, &keys)
+        .await?
+        .envelopes
+        .into_iter()
+        .collect();
     let mut chain: Option<RootChain> = None;
     for (n, key) in versions {
         if root_key(n)?.as_str() != key {
@@ -315,18 +315,16 @@ impl SignedPolicy {
 }
 
 /// The owners' signatures stored under `trust/policy/`, read.
-async fn stored_signatures(
-    store: &Store,
-) -> Result<Vec<(String, crate::read::Found<crate::read::Fetched>)>, Error> {
+async fn stored_signatures(store: &Store) -> Result<Vec<(String, Found<Fetched>)>, Error> {
     let keys = store.list(POLICY_SIGNATURE_PREFIX).await?;
-    Ok(crate::read::read_objects(store, &keys).await?.envelopes)
+    Ok(read_objects(store, &keys).await?.envelopes)
 }
 
 /// Digests of every policy whose stored signature (`stored`, as read) a threshold of
 /// some root version's owners made. A stored signature that verifies under none is
 /// tampering.
 fn history(
-    stored: Vec<(String, crate::read::Found<crate::read::Fetched>)>,
+    stored: Vec<(String, Found<Fetched>)>,
     chain: &RootChain,
 ) -> Result<BTreeSet<Sha256Digest>, Error> {
     let mut out = BTreeSet::new();
