@@ -263,3 +263,42 @@ fn a_missing_required_variable_is_exit_2_before_the_engine_and_values_stay_out()
     let v: Value = serde_json::from_slice(&p.repo.ledger(&["show", &s, "--json"]).stdout).unwrap();
     assert!(!v.to_string().contains(secret));
 }
+
+/// The latest canary smoke failed and an attacker with write access to the store
+/// deletes it, so the listing's newest attempt is the earlier one that passed:
+/// promotion takes the latest attempt the log names, finds it missing and refuses.
+#[test]
+fn promotion_is_refused_when_the_latest_canary_smoke_is_hidden() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let canary_port = free_port();
+    configure(&p, canary_port, "/health", &[]);
+    promotion_policy(&p, 0);
+    let s = p.sha(72);
+    p.run_through(&s, "publish");
+    let stage = |name: &str, code: i32| {
+        let args = ["stage", name, "--sha", &s, "--env", "canary"];
+        assert_code(&p.repo.ledger(&args), code);
+    };
+    stage("deploy", 0);
+    stage("smoke", 0);
+    configure(&p, canary_port, "/missing", &[]);
+    stage("smoke", 1);
+    let hidden: Vec<String> = p
+        .repo
+        .stored()
+        .into_iter()
+        .filter(|k| k.contains("smoke.canary.attempt-2"))
+        .collect();
+    assert!(!hidden.is_empty(), "{:?}", p.repo.stored());
+    for key in &hidden {
+        p.repo.delete_object(key);
+    }
+    configure(&p, canary_port, "/health", &[]);
+    let out = promote(&p, &s, &[APPROVED]);
+    assert_denied(&out, "attempt-2");
+    assert!(
+        running_in(&p, "production").is_empty(),
+        "a refused promotion touched production"
+    );
+}

@@ -192,3 +192,30 @@ fn rollback_to_a_pruned_or_tampered_release_fails_before_anything_stops() {
     assert!(text(&out).contains("does not verify"), "{}", text(&out));
     assert_eq!(running(&p), current);
 }
+
+/// A release promoted, then rejected by a later decision of its own run, and that
+/// reject deleted from the store by an attacker with write access: rollback walks
+/// from the latest decision the log names, finds it missing and rolls nothing back.
+#[test]
+fn rollback_refuses_a_release_whose_later_reject_was_deleted() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let (good, current) = (p.sha(27), p.sha(28));
+    p.run_through(&good, "decide");
+    // Its smoke fails now; decided again in its own run: reject (attempt 2).
+    p.configure_with("", "/missing");
+    assert_code(&p.ledger(&["stage", "smoke", "--sha", &good]), 1);
+    assert_code(&p.ledger(&["stage", "decide", "--sha", &good]), 1);
+    p.configure("");
+    p.run_through(&current, "decide");
+    let reject = format!("release/{good}/decision.attempt-2");
+    let hidden = stored_under(&p, &reject);
+    assert!(!hidden.is_empty(), "{:?}", p.repo.stored());
+    for key in &hidden {
+        p.repo.delete_object(key);
+    }
+    let out = p.ledger(&["rollback", "--to", &good, "--current-config"]);
+    assert_code(&out, 4);
+    assert!(text(&out).contains(&reject), "{}", text(&out));
+    assert_eq!(running(&p), current, "a refused rollback touched what runs");
+}

@@ -156,16 +156,23 @@ pub async fn rollback_target(
 
 /// The newest decision for `sha` that is not part of a replay or rollback, with its
 /// predicate; every decision newer than it must verify.
+///
+/// The walk starts at the latest attempt the log names, not the newest listed, and
+/// takes every attempt number below it (a writer takes the next number only by
+/// writing it), so a newer `reject` deleted from the store is missing evidence, an
+/// error, and never lets an earlier `promote` stand for the release.
 async fn own_latest_decision(
     evidence: &mut Evidence<'_>,
     sha: &GitSha,
 ) -> Result<Option<(ArtifactRef, DecisionPredicate)>, Error> {
-    let mut attempts = evidence
+    let listed = evidence
         .store()
         .attempts(ArtifactKind::Decision, sha)
         .await?;
-    attempts.sort_unstable();
-    for attempt in attempts.into_iter().rev() {
+    let latest = evidence
+        .latest_logged(ArtifactKind::Decision, sha, None, &listed)
+        .await?;
+    for attempt in (1..=latest.map_or(0, |r| r.attempt)).rev() {
         let r = ArtifactRef::new(ArtifactKind::Decision, *sha, attempt);
         let a = evidence.check(&r).await?.require(&r.key())?;
         let p = a.predicate_as::<DecisionPredicate>()?;

@@ -25,10 +25,11 @@ use crate::run;
 use crate::stages::deploy::{self, DeployRequest};
 use crate::trigger::PromotionOf;
 use ledger_core::predicate::{DeploymentPredicate, Input, Outcome, Runner};
-use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha, Stage};
+use ledger_core::{EnvName, GitSha, Stage};
 use ledger_docker::Engine;
 use ledger_policy::Reason;
 use ledger_verify::evidence::{Artifact, Evidence};
+use ledger_verify::gate;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -106,29 +107,20 @@ pub async fn check(
     let from = EnvName::parse(&rule.from)?;
     let mut evidence = Evidence::new(rec.store, rec.policy).in_env(Some(from));
     let mut reasons = Vec::new();
-    let deployment = rec
-        .store
-        .latest_in(ArtifactKind::Deployment, sha, Some(from))
-        .await?;
-    let smoke = rec
-        .store
-        .latest_in(ArtifactKind::Smoke, sha, Some(from))
-        .await?;
-    let Some(deployed) = check_deployment(
-        &mut evidence,
-        rule,
-        sha,
-        from,
-        deployment,
-        manifest,
-        &mut reasons,
-    )
-    .await?
+    // The latest attempts the log names, as a gate takes them: deleting the newest
+    // (failed) smoke leaves the log naming it, so an earlier pass is not promoted.
+    let (mut verified, mut invalid) =
+        gate::gather(&mut evidence, sha, [Stage::Deploy, Stage::Smoke]).await?;
+    let mut found = |stage: Stage| match verified.remove(&stage) {
+        Some(a) => Some(Ok(a)),
+        None => invalid.remove(&stage).map(Err),
+    };
+    let (deployment, smoke) = (found(Stage::Deploy), found(Stage::Smoke));
+    let Some(deployed) = check_deployment(rule, sha, from, deployment, manifest, &mut reasons)?
     else {
         return Ok(Err(reasons));
     };
-    let Some(smoked) = verified_smoke(&mut evidence, rule, sha, from, smoke, &mut reasons).await?
-    else {
+    let Some(smoked) = verified_smoke(rule, sha, from, smoke, &mut reasons) else {
         return Ok(Err(reasons));
     };
     check_smoke(rule, from, &smoked, &deployed, now, &mut reasons);
@@ -151,25 +143,23 @@ pub async fn check(
 /// The SHA's latest deployment to `from` must exist and verify (else `None`, with its
 /// reason); it must also have passed and run the manifest the target deploy would run,
 /// so only what ran there is promoted.
-async fn check_deployment(
-    evidence: &mut Evidence<'_>,
+fn check_deployment(
     rule: &Rule,
     sha: &GitSha,
     from: EnvName,
-    deployment: Option<ArtifactRef>,
+    deployment: Option<Found>,
     manifest: &Artifact,
     reasons: &mut Vec<Reason>,
 ) -> Result<Option<Artifact>, Error> {
-    let Some(deployment) = deployment else {
-        reasons.push(reason(rule, None, format!("{sha} never reached `{from}`: there is no deployment of it there; deploy it to `{from}` first")));
-        return Ok(None);
-    };
-    let deployed = match evidence.check(&deployment).await?.into_result() {
-        Ok(a) => a,
-        Err(problems) => {
+    let deployed = match deployment {
+        None => {
+            reasons.push(reason(rule, None, format!("{sha} never reached `{from}`: there is no deployment of it there; deploy it to `{from}` first")));
+            return Ok(None);
+        }
+        Some(Err((key, problems))) => {
             reasons.push(reason(
                 rule,
-                Some(deployment.key()),
+                Some(key),
                 format!(
                     "its latest deployment to `{from}` does not verify: {}",
                     problems.join("; ")
@@ -177,14 +167,15 @@ async fn check_deployment(
             ));
             return Ok(None);
         }
+        Some(Ok(a)) => a,
     };
     if deployed.header().result != Outcome::Pass {
         reasons.push(reason(
             rule,
-            Some(deployment.key()),
+            Some(deployed.key()),
             format!(
                 "its latest deployment to `{from}` (attempt {}) failed",
-                deployment.attempt
+                deployed.r().attempt
             ),
         ));
     }
@@ -196,7 +187,7 @@ async fn check_deployment(
     {
         reasons.push(reason(
             rule,
-            Some(deployment.key()),
+            Some(deployed.key()),
             format!(
                 "`{from}` ran another manifest than {} now holds; promote only what ran there",
                 manifest.r().key()
@@ -208,35 +199,36 @@ async fn check_deployment(
 
 /// The SHA's latest smoke in `from`, when it exists and verifies; otherwise `None`
 /// with the reason.
-async fn verified_smoke(
-    evidence: &mut Evidence<'_>,
+fn verified_smoke(
     rule: &Rule,
     sha: &GitSha,
     from: EnvName,
-    smoke: Option<ArtifactRef>,
+    smoke: Option<Found>,
     reasons: &mut Vec<Reason>,
-) -> Result<Option<Artifact>, Error> {
-    Ok(match smoke {
+) -> Option<Artifact> {
+    match smoke {
         None => {
             reasons.push(reason(rule, None, format!("no smoke evidence of {sha} in `{from}`: run `ledger stage smoke --env {from}` first")));
             None
         }
-        Some(r) => match evidence.check(&r).await?.into_result() {
-            Err(problems) => {
-                reasons.push(reason(
-                    rule,
-                    Some(r.key()),
-                    format!(
-                        "its latest smoke in `{from}` does not verify: {}",
-                        problems.join("; ")
-                    ),
-                ));
-                None
-            }
-            Ok(a) => Some(a),
-        },
-    })
+        Some(Err((key, problems))) => {
+            reasons.push(reason(
+                rule,
+                Some(key),
+                format!(
+                    "its latest smoke in `{from}` does not verify: {}",
+                    problems.join("; ")
+                ),
+            ));
+            None
+        }
+        Some(Ok(a)) => Some(a),
+    }
 }
+
+/// A stage's latest attempt as [`gate::gather`] found it: verified, or its key and
+/// problems.
+type Found = Result<Artifact, (String, Vec<String>)>;
 
 /// The smoke must have passed, be no older than the deployment it vouches for (no
 /// newer deploy left unsmoked) and have soaked for the rule's minimum time.
