@@ -14,23 +14,31 @@ use crate::{assert_code, text, Backend, Repo, SHA};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ledger_core::tlog::{self, LogEntry};
-use ledger_core::Sha256Digest;
+use ledger_core::{Sha256Digest, Stage};
 use serde_json::{json, Value};
 
-/// The store requests `ledger args` made (`get`, `list`), counted by the binary.
-fn requests(repo: &Repo, args: &[&str]) -> (u64, u64) {
-    #[derive(serde::Deserialize)]
-    struct Requests {
-        get: u64,
-        list: u64,
-    }
+/// The store requests `ledger args` made, counted by the binary.
+#[derive(serde::Deserialize)]
+struct Requests {
+    get: u64,
+    list: u64,
+    /// Gets of an object the process had read already.
+    repeated: u64,
+}
+
+fn counted(repo: &Repo, args: &[&str]) -> Requests {
     let file = repo.path().join("requests.jsonl");
     let _ = std::fs::remove_file(&file);
     let out = repo.ledger_env(args, &[("LEDGER_COUNT_REQUESTS", file.to_str().unwrap())]);
     assert_code(&out, 0);
     let line = std::fs::read_to_string(&file).unwrap();
-    let counted: Requests = serde_json::from_str(line.trim()).unwrap();
-    (counted.get, counted.list)
+    serde_json::from_str(line.trim()).unwrap()
+}
+
+/// The `get` and `list` requests of `ledger args`.
+fn requests(repo: &Repo, args: &[&str]) -> (u64, u64) {
+    let c = counted(repo, args);
+    (c.get, c.list)
 }
 
 /// The gate of `integration` makes as many requests after 2 commit attempts as after
@@ -128,7 +136,30 @@ fn a_new_log_does_not_replace_one_evidence_read(backend: Backend) {
     assert!(text(&out).contains(&commit(2)), "{}", text(&out));
 }
 
+/// No stage reads an object twice: what its gate read, its work reuses. `decide`
+/// judges the release over the evidence its gate gathered (it had read every other
+/// stage again), and the stored copy of the policy the gate read is not written again
+/// (the write-once store had answered with a read to compare).
+fn no_stage_reads_an_object_twice(backend: Backend) {
+    let repo = repo_with(&backend, &[false, true]);
+    let c = counted(&repo, &["stage", "integration", "--sha", SHA, "--", "true"]);
+    assert_eq!(c.repeated, 0, "integration: {} gets", c.get);
+    repo.chain_before(Stage::Decide, SHA);
+    // The first decision, and one more on a store that holds a decision already.
+    for attempt in 1..=2 {
+        let c = counted(&repo, &["stage", "decide", "--sha", SHA]);
+        assert_eq!(c.repeated, 0, "decide attempt {attempt}: {} gets", c.get);
+        // Six stages' evidence at least, each read once.
+        assert!(
+            c.get >= 6,
+            "decide attempt {attempt} read {} objects",
+            c.get
+        );
+    }
+}
+
 on_both_backends!(
+    no_stage_reads_an_object_twice,
     a_gate_reads_the_log_from_the_head_its_inputs_recorded,
     rewriting_the_entry_a_gate_starts_from_is_refused,
     a_forged_head_does_not_hide_a_later_attempt,

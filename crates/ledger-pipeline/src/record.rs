@@ -19,7 +19,7 @@ use ledger_core::{
 };
 use ledger_store::{PutOutcome, Store, StoreError};
 use ledger_verify::read::{object_key, policy_key};
-use ledger_verify::SignedPolicy;
+use ledger_verify::{Evidence, SignedPolicy};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -201,8 +201,21 @@ impl Recorder<'_> {
     /// not hold yet.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn store_policy(&self) -> Result<(), Error> {
+        self.store_policy_unless_read(None).await
+    }
+
+    /// [`Recorder::store_policy`], skipping the write when `read` (a gate's
+    /// verifier) already read the stored copy byte for byte: the object is named
+    /// after its digest and the store is write-once, so the write could only have
+    /// found it there (a write and the read comparing it: two round trips a stage
+    /// need not make).
+    pub async fn store_policy_unless_read(&self, read: Option<&Evidence<'_>>) -> Result<(), Error> {
         self.policy.pin(self.store).await?;
-        let key = policy_key(&self.policy.digest())?;
+        let digest = self.policy.digest();
+        let key = policy_key(&digest)?;
+        if read.is_some_and(|evidence| evidence.read_as(&key, &digest)) {
+            return Ok(());
+        }
         match self
             .store
             .put_create(&key, self.policy.bytes().to_vec())

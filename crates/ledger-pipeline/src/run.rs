@@ -9,7 +9,8 @@
 use crate::error::Error;
 use crate::record::Recorder;
 use ledger_core::{EnvName, GitSha, Stage};
-use ledger_verify::{gate, Artifact, Evidence, GateReport};
+use ledger_verify::gate::{self, Gathered};
+use ledger_verify::{Artifact, Evidence, GateReport};
 use time::OffsetDateTime;
 
 /// Checks that the recorder's key may sign `stage` now.
@@ -37,6 +38,9 @@ pub fn check_signer(rec: &Recorder<'_>, stage: Stage) -> Result<(), Error> {
 pub struct Passed {
     report: GateReport,
     stage: Stage,
+    /// Everything the gate gathered: the stages it requires and those the stage's
+    /// work reads besides ([`read_by_work`]).
+    gathered: Gathered,
 }
 
 impl Passed {
@@ -72,6 +76,32 @@ impl Passed {
         }
         Ok(self.report)
     }
+
+    /// [`Passed::expect`], with every stage's latest attempt the gate gathered (verified, or the key and problems of one that is
+    /// not): a stage that works from more evidence than its gate requires works from
+    /// what its gate saw, without reading the store again.
+    pub fn expect_gathered(
+        mut self,
+        stage: Stage,
+        sha: &GitSha,
+    ) -> Result<(GateReport, Gathered), Error> {
+        let gathered = std::mem::take(&mut self.gathered);
+        Ok((self.expect(stage, sha)?, gathered))
+    }
+}
+
+/// What a stage's work reads beyond the stages its gate requires, gathered by the
+/// gate in the same reads: `decide` judges the policy's release rules over the
+/// latest attempt of every other stage.
+fn read_by_work(rec: &Recorder<'_>, stage: Stage) -> Vec<Stage> {
+    match stage {
+        Stage::Decide => Stage::ALL
+            .into_iter()
+            .filter(|s| *s != Stage::Decide)
+            .chain(rec.policy.release().requires.iter().map(|r| r.stage))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Starts a run of `stage` for `sha`: checks that the recorder's key may sign it,
@@ -87,13 +117,20 @@ pub async fn begin(
 ) -> Result<Passed, Error> {
     check_signer(rec, stage)?;
     let mut evidence = Evidence::new(rec.store, rec.policy).in_env(env);
-    let report = gate::check_stage(&mut evidence, stage, sha, OffsetDateTime::now_utc()).await?;
+    let now = OffsetDateTime::now_utc();
+    let also = read_by_work(rec, stage);
+    let (report, gathered) =
+        gate::check_stage_gathering(&mut evidence, stage, sha, now, also).await?;
     if !report.allowed() {
         return Err(Error::Denied(Box::new(report)));
     }
     adopt_unlogged(&mut evidence, stage, sha).await?;
-    rec.store_policy().await?;
-    Ok(Passed { report, stage })
+    rec.store_policy_unless_read(Some(&evidence)).await?;
+    Ok(Passed {
+        report,
+        stage,
+        gathered,
+    })
 }
 
 /// Objects of `stage` for `sha` that exist but the log does not name: what a

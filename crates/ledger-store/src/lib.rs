@@ -291,7 +291,7 @@ impl Store {
         key: &ObjectKey,
         limit: usize,
     ) -> Result<Option<Bytes>, StoreError> {
-        self.requests.add(Kind::Get, 1);
+        self.requests.read([key.as_str()]);
         if let Some(root) = &self.local_root {
             let key = key.clone();
             return self
@@ -355,7 +355,7 @@ impl Store {
         F: Fn(Bytes) -> T + Send + Sync + 'static,
     {
         let result = if let Some(root) = &self.local_root {
-            self.requests.add(Kind::Get, keys.len() as u64);
+            self.requests.read(keys.iter().map(ObjectKey::as_str));
             self.on_local_folder(root, move |root, location| {
                 local::map_many(root, location, &keys, limit, &map)
             })

@@ -4,9 +4,13 @@
 //!
 //! One count per request the store would make to a bucket: a local folder's reads
 //! are counted the same way (one `get` per object of a bulk read), so the two
-//! backends' counts compare.
+//! backends' counts compare. A read of an object the process had already read is
+//! counted again as `repeated`: what a stage reads once it can keep, so a repeat is
+//! a request (on a bucket, a round trip) that need not have been made.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// The running counts of one opened store (shared by its clones).
 #[derive(Debug, Default)]
@@ -15,13 +19,14 @@ pub(crate) struct Counter {
     head: AtomicU64,
     put: AtomicU64,
     list: AtomicU64,
+    repeated: AtomicU64,
+    /// Every key read so far, to count the repeats.
+    read: Mutex<HashSet<String>>,
 }
 
 /// Which kind of request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Kind {
-    /// Reading an object (one per object, also in a bulk read).
-    Get,
     /// Asking whether an object exists, or when it was written.
     Head,
     /// A create-only write.
@@ -33,12 +38,27 @@ pub(crate) enum Kind {
 impl Counter {
     pub(crate) fn add(&self, kind: Kind, n: u64) {
         let counter = match kind {
-            Kind::Get => &self.get,
             Kind::Head => &self.head,
             Kind::Put => &self.put,
             Kind::List => &self.list,
         };
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One get of each of `keys` (also in a bulk read), and a repeat for each key
+    /// this process had read before.
+    pub(crate) fn read<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        let mut seen = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut gets, mut repeats) = (0, 0);
+        for key in keys {
+            gets += 1;
+            if !seen.insert(key.to_owned()) {
+                tracing::debug!(key, "read again");
+                repeats += 1;
+            }
+        }
+        self.get.fetch_add(gets, Ordering::Relaxed);
+        self.repeated.fetch_add(repeats, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> Requests {
@@ -47,6 +67,7 @@ impl Counter {
             head: self.head.load(Ordering::Relaxed),
             put: self.put.load(Ordering::Relaxed),
             list: self.list.load(Ordering::Relaxed),
+            repeated: self.repeated.load(Ordering::Relaxed),
         }
     }
 }
@@ -58,6 +79,10 @@ pub struct Requests {
     pub head: u64,
     pub put: u64,
     pub list: u64,
+    /// Of the gets, those of an object already read (not a kind of request of its
+    /// own: [`Requests::total`] leaves it out).
+    #[serde(default)]
+    pub repeated: u64,
 }
 
 impl Requests {
@@ -75,6 +100,7 @@ impl std::ops::Add for Requests {
             head: self.head + o.head,
             put: self.put + o.put,
             list: self.list + o.list,
+            repeated: self.repeated + o.repeated,
         }
     }
 }
@@ -87,7 +113,8 @@ mod tests {
 
     /// Every request is counted once, by kind, the same way on a local folder and on a
     /// bucket: a bulk read of three objects is three gets, a retried identical put is a
-    /// put and the get that compares it, clones share one count.
+    /// put and the get that compares it, clones share one count, and a get of an
+    /// object read before is also a repeat.
     #[tokio::test]
     async fn requests_are_counted_alike_on_every_backend() {
         let sha = GitSha::parse("0123456789abcdef0123456789abcdef01234567").unwrap();
@@ -121,7 +148,9 @@ mod tests {
                         get: 1 + 1 + 3,
                         head: 1,
                         put: 4,
-                        list: 1
+                        list: 1,
+                        // The bulk read's first two objects had been read before.
+                        repeated: 2,
                     },
                 "{}",
                 store.location()

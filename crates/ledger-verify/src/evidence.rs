@@ -247,6 +247,12 @@ impl<'a> Evidence<'a> {
         Ok(f)
     }
 
+    /// Whether this verifier read `key` from the store (not from a snapshot) and
+    /// found exactly the bytes that hash to `digest`.
+    pub fn read_as(&self, key: &ObjectKey, digest: &Sha256Digest) -> bool {
+        matches!(self.cache.get(key.as_str()), Some(Some(Ok(f))) if f.digest == *digest)
+    }
+
     /// Verifies one artifact. `Ok(Err(problems))` is evidence that does not hold;
     /// `Err` is a failure to read the store at all.
     #[tracing::instrument(level = "debug", skip_all, fields(key = %r.key()))]

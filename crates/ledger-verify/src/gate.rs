@@ -202,16 +202,35 @@ pub fn judge(
 }
 
 /// The gate in front of `stage` under the evidence's policy.
-#[tracing::instrument(level = "debug", skip_all, fields(%stage, %sha))]
 pub async fn check_stage(
     evidence: &mut Evidence<'_>,
     stage: Stage,
     sha: &GitSha,
     now: OffsetDateTime,
 ) -> Result<GateReport, Error> {
+    Ok(check_stage_gathering(evidence, stage, sha, now, [])
+        .await?
+        .0)
+}
+
+/// [`check_stage`], gathering the latest attempts of the stages in `also` in the
+/// same reads as those the gate requires, and returning everything gathered: for a
+/// stage whose work reads more evidence than its gate does (`decide` judges the
+/// release over every other stage), so that it works from exactly what its gate saw
+/// and no store is read twice for it.
+#[tracing::instrument(level = "debug", skip_all, fields(%stage, %sha))]
+pub async fn check_stage_gathering(
+    evidence: &mut Evidence<'_>,
+    stage: Stage,
+    sha: &GitSha,
+    now: OffsetDateTime,
+    also: impl IntoIterator<Item = Stage>,
+) -> Result<(GateReport, Gathered), Error> {
     let gate = evidence.policy().gate(stage);
     let rule = format!("/stages/{stage}");
-    let mut report = check(evidence, stage.as_str(), &rule, &gate, sha, now).await?;
+    let stages = gate.requires.iter().map(|r| r.stage).chain(also);
+    let gathered = gather(evidence, sha, stages).await?;
+    let mut report = judge(stage.as_str(), &rule, &gate, sha, &gathered, now);
     // A log with a hole, or cut below a checkpoint a trusted key signed, cannot say
     // which attempt is the latest: no stage runs on it.
     for message in evidence.log_head_problems().await? {
@@ -230,7 +249,7 @@ pub async fn check_stage(
             report.verdict.reasons.push(reason);
         }
     }
-    Ok(report)
+    Ok((report, gathered))
 }
 
 /// The build-once rule: a denial reason when passing build evidence already exists

@@ -94,6 +94,9 @@ pub struct Requests {
     head: u64,
     put: u64,
     list: u64,
+    /// Of the gets, those of an object the process had read already.
+    #[serde(default)]
+    pub repeated: u64,
 }
 
 impl Requests {
@@ -112,7 +115,11 @@ impl std::fmt::Display for Requests {
             self.head,
             self.put,
             self.list
-        )
+        )?;
+        match self.repeated {
+            0 => Ok(()),
+            n => write!(f, ", {n} read again"),
+        }
     }
 }
 

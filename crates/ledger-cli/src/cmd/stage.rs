@@ -206,7 +206,6 @@ async fn decide(writer: &Writer, sha: GitSha, passed: Passed) -> Result<Code> {
             sha,
             runner: writer.runner.clone(),
             replay: None,
-            env: None,
         },
     )
     .await

@@ -365,7 +365,6 @@ async fn decide_again(
             sha,
             runner: req.runner.clone(),
             replay: Some(replay),
-            env: Some(env),
         },
     )
     .await

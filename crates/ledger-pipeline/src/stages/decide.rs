@@ -18,7 +18,7 @@ use ledger_core::predicate::{
 };
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha, Sha256Digest, Stage, Subject};
 use ledger_policy::Reason;
-use ledger_verify::evidence::{AnyPredicate, Artifact, Evidence};
+use ledger_verify::evidence::{AnyPredicate, Artifact};
 use ledger_verify::gate;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -34,9 +34,6 @@ pub struct DecideRequest {
     pub runner: Runner,
     /// Set when the decision is part of a replay or rollback.
     pub replay: Option<crate::trigger::ReplayOf>,
-    /// The environment whose deploy and smoke evidence the decision rests on (`None`:
-    /// the default environment).
-    pub env: Option<ledger_core::EnvName>,
 }
 
 /// What `decide` wrote.
@@ -82,17 +79,11 @@ pub async fn run_decide(
     req: DecideRequest,
 ) -> Result<DecideOutcome, Error> {
     let started_at = OffsetDateTime::now_utc();
-    let gate_report = passed.expect(Stage::Decide, &req.sha)?;
-
-    // Every other stage's latest verified attempt, read once: the release gate, the
-    // VSA's release and the timing all use it.
+    // Every other stage's latest attempt, as the gate gathered it (in the
+    // environment it read): the release gate, the VSA's release and the timing
+    // all use it, and the store is not read again for it.
+    let (gate_report, gathered) = passed.expect_gathered(Stage::Decide, &req.sha)?;
     let release_gate = rec.policy.release();
-    let others = Stage::ALL
-        .into_iter()
-        .filter(|s| *s != Stage::Decide)
-        .chain(release_gate.requires.iter().map(|r| r.stage));
-    let mut evidence = Evidence::new(rec.store, rec.policy).in_env(req.env);
-    let gathered = gate::gather(&mut evidence, &req.sha, others).await?;
     let release = gate::judge(
         "release",
         "/release",
