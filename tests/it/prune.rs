@@ -215,6 +215,36 @@ fn assert_a_stale_release_raises_the_freshness_alarm(p: &Project) {
     );
 }
 
+/// A promoted release whose decision an attacker deleted from the store, once
+/// another release runs: the log still names the decision, so prune cannot tell the
+/// release was never promoted; it leaves its images alone and names the deletion.
+#[test]
+fn prune_leaves_a_release_alone_whose_decision_was_deleted() {
+    let Some(_) = engine() else { return };
+    let Some(registry) = registry() else {
+        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
+        return;
+    };
+    let p = Project::new(Some(registry));
+    let (promoted, current) = (p.sha(33), p.sha(34));
+    p.run_through(&promoted, "decide");
+    p.run_through(&current, "decide");
+    let decision = format!("release/{promoted}/decision.json");
+    p.repo.delete_object(&decision);
+    let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
+    assert_code(&out, 0);
+    let plan = json_of(&out);
+    crate::read::assert_output_schema("prune", &plan);
+    let candidates = plan["candidates"].as_array().unwrap();
+    assert!(
+        candidates.iter().all(|c| c["sha"] != promoted.as_str()),
+        "{plan:#}"
+    );
+    assert!(plan["ignored"].to_string().contains(&decision), "{plan:#}");
+    let (id, reference) = build_image(&p, &promoted);
+    assert!(on_engine(&id) && in_registry(&reference));
+}
+
 #[test]
 fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     let Some(_) = engine() else { return };

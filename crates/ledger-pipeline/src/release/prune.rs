@@ -112,25 +112,58 @@ fn digest_of(reference: &str) -> &str {
     reference.rsplit_once('@').map_or(reference, |(_, d)| d)
 }
 
-/// Whether any verified decision for `sha` ever said `promote`.
-async fn ever_promoted(
+/// What a SHA's decisions say about pruning its images.
+enum Standing {
+    /// A verified decision promoted it (that decision's key): its images are kept.
+    Promoted(String),
+    /// Every decision verifies and none promoted it.
+    Never,
+    /// A decision does not verify (deleted, altered, unlogged): whether it was ever
+    /// promoted cannot be told, so the SHA is left alone (the problems are `ignored`).
+    Unknown,
+}
+
+/// The SHA's standing from every decision attempt up to the latest the log names
+/// (or the store lists; [`plan`] reads the whole log first): a deleted `promote` the
+/// log still names makes it [`Standing::Unknown`], never a candidate, so deleting
+/// evidence cannot get a promoted release's images pruned.
+async fn standing(
     evidence: &mut Evidence<'_>,
     sha: &GitSha,
     ignored: &mut Vec<String>,
-) -> Result<Option<String>, Error> {
-    for attempt in evidence
+) -> Result<Standing, Error> {
+    let listed = evidence
         .store()
         .attempts(ArtifactKind::Decision, sha)
+        .await?;
+    let logged = evidence
+        .log_index()
         .await?
-    {
+        .latest(ArtifactKind::Decision, sha, None);
+    let last = listed
+        .last()
+        .copied()
+        .max(logged.map(|r| r.attempt))
+        .unwrap_or(0);
+    let mut unknown = false;
+    for attempt in 1..=last {
         let r = ArtifactRef::new(ArtifactKind::Decision, *sha, attempt);
         match evidence.check(&r).await?.into_result() {
-            Ok(a) if a.predicate_as::<DecisionPredicate>()?.promotes() => return Ok(Some(r.key())),
+            Ok(a) if a.predicate_as::<DecisionPredicate>()?.promotes() => {
+                return Ok(Standing::Promoted(r.key()))
+            }
             Ok(_) => {}
-            Err(problems) => ignored.push(format!("{}: {}", r.key(), problems.join("; "))),
+            Err(problems) => {
+                ignored.push(format!("{}: {}", r.key(), problems.join("; ")));
+                unknown = true;
+            }
         }
     }
-    Ok(None)
+    Ok(if unknown {
+        Standing::Unknown
+    } else {
+        Standing::Never
+    })
 }
 
 /// One built image of a SHA: its engine id and, when pushed, its registry reference.
@@ -165,6 +198,9 @@ pub async fn plan(
 ) -> Result<PrunePlan, Error> {
     let mut ignored = Vec::new();
     let mut protected = ProtectedDigests::new();
+    // Deleting is the one thing a prune does that cannot be undone: it reads the
+    // whole log, so a decision deleted from the store is still known to exist.
+    evidence.read_log_covering(None).await?;
     let sorted = sort_shas(evidence, min_age_days, now, &mut protected, &mut ignored).await?;
     protect_running(evidence, engines, config, now, &mut protected).await?;
     let candidates = find_candidates(engines, registry, sorted.unpromoted, &protected).await?;
@@ -218,18 +254,24 @@ async fn sort_shas(
                 repo_digest: i.repo_digest.clone(),
             })
             .collect();
-        if let Some(decision) = ever_promoted(evidence, &sha, ignored).await? {
-            for i in &images {
-                let why = format!("{} was promoted ({decision})", sha.short());
-                protected.insert(i.image_id.clone(), why.clone());
-                if let Some(rd) = &i.repo_digest {
-                    protected.insert(digest_of(rd).to_owned(), why);
+        match standing(evidence, &sha, ignored).await? {
+            Standing::Promoted(decision) => {
+                for i in &images {
+                    let why = format!("{} was promoted ({decision})", sha.short());
+                    protected.insert(i.image_id.clone(), why.clone());
+                    if let Some(rd) = &i.repo_digest {
+                        protected.insert(digest_of(rd).to_owned(), why);
+                    }
                 }
             }
-        } else if build.header().finished_at > cutoff || build.header().result != Outcome::Pass {
-            too_young.push(sha);
-        } else {
-            unpromoted.push((sha, images));
+            Standing::Unknown => {}
+            Standing::Never
+                if build.header().finished_at > cutoff
+                    || build.header().result != Outcome::Pass =>
+            {
+                too_young.push(sha);
+            }
+            Standing::Never => unpromoted.push((sha, images)),
         }
     }
     Ok(Sorted {
