@@ -25,19 +25,40 @@ pub struct Promoted {
     pub decided_at: OffsetDateTime,
 }
 
-/// Every stored artifact of `kind`, found by listing its folder once.
+/// Every artifact of `kind` the store lists (its folder listed once) or the whole log
+/// names: one deleted from the store is still here, and then fails to verify (named
+/// among what was ignored) instead of leaving an earlier one to stand as the latest.
 pub async fn refs_of(
-    evidence: &Evidence<'_>,
+    evidence: &mut Evidence<'_>,
     kind: ArtifactKind,
 ) -> Result<Vec<ArtifactRef>, Error> {
-    Ok(evidence
-        .store()
-        .list(&format!("{}/", kind.dir()))
-        .await?
+    let prefix = format!("{}/", kind.dir());
+    let listed = evidence.store().list(&prefix).await?;
+    evidence.read_log_covering(None).await?;
+    let index = evidence.log_index().await?;
+    let mut refs: Vec<ArtifactRef> = listed
         .iter()
+        .chain(index.keys_under(&prefix))
         .filter_map(|k| ArtifactRef::parse_key(k))
         .filter(|r| r.kind == kind)
-        .collect())
+        .collect();
+    refs.sort_unstable();
+    refs.dedup();
+    Ok(refs)
+}
+
+/// The latest attempt of `kind` for `sha` (default environment) that the store
+/// lists or the whole log names, whichever is newer: a latest attempt deleted from
+/// the store is still the latest (and fails to verify).
+pub async fn latest_known(
+    evidence: &mut Evidence<'_>,
+    kind: ArtifactKind,
+    sha: &GitSha,
+) -> Result<Option<ArtifactRef>, Error> {
+    let listed = evidence.store().latest(kind, sha).await?;
+    evidence.read_log_covering(None).await?;
+    let logged = evidence.log_index().await?.latest(kind, sha, None);
+    Ok(listed.into_iter().chain(logged).max_by_key(|r| r.attempt))
 }
 
 /// The newest promoted release: among the SHAs whose latest decision says `promote`,

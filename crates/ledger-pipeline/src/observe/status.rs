@@ -17,7 +17,7 @@ use crate::error::Error;
 use ledger_core::predicate::{DecisionPredicate, DeploymentPredicate, Outcome};
 use ledger_core::{ArtifactKind, GitSha};
 use ledger_verify::evidence::Evidence;
-use ledger_verify::history::{last_promoted, refs_of, Promoted};
+use ledger_verify::history::{last_promoted, latest_known, refs_of, Promoted};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -219,11 +219,7 @@ async fn rejected_alarm(
     back_to: Option<GitSha>,
     ignored: &mut Vec<String>,
 ) -> Result<Option<Alarm>, Error> {
-    let Some(r) = evidence
-        .store()
-        .latest(ArtifactKind::Decision, &running.sha)
-        .await?
-    else {
+    let Some(r) = latest_known(evidence, ArtifactKind::Decision, &running.sha).await? else {
         return Ok(None);
     };
     let decision = match evidence.check(&r).await?.into_result() {
