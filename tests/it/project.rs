@@ -163,7 +163,19 @@ impl Project {
         std::fs::copy(service_binary(), ctx.join("ledger-example-service")).unwrap();
         let dockerfile =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/service/image/Dockerfile");
-        std::fs::copy(dockerfile, ctx.join("Dockerfile")).unwrap();
+        // A first layer of its own: tests share one engine, and a project dropped
+        // removes its images, which would take cached layers from under another
+        // project's build running at the same time (seen as a build failing midway).
+        let text = std::fs::read_to_string(dockerfile).unwrap().replacen(
+            "FROM scratch\n",
+            &format!("FROM scratch\nLABEL dev.ledger.test-project=\"{name}\"\n"),
+            1,
+        );
+        assert!(
+            text.contains(&name),
+            "the example Dockerfile starts FROM scratch"
+        );
+        std::fs::write(ctx.join("Dockerfile"), text).unwrap();
         let p = Project {
             repo,
             name,

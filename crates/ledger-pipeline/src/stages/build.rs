@@ -99,11 +99,12 @@ pub async fn run_build(
         }
         (None, _) => {}
     }
-    Ok(Recorded {
-        r,
-        result,
-        summary: format!("{count} image(s) built"),
-    })
+    // A failed build says why here too, not only in its evidence.
+    let summary = match &failure {
+        Some(f) => format!("{count} image(s) built; {} failed: {}", f.image, f.message),
+        None => format!("{count} image(s) built"),
+    };
+    Ok(Recorded { r, result, summary })
 }
 
 /// The provenance of a passing build of `images`; `None` when it built none.
