@@ -57,6 +57,7 @@ mod robust_store;
 mod runs;
 mod slsa_interop;
 mod source;
+mod status;
 mod strict;
 mod support;
 mod tamper;

@@ -38,7 +38,7 @@ pub fn assert_output_schema(name: &str, instance: &Value) {
     assert!(errors.is_empty(), "{name}: {errors:?}\n{instance:#}");
 }
 
-fn json(out: &std::process::Output) -> Value {
+pub(crate) fn json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
 
@@ -468,62 +468,4 @@ fn rust_log_shows_tracing_and_output_carries_no_colour_codes() {
             "ANSI escape in output that is not a terminal"
         );
     }
-}
-
-#[test]
-fn a_replayed_old_release_does_not_become_the_last_promoted_one() {
-    let repo = Repo::new();
-    let (a, b) = ("a".repeat(40), "b".repeat(40));
-    repo.record(ArtifactKind::Decision, &a, |_| {});
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    repo.record(ArtifactKind::Decision, &b, |_| {});
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    // a is replayed after b was released: a fresh promote decision, but a replay.
-    repo.record(ArtifactKind::Decision, &a, |p| {
-        p["replay"] = true.into();
-        p["manifest"] = serde_json::json!({
-            "key": format!("release-candidate/{a}/manifest.json"), "sha256": "0".repeat(64)
-        });
-    });
-    let out = repo.ledger(&["status", "--json"]);
-    assert_code(&out, 0);
-    let v = json(&out);
-    assert_output_schema("status", &v);
-    assert_eq!(v["last_promoted"]["sha"], b.as_str(), "{v:#}");
-}
-
-/// A release promoted, then rejected by a later decision of its own run while it
-/// runs, and that reject deleted from the store: `status` takes the latest decision
-/// the store lists or the log names, so the release is not called the last promoted
-/// one, and the deleted decision is named under `ignored` (by the last-promoted
-/// search and by the rejected-release alarm, which cannot vouch for it either).
-#[test]
-fn a_deleted_reject_does_not_make_a_release_the_last_promoted_one() {
-    let repo = Repo::new();
-    let (a, b) = ("a".repeat(40), "b".repeat(40));
-    repo.record(ArtifactKind::Decision, &b, |_| {});
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    repo.record(ArtifactKind::Decision, &a, |_| {});
-    repo.record(ArtifactKind::Deployment, &a, |_| {});
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    repo.record(ArtifactKind::Decision, &a, |p| {
-        p["decision"] = "reject".into();
-        p["result"] = "fail".into();
-        p["reasons"] =
-            serde_json::json!([{"rule": "/release/requires/0", "message": "smoke failed"}]);
-    });
-    let reject = format!("release/{a}/decision.attempt-2.json");
-    repo.delete_object(&reject);
-    let out = repo.ledger(&["status", "--json"]);
-    assert_code(&out, 0);
-    let v = json(&out);
-    assert_output_schema("status", &v);
-    assert_eq!(v["last_promoted"]["sha"], b.as_str(), "{v:#}");
-    let ignored = v["ignored"].as_array().unwrap();
-    let naming = ignored
-        .iter()
-        .filter(|i| i.as_str().unwrap().starts_with(&reject))
-        .count();
-    assert_eq!(naming, 2, "{v:#}");
-    assert_eq!(v["environments"][0]["running"]["sha"], a.as_str(), "{v:#}");
 }
