@@ -114,6 +114,33 @@ name = "{name}"
     )
 }
 
+/// Keeps the layers the image of `ctx` is built from for the rest of the run. Tests
+/// share one engine, and removing an image (a project dropped, a prune, a test
+/// deleting one) also removes the parent layers no other image uses, which can pull
+/// a cached layer from under another project's build running at the same time (seen
+/// as a build ending midway after `Using cache` steps, with no image). An image built
+/// once per distinct Dockerfile, tagged and never removed, holds them; projects still
+/// share the cache (a build with no cached layers takes seconds longer).
+pub(crate) fn keep_layers(ctx: &Path) {
+    static KEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dockerfile = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    let mut kept = KEPT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if kept.contains(&dockerfile) {
+        return;
+    }
+    let digest = ledger_core::Sha256Digest::of(dockerfile.as_bytes()).to_hex();
+    let tag = format!("ledger-it-layers:{}", &digest[..12]);
+    let out = Command::new("docker")
+        .args(["build", "--quiet", "--tag", &tag])
+        .arg(ctx)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::text(&out));
+    kept.push(dockerfile);
+}
+
 pub(crate) fn free_port() -> u16 {
     // A port the kernel hands out for a socket bound and closed at once can be handed
     // out again to the next test running beside this one, before either container
@@ -163,19 +190,8 @@ impl Project {
         std::fs::copy(service_binary(), ctx.join("ledger-example-service")).unwrap();
         let dockerfile =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/service/image/Dockerfile");
-        // A first layer of its own: tests share one engine, and a project dropped
-        // removes its images, which would take cached layers from under another
-        // project's build running at the same time (seen as a build failing midway).
-        let text = std::fs::read_to_string(dockerfile).unwrap().replacen(
-            "FROM scratch\n",
-            &format!("FROM scratch\nLABEL dev.ledger.test-project=\"{name}\"\n"),
-            1,
-        );
-        assert!(
-            text.contains(&name),
-            "the example Dockerfile starts FROM scratch"
-        );
-        std::fs::write(ctx.join("Dockerfile"), text).unwrap();
+        std::fs::copy(dockerfile, ctx.join("Dockerfile")).unwrap();
+        keep_layers(&ctx);
         let p = Project {
             repo,
             name,
