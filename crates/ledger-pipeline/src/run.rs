@@ -77,9 +77,10 @@ impl Passed {
         Ok(self.report)
     }
 
-    /// [`Passed::expect`], with every stage's latest attempt the gate gathered (verified, or the key and problems of one that is
-    /// not): a stage that works from more evidence than its gate requires works from
-    /// what its gate saw, without reading the store again.
+    /// [`Passed::expect`], with every stage's latest attempt the gate gathered
+    /// (verified, or the key and problems of one that is not): a stage that works
+    /// from more evidence than its gate requires works from what its gate saw,
+    /// without reading the store again.
     pub fn expect_gathered(
         mut self,
         stage: Stage,

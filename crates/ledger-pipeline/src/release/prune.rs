@@ -27,6 +27,7 @@ use ledger_docker::registry::{DigestRef, Registry};
 use ledger_policy::{Reason, Verdict};
 use ledger_store::ObjectKey;
 use ledger_verify::evidence::Evidence;
+use ledger_verify::history::latest_known;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -123,28 +124,18 @@ enum Standing {
     Unknown,
 }
 
-/// The SHA's standing from every decision attempt up to the latest the log names
-/// (or the store lists; [`plan`] reads the whole log first): a deleted `promote` the
-/// log still names makes it [`Standing::Unknown`], never a candidate, so deleting
-/// evidence cannot get a promoted release's images pruned.
+/// The SHA's standing from every decision attempt up to the latest the store lists
+/// or the whole log names: deleting is the one thing a prune does that cannot be
+/// undone, so a deleted `promote` the log still names makes the SHA
+/// [`Standing::Unknown`], never a candidate.
 async fn standing(
     evidence: &mut Evidence<'_>,
     sha: &GitSha,
     ignored: &mut Vec<String>,
 ) -> Result<Standing, Error> {
-    let listed = evidence
-        .store()
-        .attempts(ArtifactKind::Decision, sha)
-        .await?;
-    let logged = evidence
-        .log_index()
+    let last = latest_known(evidence, ArtifactKind::Decision, sha)
         .await?
-        .latest(ArtifactKind::Decision, sha, None);
-    let last = listed
-        .last()
-        .copied()
-        .max(logged.map(|r| r.attempt))
-        .unwrap_or(0);
+        .map_or(0, |r| r.attempt);
     let mut unknown = false;
     for attempt in 1..=last {
         let r = ArtifactRef::new(ArtifactKind::Decision, *sha, attempt);
@@ -198,9 +189,6 @@ pub async fn plan(
 ) -> Result<PrunePlan, Error> {
     let mut ignored = Vec::new();
     let mut protected = ProtectedDigests::new();
-    // Deleting is the one thing a prune does that cannot be undone: it reads the
-    // whole log, so a decision deleted from the store is still known to exist.
-    evidence.read_log_covering(None).await?;
     let sorted = sort_shas(evidence, min_age_days, now, &mut protected, &mut ignored).await?;
     protect_running(evidence, engines, config, now, &mut protected).await?;
     let candidates = find_candidates(engines, registry, sorted.unpromoted, &protected).await?;
