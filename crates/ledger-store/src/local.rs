@@ -28,9 +28,7 @@ pub(crate) fn map_many<T: Send>(
     limit: usize,
     map: &(dyn Fn(Bytes) -> T + Sync),
 ) -> Result<Vec<BulkRead<T>>, StoreError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(keys.len().max(1));
+    let threads = cores().min(keys.len().max(1));
     tracing::debug!(
         keys = keys.len(),
         threads,
@@ -72,6 +70,14 @@ pub(crate) fn map_many<T: Send>(
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_unstable_by_key(|(i, _)| *i);
     Ok(results.into_iter().map(|(_, v)| v).collect())
+}
+
+/// The cores this process may use, asked once (`available_parallelism` reads the
+/// cgroup's CPU quota from `/proc` and `/sys` on every call).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
 /// One file, at most `limit` bytes; `None` when absent. A symbolic link, a FIFO or

@@ -21,7 +21,7 @@
 //! * [`tlog`] reads the store's log of every object written (a hash chain with
 //!   signed checkpoints); [`logged`] holds evidence to it, so deleted, hidden or
 //!   replaced objects fail verification and gates.
-//! * `parallel` spreads independent checks (signatures) over the cores.
+//! * [`parallel`] spreads independent checks (signatures) over the cores, asked once.
 //! * [`show`] is a chain as people read it and the store as a history (`show`, `log`).
 
 pub mod chain;
@@ -33,7 +33,7 @@ pub mod history;
 pub mod image;
 pub mod layout;
 pub mod logged;
-mod parallel;
+pub mod parallel;
 pub mod read;
 pub mod show;
 pub mod tlog;

@@ -9,11 +9,19 @@
 /// of microseconds, one strict Ed25519 check 40–110 on the machines measured.
 const MIN_PER_THREAD: usize = 4;
 
+/// The cores this process may use, asked once: `available_parallelism` reads the
+/// cgroup's CPU quota from `/proc` and `/sys` on every call, which a short command
+/// that splits several small batches of checks paid each time (docs/performance.md).
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+}
+
 /// `items.iter().map(f)`, on up to one thread per core; a panic in `f` is raised
 /// again here.
 pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let threads = cores.min(items.len() / MIN_PER_THREAD).max(1);
+    let threads = cores().min(items.len() / MIN_PER_THREAD).max(1);
     if threads == 1 {
         return items.iter().map(f).collect();
     }

@@ -130,8 +130,7 @@ pub struct AllReport {
 /// The most threads a walk uses: a few per core keeps every core busy while reads
 /// finish; more only costs memory (`--jobs 1000000` must not spawn a million).
 pub fn max_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    cores.saturating_mul(4).min(256)
+    crate::parallel::cores().saturating_mul(4).min(256)
 }
 
 /// Verifies every SHA in the store on `threads` threads (at least one, at most

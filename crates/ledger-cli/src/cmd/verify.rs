@@ -145,9 +145,7 @@ impl Progress {
 
 async fn verify_all(global: &Global, args: &VerifyArgs) -> Result<Code> {
     let reader = Reader::load(global).await?;
-    let threads = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let threads = args.jobs.unwrap_or_else(ledger_verify::parallel::cores);
     let progress = Progress::new(args.json);
     let report =
         ledger_verify::walk::verify_all(&reader.store, &reader.policy, threads, &|d, t| {
