@@ -1,7 +1,7 @@
 //! The one-chain measurements (cold start, verify against Python, replay against
 //! rebuild), instruction counts, and the goals table that closes `cargo xtask bench`.
 
-use super::{median_timed as timed, Pipeline, Requests, STAGES};
+use super::{median_timed as timed, Pipeline, Requests, WalkSummary, STAGES};
 use crate::demo;
 use std::path::Path;
 use std::process::Command;
@@ -152,7 +152,7 @@ pub fn goals(
     remote: Option<&Pipeline>,
     chain: &Chain,
     calls: Option<(u64, u64)>,
-    walk_share: Option<f64>,
+    walk_share: Option<WalkSummary>,
 ) -> Result<(), String> {
     println!("| goal | target | measured (this run) | holds |");
     println!("|---|---|---|---|");
@@ -198,17 +198,33 @@ pub fn goals(
         format!("at most {over:.1} ms ({worst})"),
         Some(over <= 10.0),
     );
+    s3_goal(local, remote);
+    other_goals(local, chain, calls, walk_share)
+}
+
+/// The goal on S3: `decide`'s overhead there against the local folder, with the
+/// server's own CPU time in it when the server is a process here.
+fn s3_goal(local: &Pipeline, remote: Option<&Pipeline>) {
     let decide = STAGES.len() - 1;
     match remote {
         Some(r) => {
-            let times = r.stages[decide].1 / local.stages[decide].1;
+            let (s3, here) = (r.stages[decide].1, local.stages[decide].1);
+            let times = s3 / here;
+            let mut measured = format!("{times:.1}× ({s3:.1} ms against {here:.1} ms)");
+            // moto serves requests under Python's global lock: its CPU time is time
+            // the stage waits whatever the client overlaps.
+            if let Some(cpu) = r.server_ms.as_ref().map(|ms| ms[decide]) {
+                let n = r.requests[decide].total().max(1);
+                measured.push_str(&format!(
+                    "; of it, the server's own CPU: {cpu:.0} ms for {n} requests ({:.1} ms each), alone {:.1}× the local overhead",
+                    cpu / n as f64,
+                    cpu / here
+                ));
+            }
             goal(
                 "`decide` overhead on S3 against the local folder",
                 "≤ 3×",
-                format!(
-                    "{times:.1}× ({:.1} ms against {:.1} ms)",
-                    r.stages[decide].1, local.stages[decide].1
-                ),
+                measured,
                 Some(times <= 3.0),
             );
         }
@@ -219,7 +235,6 @@ pub fn goals(
             Some(false),
         ),
     }
-    other_goals(local, chain, calls, walk_share)
 }
 
 /// The goals on requests, `verify --all`, size, start-up, instructions and CI.
@@ -227,15 +242,21 @@ fn other_goals(
     local: &Pipeline,
     chain: &Chain,
     calls: Option<(u64, u64)>,
-    walk_share: Option<f64>,
+    walk_share: Option<WalkSummary>,
 ) -> Result<(), String> {
     requests_goal(local);
     match walk_share {
-        Some(share) => goal(
+        // Judged in envelopes a second, as the goal was set; every envelope also
+        // brings its checkpoint's signature, so the share in checks is reported too.
+        Some(w) => goal(
             "`verify --all` against strict Ed25519 verification × cores",
             "≥ 70 %",
-            format!("{:.0} %", share * 100.0),
-            Some(share >= 0.70),
+            format!(
+                "{:.0} % in envelopes ({:.0} % counted in signature checks: each envelope's and its checkpoint's)",
+                w.share_of_strict * 100.0,
+                w.checks_share_of_strict * 100.0
+            ),
+            Some(w.share_of_strict >= 0.70),
         ),
         None => goal(
             "`verify --all`",

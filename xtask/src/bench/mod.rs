@@ -147,11 +147,22 @@ pub struct Pipeline {
     pub last_sha: String,
     /// Median wall time of build through decide: what a release costs without replay.
     pub rebuild_ms: f64,
+    /// The S3 server's own CPU milliseconds per stage (mean of the runs), when the
+    /// server is a process on this machine.
+    pub server_ms: Option<Vec<f64>>,
 }
 
 /// Median wall time and wrapped work per stage over `runs` pipeline runs in `dir`,
-/// with `env` added to every `ledger` process (the store location).
-fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipeline, String> {
+/// with `env` added to every `ledger` process (the store location), and the CPU
+/// time `server` spent in each stage when it is a process here.
+fn pipeline(
+    runs: usize,
+    dir: &Path,
+    env: &[(String, String)],
+    server: Option<&s3::S3>,
+) -> Result<Pipeline, String> {
+    let server_cpu = || server.and_then(s3::S3::server_cpu_ms);
+    let mut server_ms: Option<Vec<f64>> = server_cpu().map(|_| vec![0.0; STAGES.len()]);
     let (ledger, mut sha) = demo::setup_with(dir, true)?;
     let first_sha = sha.clone();
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
@@ -175,9 +186,13 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
                 "integration" => cmd.args(["--", "sh", "integration-tests.sh"]),
                 _ => &mut cmd,
             };
+            let cpu_before = server_cpu();
             let clock = Instant::now();
             let out = cmd.output().map_err(|e| e.to_string())?;
             let elapsed = clock.elapsed().as_secs_f64() * 1000.0;
+            if let (Some(total), Some(b), Some(a)) = (&mut server_ms, cpu_before, server_cpu()) {
+                total[i] += (a - b) / runs as f64;
+            }
             if !out.status.success() {
                 return Err(format!(
                     "{stage} failed: {}",
@@ -211,6 +226,7 @@ fn pipeline(runs: usize, dir: &Path, env: &[(String, String)]) -> Result<Pipelin
         first_sha,
         last_sha: sha,
         rebuild_ms: median(&mut rebuild),
+        server_ms,
     })
 }
 
@@ -242,30 +258,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let target = crate::root().join("target");
     let local_dir = target.join("ledger-bench");
-    let local = pipeline(runs, &local_dir, &[])?;
+    let local = pipeline(runs, &local_dir, &[], None)?;
     let s3 = s3::start_s3()?;
     let remote = match &s3 {
-        Some(s3) => Some(pipeline(runs, &target.join("ledger-bench-s3"), &s3.env)?),
+        Some(s3) => Some(pipeline(
+            runs,
+            &target.join("ledger-bench-s3"),
+            &s3.env,
+            Some(s3),
+        )?),
         None => None,
     };
-    println!("| stage | local: wall (median ms) | local: ledger overhead | S3: wall | S3: ledger overhead |");
-    println!("|---|---:|---:|---:|---:|");
-    for (i, stage) in STAGES.iter().enumerate() {
-        let (s3_wall, s3_over) = remote.as_ref().map_or(("-".into(), "-".into()), |r| {
-            (
-                format!("{:.1}", r.stages[i].0),
-                format!("{:.1}", r.stages[i].1),
-            )
-        });
-        println!(
-            "| {stage} | {:.1} | {:.1} | {s3_wall} | {s3_over} |",
-            local.stages[i].0, local.stages[i].1
-        );
-    }
-    println!(
-        "\n{runs} runs on {} core(s); overhead = wall minus the wrapped work the evidence records (command, build+push, container start and health wait, HTTP checks). S3 is moto's server on loopback: per-request latency of a real bucket comes on top.\n",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    stage_table(runs, &local, remote.as_ref());
     println!("| stage | store requests, local folder (last run) | store requests, S3 |");
     println!("|---|---|---|");
     for (i, stage) in STAGES.iter().enumerate() {
@@ -295,15 +299,43 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     let walk_share = std::fs::read_to_string(&summary)
         .ok()
-        .and_then(|t| serde_json::from_str::<WalkSummary>(&t).ok())
-        .map(|w| w.share_of_strict);
+        .and_then(|t| serde_json::from_str::<WalkSummary>(&t).ok());
     println!();
     goals::goals(&local, remote.as_ref(), &chain, calls, walk_share)
 }
 
+/// Wall time and overhead per stage on both stores, with the S3 server's own CPU.
+fn stage_table(runs: usize, local: &Pipeline, remote: Option<&Pipeline>) {
+    println!("| stage | local: wall (median ms) | local: ledger overhead | S3: wall | S3: ledger overhead | S3: the server's CPU (mean) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (i, stage) in STAGES.iter().enumerate() {
+        let (s3_wall, s3_over, s3_cpu) = remote.map_or(("-".into(), "-".into(), "-".into()), |r| {
+            (
+                format!("{:.1}", r.stages[i].0),
+                format!("{:.1}", r.stages[i].1),
+                r.server_ms
+                    .as_ref()
+                    .map_or("-".into(), |ms| format!("{:.0}", ms[i])),
+            )
+        });
+        println!(
+            "| {stage} | {:.1} | {:.1} | {s3_wall} | {s3_over} | {s3_cpu} |",
+            local.stages[i].0, local.stages[i].1
+        );
+    }
+    println!(
+        "\n{runs} runs on {} core(s); overhead = wall minus the wrapped work the evidence records (command, build+push, container start and health wait, HTTP checks). S3 is moto's server on loopback: per-request latency of a real bucket comes on top. The server's CPU is its process's user and system time during the stage (10 ms ticks, averaged over the runs).\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+}
+
 /// What the `verify_all` benchmark reports back (`LEDGER_BENCH_SUMMARY`).
 #[derive(serde::Deserialize)]
-struct WalkSummary {
-    /// The walk on every core, as a share of strict Ed25519 verification × cores.
+pub struct WalkSummary {
+    /// The walk on every core in envelopes a second, as a share of strict Ed25519
+    /// verification × cores.
     share_of_strict: f64,
+    /// The same walk in signature checks a second (each envelope's and its
+    /// checkpoint's), as a share of the same.
+    checks_share_of_strict: f64,
 }

@@ -1,5 +1,10 @@
 //! The S3 server the benchmark measures against: the one `.ci/run` describes, else
 //! moto's server started on loopback.
+//!
+//! When the server is a process on this machine, its CPU time is read around every
+//! stage: a stage's S3 time is mostly the server's own work per request (moto spends
+//! milliseconds of Python on each), which no client can overlap away, so the bench
+//! reports it beside the stage's time (docs/performance.md).
 
 use std::process::Command;
 
@@ -8,6 +13,60 @@ use std::process::Command;
 pub struct S3 {
     pub env: Vec<(String, String)>,
     server: Option<std::process::Child>,
+    /// The server's process, when it runs on this machine (its CPU time is read).
+    pid: Option<u32>,
+}
+
+impl S3 {
+    /// CPU milliseconds the server's process has used so far (user and system, its
+    /// finished threads included), when it is a process here.
+    pub fn server_cpu_ms(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
+        // After the command name (in parentheses, which may hold spaces): state is
+        // field 3, utime and stime fields 14 and 15, in clock ticks.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // USER_HZ: 100 on every Linux architecture this runs on.
+        Some(ticks as f64 * 10.0)
+    }
+}
+
+/// The process listening on loopback `port`, from `/proc/net/tcp*` (the socket's
+/// inode) and each process's open descriptors; `None` if it is not found here.
+fn listener_pid(port: u16) -> Option<u32> {
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let local_port = f.get(1)?.rsplit_once(':')?.1;
+                let listening = f.get(3) == Some(&"0A");
+                (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                    .then(|| f.get(9).map(|s| (*s).to_owned()))?
+            })
+        })?;
+    let wanted = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let fds = std::fs::read_dir(entry.path().join("fd")).ok()?;
+            fds.flatten()
+                .any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
+                })
+                .then_some(pid)
+        })
+}
+
+/// The loopback port of an `http://127.0.0.1:PORT` (or `localhost`) endpoint.
+fn loopback_port(endpoint: &str) -> Option<u16> {
+    let rest = endpoint.strip_prefix("http://")?;
+    let (host, port) = rest.trim_end_matches('/').rsplit_once(':')?;
+    matches!(host, "127.0.0.1" | "localhost").then(|| port.parse().ok())?
 }
 
 impl Drop for S3 {
@@ -43,7 +102,15 @@ fn s3_env(vars: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>
 
 pub fn start_s3() -> Result<Option<S3>, String> {
     if let Some(env) = s3_env(&|n| std::env::var(n).ok()) {
-        return Ok(Some(S3 { env, server: None }));
+        let pid = std::env::var("LEDGER_TEST_S3_ENDPOINT")
+            .ok()
+            .and_then(|e| loopback_port(&e))
+            .and_then(listener_pid);
+        return Ok(Some(S3 {
+            env,
+            server: None,
+            pid,
+        }));
     }
     let probe = Command::new("python3")
         .args(["-c", "import moto.server, boto3"])
@@ -70,9 +137,11 @@ pub fn start_s3() -> Result<Option<S3>, String> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start moto: {e}"))?;
+    let pid = Some(server.id());
     let mut s3 = S3 {
         env: Vec::new(),
         server: Some(server),
+        pid,
     };
     let setup = crate::root().join(".ci").join("s3-setup.py");
     for _ in 0..40 {
@@ -94,4 +163,42 @@ pub fn start_s3() -> Result<Option<S3>, String> {
         }
     }
     Err(format!("moto did not come up on {endpoint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_endpoints_name_a_local_server() {
+        assert_eq!(loopback_port("http://127.0.0.1:40161"), Some(40161));
+        assert_eq!(loopback_port("http://localhost:9000/"), Some(9000));
+        assert_eq!(loopback_port("https://s3.example.com:443"), None);
+        assert_eq!(loopback_port("http://10.0.0.1:9000"), None);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_listening_process_and_its_cpu_time_are_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(listener_pid(port), Some(std::process::id()));
+        drop(listener);
+        assert_eq!(listener_pid(port), None);
+        let s3 = S3 {
+            env: Vec::new(),
+            server: None,
+            pid: Some(std::process::id()),
+        };
+        // Busy until the work shows (a tick is 10 ms of CPU), at most 5 s.
+        let before = s3.server_cpu_ms().unwrap();
+        let clock = std::time::Instant::now();
+        let mut x = 0u64;
+        while s3.server_cpu_ms().unwrap() <= before && clock.elapsed().as_secs() < 5 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        assert!(s3.server_cpu_ms().unwrap() > before, "CPU work is counted");
+    }
 }
