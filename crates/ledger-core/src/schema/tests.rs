@@ -187,3 +187,79 @@ fn an_enum_over_property_names_lists_every_allowed_value() {
     let all = r#"at /stages: "comit" is not one of "commit", "integration", "build", "publish", "deploy", "smoke", "decide""#;
     assert!(e.contains(all), "{e}");
 }
+
+/// The schemas spell fixed and bounded lengths with `minLength`/`maxLength` beside an
+/// unbounded pattern (`^[0-9a-f]*$` with both 64, not `^[0-9a-f]{64}$`): each
+/// bounded repetition compiled into its own run of automaton states, which every
+/// process paid for (docs/performance.md). Both spellings accept the same strings:
+/// the patterns admit ASCII only, so a length in characters is a length in bytes.
+/// Held here over the lengths around each bound and the characters on each side of
+/// each class, the old spelling against the one in `schemas/`.
+#[test]
+fn lengths_beside_patterns_accept_what_bounded_patterns_accepted() {
+    let rewritten: &[(&str, &str)] = &[
+        (
+            "^[0-9a-f]{40}$",
+            r#""pattern": "^[0-9a-f]*$", "minLength": 40, "maxLength": 40"#,
+        ),
+        (
+            "^[0-9a-f]{64}$",
+            r#""pattern": "^[0-9a-f]*$", "minLength": 64, "maxLength": 64"#,
+        ),
+        (
+            "^sha256:[0-9a-f]{64}$",
+            r#""pattern": "^sha256:[0-9a-f]*$", "minLength": 71, "maxLength": 71"#,
+        ),
+        (
+            "^[a-z0-9][a-z0-9._-]{0,63}$",
+            r#""pattern": "^[a-z0-9][a-z0-9._-]*$", "maxLength": 64"#,
+        ),
+        (
+            "^[a-z0-9][a-z0-9_-]{0,31}$",
+            r#""pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 32"#,
+        ),
+        (
+            r"^policies/[0-9a-f]{64}\.json$",
+            r#""pattern": "^policies/[0-9a-f]*\\.json$", "minLength": 78, "maxLength": 78"#,
+        ),
+    ];
+    let every_schema: String = SOURCES.iter().map(|(_, text)| *text).collect();
+    let mut candidates: Vec<String> = Vec::new();
+    for n in 0..=80 {
+        for fill in ["0", "a", "f", "g", "A", "_", ".", "-", "é", " "] {
+            let run = fill.repeat(n);
+            candidates.push(run.clone());
+            candidates.push(format!("a{run}"));
+            candidates.push(format!("sha256:{run}"));
+            candidates.push(format!("policies/{run}.json"));
+            candidates.push(format!("{run}\n"));
+        }
+        candidates.push(format!("{}é", "0".repeat(n)));
+        candidates.push(format!("sha256:{}", "0".repeat(n.saturating_sub(1)) + "é"));
+    }
+    for (old, new) in rewritten {
+        assert!(every_schema.contains(new), "{new} is no longer in schemas/");
+        let old_schema = serde_json::json!({ "type": "string", "pattern": old });
+        let new_schema: Value =
+            serde_json::from_str(&format!(r#"{{"type": "string", {new}}}"#)).unwrap();
+        let (old_v, new_v) = (
+            jsonschema::validator_for(&old_schema).unwrap(),
+            jsonschema::validator_for(&new_schema).unwrap(),
+        );
+        let mut accepted = 0;
+        for s in &candidates {
+            let value = Value::String(s.clone());
+            let verdict = old_v.is_valid(&value);
+            assert_eq!(
+                verdict,
+                new_v.is_valid(&value),
+                "{old} against {new}: {s:?}"
+            );
+            accepted += usize::from(verdict);
+        }
+        assert!(
+            accepted > 0,
+            "{old}: no candidate is valid, so nothing was compared"
+        );
+    }
+}
