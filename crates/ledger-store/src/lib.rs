@@ -21,6 +21,7 @@ pub mod testing;
 pub use error::StoreError;
 use error::{log_failure, refused};
 pub use key::{KeyError, ObjectKey};
+pub use local::cores;
 pub use location::{Bucket, Service, StoreLocation};
 pub use log::{Head, MAX_APPEND_RACES};
 use requests::Kind;

@@ -72,9 +72,11 @@ pub(crate) fn map_many<T: Send>(
     Ok(results.into_iter().map(|(_, v)| v).collect())
 }
 
-/// The cores this process may use, asked once (`available_parallelism` reads the
-/// cgroup's CPU quota from `/proc` and `/sys` on every call).
-fn cores() -> usize {
+/// The cores this process may use, asked once: `available_parallelism` reads the
+/// cgroup's CPU quota from `/proc` and `/sys` on every call, which a short command
+/// that splits several small batches of reads and checks paid each time
+/// (docs/performance.md). Also what `ledger-verify` spreads its checks over.
+pub fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES
         .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))

@@ -9,14 +9,9 @@
 /// of microseconds, one strict Ed25519 check 40–110 on the machines measured.
 const MIN_PER_THREAD: usize = 4;
 
-/// The cores this process may use, asked once: `available_parallelism` reads the
-/// cgroup's CPU quota from `/proc` and `/sys` on every call, which a short command
-/// that splits several small batches of checks paid each time (docs/performance.md).
-pub fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES
-        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
-}
+/// The cores this process may use, asked once per process (the store's count:
+/// its bulk reads and these checks share the same cores).
+pub use ledger_store::cores;
 
 /// `items.iter().map(f)`, on up to one thread per core; a panic in `f` is raised
 /// again here.

@@ -102,9 +102,10 @@ fn s3_env(vars: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>
 
 pub fn start_s3() -> Result<Option<S3>, String> {
     if let Some(env) = s3_env(&|n| std::env::var(n).ok()) {
-        let pid = std::env::var("LEDGER_TEST_S3_ENDPOINT")
-            .ok()
-            .and_then(|e| loopback_port(&e))
+        let pid = env
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .and_then(|(_, e)| loopback_port(e))
             .and_then(listener_pid);
         return Ok(Some(S3 {
             env,
