@@ -139,6 +139,25 @@ fn a_dirty_tree_is_refused_and_nothing_is_written() {
     }
 }
 
+/// git is asked while the policy, key and store load (docs/performance.md); its
+/// refusal still comes first, as when it was asked before them.
+#[test]
+fn a_dirty_tree_is_reported_before_a_missing_key() {
+    let (repo, head) = checkout();
+    std::fs::remove_file(repo.path().join(".ledger/test.key")).unwrap();
+    std::fs::write(repo.path().join("app.txt"), "edited\n").unwrap();
+    for stage in ["commit", "integration"] {
+        let out = run(&repo, &["stage", stage, "--sha", &head, "--", "true"]);
+        assert_refused(&out, &[&format!("differs from {head}"), "app.txt"]);
+        assert!(!text(&out).contains("signing key"), "{}", text(&out));
+    }
+    // With the tree clean again, the key is what is missing.
+    git(repo.path(), &["checkout", "--", "app.txt"]);
+    let out = run(&repo, &["stage", "commit", "--sha", &head, "--", "true"]);
+    assert_refused(&out, &["no signing key"]);
+    assert_eq!(repo.stored(), Vec::<String>::new());
+}
+
 #[test]
 fn allow_dirty_is_recorded_and_a_policy_condition_refuses_it() {
     let (repo, _) = checkout();

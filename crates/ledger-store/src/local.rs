@@ -20,7 +20,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Reads `keys` under `root` on every core, mapping each file's bytes as it is read.
+/// Below this many files a reading thread costs more than it saves: starting one
+/// takes tens of microseconds, about what reading a small file takes, and a stage's
+/// gate makes many reads of one or two files.
+const MIN_PER_THREAD: usize = 4;
+
+/// Reads `keys` under `root` on every core (on this thread alone for a few),
+/// mapping each file's bytes as it is read.
 pub(crate) fn map_many<T: Send>(
     root: &Path,
     location: &str,
@@ -28,12 +34,21 @@ pub(crate) fn map_many<T: Send>(
     limit: usize,
     map: &(dyn Fn(Bytes) -> T + Sync),
 ) -> Result<Vec<BulkRead<T>>, StoreError> {
-    let threads = cores().min(keys.len().max(1));
+    let threads = cores().min(keys.len() / MIN_PER_THREAD).max(1);
     tracing::debug!(
         keys = keys.len(),
         threads,
         "reading the local folder directly"
     );
+    let one = |key: &ObjectKey| match read(root, location, key, limit) {
+        Ok(bytes) => Ok(bytes.map(|b| Ok(map(b)))),
+        // This object cannot be evidence; the others still can.
+        Err(e) if e.is_object_problem() => Ok(Some(Err(e))),
+        Err(e) => Err(e),
+    };
+    if threads == 1 {
+        return keys.iter().map(one).collect();
+    }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, BulkRead<T>)>> = Mutex::new(Vec::with_capacity(keys.len()));
     let failure: Mutex<Option<StoreError>> = Mutex::new(None);
@@ -44,10 +59,8 @@ pub(crate) fn map_many<T: Send>(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(key) = keys.get(i) else { break };
-                    match read(root, location, key, limit) {
-                        Ok(bytes) => mine.push((i, bytes.map(|b| Ok(map(b))))),
-                        // This object cannot be evidence; the others still can.
-                        Err(e) if e.is_object_problem() => mine.push((i, Some(Err(e)))),
+                    match one(key) {
+                        Ok(got) => mine.push((i, got)),
                         Err(e) => {
                             tracing::debug!(key = key.as_str(), "reading the file failed");
                             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);

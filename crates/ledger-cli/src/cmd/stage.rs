@@ -27,14 +27,24 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         return resume(global, &root, &args, sha).await;
     }
     check_wrapped_command(&args)?;
-    // Before the gate, which stores the policy: a refusal here writes nothing.
     let allow = source::Allow {
         dirty: args.allow_dirty,
         other_sha: args.allow_other_sha,
     };
-    let source =
-        source::check(&root, args.stage, &sha, allow).map_err(ledger_pipeline::Error::from)?;
-    let writer = Writer::load(global, &root, args.key.as_deref(), Some(args.stage)).await?;
+    // git (one to four processes, the larger share of a small stage's own time) runs
+    // beside the loading of policy, key and store, which writes no evidence. Its
+    // answer is taken before the gate, which stores the policy, and before a failure
+    // to load: a refusal here writes nothing and is reported as before.
+    let checking = {
+        let (root, stage) = (root.clone(), args.stage);
+        tokio::task::spawn_blocking(move || source::check(&root, stage, &sha, allow))
+    };
+    let writer = Writer::load(global, &root, args.key.as_deref(), Some(args.stage)).await;
+    let source = checking
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(ledger_pipeline::Error::from)?;
+    let writer = writer?;
     let rec = writer.recorder();
     // The one place a stage's run begins: signer, then gate, then the stored policy.
     // A denial must not depend on config or infrastructure, so this comes first.
