@@ -356,6 +356,22 @@ fn a_build_takes_the_committed_tree_not_the_working_tree() {
     }
 }
 
+/// The contexts are exported while the gate runs (docs/performance.md); a denial
+/// is still what a build that may not run reports, and nothing is written.
+#[test]
+fn a_denied_build_reports_the_denial_not_its_missing_context() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let s = p.sha(1);
+    p.run_through(&s, "commit");
+    set_context(&p.repo, "service", "absent");
+    let out = run(&p.repo, &["stage", "build", "--sha", &s]);
+    assert_code(&out, 3);
+    assert!(text(&out).contains("gate denied `build`"), "{}", text(&out));
+    assert!(!text(&out).contains("build context"), "{}", text(&out));
+    assert!(!p.repo.object(&format!("build/{s}/build.json")).exists());
+}
+
 #[test]
 fn a_context_missing_from_the_commit_stops_the_build() {
     let Some(_) = engine() else { return };
@@ -363,13 +379,7 @@ fn a_context_missing_from_the_commit_stops_the_build() {
     let s = p.sha(1);
     p.run_through(&s, "integration");
     // The folder exists in the working tree only.
-    let toml = p.repo.path().join("ledger.toml");
-    let config = std::fs::read_to_string(&toml).unwrap();
-    std::fs::write(
-        &toml,
-        config.replace("context = \"service\"", "context = \"local\""),
-    )
-    .unwrap();
+    set_context(&p.repo, "service", "local");
     std::fs::create_dir(p.repo.path().join("local")).unwrap();
     std::fs::copy(
         p.repo.path().join("service/Dockerfile"),
@@ -383,11 +393,15 @@ fn a_context_missing_from_the_commit_stops_the_build() {
         let refusal = format!("build context {context:?} is not a folder of commit {s}");
         assert_refused(&out, &[&refusal]);
         assert!(!p.repo.object(&format!("build/{s}/build.json")).exists());
-        let config = std::fs::read_to_string(&toml).unwrap();
-        let (from, to) = (
-            format!("context = {context:?}"),
-            format!("context = {next:?}"),
-        );
-        std::fs::write(&toml, config.replace(&from, &to)).unwrap();
+        set_context(&p.repo, context, next);
     }
+}
+
+/// Points the image's build context in `ledger.toml` (working tree) from `from` to `to`.
+fn set_context(repo: &Repo, from: &str, to: &str) {
+    let toml = repo.path().join("ledger.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    let (from, to) = (format!("context = {from:?}"), format!("context = {to:?}"));
+    assert!(config.contains(&from), "{from} in {config}");
+    std::fs::write(&toml, config.replace(&from, &to)).unwrap();
 }

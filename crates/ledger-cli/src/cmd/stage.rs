@@ -52,6 +52,16 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         .then(|| ledger_core::EnvName::parse(&args.environment))
         .transpose()
         .map_err(ledger_pipeline::Error::from)?;
+    // `build` exports its contexts from git (a `git archive` each, the larger part of
+    // its own time) while the gate runs: the export reads git objects and writes
+    // nothing, and its result is looked at only once the gate has passed.
+    let exporting = (args.stage == Stage::Build).then(|| {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || {
+            let config = ledger_pipeline::config::Config::load(&root)?;
+            ledger_pipeline::stages::build::export_contexts(&config, &sha)
+        })
+    });
     let passed = run::begin(&rec, args.stage, &sha, env_name)
         .await
         .map_err(denied)?;
@@ -64,7 +74,7 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
             ledger_pipeline::stages::publish::run_publish(&rec, passed, sha, &writer.runner).await
         }
         Stage::Build | Stage::Deploy | Stage::Smoke => {
-            engine_stage(&writer, &root, &args, sha, passed).await?
+            engine_stage(&writer, &root, &args, sha, passed, exporting).await?
         }
     };
     let recorded = recorded.map_err(denied)?;
@@ -234,15 +244,24 @@ async fn engine_stage(
     args: &StageArgs,
     sha: GitSha,
     passed: Passed,
+    exporting: Option<Exporting>,
 ) -> Result<std::result::Result<Recorded, ledger_pipeline::Error>> {
     let config = context::load_config(root)?;
     let rec: Recorder<'_> = writer.recorder();
     let runner = &writer.runner;
     Ok(match args.stage {
         Stage::Build => {
+            // The engine is reached while the export (started beside the gate, else
+            // run now) may still be running; neither builds anything.
             let engine = ledger_pipeline::connect_engine().await?;
+            let exported = match exporting {
+                Some(exporting) => exporting
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+                None => ledger_pipeline::stages::build::export_contexts(&config, &sha),
+            }?;
             ledger_pipeline::stages::build::run_build(
-                &rec, &engine, &config, sha, runner, passed, &progress,
+                &rec, &engine, &config, sha, runner, passed, exported, &progress,
             )
             .await
         }
@@ -274,6 +293,11 @@ async fn engine_stage(
         }
     })
 }
+
+/// `build`'s contexts being exported on the blocking pool.
+type Exporting = tokio::task::JoinHandle<
+    std::result::Result<ledger_pipeline::stages::build::Exported, ledger_pipeline::Error>,
+>;
 
 /// `ledger gate STAGE`: what the gate would decide now.
 pub async fn gate(global: &Global, args: GateArgs) -> Result<Code> {

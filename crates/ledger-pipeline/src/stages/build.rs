@@ -30,8 +30,13 @@ use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Runs `build` for `sha`; `progress` gets build and push output lines.
+/// Runs `build` for `sha` from its `exported` contexts ([`export_contexts`]);
+/// `progress` gets build and push output lines.
 #[tracing::instrument(level = "debug", skip_all, fields(stage = "build", %sha))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the stage's inputs, each of its own kind; a struct would only rename them"
+)]
 pub async fn run_build(
     rec: &Recorder<'_>,
     engine: &Engine,
@@ -39,11 +44,12 @@ pub async fn run_build(
     sha: GitSha,
     runner: &Runner,
     passed: Passed,
+    exported: Exported,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
     let gate = passed.expect(Stage::Build, &sha)?;
     let draft = Draft::new(rec, Stage::Build, sha, runner, gate.inputs);
-    let (source, contexts) = export_contexts(config, &sha)?;
+    let Exported { source, contexts } = exported;
     let context_digests: Vec<Sha256Digest> = contexts.iter().map(|c| Sha256Digest::of(c)).collect();
     let created = draft.started_at.format(&Rfc3339).unwrap_or_default();
     let labels = ImageLabels {
@@ -151,10 +157,20 @@ fn parameters(
         .collect()
 }
 
-/// Every image's build context, exported from commit `sha` before anything is
-/// built (a context missing from the commit stops the stage before the engine is
-/// used), and the `source` the predicate records.
-fn export_contexts(config: &Config, sha: &GitSha) -> Result<(Source, Vec<Vec<u8>>), Error> {
+/// Every image's build context as exported from the commit, and the `source` the
+/// predicate records.
+#[derive(Debug)]
+pub struct Exported {
+    source: Source,
+    /// Normalised tar archives, in the order of the configured images.
+    contexts: Vec<Vec<u8>>,
+}
+
+/// Exports every image's build context from commit `sha` (git objects only; blocking:
+/// a `git archive` per image). It writes nothing, so `ledger stage build` runs it
+/// while the gate runs, and a context missing from the commit stops the stage
+/// before the engine is used.
+pub fn export_contexts(config: &Config, sha: &GitSha) -> Result<Exported, Error> {
     let tree = Worktree::find(&config.root, Some(Stage::Build))?;
     let source = Source {
         head: tree.head(),
@@ -167,7 +183,7 @@ fn export_contexts(config: &Config, sha: &GitSha) -> Result<(Source, Vec<Vec<u8>
         let name = format!("{sha}:{}", image.context);
         contexts.push(ledger_docker::normalize_tar(&archive, &name)?);
     }
-    Ok((source, contexts))
+    Ok(Exported { source, contexts })
 }
 
 /// Builds (and, with a registry, pushes) one image from its exported `context`.
