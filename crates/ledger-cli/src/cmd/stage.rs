@@ -59,7 +59,8 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         let root = root.clone();
         tokio::task::spawn_blocking(move || {
             let config = ledger_pipeline::config::Config::load(&root)?;
-            ledger_pipeline::stages::build::export_contexts(&config, &sha)
+            let exported = ledger_pipeline::stages::build::export_contexts(&config, &sha)?;
+            Ok((config, exported))
         })
     });
     let passed = run::begin(&rec, args.stage, &sha, env_name)
@@ -252,14 +253,18 @@ async fn engine_stage(
     Ok(match args.stage {
         Stage::Build => {
             // The engine is reached while the export (started beside the gate, else
-            // run now) may still be running; neither builds anything.
+            // run now) may still be running; neither builds anything. The images are
+            // built from the same reading of ledger.toml their contexts came from.
             let engine = ledger_pipeline::connect_engine().await?;
-            let exported = match exporting {
+            let (config, exported) = match exporting {
                 Some(exporting) => exporting
                     .await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
-                None => ledger_pipeline::stages::build::export_contexts(&config, &sha),
-            }?;
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?,
+                None => {
+                    let exported = ledger_pipeline::stages::build::export_contexts(&config, &sha)?;
+                    (config, exported)
+                }
+            };
             ledger_pipeline::stages::build::run_build(
                 &rec, &engine, &config, sha, runner, passed, exported, &progress,
             )
@@ -296,7 +301,13 @@ async fn engine_stage(
 
 /// `build`'s contexts being exported on the blocking pool.
 type Exporting = tokio::task::JoinHandle<
-    std::result::Result<ledger_pipeline::stages::build::Exported, ledger_pipeline::Error>,
+    std::result::Result<
+        (
+            ledger_pipeline::config::Config,
+            ledger_pipeline::stages::build::Exported,
+        ),
+        ledger_pipeline::Error,
+    >,
 >;
 
 /// `ledger gate STAGE`: what the gate would decide now.
