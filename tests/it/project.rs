@@ -114,31 +114,18 @@ name = "{name}"
     )
 }
 
-/// Keeps the layers the image of `ctx` is built from for the rest of the run. Tests
-/// share one engine, and removing an image (a project dropped, a prune, a test
-/// deleting one) also removes the parent layers no other image uses, which can pull
-/// a cached layer from under another project's build running at the same time (seen
-/// as a build ending midway after `Using cache` steps, with no image). An image built
-/// once per distinct Dockerfile, tagged and never removed, holds them; projects still
-/// share the cache (a build with no cached layers takes seconds longer).
-pub(crate) fn keep_layers(ctx: &Path) {
-    static KEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let dockerfile = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
-    let mut kept = KEPT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if kept.contains(&dockerfile) {
-        return;
-    }
-    let digest = ledger_core::Sha256Digest::of(dockerfile.as_bytes()).to_hex();
-    let tag = format!("ledger-it-layers:{}", &digest[..12]);
-    let out = Command::new("docker")
-        .args(["build", "--quiet", "--tag", &tag])
-        .arg(ctx)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", crate::text(&out));
-    kept.push(dockerfile);
+/// `dockerfile` with a first step of `project`'s own, so no layer of its images is
+/// shared with another project's. Tests share one engine, and Docker's classic
+/// builder looks for a cached step among the children of the step before, which fails
+/// the build ("unable to find image") when another project removes one of those
+/// children meanwhile (its drop, a prune); removing an image also removes the parent
+/// layers nothing else uses, from under a build that was about to reuse them. Each
+/// project copies the 1.3 MB service binary once instead of finding it cached.
+fn own_layers(dockerfile: &str, project: &str) -> String {
+    let (from, rest) = dockerfile
+        .split_once("FROM scratch\n")
+        .expect("the example's Dockerfile builds FROM scratch");
+    format!("{from}FROM scratch\nLABEL test.ledger-it.project=\"{project}\"\n{rest}")
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -190,8 +177,8 @@ impl Project {
         std::fs::copy(service_binary(), ctx.join("ledger-example-service")).unwrap();
         let dockerfile =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/service/image/Dockerfile");
-        std::fs::copy(dockerfile, ctx.join("Dockerfile")).unwrap();
-        keep_layers(&ctx);
+        let dockerfile = std::fs::read_to_string(dockerfile).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), own_layers(&dockerfile, &name)).unwrap();
         let p = Project {
             repo,
             name,

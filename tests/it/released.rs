@@ -17,7 +17,6 @@ fn release(p: &Project, n: u8, version: &str) -> String {
     let base = std::fs::read_to_string(&dockerfile).unwrap();
     let base = base.split("ENV APP_VERSION").next().unwrap().to_owned();
     std::fs::write(&dockerfile, format!("{base}ENV APP_VERSION={version}\n")).unwrap();
-    crate::project::keep_layers(&p.repo.path().join("service"));
     p.configure("");
     let path = p.repo.path().join("ledger.toml");
     let toml = std::fs::read_to_string(&path)

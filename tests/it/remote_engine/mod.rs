@@ -82,8 +82,32 @@ impl TlsEngine {
     }
 }
 
-/// Removes the project's services, containers and images from the second engine when dropped
-/// (the project's own drop cleans the runner's engine).
+/// Removes `project`'s services, containers and images from the engine at `socket`.
+fn remove_from(socket: &str, project: &str) {
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(["-H", socket])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let filter = format!("label=dev.ledger.project={project}");
+    for id in docker(&["service", "ls", "-q", "--filter", &filter]).lines() {
+        docker(&["service", "rm", id]);
+    }
+    for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
+        docker(&["rm", "-f", id]);
+    }
+    let reference = format!("reference=*/{project}/*");
+    for id in docker(&["images", "-q", "--filter", &reference]).lines() {
+        docker(&["rmi", "-f", id]);
+    }
+}
+
+/// Removes the project's services, containers and images from the second engine when
+/// dropped (the project's own drop cleans the runner's engine), for a test that builds
+/// its fixture by hand.
 struct RemoteCleanup {
     socket: String,
     project: String,
@@ -91,34 +115,26 @@ struct RemoteCleanup {
 
 impl Drop for RemoteCleanup {
     fn drop(&mut self) {
-        let docker = |args: &[&str]| {
-            Command::new("docker")
-                .args(["-H", &self.socket])
-                .args(args)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        };
-        let filter = format!("label=dev.ledger.project={}", self.project);
-        for id in docker(&["service", "ls", "-q", "--filter", &filter]).lines() {
-            docker(&["service", "rm", id]);
-        }
-        for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
-            docker(&["rm", "-f", id]);
-        }
-        let reference = format!("reference=*/{}/*", self.project);
-        for id in docker(&["images", "-q", "--filter", &reference]).lines() {
-            docker(&["rmi", "-f", id]);
-        }
+        remove_from(&self.socket, &self.project);
     }
 }
 
-/// What each test here starts from: the second engine, a project pushing to the
-/// test registry (or none), and the cleanup of what it leaves on that engine.
+/// What each test here starts from: the second engine and a project pushing to the
+/// test registry (or none). Dropping it removes what the project left on the second
+/// engine. The cleanup is `Remote`'s own `Drop`, not a field's: a field left out of a
+/// destructuring pattern (`let Remote { t, p, .. } = remote(…)`) is dropped at once,
+/// which once left every test's swarm services running (health checks and all) for the
+/// rest of the suite; with `Drop` on `Remote`, moving out of it does not compile, so a
+/// test borrows its parts (`let Remote { t, p } = &r`).
 struct Remote {
     t: TlsEngine,
     p: Project,
-    _cleanup: RemoteCleanup,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        remove_from(&self.t.socket, &self.p.name);
+    }
 }
 
 /// The fixture, or `None` (skip) where the engines or the registry are absent.
@@ -131,11 +147,7 @@ fn remote(with_registry: bool) -> Option<Remote> {
         None
     };
     let p = Project::new(registry);
-    let _cleanup = RemoteCleanup {
-        socket: t.socket.clone(),
-        project: p.name.clone(),
-    };
-    Some(Remote { t, p, _cleanup })
+    Some(Remote { t, p })
 }
 
 fn write_config(p: &Project, environments: &[String]) {

@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 
 #[test]
 fn production_on_a_tls_engine_of_its_own_is_promoted_to_smoked_replayed_and_compared() {
-    let Some(Remote { t, p, .. }) = remote(true) else {
+    let Some(r) = remote(true) else {
         return;
     };
-    configure_two_engines(&p, &t, free_port(), &t.certs);
+    let Remote { t, p } = &r;
+    configure_two_engines(p, t, free_port(), &t.certs);
     p.repo.edit_policy(|policy| {
         policy["environments"] = json!({
             "production": { "promotion": { "from": "canary", "min_soak_seconds": 0 } }
@@ -35,14 +36,14 @@ fn production_on_a_tls_engine_of_its_own_is_promoted_to_smoked_replayed_and_comp
         &[("RUST_LOG", "debug")],
     );
     assert_code(&promoted, 0);
-    assert_production_runs_the_digest_on_its_engine_only(&p, &t, &s);
+    assert_production_runs_the_digest_on_its_engine_only(p, t, &s);
     for args in [
         &["stage", "smoke", "--sha", &s, "--env", "production"][..],
         &["stage", "decide", "--sha", &s],
     ] {
         assert_code(&p.ledger(args), 0);
     }
-    assert_drift_is_read_on_each_environments_engine(&p, &t);
+    assert_drift_is_read_on_each_environments_engine(p, t);
 
     // A replay of production runs on production's engine again.
     let out = p.ledger(&["replay", &s, "--env", "production", "--current-config"]);
@@ -55,11 +56,11 @@ fn production_on_a_tls_engine_of_its_own_is_promoted_to_smoked_replayed_and_comp
     assert_eq!(replayed["engine"], t.endpoint.as_str());
     assert_eq!(replayed["replay"], true);
     assert_code(&p.ledger(&["verify", &s]), 0);
-    assert_doctor_checks_every_engine(&p, &t);
+    assert_doctor_checks_every_engine(p, t);
     let mut printed = promoted.stdout.clone();
     printed.extend_from_slice(&promoted.stderr);
     printed.extend_from_slice(&out.stderr);
-    assert_client_key_nowhere(&p, &t, &printed);
+    assert_client_key_nowhere(p, t, &printed);
 }
 
 /// No line of the client key the engine was reached with is in any stored byte (the

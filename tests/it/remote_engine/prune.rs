@@ -11,17 +11,18 @@ use serde_json::Value;
 
 #[test]
 fn prune_deletes_copies_on_every_engine_and_keeps_what_runs_on_any() {
-    let Some(Remote { t, p, .. }) = remote(true) else {
+    let Some(r) = remote(true) else {
         return;
     };
+    let Remote { t, p } = &r;
     let env = environment_toml(
         "production",
         p.port,
         "127.0.0.1",
-        &on_engine(&t, &t.certs),
+        &on_engine(t, &t.certs),
         "",
     );
-    write_config(&p, &[env, "\n[prune]\nthreshold = 10\n".to_owned()]);
+    write_config(p, &[env, "\n[prune]\nthreshold = 10\n".to_owned()]);
     let (gone, kept) = (p.sha(1), p.sha(2));
     p.run_through(&gone, "deploy");
     p.run_through(&kept, "deploy");

@@ -98,9 +98,10 @@ fn production_deployments(p: &Project) -> Vec<String> {
 
 #[test]
 fn an_engine_that_cannot_be_trusted_or_reached_as_written_is_refused_and_nothing_recorded() {
-    let Some(Remote { t, p, .. }) = remote(true) else {
+    let Some(r) = remote(true) else {
         return;
     };
+    let Remote { t, p } = &r;
     let dirs = tempfile::tempdir().unwrap();
     let other = stranger(&dirs.path().join("stranger"));
     let wrong_ca = certs_folder(dirs.path(), "wrong-ca", Some(&other), Some(&t.certs));
@@ -108,7 +109,7 @@ fn an_engine_that_cannot_be_trusted_or_reached_as_written_is_refused_and_nothing
     let no_key = certs_folder(dirs.path(), "no-key", Some(&t.certs), Some(&t.certs));
     std::fs::remove_file(no_key.join("key.pem")).unwrap();
     let canary_port = free_port();
-    configure_two_engines(&p, &t, canary_port, &t.certs);
+    configure_two_engines(p, t, canary_port, &t.certs);
     let s = p.sha(2);
     p.run_through(&s, "publish");
     let deploy = ["stage", "deploy", "--sha", &s, "--env", "production"];
@@ -117,7 +118,7 @@ fn an_engine_that_cannot_be_trusted_or_reached_as_written_is_refused_and_nothing
     // the engine refuses a client certificate it did not issue. Both exit 5 naming
     // the engine, the hint naming the setting.
     for (certs, says) in [(&wrong_ca, "certificate"), (&unknown_client, "")] {
-        configure_two_engines(&p, &t, canary_port, certs);
+        configure_two_engines(p, t, canary_port, certs);
         let out = p.ledger(&deploy);
         assert_code(&out, 5);
         let shown = text(&out);
@@ -131,7 +132,7 @@ fn an_engine_that_cannot_be_trusted_or_reached_as_written_is_refused_and_nothing
 
     // Written wrong: exit 2 with the fix, before any connection.
     let toml_lines = [
-        (on_engine(&t, &no_key), "cannot read the client key"),
+        (on_engine(t, &no_key), "cannot read the client key"),
         (
             "engine = \"tcp://192.0.2.10:2376\"".to_owned(),
             "must use TLS with a client certificate",
@@ -143,7 +144,7 @@ fn an_engine_that_cannot_be_trusted_or_reached_as_written_is_refused_and_nothing
     ];
     for (lines, says) in toml_lines {
         write_config(
-            &p,
+            p,
             &[
                 environment_toml("canary", canary_port, "127.0.0.1", "", ""),
                 environment_toml("production", p.port, "127.0.0.1", &lines, ""),
@@ -154,7 +155,7 @@ fn an_engine_that_cannot_be_trusted_or_reached_as_written_is_refused_and_nothing
         assert!(text(&out).contains(says), "{}", text(&out));
         assert!(text(&out).contains("ledger.toml"), "{}", text(&out));
     }
-    assert_eq!(production_deployments(&p), Vec::<String>::new());
+    assert_eq!(production_deployments(p), Vec::<String>::new());
     assert!(t.running(&p.name).is_empty());
 }
 
@@ -162,15 +163,16 @@ fn an_engine_that_cannot_be_trusted_or_reached_as_written_is_refused_and_nothing
 /// built on: the image is not there (exit 5), and nothing starts or is recorded.
 #[test]
 fn without_a_registry_another_engine_has_no_image_to_run() {
-    let Some(Remote { t, p, .. }) = remote(false) else {
+    let Some(r) = remote(false) else {
         return;
     };
-    configure_two_engines(&p, &t, free_port(), &t.certs);
+    let Remote { t, p } = &r;
+    configure_two_engines(p, t, free_port(), &t.certs);
     let s = p.sha(3);
     p.run_through(&s, "publish");
     let out = p.ledger(&["stage", "deploy", "--sha", &s, "--env", "production"]);
     assert_code(&out, 5);
     assert!(text(&out).contains("is not available"), "{}", text(&out));
-    assert_eq!(production_deployments(&p), Vec::<String>::new());
+    assert_eq!(production_deployments(p), Vec::<String>::new());
     assert!(t.running(&p.name).is_empty());
 }

@@ -140,28 +140,29 @@ fn assert_drift_reads_the_services(t: &TlsEngine, p: &Project) {
 
 #[test]
 fn a_swarm_environment_is_created_updated_rolled_back_by_the_swarm_and_by_ledger() {
-    let Some(Remote { t, p, .. }) = remote(true) else {
+    let Some(r) = remote(true) else {
         return;
     };
+    let Remote { t, p } = &r;
     let manager = t.docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"]);
     assert_eq!(
         manager, "true",
         "the second engine is a swarm manager (.ci/tls-engine.sh)"
     );
-    configure(&p, &t, false);
+    configure(p, t, false);
     let (first, second, bad) = (p.sha(1), p.sha(2), p.sha(3));
 
     p.run_through(&first, "decide");
-    assert_runs(&t, &p, &first);
+    assert_runs(t, p, &first);
     let created = p.repo.predicate(&format!("infra/{first}/deployment.json"));
-    let (service_id, created_version) = assert_recorded(&t, &created, &first);
+    let (service_id, created_version) = assert_recorded(t, &created, &first);
     assert_eq!(created["previous_release"], Value::Null);
-    assert_drift_reads_the_services(&t, &p);
+    assert_drift_reads_the_services(t, p);
 
     p.run_through(&second, "decide");
-    assert_runs(&t, &p, &second);
+    assert_runs(t, p, &second);
     let updated = p.repo.predicate(&format!("infra/{second}/deployment.json"));
-    let (same_id, version) = assert_recorded(&t, &updated, &second);
+    let (same_id, version) = assert_recorded(t, &updated, &second);
     assert_eq!(same_id, service_id, "updated in place, not replaced");
     assert!(version > created_version, "{version} > {created_version}");
     assert_eq!(updated["previous_release"], first.as_str());
@@ -169,7 +170,7 @@ fn a_swarm_environment_is_created_updated_rolled_back_by_the_swarm_and_by_ledger
     // A release whose worker never gets healthy: the swarm rolls the worker's update
     // back, ledger the api's (which had converged); the deploy fails (exit 1) having
     // restored the release before on both.
-    configure(&p, &t, true);
+    configure(p, t, true);
     p.run_through(&bad, "publish");
     let out = p.ledger(&["stage", "deploy", "--sha", &bad]);
     assert_code(&out, 1);
@@ -178,14 +179,14 @@ fn a_swarm_environment_is_created_updated_rolled_back_by_the_swarm_and_by_ledger
     assert_eq!(failed["failure"]["restored"], true, "{failed}");
     assert_eq!(failed["previous_release"], second.as_str());
     assert_eq!(failed["services"], Value::Null, "{failed}");
-    assert_runs(&t, &p, &second);
+    assert_runs(t, p, &second);
     assert_code(&p.ledger(&["status", "--drift"]), 0);
 
     // `ledger rollback` to the first (promoted) release updates the service again.
-    configure(&p, &t, false);
+    configure(p, t, false);
     let out = p.ledger(&["rollback", "--to", &first, "--current-config"]);
     assert_code(&out, 0);
-    assert_runs(&t, &p, &first);
+    assert_runs(t, p, &first);
     for sha in [&first, &second, &bad] {
         assert_code(&p.ledger(&["verify", sha]), 0);
     }
@@ -193,9 +194,10 @@ fn a_swarm_environment_is_created_updated_rolled_back_by_the_swarm_and_by_ledger
 
 #[test]
 fn a_swarm_environment_on_an_engine_outside_a_swarm_is_refused() {
-    let Some(Remote { p, .. }) = remote(true) else {
+    let Some(r) = remote(true) else {
         return;
     };
+    let Remote { p, .. } = &r;
     // The runner's own engine, unless it happens to manage a swarm itself.
     let own = std::process::Command::new("docker")
         .args(["info", "--format", "{{.Swarm.ControlAvailable}}"])
@@ -206,7 +208,7 @@ fn a_swarm_environment_on_an_engine_outside_a_swarm_is_refused() {
         return;
     }
     let env = environment_toml("production", p.port, "127.0.0.1", "target = \"swarm\"", "");
-    write_config(&p, &[env]);
+    write_config(p, &[env]);
     let s = p.sha(9);
     p.run_through(&s, "publish");
     let out = p.ledger(&["stage", "deploy", "--sha", &s]);
@@ -252,10 +254,11 @@ fn swarm_nodes_pull_from_an_authenticated_registry_with_the_login_ledger_passes(
 /// api too, which had converged) and records the failure without a restore.
 #[test]
 fn a_first_swarm_deploy_that_never_converges_leaves_no_service_behind() {
-    let Some(Remote { t, p, .. }) = remote(true) else {
+    let Some(r) = remote(true) else {
         return;
     };
-    configure(&p, &t, true);
+    let Remote { t, p } = &r;
+    configure(p, t, true);
     let s = p.sha(5);
     p.run_through(&s, "publish");
     let out = p.ledger(&["stage", "deploy", "--sha", &s]);
@@ -264,5 +267,5 @@ fn a_first_swarm_deploy_that_never_converges_leaves_no_service_behind() {
     assert_eq!(failed["failure"]["restored"], false, "{failed}");
     let why = failed["failure"]["message"].as_str().unwrap();
     assert!(why.contains("did not run 2 healthy replica(s)"), "{why}");
-    assert_eq!(services(&t, &p), Vec::<(String, String, String)>::new());
+    assert_eq!(services(t, p), Vec::<(String, String, String)>::new());
 }
