@@ -378,3 +378,6 @@ mod cloud {
         Ok((Arc::new(store), shown(bucket, endpoint)))
     }
 }
+
+#[cfg(test)]
+mod tests;

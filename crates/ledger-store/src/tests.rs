@@ -4,7 +4,7 @@
 //! real OS processes racing for the same keys over hundreds of rounds.
 
 use super::*;
-use crate::testing::{self, Race, Racer, S3Server};
+use crate::testing::{self, Race, Racer};
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -311,103 +311,6 @@ async fn the_probe_proves_create_only_writes() {
         let stored = store.get(&key).await.unwrap().unwrap();
         assert_eq!(stored, &b"write-once probe by tests\n"[..]);
     }
-}
-
-#[test]
-fn locations() {
-    assert_eq!(
-        StoreLocation::parse("file:///tmp/x").unwrap(),
-        StoreLocation::Local("/tmp/x".into())
-    );
-    assert_eq!(
-        StoreLocation::parse("relative/dir").unwrap(),
-        StoreLocation::Local("relative/dir".into())
-    );
-    let StoreLocation::Bucket(b) = StoreLocation::parse("s3://evidence/team/app/").unwrap() else {
-        panic!("not a bucket")
-    };
-    assert_eq!(
-        (b.service, b.name.as_str(), b.prefix.as_str()),
-        (Service::S3, "evidence", "team/app")
-    );
-    assert_eq!(b.to_string(), "s3://evidence/team/app");
-    let StoreLocation::Bucket(b) = StoreLocation::parse("gs://bkt").unwrap() else {
-        panic!("not a bucket")
-    };
-    assert_eq!((b.service, b.prefix.as_str()), (Service::Gcs, ""));
-    for (bad, says) in [
-        ("ftp://x", "not supported"),
-        ("", "empty"),
-        ("s3://", "bucket name is missing"),
-        ("s3:///prefix", "bucket name is missing"),
-        (
-            "s3://key:secret@bucket/p",
-            "credentials and endpoint in the environment",
-        ),
-        ("s3://bucket/a//b", "prefix"),
-        ("s3://bucket/a/../b", "prefix"),
-    ] {
-        let e = StoreLocation::parse(bad).unwrap_err().to_string();
-        assert!(e.contains(says), "{bad:?}: {e}");
-    }
-}
-
-#[cfg(not(feature = "gcs"))]
-#[tokio::test]
-async fn a_backend_left_out_of_the_build_says_so() {
-    let e = Store::open(StoreLocation::parse("gs://bucket/p").unwrap())
-        .await
-        .unwrap_err();
-    assert!(matches!(e, StoreError::Unsupported { .. }), "{e}");
-    assert!(e.to_string().contains("`gcs`"), "{e}");
-}
-
-#[tokio::test]
-async fn an_unreachable_server_fails_fast_naming_the_endpoint() {
-    // A loopback port nothing listens on: connection refused, retried a few times.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = S3Server {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        strict_endpoint: String::new(),
-        bucket: "nowhere".into(),
-        access_key_id: "id".into(),
-        secret_access_key: "secret".into(),
-    };
-    let e = server.open("p").await.unwrap_err();
-    assert!(matches!(e, StoreError::Unreachable { .. }), "{e}");
-    let msg = e.to_string();
-    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
-    assert!(msg.contains("s3://nowhere/p"), "{msg}");
-}
-
-#[tokio::test]
-async fn wrong_credentials_are_refused_naming_the_endpoint() {
-    let Some(mut server) = S3Server::from_env() else {
-        return;
-    };
-    server.endpoint = server.strict_endpoint.clone();
-    server.secret_access_key = "not-the-secret".into();
-    server.access_key_id = "AKIANOTAKEY".into();
-    let e = server.open("wrong-credentials").await.unwrap_err();
-    assert!(matches!(e, StoreError::Denied { .. }), "{e}");
-    let msg = e.to_string();
-    assert!(msg.contains(&server.endpoint), "{msg}");
-    assert!(msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
-    assert!(!msg.contains("not-the-secret"), "{msg}");
-}
-
-#[tokio::test]
-async fn a_missing_bucket_is_reported_at_open() {
-    let Some(mut server) = S3Server::from_env() else {
-        return;
-    };
-    server.bucket = "no-such-bucket-for-ledger".into();
-    let e = server.open("p").await.unwrap_err();
-    assert!(e.to_string().contains("no-such-bucket-for-ledger"), "{e}");
 }
 
 // --- Races between real OS processes (see `testing::Race`) ---------------------------
