@@ -63,11 +63,10 @@ fn verify_all_counts_every_chain_and_names_each_tampered_one(backend: Backend) {
 
 /// Records [`CHAINS`] chains of [`PER_CHAIN`] and checks `verify --all` counts them all.
 fn record_chains_that_all_verify(repo: &Repo) {
-    for n in 0..CHAINS {
-        for kind in PER_CHAIN {
-            repo.record(kind, &sha_n(n), |_| {});
-        }
-    }
+    let all: Vec<(ArtifactKind, String)> = (0..CHAINS)
+        .flat_map(|n| PER_CHAIN.map(|kind| (kind, sha_n(n))))
+        .collect();
+    repo.record_each(&all);
     let out = repo.ledger(&["verify", "--all", "--json"]);
     assert_code(&out, 0);
     let clean = json(&out);
