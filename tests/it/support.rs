@@ -17,6 +17,11 @@ pub fn zone_key(stage: Stage) -> &'static str {
     }
 }
 
+/// The envelope `ledger` stores: the statement signed with `key`.
+fn signed(statement: &Statement, key: &SigningKey) -> Vec<u8> {
+    Envelope::sign(statement, key).to_bytes()
+}
+
 /// See [`Repo::in_process`].
 pub struct InProcess {
     pub(crate) rt: tokio::runtime::Runtime,
@@ -81,9 +86,7 @@ impl crate::Repo {
         key_file: &str,
         edit: impl FnOnce(&mut Value),
     ) -> String {
-        self.block_on(self.record_async(kind, sha, key_file, edit, |st, key| {
-            Envelope::sign(st, key).to_bytes()
-        }))
+        self.block_on(self.record_async(kind, sha, key_file, edit, signed))
     }
 
     /// [`Repo::record`], but the stored bytes are what `seal` makes of the statement
@@ -114,8 +117,7 @@ impl crate::Repo {
             let policy = self.signed_policy(&store).await;
             for (kind, sha) in items {
                 let key_file = zone_key(kind.stage());
-                let seal = |st: &Statement, key: &SigningKey| Envelope::sign(st, key).to_bytes();
-                self.record_in(&store, &policy, *kind, sha, key_file, |_| {}, seal)
+                self.record_in(&store, &policy, *kind, sha, key_file, |_| {}, signed)
                     .await;
             }
         });

@@ -1,7 +1,8 @@
 //! Store tests on both real backends: the local file system always, and the S3 server
 //! `.ci/run` starts on loopback (see [`crate::testing`]). Write-once, idempotent
-//! retries, attempt discovery, key validation, unreachable and refused servers, and
-//! real OS processes racing for the same keys over hundreds of rounds.
+//! retries, attempt discovery, key validation, and real OS processes racing for the
+//! same keys over hundreds of rounds. Opening a location (unreachable and refused
+//! servers among it) is tested in `location/tests.rs`.
 
 use super::*;
 use crate::testing::{self, Race, Racer};

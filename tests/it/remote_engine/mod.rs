@@ -105,22 +105,8 @@ fn remove_from(socket: &str, project: &str) {
     }
 }
 
-/// Removes the project's services, containers and images from the second engine when
-/// dropped (the project's own drop cleans the runner's engine), for a test that builds
-/// its fixture by hand.
-struct RemoteCleanup {
-    socket: String,
-    project: String,
-}
-
-impl Drop for RemoteCleanup {
-    fn drop(&mut self) {
-        remove_from(&self.socket, &self.project);
-    }
-}
-
-/// What each test here starts from: the second engine and a project pushing to the
-/// test registry (or none). Dropping it removes what the project left on the second
+/// What each test here starts from: the second engine and a project pushing to a
+/// registry (the test registry, another, or none). Dropping it removes what the project left on the second
 /// engine. The cleanup is `Remote`'s own `Drop`, not a field's: a field left out of a
 /// destructuring pattern (`let Remote { t, p, .. } = remote(…)`) is dropped at once,
 /// which once left every test's swarm services running (health checks and all) for the

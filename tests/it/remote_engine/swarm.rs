@@ -12,7 +12,7 @@
 //! along with the service, and it is stored and printed nowhere. A first deploy that
 //! never converges leaves no service behind.
 
-use super::{on_engine, remote, tls_engine, write_config, Remote, RemoteCleanup, TlsEngine};
+use super::{on_engine, remote, tls_engine, write_config, Remote, TlsEngine};
 use crate::assert_code;
 use crate::auth_registry::{assert_no_secret_anywhere, auth_registry, Runner, Setup};
 use crate::project::{engine, environment_toml, Project};
@@ -228,14 +228,14 @@ fn swarm_nodes_pull_from_an_authenticated_registry_with_the_login_ledger_passes(
     let Some(t) = tls_engine() else { return };
     let Some(r) = auth_registry() else { return };
     let login = Setup::new(&r);
-    let p = Project::new(Some(r.host.clone()));
-    let _cleanup = RemoteCleanup {
-        socket: t.socket.clone(),
-        project: p.name.clone(),
+    let fixture = Remote {
+        t,
+        p: Project::new(Some(r.host.clone())),
     };
-    configure(&p, &t, false);
+    let Remote { t, p } = &fixture;
+    configure(p, t, false);
     let ledger = Runner {
-        p: &p,
+        p,
         printed: Default::default(),
     };
     let sha = p.sha(1);
@@ -245,8 +245,8 @@ fn swarm_nodes_pull_from_an_authenticated_registry_with_the_login_ledger_passes(
     }
     // The second engine never logged in anywhere: its tasks pulled with the
     // credential that came with the service.
-    assert_runs(&t, &p, &sha);
-    assert_no_secret_anywhere(&p, &r, &ledger.printed.borrow());
+    assert_runs(t, p, &sha);
+    assert_no_secret_anywhere(p, &r, &ledger.printed.borrow());
 }
 
 /// A first deploy whose worker never gets healthy: there is no spec before to roll
