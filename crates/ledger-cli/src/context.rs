@@ -121,8 +121,9 @@ pub async fn log_what_was_written() -> Result<()> {
 }
 
 /// With `LEDGER_COUNT_REQUESTS=FILE`, appends the requests this process made to its
-/// stores (one JSON line: get, head, put, list) to FILE: how `cargo xtask bench`
-/// counts each stage's round trips. A measurement aid; it never fails the command.
+/// stores (one JSON line: get, head, put, list, the gets repeated, the round trips)
+/// to FILE: how `cargo xtask bench` and the tests count each stage's requests. A
+/// measurement aid; it never fails the command.
 fn count_requests(stores: &[Store]) {
     let Some(path) = std::env::var_os("LEDGER_COUNT_REQUESTS") else {
         return;

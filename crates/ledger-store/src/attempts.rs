@@ -116,12 +116,13 @@ impl Store {
         dirs.dedup();
         let mut out = std::collections::BTreeSet::new();
         for dir in dirs {
-            self.requests.add(crate::Kind::List, 1);
+            let trip = self.requests.add(crate::Kind::List);
             let listing = self
                 .inner
                 .list_with_delimiter(Some(&Path::from(dir)))
                 .await
                 .map_err(|e| self.unreachable(e))?;
+            drop(trip);
             for p in listing.common_prefixes {
                 if let Some(sha) = p.filename().and_then(|s| GitSha::parse(s).ok()) {
                     out.insert(sha);

@@ -150,13 +150,14 @@ impl Store {
     /// bucket is missing, the endpoint dead or the credentials refused.
     #[tracing::instrument(level = "debug", name = "store.check_reachable", skip_all)]
     pub async fn check_reachable(&self) -> Result<(), StoreError> {
-        self.requests.add(Kind::List, 1);
+        let trip = self.requests.add(Kind::List);
         let result = self
             .inner
             .list_with_delimiter(None)
             .await
             .map(|_| ())
             .map_err(|e| self.unreachable(e));
+        drop(trip);
         if result.is_ok() {
             tracing::debug!("reachable");
         }
@@ -216,12 +217,14 @@ impl Store {
         self.check_local_path(key.as_str(), local::Last::File)?;
         let path = Path::from(key.as_str());
         let opts = PutOptions::from(PutMode::Create);
-        self.requests.add(Kind::Put, 1);
-        match self
+        let trip = self.requests.add(Kind::Put);
+        let put = self
             .inner
             .put_opts(&path, PutPayload::from(bytes.clone()), opts)
-            .await
-        {
+            .await;
+        // Ended before the read-back below, which is a round trip of its own.
+        drop(trip);
+        match put {
             Ok(_) => {
                 tracing::debug!(bytes = bytes.len(), "created");
                 self.note_written(key.as_str(), &bytes);
@@ -251,8 +254,10 @@ impl Store {
         key: &ObjectKey,
     ) -> Result<Option<std::time::SystemTime>, StoreError> {
         self.check_local_path(key.as_str(), local::Last::File)?;
-        self.requests.add(Kind::Head, 1);
-        log_failure(match self.inner.head(&Path::from(key.as_str())).await {
+        let trip = self.requests.add(Kind::Head);
+        let head = self.inner.head(&Path::from(key.as_str())).await;
+        drop(trip);
+        log_failure(match head {
             Ok(meta) => {
                 tracing::debug!("found");
                 Ok(Some(meta.last_modified.into()))
@@ -292,7 +297,7 @@ impl Store {
         key: &ObjectKey,
         limit: usize,
     ) -> Result<Option<Bytes>, StoreError> {
-        self.requests.read([key.as_str()]);
+        let _trip = self.requests.read([key.as_str()]);
         if let Some(root) = &self.local_root {
             let key = key.clone();
             return self
@@ -355,8 +360,13 @@ impl Store {
         T: Send + 'static,
         F: Fn(Bytes) -> T + Send + Sync + 'static,
     {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let result = if let Some(root) = &self.local_root {
-            self.requests.read(keys.iter().map(ObjectKey::as_str));
+            // One round trip: a bucket has every key of a bulk read in flight at once
+            // (up to `BULK_REQUESTS`).
+            let _trip = self.requests.read(keys.iter().map(ObjectKey::as_str));
             self.on_local_folder(root, move |root, location| {
                 local::map_many(root, location, &keys, limit, &map)
             })

@@ -58,7 +58,7 @@ impl Store {
         prefix: Option<&Path>,
         after: Option<&str>,
     ) -> Result<Vec<Listed>, StoreError> {
-        self.requests.add(Kind::List, 1);
+        let _trip = self.requests.add(Kind::List);
         if let Some(root) = &self.local_root {
             let prefix = prefix.map_or(String::new(), |p| p.as_ref().to_owned());
             let after = after.map(str::to_owned);

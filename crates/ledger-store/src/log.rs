@@ -63,8 +63,10 @@ impl Store {
 
     async fn entry_exists(&self, seq: u64) -> Result<bool, StoreError> {
         self.check_local_path(&tlog::entry_key(seq), crate::local::Last::File)?;
-        self.requests.add(crate::Kind::Head, 1);
-        match self.inner.head(&Path::from(tlog::entry_key(seq))).await {
+        let trip = self.requests.add(crate::Kind::Head);
+        let head = self.inner.head(&Path::from(tlog::entry_key(seq))).await;
+        drop(trip);
+        match head {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.unreachable(e)),

@@ -97,6 +97,10 @@ pub struct Requests {
     /// Of the gets, those of an object the process had read already.
     #[serde(default)]
     pub repeated: u64,
+    /// The longest run of requests made one after another (a bucket's latency is
+    /// paid once per round trip, however many requests are in flight together).
+    #[serde(default)]
+    pub round_trips: u64,
 }
 
 impl Requests {
@@ -117,9 +121,10 @@ impl std::fmt::Display for Requests {
             self.list
         )?;
         match self.repeated {
-            0 => Ok(()),
-            n => write!(f, ", {n} read again"),
+            0 => {}
+            n => write!(f, ", {n} read again")?,
         }
+        write!(f, "; {} round trips", self.round_trips)
     }
 }
 
