@@ -54,6 +54,7 @@ mod remote_engine;
 mod replay;
 mod report;
 mod robust_store;
+mod round_trips;
 mod runs;
 mod slsa_interop;
 mod source;

@@ -21,72 +21,13 @@ use ledger_store::{PutOutcome, Store, StoreError};
 use ledger_verify::read::{object_key, policy_key};
 use ledger_verify::{Evidence, SignedPolicy};
 use serde::Serialize;
-use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// The highest attempt number an evidence key can name (`….attempt-9999.json`).
 pub const MAX_ATTEMPT: u32 = 9999;
 
-/// How long a store call that keeps failing is retried before the store counts as
-/// down.
-pub const STORE_RETRY_BUDGET: Duration = Duration::from_secs(6);
-
-/// Jittered exponential pauses: between tries of a contended attempt (short, so a
-/// writer that lost a race tries the next number soon, but not in step with the
-/// others), and between retries of a failing store call (longer, within
-/// [`STORE_RETRY_BUDGET`]).
-#[derive(Debug)]
-pub struct Backoff {
-    contended: u32,
-    failed: u32,
-    since: Instant,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            contended: 0,
-            failed: 0,
-            since: Instant::now(),
-        }
-    }
-}
-
-impl Backoff {
-    /// Pauses after losing a race for an attempt: up to 2^n ms, at most 200 ms.
-    pub async fn contended(&mut self) {
-        self.contended = self.contended.saturating_add(1);
-        let cap = 1u64 << self.contended.min(8);
-        tokio::time::sleep(jitter(cap.min(200))).await;
-    }
-
-    /// Pauses before retrying a store call that failed; `false` (no pause) once
-    /// [`STORE_RETRY_BUDGET`] is spent: the store is down.
-    pub async fn failed(&mut self) -> bool {
-        if self.since.elapsed() >= STORE_RETRY_BUDGET {
-            return false;
-        }
-        self.failed = self.failed.saturating_add(1);
-        let cap = 50u64 << self.failed.min(5);
-        tokio::time::sleep(jitter(cap.min(1000))).await;
-        true
-    }
-}
-
-/// A random pause between `cap / 2` and `cap` milliseconds.
-fn jitter(cap: u64) -> Duration {
-    use rand_core::RngCore;
-    let half = cap / 2;
-    let extra = u64::from(rand_core::OsRng.next_u32()) % (cap - half).max(1);
-    Duration::from_millis(half + extra)
-}
-
-/// Whether a store error is worth retrying: a failure of the infrastructure (not a
-/// refusal of what was asked, which fails the same way again).
-pub fn transient(e: &StoreError) -> bool {
-    ledger_verify::ErrorClass::of_store(e) == ledger_verify::ErrorClass::Infrastructure
-        && !matches!(e, StoreError::AlreadyExists { .. })
-}
+mod backoff;
+pub use backoff::{transient, Backoff, STORE_RETRY_BUDGET};
 
 /// A predicate in the making: the header fields known before a stage's work starts.
 #[derive(Debug, Clone)]
@@ -308,11 +249,11 @@ impl Recorder<'_> {
         subjects: Vec<Subject>,
         predicate_for: impl Fn(u32) -> P,
     ) -> Result<(ArtifactRef, Sha256Digest), Error> {
+        let predicate_for = |attempt, _| predicate_for(attempt);
         let (r, digest, _) = self
-            .write_next_beside(kind, sha, env, subjects, None, |attempt, _| {
-                predicate_for(attempt)
-            })
+            .write_next_beside(kind, sha, env, subjects, None, predicate_for)
             .await?;
+        self.log_and_checkpoint().await?;
         Ok((r, digest))
     }
 
@@ -328,10 +269,29 @@ impl Recorder<'_> {
         companion: Option<Companion>,
         predicate_for: impl Fn(u32, Option<Input>) -> P,
     ) -> Result<(ArtifactRef, Sha256Digest, Option<Written>), Error> {
+        let written = self
+            .write_next_beside(kind, sha, None, subjects, companion, predicate_for)
+            .await?;
+        self.log_and_checkpoint().await?;
+        Ok(written)
+    }
+
+    /// [`Recorder::write_next_with`] without the log entry: the caller writes more,
+    /// then appends one entry naming all of it ([`Recorder::log_and_checkpoint`]).
+    pub async fn write_next_with_unlogged<P: Serialize>(
+        &self,
+        kind: ArtifactKind,
+        sha: &GitSha,
+        subjects: Vec<Subject>,
+        companion: Option<Companion>,
+        predicate_for: impl Fn(u32, Option<Input>) -> P,
+    ) -> Result<(ArtifactRef, Sha256Digest, Option<Written>), Error> {
         self.write_next_beside(kind, sha, None, subjects, companion, predicate_for)
             .await
     }
 
+    /// Writes the companion and artifact at the next free attempt; the caller
+    /// appends the log entry naming them.
     async fn write_next_beside<P: Serialize>(
         &self,
         kind: ArtifactKind,
@@ -352,10 +312,7 @@ impl Recorder<'_> {
                 .write_pair(&r, sealed.as_ref(), &subjects, &predicate_for)
                 .await
             {
-                Ok((digest, written)) => {
-                    self.log_and_checkpoint().await?;
-                    return Ok((r, digest, written));
-                }
+                Ok((digest, written)) => return Ok((r, digest, written)),
                 Err(Error::Store(StoreError::AlreadyExists { .. })) => {
                     attempt += 1;
                     backoff.contended().await;

@@ -120,12 +120,19 @@ pub async fn begin(
     let mut evidence = Evidence::new(rec.store, rec.policy).in_env(env);
     let now = OffsetDateTime::now_utc();
     let also = read_by_work(rec, stage);
-    let (report, gathered) =
-        gate::check_stage_gathering(&mut evidence, stage, sha, now, also).await?;
+    // The stage's own objects are listed beside the gate's reads, not after them:
+    // independent requests, one round trip instead of two.
+    let gate = async {
+        gate::check_stage_gathering(&mut evidence, stage, sha, now, also)
+            .await
+            .map_err(Error::from)
+    };
+    let ((report, gathered), own) =
+        futures::future::try_join(gate, own_objects(rec, stage, sha)).await?;
     if !report.allowed() {
         return Err(Error::Denied(Box::new(report)));
     }
-    adopt_unlogged(&mut evidence, stage, sha).await?;
+    adopt_unlogged(&mut evidence, own).await?;
     rec.store_policy_unless_read(Some(&evidence)).await?;
     Ok(Passed {
         report,
@@ -134,22 +141,30 @@ pub async fn begin(
     })
 }
 
-/// Objects of `stage` for `sha` that exist but the log does not name: what a
-/// `ledger` killed between writing them and logging them left. This run's log entry
-/// names them too, so a crash costs an attempt, never the log's completeness.
-async fn adopt_unlogged(
-    evidence: &mut Evidence<'_>,
-    stage: Stage,
-    sha: &GitSha,
-) -> Result<(), Error> {
-    let store = evidence.store();
-    let mut listed = Vec::new();
-    for kind in ledger_core::ArtifactKind::ALL
+/// Every object stored under the prefixes of `stage`'s kinds for `sha`, listed
+/// concurrently.
+async fn own_objects(rec: &Recorder<'_>, stage: Stage, sha: &GitSha) -> Result<Vec<String>, Error> {
+    let mut prefixes: Vec<String> = ledger_core::ArtifactKind::ALL
         .into_iter()
         .filter(|k| k.stage() == stage)
-    {
-        listed.extend(store.list(&kind.prefix(sha)).await?);
-    }
+        .map(|k| k.prefix(sha))
+        .collect();
+    // Kinds may share a folder (a smoke run is stored beside its deployment).
+    prefixes.sort();
+    prefixes.dedup();
+    let listed = futures::future::try_join_all(prefixes.iter().map(|p| rec.store.list(p))).await?;
+    let mut listed: Vec<String> = listed.into_iter().flatten().collect();
+    listed.sort();
+    listed.dedup();
+    Ok(listed)
+}
+
+/// Objects of the stage (`listed`, by [`own_objects`]) that exist but the log does
+/// not name: what a `ledger` killed between writing them and logging them left. This
+/// run's log entry names them too, so a crash costs an attempt, never the log's
+/// completeness.
+async fn adopt_unlogged(evidence: &mut Evidence<'_>, listed: Vec<String>) -> Result<(), Error> {
+    let store = evidence.store();
     let index = evidence.log_index().await?;
     if index.is_empty() || listed.iter().all(|k| index.get(k).is_some()) {
         return Ok(());

@@ -10,8 +10,8 @@
 use crate::error::Error;
 use crate::layout::{header_problems, read_predicate, result_problems, statement_problems};
 use crate::read::{
-    found_one, log_object_key, object_key, policy_key, read_objects, Fetched, Found, Snapshot,
-    MAX_LOG_BYTES,
+    found_one, log_object_key, object_key, policy_key, read_objects, Fetched, Found, ReadObjects,
+    Snapshot, MAX_LOG_BYTES,
 };
 use crate::trust::SignedPolicy;
 pub use crate::typed::{AnyPredicate, Typed};
@@ -175,6 +175,9 @@ pub struct Evidence<'a> {
     env: Option<EnvName>,
     /// The store's log, read on first need (`tlog`).
     pub(crate) log: Option<std::sync::Arc<crate::tlog::LogIndex>>,
+    /// The newest stored checkpoint over the log read from this start, read beside
+    /// the log by a gate (`gate::reads`) for [`Evidence::log_head_problems`].
+    pub(crate) newest_checkpoint: Option<(crate::tlog::Start, crate::tlog::StoredCheckpoints)>,
 }
 
 impl<'a> Evidence<'a> {
@@ -188,6 +191,7 @@ impl<'a> Evidence<'a> {
             snapshot: None,
             env: None,
             log: None,
+            newest_checkpoint: None,
         }
     }
 
@@ -457,17 +461,33 @@ impl<'a> Evidence<'a> {
         self.read_ahead(&keys).await
     }
 
+    /// Keeps what a bulk read found present (an absence is not remembered: the
+    /// object may be stored later in this process, as a stage stores its policy).
+    pub(crate) fn remember_present(&mut self, read: ReadObjects) {
+        self.cache
+            .extend(read.envelopes.into_iter().filter(|(_, f)| f.is_some()));
+        self.log_cache
+            .extend(read.log_digests.into_iter().filter(|(_, f)| f.is_some()));
+    }
+
+    /// Keys of `keys` this verifier has not read yet.
+    pub(crate) fn unread(&self, keys: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut unread: Vec<String> = keys
+            .into_iter()
+            .filter(|k| !self.cache.contains_key(k) && !self.log_cache.contains_key(k))
+            .collect();
+        unread.sort();
+        unread.dedup();
+        unread
+    }
+
     /// Reads every one of `keys` into the cache in one bulk read (captured logs only
     /// hashed), so that checking them afterwards waits on no read of its own.
     pub(crate) async fn read_ahead(&mut self, keys: &[String]) -> Result<(), Error> {
         if self.snapshot.is_some() {
             return Ok(());
         }
-        let unread: Vec<String> = keys
-            .iter()
-            .filter(|k| !self.cache.contains_key(*k) && !self.log_cache.contains_key(*k))
-            .cloned()
-            .collect();
+        let unread = self.unread(keys.iter().cloned());
         let read = read_objects(self.store, &unread).await?;
         self.cache.extend(read.envelopes);
         self.log_cache.extend(read.log_digests);

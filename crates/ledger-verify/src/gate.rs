@@ -15,6 +15,8 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
+mod reads;
+
 /// A gate's verdict and the evidence it used.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateReport {
@@ -60,6 +62,17 @@ pub async fn gather(
     sha: &GitSha,
     stages: impl IntoIterator<Item = Stage>,
 ) -> Result<Gathered, Error> {
+    gather_reading(evidence, sha, stages, false).await
+}
+
+/// [`gather`], reading the newest checkpoint beside the log when `checkpoint` (for
+/// [`Evidence::log_head_problems`], which a stage's gate asks next).
+async fn gather_reading(
+    evidence: &mut Evidence<'_>,
+    sha: &GitSha,
+    stages: impl IntoIterator<Item = Stage>,
+    checkpoint: bool,
+) -> Result<Gathered, Error> {
     let mut wanted: Vec<Stage> = Vec::new();
     for stage in stages {
         if !wanted.contains(&stage) {
@@ -90,7 +103,7 @@ pub async fn gather(
         })
         .collect();
     evidence.read_ahead_refs(&newest).await?;
-    evidence.read_log_for(&newest).await?;
+    evidence.read_for_gate(&newest, checkpoint).await?;
     let mut latest: Vec<Option<ArtifactRef>> = Vec::with_capacity(wanted.len());
     for (stage, attempts) in wanted.iter().zip(&listed) {
         let kind = stage.primary_artifact();
@@ -229,7 +242,7 @@ pub async fn check_stage_gathering(
     let gate = evidence.policy().gate(stage);
     let rule = format!("/stages/{stage}");
     let stages = gate.requires.iter().map(|r| r.stage).chain(also);
-    let gathered = gather(evidence, sha, stages).await?;
+    let gathered = gather_reading(evidence, sha, stages, true).await?;
     let mut report = judge(stage.as_str(), &rule, &gate, sha, &gathered, now);
     // A log with a hole, or cut below a checkpoint a trusted key signed, cannot say
     // which attempt is the latest: no stage runs on it.

@@ -4,7 +4,6 @@
 
 use crate::error::Error;
 use crate::evidence::Evidence;
-use crate::read::object_key;
 use crate::tlog::{LogIndex, Start, NO_LOG};
 use ledger_core::tlog::LogHead;
 use ledger_core::{ArtifactKind, ArtifactRef, EnvName, GitSha, Sha256Digest};
@@ -32,8 +31,18 @@ impl Evidence<'_> {
         let keys: Vec<&ledger_core::PublicKey> =
             self.policy().keys().iter().map(|k| &k.key).collect();
         let mut problems = index.problems.clone();
-        problems
-            .extend(crate::tlog::check_stored_checkpoints(self.store, &index, &keys, true).await?);
+        // The newest checkpoint, read beside this very part of the log by the gate
+        // (`gate::reads`), else read now.
+        let read_beside = self
+            .newest_checkpoint
+            .take()
+            .filter(|(start, _)| *start == index.start());
+        problems.extend(match read_beside {
+            Some((_, stored)) => {
+                crate::tlog::check_read_checkpoints(self.store, &index, stored, &keys).await?
+            }
+            None => crate::tlog::check_stored_checkpoints(self.store, &index, &keys, true).await?,
+        });
         Ok(problems)
     }
 
@@ -51,12 +60,7 @@ impl Evidence<'_> {
     /// Makes the log read so far show the head at `head` and everything after it
     /// (`None`: the whole log), reading it again from there when it does not.
     pub async fn read_log_covering(&mut self, head: Option<LogHead>) -> Result<(), Error> {
-        let covered = self.log.as_ref().is_some_and(|index| match head {
-            Some(head) => index.covers(head.size),
-            None => index.start() == Start::Whole,
-        });
-        if !covered {
-            let start = head.map_or(Start::Whole, Start::At);
+        if let Some(start) = self.start_covering(head) {
             self.log = Some(Arc::new(LogIndex::read_from(self.store, start).await?));
         }
         Ok(())
@@ -67,25 +71,42 @@ impl Evidence<'_> {
     /// none or does not read), unless that much was read already. With no `refs`,
     /// only the last entry: a gate that relies on no evidence needs the head alone.
     pub async fn read_log_for(&mut self, refs: &[ArtifactRef]) -> Result<(), Error> {
+        if let Some(start) = self.log_start_for(refs).await? {
+            self.log = Some(Arc::new(LogIndex::read_from(self.store, start).await?));
+        }
+        Ok(())
+    }
+
+    /// Where [`Evidence::read_log_for`] reads the log from; `None` when what was read
+    /// already covers it.
+    pub(crate) async fn log_start_for(
+        &mut self,
+        refs: &[ArtifactRef],
+    ) -> Result<Option<Start>, Error> {
         if refs.is_empty() {
-            if self.log.is_none() {
-                self.log = Some(Arc::new(
-                    LogIndex::read_from(self.store, Start::Last).await?,
-                ));
-            }
-            return Ok(());
+            return Ok(self.log.is_none().then_some(Start::Last));
         }
         let mut oldest: Option<LogHead> = None;
         for r in refs {
             let Some(head) = self.log_head_hint(r).await? else {
-                return self.read_log_covering(None).await;
+                return Ok(self.start_covering(None));
             };
             oldest = Some(match oldest {
                 Some(o) if o.size <= head.size => o,
                 _ => head,
             });
         }
-        self.read_log_covering(oldest).await
+        Ok(self.start_covering(oldest))
+    }
+
+    /// Where to read the log from to show `head` and everything after it (`None`:
+    /// the whole log); `None` when what was read already does.
+    fn start_covering(&self, head: Option<LogHead>) -> Option<Start> {
+        let covered = self.log.as_ref().is_some_and(|index| match head {
+            Some(head) => index.covers(head.size),
+            None => index.start() == Start::Whole,
+        });
+        (!covered).then(|| head.map_or(Start::Whole, Start::At))
     }
 
     /// The log head `r`'s evidence says its gate read, taken from the stored
@@ -93,22 +114,7 @@ impl Evidence<'_> {
     /// Evidence that was altered fails its own check later; `None` (no such field,
     /// or the object does not read) means reading the log whole.
     pub async fn log_head_hint(&mut self, r: &ArtifactRef) -> Result<Option<LogHead>, Error> {
-        #[derive(serde::Deserialize)]
-        struct Recorded {
-            #[serde(default)]
-            log_head: Option<LogHead>,
-        }
-        let Some(Ok(fetched)) = self.fetch(&object_key(r)).await? else {
-            return Ok(None);
-        };
-        let Ok(parsed) = ledger_core::dsse::Envelope::parse(&fetched.bytes) else {
-            return Ok(None);
-        };
-        Ok(
-            serde_json::from_value::<Recorded>(parsed.statement.predicate)
-                .ok()
-                .and_then(|r| r.log_head),
-        )
+        Ok(self.named(r).await?.and_then(|named| named.log_head))
     }
 
     /// The latest attempt of `kind` for `sha` (in `env`) the log names, given the

@@ -27,8 +27,9 @@ use std::collections::HashMap;
 
 mod checkpoints;
 pub use checkpoints::{
-    check_checkpoint, check_stored_checkpoints, checkpoint_problems, read_checkpoints,
-    verify_checkpoints, CheckpointVerdict, StoredCheckpoints,
+    check_checkpoint, check_read_checkpoints, check_stored_checkpoints, checkpoint_problems,
+    read_checkpoints, read_checkpoints_from, verify_checkpoints, CheckpointVerdict,
+    StoredCheckpoints,
 };
 
 /// Where a logged object was named, and with which digest.

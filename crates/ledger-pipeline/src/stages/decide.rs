@@ -127,8 +127,12 @@ pub async fn run_decide(
         companion,
     )
     .await?;
-    let (timing_key, lead_time_ms) =
-        write_timing(rec, &verified, &draft, finished_at, decision_ref).await?;
+    let timing = write_timing(rec, &verified, &draft, finished_at, decision_ref).await;
+    // One log entry names the decision, its VSA and the timing, all written without
+    // one: two round trips fewer than an entry and a checkpoint each. The decision is
+    // logged even when the timing could not be written.
+    rec.log_and_checkpoint().await?;
+    let (timing_key, lead_time_ms) = timing?;
     let attestations = match (facts, written) {
         (Some(release), Some(vsa)) => Some(attach_release(rec, &release, vsa).await),
         _ => None,
@@ -221,7 +225,7 @@ async fn write_decision(
     };
     let subjects = vec![Subject::git(&req.sha)];
     let (r, digest, written) = rec
-        .write_next_with(
+        .write_next_with_unlogged(
             ArtifactKind::Decision,
             &req.sha,
             subjects,
@@ -288,12 +292,13 @@ async fn write_timing(
         ),
         ..draft.clone()
     };
-    let (timing_ref, _) = rec
-        .write_next(
+    let (timing_ref, _, _) = rec
+        .write_next_with_unlogged(
             ArtifactKind::Timing,
             &draft.sha,
             vec![Subject::git(&draft.sha)],
-            |attempt| TimingPredicate {
+            None,
+            |attempt, _| TimingPredicate {
                 header: timing.header(attempt, finished_at, Outcome::Pass),
                 stages: times.clone(),
                 lead_time_ms,

@@ -24,15 +24,23 @@ pub async fn read_checkpoints(
     index: &LogIndex,
     newest_only: bool,
 ) -> Result<StoredCheckpoints, Error> {
-    let mut listed = if index.start == Start::Whole {
+    read_checkpoints_from(store, index.start, index.first, newest_only).await
+}
+
+/// [`read_checkpoints`] of a log read from `start` whose first entry is `first`
+/// (both known before the log is read, except for [`Start::Last`]), so that the
+/// checkpoints can be read at the same time as the log.
+pub async fn read_checkpoints_from(
+    store: &Store,
+    start: Start,
+    first: u64,
+    newest_only: bool,
+) -> Result<StoredCheckpoints, Error> {
+    let mut listed = if start == Start::Whole {
         store.list(tlog::CHECKPOINT_PREFIX).await?
     } else {
         // Keys sort by size: `checkpoints/<size>` sorts just before its own keys.
-        let from = format!(
-            "{}{:016}",
-            tlog::CHECKPOINT_PREFIX,
-            index.first.saturating_sub(1)
-        );
+        let from = format!("{}{:016}", tlog::CHECKPOINT_PREFIX, first.saturating_sub(1));
         store.list_after(tlog::CHECKPOINT_PREFIX, &from).await?
     };
     listed.sort();
@@ -115,6 +123,17 @@ pub async fn check_stored_checkpoints(
     newest_only: bool,
 ) -> Result<Vec<String>, Error> {
     let stored = read_checkpoints(store, index, newest_only).await?;
+    check_read_checkpoints(store, index, stored, keys).await
+}
+
+/// Verifies checkpoints read already (`stored`) against `keys` and `index`; returns
+/// problems.
+pub async fn check_read_checkpoints(
+    store: &Store,
+    index: &LogIndex,
+    stored: StoredCheckpoints,
+    keys: &[&PublicKey],
+) -> Result<Vec<String>, Error> {
     let verdicts = verify_checkpoints(&stored, index, keys);
     checkpoint_problems(store, index.start, stored, verdicts, keys).await
 }
