@@ -10,9 +10,12 @@
 //! left to a process default, and reqwest is handed this configuration whole, so the
 //! roots a registry is checked against are exactly these.
 
-use rustls::pki_types::{pem::PemObject, CertificateDer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The variable that moves Docker's certificates directory for `ledger`.
 pub const CERTS_DIR_VAR: &str = "LEDGER_REGISTRY_CERTS_DIR";
@@ -60,27 +63,114 @@ pub fn with_ca_file(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Stri
     with_roots(extra)
 }
 
-/// System roots plus `extra`, over ring, HTTP/1.1.
+/// System roots plus `extra`, over ring, HTTP/1.1. The system's roots are read
+/// when the first certificate is checked ([`LazyRoots`]); `extra` is checked now.
 fn with_roots(
     extra: Vec<(PathBuf, CertificateDer<'static>)>,
 ) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let system = rustls_native_certs::load_native_certs();
-    let (added, _unparsable) = roots.add_parsable_certificates(system.certs);
-    tracing::debug!(system_roots = added, "loaded");
-    for (path, cert) in extra {
-        roots
-            .add(cert)
-            .map_err(|e| format!("CA certificate {} is not usable: {e}", path.display()))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let verifier = Arc::new(LazyRoots::with(extra)?);
+    let mut config = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// rustls' own certificate check (`WebPkiServerVerifier`) over the system's roots
+/// plus `extra`, with the system's roots read the first time a certificate is
+/// checked instead of when the client is made: that is about 150 files and 4 ms,
+/// which a command that makes a client and then speaks only plain HTTP (smoke
+/// checks of `http://` URLs, a registry on loopback without TLS) never needs. Once
+/// read, every check is the standard verifier's; nothing is accepted that it would
+/// refuse.
+#[derive(Debug)]
+struct LazyRoots {
+    extra: rustls::RootCertStore,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// The verifier, once made; `None` when there is no root at all (every
+    /// certificate is then of an unknown issuer, as with an empty root store).
+    loaded: OnceLock<Option<Arc<WebPkiServerVerifier>>>,
+}
+
+impl LazyRoots {
+    /// Over `extra`, each checked now (a CA file's problem is a setup error).
+    fn with(extra: Vec<(PathBuf, CertificateDer<'static>)>) -> Result<LazyRoots, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for (path, cert) in extra {
+            roots
+                .add(cert)
+                .map_err(|e| format!("CA certificate {} is not usable: {e}", path.display()))?;
+        }
+        Ok(LazyRoots {
+            extra: roots,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            loaded: OnceLock::new(),
+        })
+    }
+
+    fn verifier(&self) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
+        self.loaded
+            .get_or_init(|| {
+                let mut roots = self.extra.clone();
+                let system = rustls_native_certs::load_native_certs();
+                let (added, _unparsable) = roots.add_parsable_certificates(system.certs);
+                tracing::debug!(system_roots = added, "loaded");
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+            .ok_or(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+    }
+}
+
+impl ServerCertVerifier for LazyRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        // What the standard verifier reports: the provider's algorithms.
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// Every certificate of the PEM file `path`; none is an error.
@@ -128,6 +218,25 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let tls = for_host(base.path(), "127.0.0.1:5000").unwrap();
         assert_eq!(tls.own_cas, 0);
+    }
+
+    /// Making a client reads no system root; the first certificate checked does,
+    /// and is checked by the standard verifier (a certificate that does not parse
+    /// is refused as one).
+    #[test]
+    fn the_system_roots_are_read_at_the_first_certificate_checked() {
+        let lazy = LazyRoots::with(Vec::new()).unwrap();
+        assert!(lazy.loaded.get().is_none());
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        let name = ServerName::try_from("registry.example").unwrap();
+        let refused = lazy
+            .verify_server_cert(&garbage, &[], &name, &[], UnixTime::now())
+            .unwrap_err();
+        assert!(
+            matches!(refused, rustls::Error::InvalidCertificate(_)),
+            "{refused:?}"
+        );
+        assert!(lazy.loaded.get().is_some());
     }
 
     #[test]
