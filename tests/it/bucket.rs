@@ -69,6 +69,28 @@ fn a_dead_endpoint_is_exit_5_naming_it_and_writes_nothing() {
     assert!(repo.stored().is_empty(), "{:?}", repo.stored());
 }
 
+/// A bucket that does not exist: the reachability listing's error (exit 5, naming
+/// the store), for a stage and for a read command alike, although the policy's
+/// trust state is read at the same time and fails too; nothing runs.
+#[test]
+fn a_missing_bucket_is_exit_5_naming_the_store() {
+    let Some(server) = server() else { return };
+    let repo = Repo::on(&Backend::S3(server));
+    let missing = format!("s3://no-such-bucket-{}/p", std::process::id());
+    for args in [
+        &["stage", "commit", "--sha", SHA, "--", "touch", "ran"][..],
+        &["verify", SHA],
+    ] {
+        let out = repo.ledger_env(args, &[("LEDGER_STORE", &missing)]);
+        assert_code(&out, 5);
+        let msg = text(&out);
+        assert!(msg.contains(&missing), "{msg}");
+        assert!(msg.contains("unreachable or failing"), "{msg}");
+        assert!(msg.contains("check that it exists"), "{msg}");
+    }
+    assert!(!repo.path().join("ran").exists(), "the stage ran");
+}
+
 #[test]
 fn refused_credentials_are_exit_5_naming_the_endpoint_and_never_the_secret() {
     let Some(server) = server() else { return };

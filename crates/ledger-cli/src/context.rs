@@ -69,11 +69,32 @@ pub fn repo_root() -> Result<PathBuf> {
 /// Opens the evidence store chosen by `--store`/`LEDGER_STORE`, or `.artifacts/`.
 pub async fn open_store(global: &Global, root: &Path) -> Result<Store> {
     let store = Store::open(store_location(global, root)?).await?;
+    Ok(opened(store))
+}
+
+/// [`open_store`], with `policy` loaded and checked against the store's trust
+/// state beside a bucket's reachability listing ([`Store::open_with`]): one round
+/// trip fewer for every command that reads or writes evidence.
+async fn open_store_trusting(
+    global: &Global,
+    root: &Path,
+    policy: (ledger_verify::Policy, &[u8]),
+    code: crate::exit::Code,
+) -> Result<(Store, SignedPolicy)> {
+    let (store, policy) = Store::open_with(store_location(global, root)?, async |store| {
+        load_signed_policy(global, root, store, policy, code).await
+    })
+    .await?;
+    Ok((opened(store), policy))
+}
+
+/// Notes `store` among those whose writes are logged before the process exits.
+fn opened(store: Store) -> Store {
     OPENED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(store.clone());
-    Ok(store)
+    store
 }
 
 /// Where the store is: `--store`/`LEDGER_STORE`, or `.artifacts/` at `root`.
@@ -386,11 +407,9 @@ impl Writer {
     ) -> Result<Writer> {
         let (policy, policy_bytes) = load_policy(global, root)?;
         let key = load_signing_key(explicit_key, root, zone_key_path(stage))?;
-        let store = open_store(global, root).await?;
-        let policy = load_signed_policy(
+        let (store, policy) = open_store_trusting(
             global,
             root,
-            &store,
             (policy, &policy_bytes),
             crate::exit::Code::Denied,
         )
@@ -445,9 +464,8 @@ impl Reader {
     ) -> Result<Reader> {
         let (policy, policy_bytes) = load_policy(global, &root)?;
         refuse_missing_named_folder(global, &root)?;
-        let store = open_store(global, &root).await?;
-        let policy =
-            load_signed_policy(global, &root, &store, (policy, &policy_bytes), untrusted).await?;
+        let (store, policy) =
+            open_store_trusting(global, &root, (policy, &policy_bytes), untrusted).await?;
         Ok(Reader {
             root,
             policy,

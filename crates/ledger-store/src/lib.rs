@@ -86,7 +86,33 @@ pub const DEFAULT_READ_LIMIT: usize = ledger_core::MAX_JSON_BYTES;
 impl Store {
     /// Opens (and for a local folder, creates) the store at `location`.
     pub async fn open(location: StoreLocation) -> Result<Store, StoreError> {
-        location.open().await
+        let store = location.open()?;
+        store.check_reachable_if_bucket().await?;
+        Ok(store)
+    }
+
+    /// [`Store::open`] with a bucket's reachability listing run beside `first` (the
+    /// caller's first requests) instead of before them: one round trip fewer. When
+    /// the listing fails, its error is returned, not `first`'s, so a missing bucket,
+    /// a dead endpoint or bad credentials are still what the command reports.
+    pub async fn open_with<T, E: From<StoreError>>(
+        location: StoreLocation,
+        first: impl AsyncFnOnce(&Store) -> Result<T, E>,
+    ) -> Result<(Store, T), E> {
+        let store = location.open()?;
+        let (reachable, first) =
+            futures::future::join(store.check_reachable_if_bucket(), first(&store)).await;
+        reachable?;
+        Ok((store, first?))
+    }
+
+    /// [`Store::check_reachable`] for a bucket; a local folder was made reachable
+    /// by opening it.
+    async fn check_reachable_if_bucket(&self) -> Result<(), StoreError> {
+        match self.local_root {
+            Some(_) => Ok(()),
+            None => self.check_reachable().await,
+        }
     }
 
     /// Wraps any `object_store` implementation (tests, other backends).

@@ -196,7 +196,7 @@ impl StoreLocation {
         StoreLocation::Local(root.join(".artifacts"))
     }
 
-    pub(crate) async fn open(self) -> Result<Store, StoreError> {
+    pub(crate) fn open(self) -> Result<Store, StoreError> {
         match self {
             StoreLocation::Local(dir) => open_local(dir),
             StoreLocation::Bucket(bucket) => {
@@ -209,11 +209,10 @@ impl StoreLocation {
                         bucket.prefix.as_str(),
                     ))
                 };
-                let store = Store::from_object_store(inner, shown);
-                // One listing now, so a missing bucket, a dead endpoint or bad
-                // credentials stop the command before any work, naming the endpoint.
-                store.check_reachable().await?;
-                Ok(store)
+                // `Store::open` then lists it once, so a missing bucket, a dead
+                // endpoint or bad credentials stop the command before any work,
+                // naming the endpoint.
+                Ok(Store::from_object_store(inner, shown))
             }
         }
     }
