@@ -33,6 +33,20 @@ pub struct BuiltImage {
 
 /// [`DockerError::Unauthorized`] when the engine's message says the registry wanted
 /// credentials or refused them, else `otherwise(message)`.
+/// How many times a build is tried when the engine lost a cached step under it.
+const BUILD_TRIES: u32 = 3;
+
+/// Whether a build failed because the engine's classic builder, looking for a cached
+/// step, listed an image that another client removed before it was read (moby's
+/// `getLocalCachedImage`: "unable to find image \"sha256:…\""). For a `FROM scratch`
+/// image every other parentless image on the engine is listed, so a `ledger prune
+/// --apply` or any `docker rmi` beside a build can cause it; the same build run
+/// again succeeds. A missing base image is reported otherwise (by name, or as a
+/// failed pull).
+fn lost_a_cached_step(e: &DockerError) -> bool {
+    matches!(e, DockerError::Build { message, .. } if message.contains("unable to find image \"sha256:"))
+}
+
 fn refusal(
     host: &str,
     what: &str,
@@ -79,12 +93,22 @@ impl Engine {
     pub async fn build(
         &self,
         spec: &BuildSpec,
-        progress: impl FnMut(&str),
+        mut progress: impl FnMut(&str),
     ) -> Result<BuiltImage, DockerError> {
-        logged(
-            self.build_unlogged(spec, progress).await,
-            |b| tracing::debug!(image_id = %b.image_id, "built"),
-        )
+        let mut tries = 1;
+        let built = loop {
+            match self.build_unlogged(spec, &mut progress).await {
+                Err(e) if tries < BUILD_TRIES && lost_a_cached_step(&e) => {
+                    tries += 1;
+                    tracing::info!(
+                        image = spec.tag,
+                        "an image the build's cache lookup listed was removed meanwhile; building again"
+                    );
+                }
+                built => break built,
+            }
+        };
+        logged(built, |b| tracing::debug!(image_id = %b.image_id, "built"))
     }
 
     async fn build_unlogged(
@@ -324,5 +348,39 @@ impl Engine {
                 size: i.size,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_error(message: &str) -> DockerError {
+        DockerError::Build {
+            image: "127.0.0.1:5000/app:t1".into(),
+            message: message.into(),
+        }
+    }
+
+    /// Only the engine's lost cached step is tried again: the message moby gives
+    /// when an image its cache lookup listed is gone by the time it is read. A
+    /// missing base image, a failed step or a refused engine fail the first time.
+    #[test]
+    fn a_build_is_tried_again_only_when_the_engine_lost_a_cached_step() {
+        let lost = "Docker stream error: unable to find image \"sha256:c5691e5e99dbf20ff74d555036892c0ee349894d2979f873292a12156f5fd5e5\"";
+        assert!(lost_a_cached_step(&build_error(lost)));
+        for other in [
+            "pull access denied for nosuch, repository does not exist",
+            "No such image: nosuch:latest",
+            "COPY failed: file not found in build context",
+            "unable to find image \"nosuch:latest\" locally",
+        ] {
+            assert!(!lost_a_cached_step(&build_error(other)), "{other}");
+        }
+        let other_kind = DockerError::Push {
+            reference: "127.0.0.1:5000/app:t1".into(),
+            message: "unable to find image \"sha256:00\"".into(),
+        };
+        assert!(!lost_a_cached_step(&other_kind));
     }
 }
