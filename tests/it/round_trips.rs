@@ -20,8 +20,9 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// How long the proxy holds the server's bytes: well above what the test server
-/// takes for a burst of requests (a few milliseconds each, one at a time).
-const LATENCY: Duration = Duration::from_millis(120);
+/// takes for a burst of requests (a few milliseconds each, one at a time), also on
+/// a loaded CI machine. The two commands wait through 24 round trips of it.
+const LATENCY: Duration = Duration::from_millis(250);
 
 /// A loopback TCP proxy to `upstream` that delivers what the server sends
 /// [`LATENCY`] after it arrived. Stops accepting when dropped.
