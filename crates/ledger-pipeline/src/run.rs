@@ -153,10 +153,7 @@ async fn own_objects(rec: &Recorder<'_>, stage: Stage, sha: &GitSha) -> Result<V
     prefixes.sort();
     prefixes.dedup();
     let listed = futures::future::try_join_all(prefixes.iter().map(|p| rec.store.list(p))).await?;
-    let mut listed: Vec<String> = listed.into_iter().flatten().collect();
-    listed.sort();
-    listed.dedup();
-    Ok(listed)
+    Ok(listed.into_iter().flatten().collect())
 }
 
 /// Objects of the stage (`listed`, by [`own_objects`]) that exist but the log does

@@ -71,32 +71,35 @@ impl Evidence<'_> {
     /// none or does not read), unless that much was read already. With no `refs`,
     /// only the last entry: a gate that relies on no evidence needs the head alone.
     pub async fn read_log_for(&mut self, refs: &[ArtifactRef]) -> Result<(), Error> {
-        if let Some(start) = self.log_start_for(refs).await? {
+        let mut heads = Vec::with_capacity(refs.len());
+        for r in refs {
+            heads.push(self.log_head_hint(r).await?);
+        }
+        if let Some(start) = self.start_for_heads(&heads) {
             self.log = Some(Arc::new(LogIndex::read_from(self.store, start).await?));
         }
         Ok(())
     }
 
-    /// Where [`Evidence::read_log_for`] reads the log from; `None` when what was read
+    /// Where to read the log from for evidence that recorded `heads` (`None` for
+    /// one that recorded none or does not read): from the oldest, or whole when one
+    /// is unknown, or the last entry alone for no evidence; `None` when what was read
     /// already covers it.
-    pub(crate) async fn log_start_for(
-        &mut self,
-        refs: &[ArtifactRef],
-    ) -> Result<Option<Start>, Error> {
-        if refs.is_empty() {
-            return Ok(self.log.is_none().then_some(Start::Last));
+    pub(crate) fn start_for_heads(&self, heads: &[Option<LogHead>]) -> Option<Start> {
+        if heads.is_empty() {
+            return self.log.is_none().then_some(Start::Last);
         }
         let mut oldest: Option<LogHead> = None;
-        for r in refs {
-            let Some(head) = self.log_head_hint(r).await? else {
-                return Ok(self.start_covering(None));
+        for head in heads {
+            let Some(head) = *head else {
+                return self.start_covering(None);
             };
             oldest = Some(match oldest {
                 Some(o) if o.size <= head.size => o,
                 _ => head,
             });
         }
-        Ok(self.start_covering(oldest))
+        self.start_covering(oldest)
     }
 
     /// Where to read the log from to show `head` and everything after it (`None`:

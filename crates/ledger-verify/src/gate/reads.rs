@@ -43,12 +43,15 @@ impl Evidence<'_> {
         newest: &[ArtifactRef],
         checkpoint: bool,
     ) -> Result<(), Error> {
-        let start = self.log_start_for(newest).await?;
+        // Each envelope parsed once, for its log head and what it names.
+        let mut heads = Vec::with_capacity(newest.len());
         let mut keys = Vec::new();
         for r in newest {
             let Some(named) = self.named(r).await? else {
+                heads.push(None);
                 continue;
             };
+            heads.push(named.log_head);
             keys.extend(named.policy_sha256.map(|d| policy_key(&d)).transpose()?);
             keys.extend(
                 named
@@ -58,6 +61,7 @@ impl Evidence<'_> {
                     .map(|i| object_key(&i)),
             );
         }
+        let start = self.start_for_heads(&heads);
         let keys = self.unread(keys.into_iter().map(|k| k.as_str().to_owned()));
         let store = self.store();
         let log = async {
