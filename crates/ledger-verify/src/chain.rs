@@ -9,18 +9,45 @@ use ledger_core::{ArtifactKind, ArtifactRef, GitSha, PublicKey};
 
 impl Evidence<'_> {
     /// Verifies every artifact stored for `sha`.
+    ///
+    /// Reads in three rounds of requests sent together (on a bucket each request
+    /// is a round trip; one after another these were fourteen): the listings
+    /// under `sha`'s prefixes with the checkpoints' listing; then the listed
+    /// objects, the stored policy, the checkpoints and the log's listing; then the
+    /// log's entries. The log is listed only once `sha`'s listing has ended, as
+    /// when they were read in turn, so an object and its entry written meanwhile
+    /// are seen as before. Checkpoints are listed before the log is read, so each
+    /// names only entries stored before it, which that read holds (one the read
+    /// does not extend is checked again against a later read all the same).
     #[tracing::instrument(level = "debug", skip_all, fields(%sha))]
     pub async fn check_sha(&mut self, sha: &GitSha) -> Result<ChainReport, Error> {
-        let mut keys = Vec::new();
-        for kind in ArtifactKind::ALL {
-            keys.extend(self.store.list(&kind.prefix(sha)).await?);
-        }
-        self.read_ahead(&keys).await?;
+        let store = self.store();
+        let (start, first) = self.log.as_ref().map_or((tlog::Start::Whole, 1), |index| {
+            (index.start(), index.first())
+        });
+        let this = &*self;
+        let chain = async move {
+            let listings = ArtifactKind::ALL.iter().map(|kind| async move {
+                store.list(&kind.prefix(sha)).await.map_err(Error::from)
+            });
+            let keys: Vec<String> = futures::future::try_join_all(listings)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
+            let read = this.read_with_log(&keys).await?;
+            Ok::<_, Error>((keys, read))
+        };
+        let ((keys, read), stored) = futures::future::try_join(
+            chain,
+            tlog::read_checkpoints_from(store, start, first, false),
+        )
+        .await?;
+        self.keep_read(read);
         // Every stored checkpoint must still describe the log: a log cut back below
         // a signed head is caught here. Their signatures are checked on other
         // threads while this one checks the chain.
         let index = self.log_index().await?;
-        let stored = tlog::read_checkpoints(self.store, &index, false).await?;
         let start = index.start();
         let trusted: Vec<PublicKey> = self.policy().keys().iter().map(|k| k.key.clone()).collect();
         let pending = std::thread::spawn(move || {

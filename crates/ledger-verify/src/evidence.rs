@@ -10,8 +10,7 @@
 use crate::error::Error;
 use crate::layout::{header_problems, read_predicate, result_problems, statement_problems};
 use crate::read::{
-    found_one, log_object_key, object_key, policy_key, read_objects, Fetched, Found, ReadObjects,
-    Snapshot, MAX_LOG_BYTES,
+    found_one, log_object_key, object_key, policy_key, Fetched, Found, Snapshot, MAX_LOG_BYTES,
 };
 use crate::trust::SignedPolicy;
 pub use crate::typed::{AnyPredicate, Typed};
@@ -21,6 +20,8 @@ use ledger_core::{ArtifactRef, EnvName, GitSha, KeyId, Sha256Digest, Statement};
 use ledger_store::{ObjectKey, Store};
 use serde::Serialize;
 use std::collections::HashMap;
+
+mod ahead;
 
 /// An artifact that passed every check. Only [`Evidence::check`] makes one: its fields
 /// are private, so holding an `Artifact` is proof that it verified.
@@ -442,55 +443,6 @@ impl<'a> Evidence<'a> {
             )),
             Some(_) => {}
         }
-        Ok(())
-    }
-
-    /// Reads the envelopes of `refs` and their captured logs into the cache in one
-    /// bulk read (see `read_ahead`). Only listed objects: the stored policy is left to
-    /// the first check that needs it, because a stage may store the current policy
-    /// after its gate ran, and an absence remembered here would outlive that.
-    pub async fn read_ahead_refs(&mut self, refs: &[ArtifactRef]) -> Result<(), Error> {
-        let mut keys = Vec::new();
-        for r in refs {
-            keys.push(r.key());
-            if r.kind.has_log() {
-                keys.push(r.log_key());
-            }
-            keys.extend(ledger_core::Attestation::key_beside(r));
-        }
-        self.read_ahead(&keys).await
-    }
-
-    /// Keeps what a bulk read found present (an absence is not remembered: the
-    /// object may be stored later in this process, as a stage stores its policy).
-    pub(crate) fn remember_present(&mut self, read: ReadObjects) {
-        self.cache
-            .extend(read.envelopes.into_iter().filter(|(_, f)| f.is_some()));
-        self.log_cache
-            .extend(read.log_digests.into_iter().filter(|(_, f)| f.is_some()));
-    }
-
-    /// Keys of `keys` this verifier has not read yet.
-    pub(crate) fn unread(&self, keys: impl IntoIterator<Item = String>) -> Vec<String> {
-        let mut unread: Vec<String> = keys
-            .into_iter()
-            .filter(|k| !self.cache.contains_key(k) && !self.log_cache.contains_key(k))
-            .collect();
-        unread.sort();
-        unread.dedup();
-        unread
-    }
-
-    /// Reads every one of `keys` into the cache in one bulk read (captured logs only
-    /// hashed), so that checking them afterwards waits on no read of its own.
-    pub(crate) async fn read_ahead(&mut self, keys: &[String]) -> Result<(), Error> {
-        if self.snapshot.is_some() {
-            return Ok(());
-        }
-        let unread = self.unread(keys.iter().cloned());
-        let read = read_objects(self.store, &unread).await?;
-        self.cache.extend(read.envelopes);
-        self.log_cache.extend(read.log_digests);
         Ok(())
     }
 }

@@ -245,6 +245,11 @@ impl LogIndex {
         self.start
     }
 
+    /// The sequence number of the first entry read.
+    pub(crate) fn first(&self) -> u64 {
+        self.first
+    }
+
     /// Whether the part read shows the head at `size` (and every entry after it), so
     /// that what it lacks after there is not in the log.
     pub fn covers(&self, size: u64) -> bool {

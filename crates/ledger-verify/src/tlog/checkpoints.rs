@@ -66,11 +66,12 @@ pub fn verify_checkpoints(
 
 /// The problems of `stored` given their `verdicts` (from [`verify_checkpoints`]).
 ///
-/// `index` was read before the checkpoints were listed, so a writer running meanwhile
-/// may have appended entries and stored a checkpoint of them. Entries are stored
-/// before their checkpoint, so a log read after the listing holds every entry a
-/// listed checkpoint names: a checkpoint `index` does not extend is checked again
-/// against such a fresh read, and only a log that still does not extend it fails.
+/// When `index` was read before the checkpoints were listed (a gate reads them side
+/// by side), a writer running meanwhile may have appended entries and stored a
+/// checkpoint of them. Entries are stored before their checkpoint, so a log read
+/// after the listing holds every entry a listed checkpoint names: a checkpoint
+/// `index` does not extend is checked again against such a fresh read, and only a
+/// log that still does not extend it fails.
 pub async fn checkpoint_problems(
     store: &Store,
     index_start: Start,
