@@ -240,7 +240,14 @@ impl Store {
         key: &ObjectKey,
         bytes: Bytes,
     ) -> Result<PutOutcome, StoreError> {
-        self.check_local_path(key.as_str(), local::Last::File)?;
+        // In a local folder an object already there is compared, not written again:
+        // a staged copy and its `fsync` cost far more than reading it (every
+        // `commit` stores the policy's copy, which is there after the first).
+        if self.local_path_present(key.as_str(), local::Last::File)? {
+            if let Some(outcome) = self.compare_existing(key, &bytes).await? {
+                return Ok(outcome);
+            }
+        }
         let path = Path::from(key.as_str());
         let opts = PutOptions::from(PutMode::Create);
         let trip = self.requests.add(Kind::Put);
@@ -258,18 +265,34 @@ impl Store {
             }
             Err(object_store::Error::AlreadyExists { .. }) => {
                 tracing::debug!("exists already; reading it back");
-                match self.get_limited(key, bytes.len().max(1)).await {
-                    Ok(Some(existing)) if existing == bytes => {
-                        tracing::debug!("identical bytes already present");
-                        Ok(PutOutcome::AlreadyPresent)
-                    }
-                    Ok(_) | Err(StoreError::TooLarge { .. }) => Err(StoreError::AlreadyExists {
+                self.compare_existing(key, &bytes)
+                    .await?
+                    .ok_or_else(|| StoreError::AlreadyExists {
                         key: key.as_str().to_owned(),
-                    }),
-                    Err(e) => Err(e),
-                }
+                    })
             }
             Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
+    /// What a create of `bytes` at `key`, which exists, comes to: the same bytes
+    /// are [`PutOutcome::AlreadyPresent`], others [`StoreError::AlreadyExists`];
+    /// `None` when `key` turned out to be absent after all.
+    async fn compare_existing(
+        &self,
+        key: &ObjectKey,
+        bytes: &Bytes,
+    ) -> Result<Option<PutOutcome>, StoreError> {
+        match self.get_limited(key, bytes.len().max(1)).await {
+            Ok(Some(existing)) if existing == *bytes => {
+                tracing::debug!("identical bytes already present");
+                Ok(Some(PutOutcome::AlreadyPresent))
+            }
+            Ok(None) => Ok(None),
+            Ok(Some(_)) | Err(StoreError::TooLarge { .. }) => Err(StoreError::AlreadyExists {
+                key: key.as_str().to_owned(),
+            }),
+            Err(e) => Err(e),
         }
     }
 
@@ -424,9 +447,15 @@ impl Store {
     /// Checked before the write, not atomically with it: docs/security.md says what
     /// that leaves open.
     fn check_local_path(&self, key: &str, last: local::Last) -> Result<(), StoreError> {
+        self.local_path_present(key, last).map(|_| ())
+    }
+
+    /// [`Store::check_local_path`], saying whether `key` is there (always `false`
+    /// for a bucket, where only a request could tell).
+    fn local_path_present(&self, key: &str, last: local::Last) -> Result<bool, StoreError> {
         match &self.local_root {
             Some(root) => log_failure(local::check_path(root, &self.location, key, last)),
-            None => Ok(()),
+            None => Ok(false),
         }
     }
 

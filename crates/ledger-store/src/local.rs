@@ -136,12 +136,14 @@ pub(crate) enum Last {
 /// says): each must be a real folder (the file a regular file), never a symbolic
 /// link, so nothing is read or written outside the store. A missing part ends the
 /// check: what does not exist yet is created by the write as a real folder.
+/// Returns whether every part checked exists (with [`Last::File`]: the file is
+/// there).
 pub(crate) fn check_path(
     root: &Path,
     location: &str,
     key: &str,
     last_is: Last,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let segments: Vec<&str> = key.split('/').collect();
     let upto = if last_is == Last::Unchecked {
         segments.len().saturating_sub(1)
@@ -153,7 +155,7 @@ pub(crate) fn check_path(
         path.push(segment);
         let kind = match std::fs::symlink_metadata(&path) {
             Ok(meta) => meta.file_type(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => {
                 return Err(io_failure(
                     location,
@@ -174,7 +176,7 @@ pub(crate) fn check_path(
             what: what.to_owned(),
         });
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Every object under `root/prefix` (`prefix` without its trailing `/`): every file

@@ -60,10 +60,15 @@ async fn never_overwrites_on(store: &Store) {
     let raw = store.raw_get(k.as_str()).await.unwrap().unwrap();
     assert_eq!(raw, &b"first"[..], "{store:?}");
     // A retried request with the same bytes is not an error.
+    let puts = store.requests().put;
     assert_eq!(
         store.put_create(&k, b"first".to_vec()).await.unwrap(),
         PutOutcome::AlreadyPresent
     );
+    // A local folder compares what is there without writing a staged copy first;
+    // a bucket can only tell by the conditional write.
+    let written = store.requests().put - puts;
+    assert_eq!(written, u64::from(store.local_root.is_none()), "{store:?}");
 }
 
 #[tokio::test]
