@@ -19,7 +19,10 @@ use ledger_core::{GitSha, Sha256Digest, Stage};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
+
+mod process;
+
+use process::{git, run, text, Started, STATUS};
 
 /// What the user explicitly allowed for a wrapped stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -137,40 +140,6 @@ pub struct Worktree {
     head: Option<GitSha>,
 }
 
-/// Runs `git args` in `dir`, whatever its exit status; only a git that cannot be
-/// started is an error.
-fn run(dir: &Path, args: &[&str]) -> Result<std::process::Output, SourceError> {
-    Command::new("git")
-        .arg("--no-optional-locks")
-        .args(args)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| failed(dir, args, format!("git could not be run: {e}")))
-}
-
-fn failed(dir: &Path, args: &[&str], message: String) -> SourceError {
-    SourceError::Git {
-        args: args.join(" "),
-        dir: dir.display().to_string(),
-        message,
-    }
-}
-
-/// Runs `git args` in `dir`; its stdout, or why not.
-fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, SourceError> {
-    let out = run(dir, args)?;
-    if !out.status.success() {
-        let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        return Err(failed(dir, args, message));
-    }
-    Ok(out.stdout)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim().to_owned()
-}
-
 impl Worktree {
     /// The git working tree whose top folder is `dir`, for `stage`'s sake (named in
     /// the refusal when there is none, git cannot be run, or `dir` is not its top: a
@@ -244,11 +213,15 @@ impl Worktree {
     /// changed paths (tracked changes and untracked, non-ignored files) and a digest
     /// over `git diff --binary HEAD` and each untracked file's path and contents.
     pub fn difference(&self) -> Result<Option<(Vec<String>, Sha256Digest)>, SourceError> {
-        let status = git(
-            &self.top,
-            &["status", "--porcelain=v1", "-z", "--untracked-files=all"],
-        )?;
-        let changes = changed_paths(&status);
+        self.difference_from(&git(&self.top, STATUS)?)
+    }
+
+    /// [`Worktree::difference`] given what `git status` ([`STATUS`]) printed for it.
+    fn difference_from(
+        &self,
+        status: &[u8],
+    ) -> Result<Option<(Vec<String>, Sha256Digest)>, SourceError> {
+        let changes = changed_paths(status);
         if changes.is_empty() {
             return Ok(None);
         }
@@ -428,6 +401,10 @@ pub fn check(
     sha: &GitSha,
     allow: Allow,
 ) -> Result<Option<Source>, SourceError> {
+    // The wrapped stages' `git status` (a process of a couple of milliseconds, like
+    // the one finding the tree) starts at once, in `dir`; its answer is used only
+    // once `dir` is known to be the tree's top and HEAD the SHA.
+    let status = wraps(stage).then(|| Started::spawn(dir, STATUS));
     let tree = match Worktree::find(dir, Some(stage)) {
         Ok(tree) => tree,
         Err(SourceError::NotARepository { .. }) if !wraps(stage) && stage != Stage::Build => {
@@ -462,7 +439,10 @@ pub fn check(
             head,
         });
     }
-    let difference = tree.difference()?;
+    let difference = match status {
+        Some(status) => tree.difference_from(&status.finish()?)?,
+        None => tree.difference()?,
+    };
     if let (Some((changes, _)), false) = (&difference, allow.dirty) {
         return Err(SourceError::Dirty {
             stage,
@@ -495,5 +475,22 @@ mod tests {
             ["app.txt", "new name.txt", "old.txt", "dir/untracked"]
         );
         assert!(changed_paths(b"").is_empty());
+    }
+
+    /// A git started ahead of need answers like one run in turn: its failure is
+    /// git's own message, naming the command; one not waited for is ended quietly.
+    #[test]
+    fn a_git_started_ahead_answers_like_one_run_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let early = Started::spawn(dir.path(), STATUS).finish().unwrap_err();
+        let in_turn = git(dir.path(), STATUS).unwrap_err();
+        assert_eq!(early.to_string(), in_turn.to_string());
+        assert!(early.to_string().contains("status --porcelain"), "{early}");
+        drop(Started::spawn(dir.path(), STATUS));
+        let missing = Started::spawn(&dir.path().join("gone"), STATUS).finish();
+        assert!(
+            missing.is_err_and(|e| e.to_string().contains("could not be run")),
+            "a folder that does not exist"
+        );
     }
 }
