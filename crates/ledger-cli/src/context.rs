@@ -7,10 +7,12 @@ use crate::args::Global;
 use crate::exit::{Failure, Result};
 use ledger_core::{GitSha, KeyId, SigningKey, Stage};
 use ledger_pipeline::config::Config;
-use ledger_verify::evidence::Evidence;
 use ledger_verify::trust::Sources;
 use ledger_verify::{SignedPolicy, Store, StoreLocation};
 use std::path::{Path, PathBuf};
+
+mod handles;
+pub use handles::{Reader, Writer};
 
 /// Environment variable holding the signing key's PEM text, or a path to it.
 pub const SIGNING_KEY_ENV: &str = "LEDGER_SIGNING_KEY";
@@ -382,99 +384,4 @@ pub fn env_map() -> std::collections::BTreeMap<String, String> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
-}
-
-/// What every command that writes evidence loads first: the policy, the signing key,
-/// the store, the process environment and the runner it describes.
-pub struct Writer {
-    pub policy: SignedPolicy,
-    pub key: SigningKey,
-    pub store: Store,
-    pub env: std::collections::BTreeMap<String, String>,
-    pub runner: ledger_core::predicate::Runner,
-}
-
-impl Writer {
-    /// Loads policy, key (`explicit`, else the default places for `stage`'s zone;
-    /// `None`: a release operation) and store, in that order, so a bad policy or key
-    /// is reported before the store is touched; then checks the policy's signatures
-    /// (an untrusted policy is a denial, exit 3: nothing runs).
-    pub async fn load(
-        global: &Global,
-        root: &Path,
-        explicit_key: Option<&Path>,
-        stage: Option<Stage>,
-    ) -> Result<Writer> {
-        let (policy, policy_bytes) = load_policy(global, root)?;
-        let key = load_signing_key(explicit_key, root, zone_key_path(stage))?;
-        let (store, policy) = open_store_trusting(
-            global,
-            root,
-            (policy, &policy_bytes),
-            crate::exit::Code::Denied,
-        )
-        .await?;
-        let env = env_map();
-        let runner = ledger_pipeline::ci::detect(&env, &ledger_pipeline::ci::host_name());
-        Ok(Writer {
-            policy,
-            key,
-            store,
-            env,
-            runner,
-        })
-    }
-
-    /// The recorder that signs and stores with this writer's key and policy.
-    pub fn recorder(&self) -> ledger_pipeline::record::Recorder<'_> {
-        ledger_pipeline::record::Recorder {
-            store: &self.store,
-            policy: &self.policy,
-            key: &self.key,
-        }
-    }
-}
-
-/// What every command that reads evidence loads first: the repository root, the
-/// policy and the store, in that order.
-pub struct Reader {
-    pub root: PathBuf,
-    pub policy: SignedPolicy,
-    pub store: Store,
-}
-
-impl Reader {
-    /// Finds the root, then loads the policy and opens the store.
-    pub async fn load(global: &Global) -> Result<Reader> {
-        Reader::open(global, repo_root()?).await
-    }
-
-    /// Loads the policy and opens the store of the repository at `root`; a policy
-    /// its owners did not sign fails verification (exit 4).
-    pub async fn open(global: &Global, root: PathBuf) -> Result<Reader> {
-        Reader::open_or(global, root, crate::exit::Code::VerificationFailed).await
-    }
-
-    /// [`Reader::open`], with `untrusted` as the exit code of an unsigned policy
-    /// (`ledger gate` says what a stage would: denied, exit 3).
-    pub async fn open_or(
-        global: &Global,
-        root: PathBuf,
-        untrusted: crate::exit::Code,
-    ) -> Result<Reader> {
-        let (policy, policy_bytes) = load_policy(global, &root)?;
-        refuse_missing_named_folder(global, &root)?;
-        let (store, policy) =
-            open_store_trusting(global, &root, (policy, &policy_bytes), untrusted).await?;
-        Ok(Reader {
-            root,
-            policy,
-            store,
-        })
-    }
-
-    /// A verifier of this store's evidence under this policy.
-    pub fn evidence(&self) -> Evidence<'_> {
-        Evidence::new(&self.store, &self.policy)
-    }
 }

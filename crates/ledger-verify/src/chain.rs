@@ -2,47 +2,37 @@
 //! by one into a [`ChainReport`], with what the log says is missing.
 
 use crate::error::Error;
+use crate::evidence::ahead::{read_with_log, ReadWithLog, ToRead};
 use crate::evidence::{ArtifactReport, ChainReport, Evidence};
-use crate::read::classify;
-use crate::tlog;
-use ledger_core::{ArtifactKind, ArtifactRef, GitSha, PublicKey};
+use crate::read::{classify, policy_key};
+use crate::tlog::{self, Start, StoredCheckpoints};
+use ledger_core::{ArtifactKind, ArtifactRef, GitSha, PublicKey, Sha256Digest};
+use ledger_store::Store;
 
 impl Evidence<'_> {
-    /// Verifies every artifact stored for `sha`.
-    ///
-    /// Reads in three rounds of requests sent together (on a bucket each request
-    /// is a round trip; one after another these were fourteen): the listings
-    /// under `sha`'s prefixes with the checkpoints' listing; then the listed
-    /// objects, the stored policy, the checkpoints and the log's listing; then the
-    /// log's entries. The log is listed only once `sha`'s listing has ended, as
-    /// when they were read in turn, so an object and its entry written meanwhile
-    /// are seen as before. Checkpoints are listed before the log is read, so each
-    /// names only entries stored before it, which that read holds (one the read
-    /// does not extend is checked again against a later read all the same).
+    /// Verifies every artifact stored for `sha` ([`ShaReads`] says what is read
+    /// first, and how).
     #[tracing::instrument(level = "debug", skip_all, fields(%sha))]
     pub async fn check_sha(&mut self, sha: &GitSha) -> Result<ChainReport, Error> {
-        let store = self.store();
-        let (start, first) = self.log.as_ref().map_or((tlog::Start::Whole, 1), |index| {
-            (index.start(), index.first())
-        });
+        let start = self
+            .log
+            .as_ref()
+            .map_or((Start::Whole, 1), |index| (index.start(), index.first()));
         let this = &*self;
-        let chain = async move {
-            let listings = ArtifactKind::ALL.iter().map(|kind| async move {
-                store.list(&kind.prefix(sha)).await.map_err(Error::from)
-            });
-            let keys: Vec<String> = futures::future::try_join_all(listings)
-                .await?
-                .into_iter()
-                .flatten()
-                .collect();
-            let read = this.read_with_log(&keys).await?;
-            Ok::<_, Error>((keys, read))
-        };
-        let ((keys, read), stored) = futures::future::try_join(
-            chain,
-            tlog::read_checkpoints_from(store, start, first, false),
-        )
-        .await?;
+        let reads = read_sha(self.store(), sha, start, |keys| this.to_read_with_log(keys)).await?;
+        self.check_sha_read(reads).await
+    }
+
+    /// [`Evidence::check_sha`] of the SHA `reads` were made for, with what it reads
+    /// first read already: by [`ShaReads::read`], for this verifier before it read
+    /// anything.
+    pub async fn check_sha_read(&mut self, reads: ShaReads) -> Result<ChainReport, Error> {
+        let ShaReads {
+            sha,
+            keys,
+            read,
+            checkpoints: stored,
+        } = reads;
         self.keep_read(read);
         // Every stored checkpoint must still describe the log: a log cut back below
         // a signed head is caught here. Their signatures are checked on other
@@ -55,7 +45,7 @@ impl Evidence<'_> {
             let verdicts = tlog::verify_checkpoints(&stored, &index, &keys);
             (stored, verdicts, trusted)
         });
-        let mut report = self.check_listed(sha, &keys).await?;
+        let mut report = self.check_listed(&sha, &keys).await?;
         let (stored, verdicts, trusted) = pending
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -125,4 +115,81 @@ impl Evidence<'_> {
             Err(problems) => ArtifactReport { problems, ..base },
         })
     }
+}
+
+/// What verifying one SHA's chain reads before it checks anything, in three rounds
+/// of requests sent together (on a bucket each request is a round trip; one after
+/// another these were fourteen): the listings under the SHA's prefixes with the
+/// checkpoints' listing; then the listed objects, the stored policy, the
+/// checkpoints and the log's listing; then the log's entries. The log is listed only
+/// once the SHA's listing has ended, as when they were read in turn, so an object
+/// and its entry written meanwhile are seen as before. Checkpoints are listed before
+/// the log is read, so each names only entries stored before it, which that read
+/// holds (one the read does not extend is checked again against a later read all
+/// the same).
+#[derive(Debug)]
+pub struct ShaReads {
+    sha: GitSha,
+    keys: Vec<String>,
+    read: ReadWithLog,
+    checkpoints: StoredCheckpoints,
+}
+
+impl ShaReads {
+    /// The reads of [`Evidence::check_sha`] for a verifier that has read nothing
+    /// yet, verifying with the policy of digest `policy`. It needs no verifier, so it
+    /// can run before the policy is trusted, beside that check (`ledger verify`):
+    /// what it reads is checked only once a verifier has one.
+    pub async fn read(
+        store: &Store,
+        sha: &GitSha,
+        policy: &Sha256Digest,
+    ) -> Result<ShaReads, Error> {
+        let policy = policy_key(policy)?.as_str().to_owned();
+        read_sha(store, sha, (Start::Whole, 1), |keys| {
+            let mut objects = keys.to_vec();
+            objects.sort();
+            objects.dedup();
+            Ok(ToRead {
+                objects,
+                policy: vec![policy.clone()],
+                log: true,
+            })
+        })
+        .await
+    }
+}
+
+/// [`ShaReads`]' reads: `sha`'s listings, then what `to_read` names of them, beside
+/// the stored checkpoints from `start` (a log read from its `.0`, whose first entry
+/// is `.1`).
+async fn read_sha(
+    store: &Store,
+    sha: &GitSha,
+    start: (Start, u64),
+    to_read: impl FnOnce(&[String]) -> Result<ToRead, Error>,
+) -> Result<ShaReads, Error> {
+    let chain = async move {
+        let listings = ArtifactKind::ALL
+            .iter()
+            .map(|kind| async move { store.list(&kind.prefix(sha)).await.map_err(Error::from) });
+        let keys: Vec<String> = futures::future::try_join_all(listings)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        let read = read_with_log(store, to_read(&keys)?).await?;
+        Ok::<_, Error>((keys, read))
+    };
+    let ((keys, read), checkpoints) = futures::future::try_join(
+        chain,
+        tlog::read_checkpoints_from(store, start.0, start.1, false),
+    )
+    .await?;
+    Ok(ShaReads {
+        sha: *sha,
+        keys,
+        read,
+        checkpoints,
+    })
 }

@@ -21,7 +21,7 @@ use ledger_store::{ObjectKey, Store};
 use serde::Serialize;
 use std::collections::HashMap;
 
-mod ahead;
+pub(crate) mod ahead;
 
 /// An artifact that passed every check. Only [`Evidence::check`] makes one: its fields
 /// are private, so holding an `Artifact` is proof that it verified.

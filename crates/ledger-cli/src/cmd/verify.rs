@@ -6,6 +6,7 @@ use super::print_json;
 use crate::args::{Global, VerifyArgs};
 use crate::context::Reader;
 use crate::exit::{Code, Result};
+use ledger_verify::chain::ShaReads;
 use ledger_verify::evidence::ChainReport;
 use ledger_verify::walk::AllReport;
 use std::io::IsTerminal;
@@ -20,9 +21,13 @@ pub async fn verify(global: &Global, args: VerifyArgs) -> Result<Code> {
     }
     let root = crate::context::repo_root()?;
     let sha = super::resolve_commit(args.sha.as_deref(), &root)?;
-    let reader = Reader::open(global, root).await?;
+    // The chain's first reads go out beside the policy's trust check.
+    let (reader, reads) = Reader::open_reading(global, root, async |store, policy| {
+        Ok(ShaReads::read(store, &sha, &policy).await?)
+    })
+    .await?;
     let mut evidence = reader.evidence();
-    let mut report = evidence.check_sha(&sha).await?;
+    let mut report = evidence.check_sha_read(reads).await?;
     if let Some(file) = &args.checkpoint {
         let bytes = crate::context::read_limited(file, "checkpoint")?;
         let index = evidence.log_index().await?;

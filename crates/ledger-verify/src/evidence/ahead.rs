@@ -6,13 +6,45 @@ use super::Evidence;
 use crate::error::Error;
 use crate::read::{policy_key, read_objects, ReadObjects};
 use ledger_core::ArtifactRef;
+use ledger_store::Store;
 
-/// What [`Evidence::read_with_log`] read: listed objects, the stored policy
-/// copy, and the log unless read before.
+/// What [`read_with_log`] reads: objects, the stored policy's copy, the log.
+#[derive(Debug, Default)]
+pub(crate) struct ToRead {
+    pub(crate) objects: Vec<String>,
+    pub(crate) policy: Vec<String>,
+    pub(crate) log: bool,
+}
+
+/// What [`read_with_log`] read.
+#[derive(Debug)]
 pub(crate) struct ReadWithLog {
     objects: ReadObjects,
     policy: ReadObjects,
     log: Option<crate::tlog::LogIndex>,
+}
+
+/// Reads `what` with its requests sent together. Reads only, and needs no
+/// verifier, so it can wait beside other reads (`ledger verify` runs it beside the
+/// policy's trust check).
+pub(crate) async fn read_with_log(store: &Store, what: ToRead) -> Result<ReadWithLog, Error> {
+    let log = async {
+        match what.log {
+            true => crate::tlog::LogIndex::read(store).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (objects, policy, log) = futures::future::try_join3(
+        read_objects(store, &what.objects),
+        read_objects(store, &what.policy),
+        log,
+    )
+    .await?;
+    Ok(ReadWithLog {
+        objects,
+        policy,
+        log,
+    })
 }
 
 impl Evidence<'_> {
@@ -65,41 +97,23 @@ impl Evidence<'_> {
         Ok(())
     }
 
-    /// What [`Evidence::read_ahead`] reads, with the whole log beside it unless
-    /// some of it was read already, and the stored copy of the policy verified
-    /// with (the one that gated the evidence, unless the policy changed since);
-    /// [`Evidence::keep_read`] keeps them. Reads only, so it can wait beside other
-    /// reads.
-    pub(crate) async fn read_with_log(&self, keys: &[String]) -> Result<ReadWithLog, Error> {
-        let unread = match self.snapshot {
-            Some(_) => Vec::new(),
-            None => self.unread(keys.iter().cloned()),
-        };
-        let policy = match self.snapshot {
-            Some(_) => Vec::new(),
-            None => self.unread([policy_key(&self.policy.digest())?.as_str().to_owned()]),
-        };
-        let log = async {
-            match self.log {
-                Some(_) => Ok(None),
-                None => crate::tlog::LogIndex::read(self.store).await.map(Some),
-            }
-        };
-        let (objects, policy, log) = futures::future::try_join3(
-            read_objects(self.store, &unread),
-            read_objects(self.store, &policy),
-            log,
-        )
-        .await?;
-        Ok(ReadWithLog {
-            objects,
-            policy,
-            log,
+    /// The keys [`read_with_log`] reads for this verifier, given `keys` listed: those
+    /// not read yet, and the stored copy of the policy verified with (the one that
+    /// gated the evidence, unless the policy changed since); with the whole log
+    /// unless some of it was read already.
+    pub(crate) fn to_read_with_log(&self, keys: &[String]) -> Result<ToRead, Error> {
+        if self.snapshot.is_some() {
+            return Ok(ToRead::default());
+        }
+        Ok(ToRead {
+            objects: self.unread(keys.iter().cloned()),
+            policy: self.unread([policy_key(&self.policy.digest())?.as_str().to_owned()]),
+            log: self.log.is_none(),
         })
     }
 
-    /// Keeps what [`Evidence::read_with_log`] read (the policy's copy only if
-    /// present, like [`Evidence::read_for_gate`]'s reads).
+    /// Keeps what [`read_with_log`] read (the policy's copy only if present, like
+    /// [`Evidence::read_for_gate`]'s reads).
     pub(crate) fn keep_read(&mut self, read: ReadWithLog) {
         self.cache.extend(read.objects.envelopes);
         self.log_cache.extend(read.objects.log_digests);
