@@ -145,6 +145,8 @@ pub struct Pipeline {
     /// Store requests per stage in the second run (the first on a store with
     /// history), to compare with the last: they must not grow with the history.
     pub second_requests: Option<Vec<Requests>>,
+    /// Store requests of `ledger verify` of the last SHA, after the runs.
+    pub verify_requests: Requests,
     /// How many pipeline runs were measured.
     pub runs: usize,
     pub ledger: std::path::PathBuf,
@@ -214,6 +216,20 @@ fn pipeline(
         }
         eprintln!("bench: run {} of {runs} done ({})", run + 1, &sha[..12]);
     }
+    let mut verify = Command::new(&ledger);
+    verify
+        .args(["verify", &sha])
+        .current_dir(dir)
+        .env("LEDGER_COUNT_REQUESTS", &counts)
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let out = verify.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "verify failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    let verify_requests = take_requests(&counts)?;
     let mut rebuild: Vec<f64> = (0..runs)
         .map(|r| (2..STAGES.len()).map(|i| wall[i][r]).sum())
         .collect();
@@ -226,6 +242,7 @@ fn pipeline(
             .collect(),
         requests,
         second_requests: second_requests.filter(|_| runs > 2),
+        verify_requests,
         runs,
         ledger,
         first_sha,
@@ -283,6 +300,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .map_or("-".into(), |r| r.requests[i].to_string());
         println!("| {stage} | {} | {s3} |", local.requests[i]);
     }
+    let s3 = remote
+        .as_ref()
+        .map_or("-".into(), |r| r.verify_requests.to_string());
+    println!(
+        "| `verify` of the last SHA | {} | {s3} |",
+        local.verify_requests
+    );
     println!();
     drop(s3);
     let chain = goals::chain_measurements(&local_dir, &local)?;
