@@ -216,20 +216,7 @@ fn pipeline(
         }
         eprintln!("bench: run {} of {runs} done ({})", run + 1, &sha[..12]);
     }
-    let mut verify = Command::new(&ledger);
-    verify
-        .args(["verify", &sha])
-        .current_dir(dir)
-        .env("LEDGER_COUNT_REQUESTS", &counts)
-        .envs(env.iter().map(|(k, v)| (k, v)));
-    let out = verify.output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "verify failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        ));
-    }
-    let verify_requests = take_requests(&counts)?;
+    let verify_requests = verify_requests(&ledger, dir, env, &sha, &counts)?;
     let mut rebuild: Vec<f64> = (0..runs)
         .map(|r| (2..STAGES.len()).map(|i| wall[i][r]).sum())
         .collect();
@@ -250,6 +237,30 @@ fn pipeline(
         rebuild_ms: median(&mut rebuild),
         server_ms,
     })
+}
+
+/// The store requests of `ledger verify sha` in `dir`, counted into `counts`.
+fn verify_requests(
+    ledger: &Path,
+    dir: &Path,
+    env: &[(String, String)],
+    sha: &str,
+    counts: &Path,
+) -> Result<Requests, String> {
+    let out = Command::new(ledger)
+        .args(["verify", sha])
+        .current_dir(dir)
+        .env("LEDGER_COUNT_REQUESTS", counts)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "verify failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    take_requests(counts)
 }
 
 /// Median wall milliseconds of `times` runs of `cmd` (which must succeed).
