@@ -29,7 +29,10 @@ fn main() -> ExitCode {
         handoff::keep_key_out_of_environ();
     }
     init_tracing();
+    // The worker count is the cores the store's reads and the checks use, asked
+    // once per process (tokio would read the cgroup's CPU quota again).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(ledger_verify::parallel::cores())
         .enable_all()
         .build()
     {
