@@ -8,6 +8,45 @@ use crate::{assert_code, text, Repo, SHA};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+/// A stage takes its attempt number from the listing its gate made (no listing again
+/// after the work), so that listing can be stale: a run that took the attempt while
+/// this one's command ran moves this one on to the next, and both are recorded.
+#[test]
+fn a_run_whose_attempt_was_taken_during_its_work_records_the_next() {
+    let repo = Repo::new();
+    let wait = "touch started; while [ ! -e go ]; do sleep 0.05; done; echo slow run";
+    let mut slow = repo.command(&["stage", "commit", "--sha", SHA, "--", "sh", "-c", wait]);
+    slow.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let slow = slow.spawn().unwrap();
+    let started = repo.path().join("started");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let fast = repo.ledger(&["stage", "commit", "--sha", SHA, "--", "echo", "fast run"]);
+    assert_code(&fast, 0);
+    std::fs::write(repo.path().join("go"), "").unwrap();
+    assert_code(&slow.wait_with_output().unwrap(), 0);
+    let output = |key: &str| String::from_utf8(repo.read_object(key)).unwrap();
+    assert_eq!(
+        output(&format!("commit/{SHA}/commit.log")).trim(),
+        "fast run"
+    );
+    assert_eq!(
+        output(&format!("commit/{SHA}/commit.attempt-2.log")).trim(),
+        "slow run"
+    );
+    assert_eq!(
+        repo.predicate(&format!("commit/{SHA}/commit.attempt-2.json"))["attempt"],
+        2
+    );
+    assert_code(&repo.ledger(&["verify", SHA]), 0);
+}
+
 #[test]
 fn parallel_runs_of_one_sha_each_record_their_own_attempt() {
     let repo = Repo::new();

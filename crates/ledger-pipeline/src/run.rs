@@ -152,7 +152,10 @@ async fn own_objects(rec: &Recorder<'_>, stage: Stage, sha: &GitSha) -> Result<V
     // Kinds may share a folder (a smoke run is stored beside its deployment).
     prefixes.sort();
     prefixes.dedup();
-    let listed = futures::future::try_join_all(prefixes.iter().map(|p| rec.store.list(p))).await?;
+    // Kept for the attempt the stage writes after its work (`list_for_attempts`).
+    let listed =
+        futures::future::try_join_all(prefixes.iter().map(|p| rec.store.list_for_attempts(p)))
+            .await?;
     Ok(listed.into_iter().flatten().collect())
 }
 

@@ -29,19 +29,24 @@ impl Store {
         sha: &GitSha,
         env: Option<EnvName>,
     ) -> Result<Vec<u32>, StoreError> {
-        let want = ArtifactRef::new(kind, *sha, 1).in_env(env).env;
-        let mut out: Vec<u32> = self
-            .list(&kind.prefix(sha))
-            .await?
-            .iter()
-            .filter_map(|k| ArtifactRef::parse_key(k))
-            .filter(|r| r.kind == kind && r.sha == *sha && r.env == want)
-            .map(|r| r.attempt)
-            .collect();
-        out.sort_unstable();
-        out.dedup();
+        let out = attempts_among(&self.list(&kind.prefix(sha)).await?, kind, sha, env);
         tracing::debug!(attempts = ?out, "found");
         Ok(out)
+    }
+
+    /// [`Store::list`] of `prefix`, also kept for the next [`Store::next_attempt_in`]
+    /// under it. A stage lists its own objects at its gate; taking the attempt
+    /// number from that listing saves listing them again after the work (a round
+    /// trip on a bucket). It may be stale by then: an attempt another writer took
+    /// meanwhile fails its create-only write, and the writer moves on to the next,
+    /// as when two race for it.
+    pub async fn list_for_attempts(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let listed = self.list(prefix).await?;
+        self.listed_for_attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(prefix.to_owned(), listed.clone());
+        Ok(listed)
     }
 
     /// The latest stored attempt of `kind` for `sha` (default environment).
@@ -93,7 +98,16 @@ impl Store {
         sha: &GitSha,
         env: Option<EnvName>,
     ) -> Result<u32, StoreError> {
-        let attempts = self.attempts_in(kind, sha, env).await?;
+        let kept = self
+            .listed_for_attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&kind.prefix(sha));
+        let attempts = match kept {
+            Some(listed) => attempts_among(&listed, kind, sha, env),
+            None => self.attempts_in(kind, sha, env).await?,
+        };
+        // A link planted at a listed attempt is refused now, whenever it was listed.
         for attempt in &attempts {
             let key = ArtifactRef::new(kind, *sha, *attempt).in_env(env).key();
             self.check_local_path(&key, crate::local::Last::File)?;
@@ -131,4 +145,24 @@ impl Store {
         }
         Ok(out.into_iter().collect())
     }
+}
+
+/// The attempt numbers of `kind` for `sha` in `env` among the keys `listed`,
+/// ascending.
+fn attempts_among(
+    listed: &[String],
+    kind: ArtifactKind,
+    sha: &GitSha,
+    env: Option<EnvName>,
+) -> Vec<u32> {
+    let want = ArtifactRef::new(kind, *sha, 1).in_env(env).env;
+    let mut out: Vec<u32> = listed
+        .iter()
+        .filter_map(|k| ArtifactRef::parse_key(k))
+        .filter(|r| r.kind == kind && r.sha == *sha && r.env == want)
+        .map(|r| r.attempt)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }

@@ -65,6 +65,8 @@ pub struct Store {
     head_cache: Arc<std::sync::Mutex<Option<(u64, Bytes)>>>,
     /// Requests made through this store and its clones ([`Store::requests`]).
     requests: Arc<requests::Counter>,
+    /// Listings kept for one [`Store::next_attempt_in`] each (`attempts.rs`).
+    listed_for_attempts: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>>,
 }
 
 /// One object of a bulk read ([`Store::map_many`]): `None` when absent, `Some(Err)`
@@ -123,6 +125,7 @@ impl Store {
             local_root: None,
             pending: Arc::default(),
             head_cache: Arc::default(),
+            listed_for_attempts: Arc::default(),
             requests: Arc::default(),
         }
     }

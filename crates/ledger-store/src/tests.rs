@@ -209,6 +209,28 @@ async fn the_local_listing_matches_the_backends_own() {
     assert!(store.list_meta("build/").await.unwrap().is_empty());
 }
 
+/// A listing kept by `list_for_attempts` numbers the next attempt once, without a
+/// request, however stale it is by then; the next asks the store again.
+#[tokio::test]
+async fn a_kept_listing_numbers_one_attempt() {
+    let (_tmp, stores) = backends("kept-listing").await;
+    for store in stores {
+        let prefix = ArtifactKind::Commit.prefix(&sha());
+        assert!(store.list_for_attempts(&prefix).await.unwrap().is_empty());
+        store
+            .put_create(&key(ArtifactKind::Commit, 1), b"x".to_vec())
+            .await
+            .unwrap();
+        let lists = store.requests().list;
+        let next = store.next_attempt(ArtifactKind::Commit, &sha()).await;
+        assert_eq!(next.unwrap(), 1, "{store:?}: the kept listing, stale");
+        assert_eq!(store.requests().list, lists, "{store:?}: no listing");
+        let next = store.next_attempt(ArtifactKind::Commit, &sha()).await;
+        assert_eq!(next.unwrap(), 2, "{store:?}: listed again");
+        assert_eq!(store.requests().list, lists + 1, "{store:?}");
+    }
+}
+
 #[tokio::test]
 async fn attempts_are_found_by_listing() {
     let (_tmp, stores) = backends("attempts").await;
