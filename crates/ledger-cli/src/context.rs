@@ -76,7 +76,8 @@ pub async fn open_store(global: &Global, root: &Path) -> Result<Store> {
 
 /// [`open_store`], with `policy` loaded and checked against the store's trust
 /// state beside a bucket's reachability listing ([`Store::open_with`]): one round
-/// trip fewer for every command that reads or writes evidence.
+/// trip fewer for every command that writes evidence (a `Reader` opens the same
+/// way, with its own first reads beside them).
 async fn open_store_trusting(
     global: &Global,
     root: &Path,

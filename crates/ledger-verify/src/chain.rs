@@ -146,12 +146,10 @@ impl ShaReads {
         policy: &Sha256Digest,
     ) -> Result<ShaReads, Error> {
         let policy = policy_key(policy)?.as_str().to_owned();
+        // Each kind has a folder of its own, so no key is listed twice.
         read_sha(store, sha, (Start::Whole, 1), |keys| {
-            let mut objects = keys.to_vec();
-            objects.sort();
-            objects.dedup();
             Ok(ToRead {
-                objects,
+                objects: keys.to_vec(),
                 policy: vec![policy.clone()],
                 log: true,
             })

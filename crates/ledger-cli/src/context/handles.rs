@@ -91,15 +91,10 @@ impl Reader {
         root: PathBuf,
         untrusted: crate::exit::Code,
     ) -> Result<Reader> {
-        let (policy, policy_bytes) = load_policy(global, &root)?;
-        refuse_missing_named_folder(global, &root)?;
-        let (store, policy) =
-            open_store_trusting(global, &root, (policy, &policy_bytes), untrusted).await?;
-        Ok(Reader {
-            root,
-            policy,
-            store,
-        })
+        let nothing = async |_: &Store, _| Ok(());
+        Ok(Reader::open_reading_or(global, root, untrusted, nothing)
+            .await?
+            .0)
     }
 
     /// [`Reader::open`], with `read` (reads the command needs, given the store and
@@ -111,14 +106,24 @@ impl Reader {
         root: PathBuf,
         read: impl AsyncFnOnce(&Store, ledger_core::Sha256Digest) -> Result<T>,
     ) -> Result<(Reader, T)> {
+        let code = crate::exit::Code::VerificationFailed;
+        Reader::open_reading_or(global, root, code, read).await
+    }
+
+    /// [`Reader::open_reading`] with `untrusted` as [`Reader::open_or`] takes it.
+    async fn open_reading_or<T>(
+        global: &Global,
+        root: PathBuf,
+        untrusted: crate::exit::Code,
+        read: impl AsyncFnOnce(&Store, ledger_core::Sha256Digest) -> Result<T>,
+    ) -> Result<(Reader, T)> {
         let (policy, policy_bytes) = load_policy(global, &root)?;
         refuse_missing_named_folder(global, &root)?;
         let digest = policy.digest();
         let location = store_location(global, &root)?;
         let (store, (policy, found)) = Store::open_with(location, async |store| {
-            let code = crate::exit::Code::VerificationFailed;
             let (trusted, found) = tokio::join!(
-                load_signed_policy(global, &root, store, (policy, &policy_bytes), code),
+                load_signed_policy(global, &root, store, (policy, &policy_bytes), untrusted),
                 read(store, digest),
             );
             Ok::<_, Failure>((trusted?, found?))

@@ -31,8 +31,6 @@ pub struct BuiltImage {
     pub image_id: String,
 }
 
-/// [`DockerError::Unauthorized`] when the engine's message says the registry wanted
-/// credentials or refused them, else `otherwise(message)`.
 /// How many times a build is tried when the engine lost a cached step under it.
 const BUILD_TRIES: u32 = 3;
 
@@ -47,6 +45,8 @@ fn lost_a_cached_step(e: &DockerError) -> bool {
     matches!(e, DockerError::Build { message, .. } if message.contains("unable to find image \"sha256:"))
 }
 
+/// [`DockerError::Unauthorized`] when the engine's message says the registry wanted
+/// credentials or refused them, else `otherwise(message)`.
 fn refusal(
     host: &str,
     what: &str,

@@ -5,19 +5,29 @@ use super::SourceError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// `git args` in `dir`, ready to run: `--no-optional-locks`, no input.
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("--no-optional-locks")
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// Runs `git args` in `dir`, whatever its exit status; only a git that cannot be
 /// started is an error.
 pub(super) fn run(dir: &Path, args: &[&str]) -> Result<std::process::Output, SourceError> {
-    Command::new("git")
-        .arg("--no-optional-locks")
-        .args(args)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
+    command(dir, args)
         .output()
-        .map_err(|e| failed(dir, args, format!("git could not be run: {e}")))
+        .map_err(|e| not_run(dir, args, e))
 }
 
-pub(super) fn failed(dir: &Path, args: &[&str], message: String) -> SourceError {
+fn not_run(dir: &Path, args: &[&str], e: std::io::Error) -> SourceError {
+    failed(dir, args, format!("git could not be run: {e}"))
+}
+
+fn failed(dir: &Path, args: &[&str], message: String) -> SourceError {
     SourceError::Git {
         args: args.join(" "),
         dir: dir.display().to_string(),
@@ -27,7 +37,11 @@ pub(super) fn failed(dir: &Path, args: &[&str], message: String) -> SourceError 
 
 /// Runs `git args` in `dir`; its stdout, or why not.
 pub(super) fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, SourceError> {
-    let out = run(dir, args)?;
+    stdout_of(dir, args, run(dir, args)?)
+}
+
+/// What `git args` printed when it succeeded; else its message, as an error.
+fn stdout_of(dir: &Path, args: &[&str], out: std::process::Output) -> Result<Vec<u8>, SourceError> {
     if !out.status.success() {
         let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         return Err(failed(dir, args, message));
@@ -48,11 +62,7 @@ pub(super) struct Started {
 
 impl Started {
     pub(super) fn spawn(dir: &Path, args: &'static [&'static str]) -> Started {
-        let child = Command::new("git")
-            .arg("--no-optional-locks")
-            .args(args)
-            .current_dir(dir)
-            .stdin(std::process::Stdio::null())
+        let child = command(dir, args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn();
@@ -65,18 +75,13 @@ impl Started {
 
     /// Its stdout, or why not, as [`git`] says.
     pub(super) fn finish(mut self) -> Result<Vec<u8>, SourceError> {
-        let (dir, args) = (&self.dir, self.args);
         let out = match self.child.take() {
             Some(Ok(child)) => child.wait_with_output(),
             Some(Err(e)) => Err(e),
             None => Err(std::io::Error::other("already waited for")),
         }
-        .map_err(|e| failed(dir, args, format!("git could not be run: {e}")))?;
-        if !out.status.success() {
-            let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            return Err(failed(dir, args, message));
-        }
-        Ok(out.stdout)
+        .map_err(|e| not_run(&self.dir, self.args, e))?;
+        stdout_of(&self.dir, self.args, out)
     }
 }
 
