@@ -136,6 +136,37 @@ fn a_link_inside_the_store_makes_a_stage_refuse_to_write_through_it() {
     }
 }
 
+/// The attempt a stage writes is numbered from the listing its gate made, before
+/// the command ran: a link planted at that attempt while the command runs is
+/// refused all the same when the stage writes, and nothing lands outside the store.
+#[test]
+fn a_link_planted_while_the_command_runs_is_refused_at_the_write() {
+    let repo = Repo::new();
+    let outside = tempfile::tempdir().unwrap();
+    let wait = "touch started; while [ ! -e go ]; do sleep 0.05; done";
+    let mut cmd = repo.command(&["stage", "commit", "--sha", SHA, "--", "sh", "-c", wait]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while !repo.path().join("started").exists() {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let linked = format!("commit/{SHA}/commit.log");
+    let at = repo.store().join(&linked);
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    symlink(outside.path().join("planted.log"), &at).unwrap();
+    std::fs::write(repo.path().join("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 4);
+    assert!(
+        text(&out).contains(&format!("{linked} in the store is a symbolic link")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(files_in(outside.path()), Vec::<PathBuf>::new());
+}
+
 #[test]
 fn the_store_folder_itself_may_be_a_link() {
     let repo = Repo::new();
