@@ -372,6 +372,34 @@ fn a_denied_build_reports_the_denial_not_its_missing_context() {
     assert!(!p.repo.object(&format!("build/{s}/build.json")).exists());
 }
 
+/// An engine stage reads `ledger.toml`, reaches its engine and (`build`) exports its
+/// contexts beside its gate (docs/performance.md), and looks at any of it only once
+/// the gate has passed: a denied `build`, `deploy` or `smoke` reports the denial,
+/// never its unreachable engine or a `ledger.toml` that does not parse, and writes
+/// nothing. No engine is needed: the one named does not exist.
+#[test]
+fn a_denied_engine_stage_reports_the_denial_not_its_engine_or_config() {
+    let p = Project::new(None);
+    let s = p.sha(1);
+    p.run_through(&s, "commit");
+    let dead = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let denied = |broken: &str| {
+        for stage in ["build", "deploy", "smoke"] {
+            let out = p.repo.ledger_env(&["stage", stage, "--sha", &s], &dead);
+            let said = text(&out);
+            assert_code(&out, 3);
+            assert!(said.contains(&format!("gate denied `{stage}`")), "{said}");
+            assert!(!said.contains(broken), "{stage} spoke of {broken}: {said}");
+        }
+    };
+    denied("nonexistent");
+    std::fs::write(p.repo.path().join("ledger.toml"), "[[images]\n").unwrap();
+    denied("ledger.toml");
+    for kind in ["build", "infra", "deploy"] {
+        assert!(!p.repo.store().join(kind).join(&s).exists(), "{kind}");
+    }
+}
+
 #[test]
 fn a_context_missing_from_the_commit_stops_the_build() {
     let Some(_) = engine() else { return };

@@ -18,9 +18,12 @@ use ledger_core::predicate::{Source, Tree};
 use ledger_core::{GitSha, Sha256Digest, Stage};
 use sha2::{Digest, Sha256};
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+mod archive;
 mod process;
+
+pub use archive::export;
 
 use process::{git, run, text, Started, STATUS};
 
@@ -184,6 +187,7 @@ impl Worktree {
                 top.display()
             )));
         }
+        tracing::debug!(top = %top.display(), "found the working tree");
         Ok(Worktree { top, head })
     }
 
@@ -296,38 +300,6 @@ impl Worktree {
         }
         git(&self.top, &["cat-file", "blob", &oid]).map(Some)
     }
-
-    /// The folder `context` (relative to the top) of commit `sha` as a tar archive,
-    /// read from git objects only: `git archive` of the folder's tree.
-    pub fn export(&self, sha: &GitSha, context: &str) -> Result<Vec<u8>, SourceError> {
-        self.require_commit(sha)?;
-        let missing = || SourceError::NoContext {
-            context: context.to_owned(),
-            sha: *sha,
-        };
-        let mut parts = Vec::new();
-        for c in Path::new(context).components() {
-            match c {
-                Component::CurDir => {}
-                Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-                _ => return Err(missing()),
-            }
-        }
-        let spec = format!("{sha}^{{tree}}:./{}", parts.join("/"));
-        // `git archive` takes the folder's tree directly; only when it fails is git
-        // asked why, so that a context missing from the commit (or a file, not a
-        // folder) is named as such.
-        let archived = git(&self.top, &["archive", "--format=tar", &spec]);
-        if archived.is_ok() {
-            return archived;
-        }
-        let tree = git(&self.top, &["rev-parse", "--verify", "--quiet", &spec])
-            .map_err(|_not_in_commit| missing())?;
-        if text(&git(&self.top, &["cat-file", "-t", &text(&tree)])?) != "tree" {
-            return Err(missing());
-        }
-        archived
-    }
 }
 
 /// The paths of `git status --porcelain=v1 -z`: entries are `XY path`, each
@@ -395,6 +367,7 @@ fn wraps(stage: Stage) -> bool {
 /// wrapped stages need HEAD to be `sha` and a clean tree unless `allow`ed; with no
 /// repository nothing can be checked, which only `--allow-other-sha` accepts. The
 /// other stages run no project code: `None`, and no repository needed.
+#[tracing::instrument(level = "debug", skip_all, fields(%stage))]
 pub fn check(
     dir: &Path,
     stage: Stage,

@@ -19,6 +19,8 @@ use ledger_pipeline::stages::exec::Launch;
 use ledger_pipeline::stages::isolate::Isolate;
 use std::path::Path;
 
+mod ahead;
+
 /// `ledger stage STAGE`.
 pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     let root = context::repo_root()?;
@@ -39,6 +41,9 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         let (root, stage) = (root.clone(), args.stage);
         tokio::task::spawn_blocking(move || source::check(&root, stage, &sha, allow))
     };
+    // An engine stage's config, engine and (for `build`) exported contexts are
+    // prepared beside all of that and the gate, and looked at only once it passed.
+    let ahead = ahead::Ahead::start(root.clone(), args.stage, sha, args.environment.clone());
     let writer = Writer::load(global, &root, args.key.as_deref(), Some(args.stage)).await;
     let source = checking
         .await
@@ -52,17 +57,6 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         .then(|| ledger_core::EnvName::parse(&args.environment))
         .transpose()
         .map_err(ledger_pipeline::Error::from)?;
-    // `build` exports its contexts from git (a `git archive` each, the larger part of
-    // its own time) while the gate runs: the export reads git objects and writes
-    // nothing, and its result is looked at only once the gate has passed.
-    let exporting = (args.stage == Stage::Build).then(|| {
-        let root = root.clone();
-        tokio::task::spawn_blocking(move || {
-            let config = ledger_pipeline::config::Config::load(&root)?;
-            let exported = ledger_pipeline::stages::build::export_contexts(&config, &sha)?;
-            Ok((config, exported))
-        })
-    });
     let passed = run::begin(&rec, args.stage, &sha, env_name)
         .await
         .map_err(denied)?;
@@ -75,7 +69,11 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
             ledger_pipeline::stages::publish::run_publish(&rec, passed, sha, &writer.runner).await
         }
         Stage::Build | Stage::Deploy | Stage::Smoke => {
-            engine_stage(&writer, &root, &args, sha, passed, exporting).await?
+            let prepared = match ahead {
+                Some(ahead) => ahead.take().await,
+                None => unreachable!("engine stages are prepared ahead"),
+            };
+            engine_stage(&writer, &args, sha, source, passed, prepared).await?
         }
     };
     let recorded = recorded.map_err(denied)?;
@@ -238,41 +236,28 @@ async fn decide(writer: &Writer, sha: GitSha, passed: Passed) -> Result<Code> {
     })
 }
 
-/// `build`, `deploy` and `smoke`: the stages configured by `ledger.toml`.
+/// `build`, `deploy` and `smoke`: the stages configured by `ledger.toml`, with what
+/// was prepared for them while their gate ran ([`ahead`]); its failures are
+/// reported here, the config's first. `source` is what the source check found
+/// (`build` records it: its contexts were exported from that tree).
 async fn engine_stage(
     writer: &Writer,
-    root: &Path,
     args: &StageArgs,
     sha: GitSha,
+    source: Option<Source>,
     passed: Passed,
-    exporting: Option<Exporting>,
+    prepared: std::result::Result<ahead::Prepared, ledger_pipeline::Error>,
 ) -> Result<std::result::Result<Recorded, ledger_pipeline::Error>> {
-    let config = context::load_config(root)?;
     let rec: Recorder<'_> = writer.recorder();
     let runner = &writer.runner;
-    Ok(match args.stage {
-        Stage::Build => {
-            // The engine is reached while the export (started beside the gate, else
-            // run now) may still be running; neither builds anything. The images are
-            // built from the same reading of ledger.toml their contexts came from.
-            let engine = ledger_pipeline::connect_engine().await?;
-            let (config, exported) = match exporting {
-                Some(exporting) => exporting
-                    .await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?,
-                None => {
-                    let exported = ledger_pipeline::stages::build::export_contexts(&config, &sha)?;
-                    (config, exported)
-                }
-            };
+    Ok(match prepared? {
+        ahead::Prepared::Build(config, engine, exported) => {
             ledger_pipeline::stages::build::run_build(
-                &rec, &engine, &config, sha, runner, passed, exported, &progress,
+                &rec, &engine, &config, sha, runner, passed, source, exported, &progress,
             )
             .await
         }
-        Stage::Deploy => {
-            let engine =
-                ledger_pipeline::connect_environment_engine(&config, &args.environment).await?;
+        ahead::Prepared::Deploy(config, engine) => {
             let req = ledger_pipeline::stages::deploy::DeployRequest {
                 sha,
                 environment: args.environment.clone(),
@@ -287,7 +272,7 @@ async fn engine_stage(
             )
             .await
         }
-        _ => {
+        ahead::Prepared::Smoke(config) => {
             let env_config = config
                 .environment(&args.environment)
                 .map_err(ledger_pipeline::Error::from)?;
@@ -298,17 +283,6 @@ async fn engine_stage(
         }
     })
 }
-
-/// `build`'s contexts being exported on the blocking pool.
-type Exporting = tokio::task::JoinHandle<
-    std::result::Result<
-        (
-            ledger_pipeline::config::Config,
-            ledger_pipeline::stages::build::Exported,
-        ),
-        ledger_pipeline::Error,
-    >,
->;
 
 /// `ledger gate STAGE`: what the gate would decide now.
 pub async fn gate(global: &Global, args: GateArgs) -> Result<Code> {

@@ -17,11 +17,9 @@ use crate::error::Error;
 use crate::record::Recorded;
 use crate::record::{Draft, Recorder};
 use crate::run::Passed;
-use crate::source::Worktree;
 use crate::stages::slsa::{self, BuildFacts};
 use ledger_core::predicate::{
-    BuildFailure, BuildPredicate, BuiltImage, ImageLabels, ImageParameters, Outcome, Runner,
-    Source, Tree,
+    BuildFailure, BuildPredicate, BuiltImage, ImageLabels, ImageParameters, Outcome, Runner, Source,
 };
 use ledger_core::{ArtifactKind, GitSha, Sha256Digest, Stage, Subject};
 use ledger_docker::labels::REVISION as REVISION_LABEL;
@@ -30,8 +28,9 @@ use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Runs `build` for `sha` from its `exported` contexts ([`export_contexts`]);
-/// `progress` gets build and push output lines.
+/// Runs `build` for `sha` from its `exported` contexts ([`export_contexts`]) and the
+/// `source` [`crate::source::check`] found them in; `progress` gets build and push
+/// output lines.
 #[tracing::instrument(level = "debug", skip_all, fields(stage = "build", %sha))]
 #[allow(
     clippy::too_many_arguments,
@@ -44,12 +43,13 @@ pub async fn run_build(
     sha: GitSha,
     runner: &Runner,
     passed: Passed,
+    source: Option<Source>,
     exported: Exported,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Recorded, Error> {
     let gate = passed.expect(Stage::Build, &sha)?;
     let draft = Draft::new(rec, Stage::Build, sha, runner, gate.inputs);
-    let Exported { source, contexts } = exported;
+    let Exported { contexts } = exported;
     let context_digests: Vec<Sha256Digest> = contexts.iter().map(|c| Sha256Digest::of(c)).collect();
     let created = draft.started_at.format(&Rfc3339).unwrap_or_default();
     let labels = ImageLabels {
@@ -85,7 +85,7 @@ pub async fn run_build(
         images: images.clone(),
         registry: config.registry.clone(),
         failure: failure.clone(),
-        source: Some(source.clone()),
+        source: source.clone(),
         attestation,
     };
     let companion = if result == Outcome::Pass {
@@ -157,33 +157,29 @@ fn parameters(
         .collect()
 }
 
-/// Every image's build context as exported from the commit, and the `source` the
-/// predicate records.
+/// Every image's build context as exported from the commit.
 #[derive(Debug)]
 pub struct Exported {
-    source: Source,
     /// Normalised tar archives, in the order of the configured images.
     contexts: Vec<Vec<u8>>,
 }
 
-/// Exports every image's build context from commit `sha` (git objects only; blocking:
-/// a `git archive` per image). It writes nothing, so `ledger stage build` runs it
-/// while the gate runs, and a context missing from the commit stops the stage
-/// before the engine is used.
+/// Exports every image's build context from commit `sha` of the repository at
+/// `config.root` (git objects only; blocking: a `git archive` per image). It writes
+/// nothing and does not find the working tree itself: `ledger stage build` runs it
+/// while [`crate::source::check`] finds the tree and the gate runs, and builds from
+/// it only once both have passed, recording the `Source` that check returned. A
+/// context missing from the commit stops the stage before the engine is used.
+#[tracing::instrument(level = "debug", skip_all, fields(%sha))]
 pub fn export_contexts(config: &Config, sha: &GitSha) -> Result<Exported, Error> {
-    let tree = Worktree::find(&config.root, Some(Stage::Build))?;
-    let source = Source {
-        head: tree.head(),
-        tree: Tree::Exported,
-        diff_sha256: None,
-    };
     let mut contexts = Vec::new();
     for image in &config.images {
-        let archive = tree.export(sha, &image.context)?;
+        let archive = crate::source::export(&config.root, sha, &image.context)?;
         let name = format!("{sha}:{}", image.context);
         contexts.push(ledger_docker::normalize_tar(&archive, &name)?);
     }
-    Ok(Exported { source, contexts })
+    tracing::debug!(contexts = contexts.len(), "exported");
+    Ok(Exported { contexts })
 }
 
 /// Builds (and, with a registry, pushes) one image from its exported `context`.
