@@ -209,6 +209,14 @@ impl Store {
         Ok(keys)
     }
 
+    /// The keys under `log/` near its end, in log order ([`Store::list_tail`]): what
+    /// a gate that needs the last entry alone reads, in a few round trips however
+    /// long the log.
+    pub async fn log_keys_tail(&self) -> Result<Vec<String>, StoreError> {
+        self.list_tail(tlog::LOG_PREFIX, tlog::entry_seq, tlog::entry_key)
+            .await
+    }
+
     /// The keys under `log/` after entry `size`'s, in log order: the tail of the log
     /// past a head seen before, in one listing of what the tail holds.
     pub async fn log_keys_after(&self, size: u64) -> Result<Vec<String>, StoreError> {

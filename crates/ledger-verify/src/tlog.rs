@@ -137,7 +137,8 @@ impl LogIndex {
     /// `log/` from there (anything else there is a problem of the log).
     async fn listed(store: &Store, start: Start) -> Result<(LogIndex, Vec<String>), Error> {
         let listed = match start {
-            Start::Whole | Start::Last => store.log_keys().await?,
+            Start::Whole => store.log_keys().await?,
+            Start::Last => store.log_keys_tail().await?,
             Start::At(head) => store.log_keys_after(head.size.saturating_sub(1)).await?,
         };
         let mut index = LogIndex {

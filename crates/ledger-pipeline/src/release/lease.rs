@@ -38,17 +38,26 @@ enum State {
     Held(Lease),
 }
 
+/// The number of a lease object's key (`leases/<env>/<seq>.json` or `.released`).
+fn number(key: &str) -> Option<u64> {
+    let name = key.rsplit('/').next()?;
+    let seq = name
+        .strip_suffix(".json")
+        .or_else(|| name.strip_suffix(".released"))?;
+    seq.parse().ok()
+}
+
 async fn state(store: &Store, env: &str, now: OffsetDateTime) -> Result<State, Error> {
-    let keys = store.list(&format!("leases/{env}/")).await?;
+    // Every deploy to `env` adds two objects here: only the newest are listed.
+    let keys = store
+        .list_tail(&format!("leases/{env}/"), number, |n| {
+            format!("leases/{env}/{n:010}")
+        })
+        .await?;
     let newest = keys
         .iter()
-        .filter_map(|k| {
-            k.rsplit('/')
-                .next()?
-                .strip_suffix(".json")?
-                .parse::<u64>()
-                .ok()
-        })
+        .filter(|k| k.ends_with(".json"))
+        .filter_map(|k| number(k))
         .max();
     let Some(n) = newest else {
         return Ok(State::Free {
