@@ -24,6 +24,7 @@ pub enum Prepared {
     Build(Config, Engine, Exported),
     /// The environment's engine.
     Deploy(Config, Engine),
+    /// `ledger.toml` alone: the smoke checks need no engine.
     Smoke(Config),
 }
 
