@@ -356,6 +356,29 @@ fn a_build_takes_the_committed_tree_not_the_working_tree() {
     }
 }
 
+/// Without `--sha`, as CI calls it, a stage runs for HEAD, which the source check
+/// reads with the tree (one `git` process): the wrapped stages and `build` record
+/// HEAD, `build` exports HEAD's committed tree, and the chain goes on.
+#[test]
+fn without_sha_every_stage_runs_for_head() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let s = p.sha(1);
+    for stage in ["commit", "integration"] {
+        assert_code(&run(&p.repo, &["stage", stage, "--", "true"]), 0);
+        let key = format!("{stage}/{s}/{stage}.json");
+        assert_eq!(p.repo.predicate(&key)["source"]["head"], json!(s), "{key}");
+    }
+    assert_code(&run(&p.repo, &["stage", "build"]), 0);
+    let build: Value = p.repo.predicate(&format!("build/{s}/build.json"));
+    assert_eq!(build["source"], json!({ "head": s, "tree": "exported" }));
+    assert_code(&run(&p.repo, &["stage", "publish"]), 0);
+    assert!(p
+        .repo
+        .object(&format!("release-candidate/{s}/manifest.json"))
+        .exists());
+}
+
 /// The contexts are exported while the gate runs (docs/performance.md); a denial
 /// is still what a build that may not run reports, and nothing is written.
 #[test]

@@ -374,10 +374,13 @@ pub fn resolve_sha(explicit: Option<&str>, root: &Path) -> Result<GitSha> {
     if let Some(s) = explicit {
         return GitSha::parse(s).map_err(Failure::input);
     }
-    ledger_pipeline::source::head(root).map_err(|e| {
-        Failure::input(format!("--sha not given and HEAD cannot be read: {e}"))
-            .hint("pass --sha <40-hex commit>")
-    })
+    ledger_pipeline::source::head(root).map_err(no_head)
+}
+
+/// Why a command without `--sha` cannot run: HEAD does not read (`e` says why).
+pub fn no_head(e: impl std::fmt::Display) -> Failure {
+    Failure::input(format!("--sha not given and HEAD cannot be read: {e}"))
+        .hint("pass --sha <40-hex commit>")
 }
 
 /// The process environment as a map (names and values that are valid UTF-8).

@@ -360,57 +360,68 @@ fn wraps(stage: Stage) -> bool {
 }
 
 /// Checks that `stage` may run for `sha` from the checkout at `dir` (the repository
-/// root), before its gate, and says what its predicate records as `source`.
+/// root), before its gate, and says which SHA it runs for and what its predicate
+/// records as `source`.
 ///
-/// Inside a git repository `sha` must be one of its commits, for every stage. `build`
-/// needs the repository (it exports contexts from it) and records `exported`. The
-/// wrapped stages need HEAD to be `sha` and a clean tree unless `allow`ed; with no
-/// repository nothing can be checked, which only `--allow-other-sha` accepts. The
-/// other stages run no project code: `None`, and no repository needed.
+/// Without `sha` (no `--sha`) the stage runs for HEAD, which the same `git` process
+/// that finds the tree reads. Inside a git repository `sha` must be one of its
+/// commits, for every stage. `build` needs the repository (it exports contexts from
+/// it) and records `exported`. The wrapped stages need HEAD to be `sha` and a clean
+/// tree unless `allow`ed; with no repository nothing can be checked, which only
+/// `--allow-other-sha` accepts. The other stages run no project code: `None`, and no
+/// repository needed when `sha` is given.
 #[tracing::instrument(level = "debug", skip_all, fields(%stage))]
 pub fn check(
     dir: &Path,
     stage: Stage,
-    sha: &GitSha,
+    sha: Option<&GitSha>,
     allow: Allow,
-) -> Result<Option<Source>, SourceError> {
+) -> Result<(GitSha, Option<Source>), SourceError> {
     // The wrapped stages' `git status` (a process of a couple of milliseconds, like
     // the one finding the tree) starts at once, in `dir`; its answer is used only
     // once `dir` is known to be the tree's top and HEAD the SHA.
     let status = wraps(stage).then(|| Started::spawn(dir, STATUS));
-    let tree = match Worktree::find(dir, Some(stage)) {
-        Ok(tree) => tree,
-        Err(SourceError::NotARepository { .. }) if !wraps(stage) && stage != Stage::Build => {
-            return Ok(None)
+    let tree = match (Worktree::find(dir, Some(stage)), sha) {
+        (Ok(tree), _) => tree,
+        (Err(SourceError::NotARepository { .. }), Some(sha))
+            if !wraps(stage) && stage != Stage::Build =>
+        {
+            return Ok((*sha, None))
         }
-        Err(SourceError::NotARepository { .. }) if wraps(stage) && allow.other_sha => {
-            return Ok(Some(Source {
+        (Err(SourceError::NotARepository { .. }), Some(sha)) if wraps(stage) && allow.other_sha => {
+            let unchecked = Source {
                 head: None,
                 tree: Tree::Unchecked,
                 diff_sha256: None,
-            }))
+            };
+            return Ok((*sha, Some(unchecked)));
         }
-        Err(e) => return Err(e),
+        (Err(e), _) => return Err(e),
     };
-    tree.require_commit(sha)?;
+    let sha = match sha {
+        Some(sha) => {
+            tree.require_commit(sha)?;
+            *sha
+        }
+        None => tree.head().ok_or_else(|| SourceError::NoCommits {
+            dir: dir.display().to_string(),
+        })?,
+    };
     let head = tree.head();
     if stage == Stage::Build {
-        return Ok(Some(Source {
+        let exported = Source {
             head,
             tree: Tree::Exported,
             diff_sha256: None,
-        }));
+        };
+        return Ok((sha, Some(exported)));
     }
     if !wraps(stage) {
-        return Ok(None);
+        return Ok((sha, None));
     }
-    let other = head != Some(*sha);
+    let other = head != Some(sha);
     if other && !allow.other_sha {
-        return Err(SourceError::OtherSha {
-            stage,
-            sha: *sha,
-            head,
-        });
+        return Err(SourceError::OtherSha { stage, sha, head });
     }
     let difference = match status {
         Some(status) => tree.difference_from(&status.finish()?)?,
@@ -419,7 +430,7 @@ pub fn check(
     if let (Some((changes, _)), false) = (&difference, allow.dirty) {
         return Err(SourceError::Dirty {
             stage,
-            sha: *sha,
+            sha,
             changes: changes.clone(),
         });
     }
@@ -429,11 +440,12 @@ pub fn check(
         (false, true) => Tree::Dirty,
         (false, false) => Tree::Clean,
     };
-    Ok(Some(Source {
+    let source = Source {
         head,
         tree,
         diff_sha256,
-    }))
+    };
+    Ok((sha, Some(source)))
 }
 
 #[cfg(test)]

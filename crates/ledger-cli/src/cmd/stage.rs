@@ -24,10 +24,11 @@ mod ahead;
 /// `ledger stage STAGE`.
 pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     let root = context::repo_root()?;
-    let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
     if args.resume {
+        let sha = context::resolve_sha(args.sha.as_deref(), &root)?;
         return resume(global, &root, &args, sha).await;
     }
+    let explicit = explicit_sha(&args)?;
     check_wrapped_command(&args)?;
     let allow = source::Allow {
         dirty: args.allow_dirty,
@@ -39,16 +40,26 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     // to load: a refusal here writes nothing and is reported as before.
     let checking = {
         let (root, stage) = (root.clone(), args.stage);
-        tokio::task::spawn_blocking(move || source::check(&root, stage, &sha, allow))
+        tokio::task::spawn_blocking(move || source::check(&root, stage, explicit.as_ref(), allow))
     };
     // An engine stage's config, engine and (for `build`) exported contexts are
-    // prepared beside all of that and the gate, and looked at only once it passed.
-    let ahead = ahead::Ahead::start(root.clone(), args.stage, sha, args.environment.clone());
-    let writer = Writer::load(global, &root, args.key.as_deref(), Some(args.stage)).await;
-    let source = checking
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        .map_err(ledger_pipeline::Error::from)?;
+    // prepared beside all of that and the gate, and looked at only once it passed;
+    // `build` without `--sha` starts once the check has read HEAD.
+    let prepare = |sha| ahead::Ahead::start(root.clone(), args.stage, sha, &args.environment);
+    let ahead = prepare(explicit);
+    let checked = async {
+        let checked = checking
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let ahead = match (&checked, ahead) {
+            (Ok((sha, _)), None) => prepare(Some(*sha)),
+            (_, ahead) => ahead,
+        };
+        (checked, ahead)
+    };
+    let loading = Writer::load(global, &root, args.key.as_deref(), Some(args.stage));
+    let (writer, (checked, ahead)) = tokio::join!(loading, checked);
+    let (sha, source) = checked.map_err(|e| refused(explicit, e))?;
     let writer = writer?;
     let rec = writer.recorder();
     // The one place a stage's run begins: signer, then gate, then the stored policy.
@@ -87,6 +98,26 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         writer.store.location()
     );
     Ok(outcome_code(recorded.result))
+}
+
+/// The SHA `--sha` names; without it the stage runs for HEAD, which the source check
+/// reads with the working tree, beside the loading (one `git` process, not two in
+/// turn).
+fn explicit_sha(args: &StageArgs) -> Result<Option<GitSha>> {
+    let sha = args.sha.as_deref().map(GitSha::parse).transpose();
+    sha.map_err(Failure::input)
+}
+
+/// A source check's refusal; without `--sha`, one that leaves no HEAD to run for is
+/// said as such.
+fn refused(explicit: Option<GitSha>, e: source::SourceError) -> Failure {
+    match (explicit, &e) {
+        (
+            None,
+            source::SourceError::NotARepository { .. } | source::SourceError::NoCommits { .. },
+        ) => context::no_head(e),
+        _ => ledger_pipeline::Error::from(e).into(),
+    }
 }
 
 /// Where runs the store could not take wait: `.ledger/spool/` in the repository.

@@ -34,10 +34,21 @@ pub struct Ahead(Option<tokio::task::JoinHandle<Result<Prepared, Error>>>);
 
 impl Ahead {
     /// Starts preparing `stage` for `sha` in the repository at `root`; `environment`
-    /// is `deploy`'s. `None` for a stage that uses neither config nor engine.
-    pub fn start(root: PathBuf, stage: Stage, sha: GitSha, environment: String) -> Option<Ahead> {
-        matches!(stage, Stage::Build | Stage::Deploy | Stage::Smoke)
-            .then(|| Ahead(Some(tokio::spawn(prepare(root, stage, sha, environment)))))
+    /// is `deploy`'s. `None` for a stage that uses neither config nor engine, and for
+    /// `build` until its SHA is known.
+    pub fn start(
+        root: PathBuf,
+        stage: Stage,
+        sha: Option<GitSha>,
+        environment: &str,
+    ) -> Option<Ahead> {
+        let what = match (stage, sha) {
+            (Stage::Build, Some(sha)) => Preparing::Build(sha),
+            (Stage::Deploy, _) => Preparing::Deploy(environment.to_owned()),
+            (Stage::Smoke, _) => Preparing::Smoke,
+            _ => return None,
+        };
+        Some(Ahead(Some(tokio::spawn(prepare(root, what)))))
     }
 
     /// What was prepared, once it is; else the first failure in the order the
@@ -57,15 +68,17 @@ impl Drop for Ahead {
     }
 }
 
-async fn prepare(
-    root: PathBuf,
-    stage: Stage,
-    sha: GitSha,
-    environment: String,
-) -> Result<Prepared, Error> {
+/// What a stage prepares, with what it needs for it.
+enum Preparing {
+    Build(GitSha),
+    Deploy(String),
+    Smoke,
+}
+
+async fn prepare(root: PathBuf, what: Preparing) -> Result<Prepared, Error> {
     let config = Config::load(&root)?;
-    Ok(match stage {
-        Stage::Build => {
+    Ok(match what {
+        Preparing::Build(sha) => {
             let exporting = tokio::task::spawn_blocking(move || {
                 let exported = export_contexts(&config, &sha);
                 (config, exported)
@@ -75,10 +88,10 @@ async fn prepare(
                 exported.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             Prepared::Build(config, engine?, exported?)
         }
-        Stage::Deploy => {
+        Preparing::Deploy(environment) => {
             let engine = ledger_pipeline::connect_environment_engine(&config, &environment).await?;
             Prepared::Deploy(config, engine)
         }
-        _ => Prepared::Smoke(config),
+        Preparing::Smoke => Prepared::Smoke(config),
     })
 }
