@@ -5,9 +5,10 @@
 //! and the code that actually ran. Three rules keep the link, checked before a
 //! stage's gate (a refusal writes nothing):
 //!
-//! * `--sha` must name a commit of the repository, for every stage run inside one.
+//! * `--sha` must name a commit of the repository, for every stage run inside one;
+//!   without it a stage runs for HEAD.
 //! * `build` never reads the working tree: each image's context is exported from the
-//!   commit's own git objects ([`Worktree::export`]), so uncommitted files cannot
+//!   commit's own git objects ([`export`]), so uncommitted files cannot
 //!   reach an image labelled with the SHA. Outside a git repository it is refused.
 //! * The wrapped stages (`commit`, `integration`) run the working tree, so it must be
 //!   the SHA's: HEAD is the SHA and nothing is uncommitted. `--allow-dirty` and

@@ -10,7 +10,7 @@ use object_store::path::Path;
 
 /// How many keys one probe of [`Store::list_tail`] reads at most: a page of S3's and
 /// GCS's listings (Azure's holds more), so a probe is one request.
-pub const TAIL_PAGE: usize = 1000;
+const TAIL_PAGE: usize = 1000;
 
 impl Store {
     /// Every key under `prefix` (which must end with `/`), sorted.
@@ -31,7 +31,7 @@ impl Store {
     }
 
     /// The keys under `prefix` (which must end with `/`) near its end, sorted: all of
-    /// them when it holds at most [`TAIL_PAGE`], else a run of its last keys. For
+    /// them when it holds at most a page (1,000 keys), else a run of its last keys. For
     /// folders whose keys are numbered in the order they are written (the log's
     /// entries, an environment's leases): `number` reads a key's number (`None` for
     /// any other key), and every key numbered above `n` sorts after `key_of(n)`.

@@ -222,6 +222,48 @@ mod tests {
         }
     }
 
+    /// An environment deployed to many times holds more lease objects than a bucket
+    /// lists in a page; the newest is still the one found (`Store::list_tail`), held
+    /// or released, across the page.
+    #[tokio::test]
+    async fn the_newest_lease_is_found_past_a_page_of_older_ones() {
+        let (_tmp, stores) = backends("lease-many").await;
+        for s in stores {
+            let then = OffsetDateTime::now_utc() - MINUTE;
+            futures::future::join_all((1..=700).map(|seq| {
+                let s = &s;
+                async move {
+                    let lease = Lease {
+                        environment: "production".into(),
+                        seq,
+                        holder: "old".into(),
+                        sha: "x".into(),
+                        acquired_at: then,
+                        expires_at: then,
+                        takeover_of: None,
+                    };
+                    let bytes = serde_json::to_vec(&lease).unwrap();
+                    s.put_create(&key("production", seq, "json").unwrap(), bytes)
+                        .await
+                        .unwrap();
+                    let released = key("production", seq, "released").unwrap();
+                    s.put_create(&released, b"released\n".to_vec())
+                        .await
+                        .unwrap();
+                }
+            }))
+            .await;
+            let a = acquire(&s, "production", "a", "y", MINUTE, Duration::ZERO)
+                .await
+                .unwrap();
+            assert_eq!((a.seq, a.takeover_of), (701, None), "{s:?}");
+            let e = acquire(&s, "production", "b", "z", MINUTE, Duration::ZERO)
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("held by a"), "{s:?}: {e}");
+        }
+    }
+
     // --- Processes racing for leases (see `ledger_store::testing::Race`) ------------
     //
     // Odd rounds start from an expired lease, so half the rounds race to take over

@@ -10,7 +10,7 @@ use std::path::{Component, Path};
 /// from git objects only: `git archive` of the folder's tree, run in `top`.
 ///
 /// It does not find the working tree first: a caller checks beside it, with
-/// [`check`], that `top` is the tree's top and `sha` one of its commits, and uses
+/// [`super::check`], that `top` is the tree's top and `sha` one of its commits, and uses
 /// the archive only once that check has passed (`ledger stage build` exports while
 /// its gate runs, and records the `Source` that check returned).
 pub fn export(top: &Path, sha: &GitSha, context: &str) -> Result<Vec<u8>, SourceError> {
