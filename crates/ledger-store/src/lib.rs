@@ -57,7 +57,7 @@ pub enum PutOutcome {
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     location: String,
-    /// The folder of a local store, for [`Store::map_many`]'s direct reads.
+    /// The folder of a local store, read and listed directly on the caller's thread.
     local_root: Option<Arc<std::path::Path>>,
     /// Objects this process created that no log entry names yet (`log.rs`).
     pending: Arc<std::sync::Mutex<Vec<ledger_core::tlog::LoggedObject>>>,
@@ -351,12 +351,9 @@ impl Store {
     ) -> Result<Option<Bytes>, StoreError> {
         let _trip = self.requests.read([key.as_str()]);
         if let Some(root) = &self.local_root {
-            let key = key.clone();
-            return self
-                .on_local_folder(root, move |root, location| {
-                    local::read(root, location, &key, limit)
-                })
-                .await;
+            return self.on_local_folder(root, |root, location| {
+                local::read(root, location, key, limit)
+            });
         }
         let path = Path::from(key.as_str());
         let result = match self.inner.get(&path).await {
@@ -419,10 +416,9 @@ impl Store {
             // One round trip: a bucket has every key of a bulk read in flight at once
             // (up to `BULK_REQUESTS`).
             let _trip = self.requests.read(keys.iter().map(ObjectKey::as_str));
-            self.on_local_folder(root, move |root, location| {
+            self.on_local_folder(root, |root, location| {
                 local::map_many(root, location, &keys, limit, &map)
             })
-            .await
         } else {
             let map = &map;
             futures::stream::iter(keys)
@@ -470,21 +466,18 @@ impl Store {
     }
 
     /// Runs `work` (blocking file system calls under the local folder `root`) on
-    /// tokio's blocking pool, so the runtime's workers are never held up by it.
-    async fn on_local_folder<T: Send + 'static>(
+    /// the caller's thread. Handing each call to tokio's blocking pool cost more than
+    /// the calls: a command's concurrent reads started a thread each (26 threads in a
+    /// cold `verify` of a ten-artifact chain, 13 without them) and every hand-off a
+    /// wake-up, while reading or listing a few small files takes microseconds
+    /// (docs/performance.md). A bulk read spreads itself over the cores
+    /// ([`local::map_many`]); the runtime's other worker keeps running spawned tasks.
+    fn on_local_folder<T>(
         &self,
-        root: &Arc<std::path::Path>,
-        work: impl FnOnce(&std::path::Path, &str) -> Result<T, StoreError> + Send + 'static,
+        root: &std::path::Path,
+        work: impl FnOnce(&std::path::Path, &str) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let (root, location) = (root.clone(), self.location.clone());
-        // The blocking thread logs inside the caller's span.
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| work(&root, &location)))
-            .await
-            .map_err(|e| StoreError::Unreachable {
-                location: self.location.clone(),
-                source: object_store::Error::JoinError { source: e },
-            })?
+        work(root, &self.location)
     }
 }
 

@@ -154,13 +154,10 @@ impl Store {
     ) -> Result<Vec<Listed>, StoreError> {
         let _trip = self.requests.add(Kind::List);
         if let Some(root) = &self.local_root {
-            let prefix = prefix.map_or(String::new(), |p| p.as_ref().to_owned());
-            let after = after.map(str::to_owned);
-            return self
-                .on_local_folder(root, move |root, location| {
-                    local::list(root, location, &prefix, after.as_deref())
-                })
-                .await;
+            let prefix = prefix.map_or("", |p| p.as_ref());
+            return self.on_local_folder(root, |root, location| {
+                local::list(root, location, prefix, after)
+            });
         }
         let listing = match after {
             Some(after) => self.inner.list_with_offset(prefix, &Path::from(after)),

@@ -1,12 +1,14 @@
-//! Bulk reads and listings of a local folder store with plain file system calls.
+//! Reads and listings of a local folder store with plain file system calls, made on
+//! the caller's thread (a bulk read on every core).
 //!
-//! Writes and single reads of a local store go through `object_store`'s
-//! `LocalFileSystem` like every other backend, so the write-once rule has one home.
-//! Whole-store walks read tens of thousands of small files; there, the backend's two
-//! hops through tokio's blocking pool per read cost more than the read, so this module
-//! reads the same files directly. The key → path mapping is the backend's own for the
-//! only keys that exist ([`ObjectKey`] segments are `[a-z0-9._-]`, which it stores
-//! unescaped), and a missing file is `None` exactly as `get` says.
+//! Writes of a local store go through `object_store`'s `LocalFileSystem` like every
+//! other backend, so the write-once rule has one home. Reads and listings do not:
+//! the backend's two hops through tokio's blocking pool per call cost more than the
+//! call (a whole-store walk reads tens of thousands of small files; a cold `verify`
+//! started a thread per concurrent read), so this module reads the same files
+//! directly. The key → path mapping is the backend's own for the only keys that
+//! exist ([`ObjectKey`] segments are `[a-z0-9._-]`, which it stores unescaped), and
+//! a missing file is `None` exactly as `get` says.
 //!
 //! Nothing below the root is followed if it is a symbolic link, read if it is not a
 //! regular file, or read past its limit ([`crate::file`]): a link inside the store
