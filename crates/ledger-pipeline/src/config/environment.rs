@@ -18,7 +18,8 @@ pub struct Environment {
     #[serde(default)]
     pub engine: Option<String>,
     /// The folder with `ca.pem`, `cert.pem` and `key.pem` for a `tcp://` engine;
-    /// absolute once loaded (see [`resolve_path`]).
+    /// absolute once loaded (`~/…` under the home folder, a relative path under the
+    /// repository root).
     #[serde(default)]
     pub engine_certs: Option<PathBuf>,
     /// The host address published ports bind to (an IP address, checked on load).

@@ -7,7 +7,7 @@
 //! container of another SHA or started by another deployment, an image whose content
 //! is not the recorded digest, a container of an image the release does not have, or
 //! containers in an environment with no deployment evidence at all. In a Swarm
-//! environment the services are compared instead ([`swarm`]).
+//! environment the services are compared instead (the `swarm` module).
 
 mod swarm;
 
