@@ -54,30 +54,33 @@ pub(crate) fn map_many<T: Send>(
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, BulkRead<T>)>> = Mutex::new(Vec::with_capacity(keys.len()));
     let failure: Mutex<Option<StoreError>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let mut mine = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(key) = keys.get(i) else { break };
-                    match one(key) {
-                        Ok(got) => mine.push((i, got)),
-                        Err(e) => {
-                            tracing::debug!(key = key.as_str(), "reading the file failed");
-                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            // Stop every thread: the read as a whole has failed.
-                            next.store(keys.len(), Ordering::Relaxed);
-                            break;
-                        }
-                    }
+    let work = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(key) = keys.get(i) else { break };
+            match one(key) {
+                Ok(got) => mine.push((i, got)),
+                Err(e) => {
+                    tracing::debug!(key = key.as_str(), "reading the file failed");
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    // Stop every thread: the read as a whole has failed.
+                    next.store(keys.len(), Ordering::Relaxed);
+                    break;
                 }
-                results
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .append(&mut mine);
-            });
+            }
         }
+        results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(&mut mine);
+    };
+    // The calling thread reads too: one thread fewer to start.
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
     });
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);

@@ -13,8 +13,9 @@ const MIN_PER_THREAD: usize = 4;
 /// its bulk reads and these checks share the same cores).
 pub use ledger_store::cores;
 
-/// `items.iter().map(f)`, on up to one thread per core; a panic in `f` is raised
-/// again here.
+/// `items.iter().map(f)`, on up to one thread per core (the calling thread takes
+/// the first share, so one thread fewer is started); a panic in `f` is raised again
+/// here.
 pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = cores().min(items.len() / MIN_PER_THREAD).max(1);
     if threads == 1 {
@@ -22,15 +23,21 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     }
     let share = items.len().div_ceil(threads);
     let f = &f;
+    let mut chunks = items.chunks(share);
+    let first = chunks.next().unwrap_or_default();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(share)
+        let handles: Vec<_> = chunks
             .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        let mut results: Vec<R> = first.iter().map(f).collect();
+        for handle in handles {
+            results.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        results
     })
 }
 
