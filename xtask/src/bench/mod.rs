@@ -302,7 +302,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )?),
         None => None,
     };
-    stage_table(runs, &local, remote.as_ref());
+    stage_table(
+        runs,
+        &local,
+        remote.as_ref(),
+        s3.as_ref().map(s3::S3::described),
+    );
     println!("| stage | store requests, local folder (last run) | store requests, S3 |");
     println!("|---|---|---|");
     for (i, stage) in STAGES.iter().enumerate() {
@@ -345,7 +350,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// Wall time and overhead per stage on both stores, with the S3 server's own CPU.
-fn stage_table(runs: usize, local: &Pipeline, remote: Option<&Pipeline>) {
+fn stage_table(runs: usize, local: &Pipeline, remote: Option<&Pipeline>, server: Option<String>) {
     println!("| stage | local: wall (median ms) | local: ledger overhead | S3: wall | S3: ledger overhead | S3: the server's CPU (mean) |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (i, stage) in STAGES.iter().enumerate() {
@@ -364,8 +369,9 @@ fn stage_table(runs: usize, local: &Pipeline, remote: Option<&Pipeline>) {
         );
     }
     println!(
-        "\n{runs} runs on {} core(s); overhead = wall minus the wrapped work the evidence records (command, build+push, container start and health wait, HTTP checks). S3 is moto's server on loopback: per-request latency of a real bucket comes on top. The server's CPU is its process's user and system time during the stage (10 ms ticks, averaged over the runs).\n",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "\n{runs} runs on {} core(s); overhead = wall minus the wrapped work the evidence records (command, build+push, container start and health wait, HTTP checks). S3 is {}: per-request latency of a real bucket comes on top. The server's CPU is its process's user and system time during the stage (10 ms ticks, averaged over the runs).\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        server.as_deref().unwrap_or("not measured")
     );
 }
 

@@ -18,6 +18,22 @@ pub struct S3 {
 }
 
 impl S3 {
+    /// Which server the S3 figures are of, for the table: one started for this run
+    /// holds only the bench's objects; one already running (the test suite's, after
+    /// `.ci/run`'s services) may hold many more and cost more CPU a request.
+    pub fn described(&self) -> String {
+        let endpoint = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .map_or("?", |(_, e)| e.as_str());
+        if self.server.is_some() {
+            format!("moto's server started by the bench on {endpoint}")
+        } else {
+            format!("the server LEDGER_TEST_S3_ENDPOINT names ({endpoint}), already running: it may hold other objects")
+        }
+    }
+
     /// CPU milliseconds the server's process has used so far (user and system, its
     /// finished threads included), when it is a process here.
     pub fn server_cpu_ms(&self) -> Option<f64> {
@@ -176,6 +192,34 @@ mod tests {
         assert_eq!(loopback_port("http://localhost:9000/"), Some(9000));
         assert_eq!(loopback_port("https://s3.example.com:443"), None);
         assert_eq!(loopback_port("http://10.0.0.1:9000"), None);
+    }
+
+    #[test]
+    fn the_table_says_whether_the_server_was_started_for_the_run() {
+        let env = vec![(
+            "AWS_ENDPOINT_URL".to_owned(),
+            "http://127.0.0.1:40161".to_owned(),
+        )];
+        let running = S3 {
+            env: env.clone(),
+            server: None,
+            pid: None,
+        };
+        let text = running.described();
+        assert!(
+            text.contains("LEDGER_TEST_S3_ENDPOINT") && text.contains("127.0.0.1:40161"),
+            "{text}"
+        );
+        let started = S3 {
+            env,
+            server: Some(Command::new("true").spawn().unwrap()),
+            pid: None,
+        };
+        let text = started.described();
+        assert!(
+            text.contains("started by the bench on http://127.0.0.1:40161"),
+            "{text}"
+        );
     }
 
     #[test]
