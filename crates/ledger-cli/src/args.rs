@@ -119,8 +119,13 @@ pub struct PruneArgs {
     /// Delete even when more images than the safety threshold would go
     #[arg(long)]
     pub force: bool,
-    /// Only SHAs built at least this many days ago [default: ledger.toml [prune] min_age_days, else 14]
-    #[arg(long, value_name = "DAYS")]
+    // The help is an attribute, not a doc comment: rustdoc would read `[prune]` as a
+    // link.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        help = "Only SHAs built at least this many days ago [default: ledger.toml [prune] min_age_days, else 14]"
+    )]
     pub min_age_days: Option<u64>,
     /// Private key that signs the prune record (with --apply)
     #[arg(long, value_name = "FILE")]

@@ -11,9 +11,10 @@ use ledger_core::predicate::{
 };
 use ledger_core::ArtifactKind;
 
-/// A verified predicate, read into the type of its kind. Every verified [`Artifact`]
-/// has one: [`Evidence::check`] reads it right after the schema check, and a predicate
-/// that passes its schema but does not read is a verification problem.
+/// A verified predicate, read into the type of its kind. Every verified
+/// [`Artifact`](crate::Artifact) has one: [`Evidence::check`](crate::Evidence::check)
+/// reads it right after the schema check, and a predicate that passes its schema but
+/// does not read is a verification problem.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(
     clippy::large_enum_variant,
