@@ -351,9 +351,7 @@ impl Store {
     ) -> Result<Option<Bytes>, StoreError> {
         let _trip = self.requests.read([key.as_str()]);
         if let Some(root) = &self.local_root {
-            return self.on_local_folder(root, |root, location| {
-                local::read(root, location, key, limit)
-            });
+            return local::read(root, &self.location, key, limit);
         }
         let path = Path::from(key.as_str());
         let result = match self.inner.get(&path).await {
@@ -416,9 +414,7 @@ impl Store {
             // One round trip: a bucket has every key of a bulk read in flight at once
             // (up to `BULK_REQUESTS`).
             let _trip = self.requests.read(keys.iter().map(ObjectKey::as_str));
-            self.on_local_folder(root, |root, location| {
-                local::map_many(root, location, &keys, limit, &map)
-            })
+            local::map_many(root, &self.location, &keys, limit, &map)
         } else {
             let map = &map;
             futures::stream::iter(keys)
@@ -463,21 +459,6 @@ impl Store {
     /// it. Listings list such a folder as one object of its own: this says why.
     pub fn check_folder(&self, folder: &str) -> Result<(), StoreError> {
         self.check_local_path(folder, local::Last::Folder)
-    }
-
-    /// Runs `work` (blocking file system calls under the local folder `root`) on
-    /// the caller's thread. Handing each call to tokio's blocking pool cost more than
-    /// the calls: a command's concurrent reads started a thread each (26 threads in a
-    /// cold `verify` of a ten-artifact chain, 13 without them) and every hand-off a
-    /// wake-up, while reading or listing a few small files takes microseconds
-    /// (docs/performance.md). A bulk read spreads itself over the cores
-    /// ([`local::map_many`]); the runtime's other worker keeps running spawned tasks.
-    fn on_local_folder<T>(
-        &self,
-        root: &std::path::Path,
-        work: impl FnOnce(&std::path::Path, &str) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        work(root, &self.location)
     }
 }
 

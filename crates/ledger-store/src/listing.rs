@@ -155,9 +155,7 @@ impl Store {
         let _trip = self.requests.add(Kind::List);
         if let Some(root) = &self.local_root {
             let prefix = prefix.map_or("", |p| p.as_ref());
-            return self.on_local_folder(root, |root, location| {
-                local::list(root, location, prefix, after)
-            });
+            return local::list(root, &self.location, prefix, after);
         }
         let listing = match after {
             Some(after) => self.inner.list_with_offset(prefix, &Path::from(after)),

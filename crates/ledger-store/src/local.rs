@@ -5,10 +5,12 @@
 //! other backend, so the write-once rule has one home. Reads and listings do not:
 //! the backend's two hops through tokio's blocking pool per call cost more than the
 //! call (a whole-store walk reads tens of thousands of small files; a cold `verify`
-//! started a thread per concurrent read), so this module reads the same files
-//! directly. The key → path mapping is the backend's own for the only keys that
-//! exist ([`ObjectKey`] segments are `[a-z0-9._-]`, which it stores unescaped), and
-//! a missing file is `None` exactly as `get` says.
+//! of a ten-artifact chain started 26 threads, a blocking thread per concurrent
+//! read, 8 now: docs/performance.md), so this module reads the same files directly,
+//! on the thread that asks; the runtime's other workers keep running spawned tasks.
+//! The key → path mapping is the backend's own for the only keys that exist
+//! ([`ObjectKey`] segments are `[a-z0-9._-]`, which it stores unescaped), and a
+//! missing file is `None` exactly as `get` says.
 //!
 //! Nothing below the root is followed if it is a symbolic link, read if it is not a
 //! regular file, or read past its limit ([`crate::file`]): a link inside the store

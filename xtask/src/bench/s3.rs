@@ -22,11 +22,7 @@ impl S3 {
     /// holds only the bench's objects; one already running (the test suite's, after
     /// `.ci/run`'s services) may hold many more and cost more CPU a request.
     pub fn described(&self) -> String {
-        let endpoint = self
-            .env
-            .iter()
-            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
-            .map_or("?", |(_, e)| e.as_str());
+        let endpoint = endpoint(&self.env).unwrap_or("?");
         if self.server.is_some() {
             format!("moto's server started by the bench on {endpoint}")
         } else {
@@ -116,12 +112,17 @@ fn s3_env(vars: &dyn Fn(&str) -> Option<String>) -> Option<Vec<(String, String)>
     Some(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
+/// The server's address among the settings a store is opened with.
+fn endpoint(env: &[(String, String)]) -> Option<&str> {
+    env.iter()
+        .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+        .map(|(_, e)| e.as_str())
+}
+
 pub fn start_s3() -> Result<Option<S3>, String> {
     if let Some(env) = s3_env(&|n| std::env::var(n).ok()) {
-        let pid = env
-            .iter()
-            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
-            .and_then(|(_, e)| loopback_port(e))
+        let pid = endpoint(&env)
+            .and_then(loopback_port)
             .and_then(listener_pid);
         return Ok(Some(S3 {
             env,
