@@ -6,8 +6,10 @@
 //! reports facts back. Engine behaviour this code relies on, measured:
 //! creating a container does not pull, so images are pulled by digest first; a push
 //! reply carries no digest, so `RepoDigests` is read from an inspect after the push;
-//! API versions differ between engines, so the version is negotiated; servers in
-//! `FROM scratch` images ignore SIGTERM unless the container runs with `init`.
+//! API versions differ between engines, and bollard's requests name none, so each
+//! engine answers in its own (a test holds bollard to that: `Engine::connect_to`);
+//! servers in `FROM scratch` images ignore SIGTERM unless the container runs with
+//! `init`.
 
 mod context;
 pub mod credentials;
