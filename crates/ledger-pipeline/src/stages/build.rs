@@ -170,14 +170,37 @@ pub struct Exported {
 /// while [`crate::source::check`] finds the tree and the gate runs, and builds from
 /// it only once both have passed, recording the `Source` that check returned. A
 /// context missing from the commit stops the stage before the engine is used.
+///
+/// Each export is a `git archive` whose time is mostly zlib inflating the context's
+/// blobs (11 ms for the demo's 1.4 MB context), so several images' contexts are
+/// exported side by side, one thread each (the first on the calling thread); the
+/// contexts keep the images' order, and the first image's error is the one
+/// reported.
 #[tracing::instrument(level = "debug", skip_all, fields(%sha))]
 pub fn export_contexts(config: &Config, sha: &GitSha) -> Result<Exported, Error> {
-    let mut contexts = Vec::new();
-    for image in &config.images {
+    let export = |image: &ImageConfig| -> Result<Vec<u8>, Error> {
         let archive = crate::source::export(&config.root, sha, &image.context)?;
         let name = format!("{sha}:{}", image.context);
-        contexts.push(ledger_docker::normalize_tar(&archive, &name)?);
-    }
+        Ok(ledger_docker::normalize_tar(&archive, &name)?)
+    };
+    let Some((first, rest)) = config.images.split_first() else {
+        return Ok(Exported {
+            contexts: Vec::new(),
+        });
+    };
+    let exported: Vec<Result<Vec<u8>, Error>> = std::thread::scope(|scope| {
+        let others: Vec<_> = rest
+            .iter()
+            .map(|image| scope.spawn(move || export(image)))
+            .collect();
+        let mut all = vec![export(first)];
+        all.extend(others.into_iter().map(|t| {
+            t.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }));
+        all
+    });
+    let contexts = exported.into_iter().collect::<Result<Vec<_>, _>>()?;
     tracing::debug!(contexts = contexts.len(), "exported");
     Ok(Exported { contexts })
 }
@@ -247,4 +270,84 @@ async fn build_one(
 /// Whether a Docker error means the image is gone (pruned or registry down).
 pub fn is_missing(e: &DockerError) -> bool {
     matches!(e, DockerError::Missing { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Which of the two contexts' own files a tar archive holds (its headers name
+    /// them).
+    fn holds(archive: &[u8]) -> Vec<&'static str> {
+        ["ctx-a.txt", "ctx-b.txt"]
+            .into_iter()
+            .filter(|name| archive.windows(name.len()).any(|w| w == name.as_bytes()))
+            .collect()
+    }
+
+    /// A repository whose commit holds `ctx-a` and `ctx-b` (each a Dockerfile and a
+    /// file of its own), with a config of `images` (name, context) in that order.
+    fn repo(images: &[(&str, &str)]) -> (tempfile::TempDir, Config, GitSha) {
+        let dir = tempfile::tempdir().unwrap();
+        for ctx in ["ctx-a", "ctx-b"] {
+            std::fs::create_dir(dir.path().join(ctx)).unwrap();
+            std::fs::write(dir.path().join(ctx).join("Dockerfile"), "FROM scratch\n").unwrap();
+            std::fs::write(dir.path().join(ctx).join(format!("{ctx}.txt")), ctx).unwrap();
+        }
+        git(dir.path(), &["init", "-q"]);
+        git(dir.path(), &["add", "."]);
+        git(dir.path(), &["commit", "-qm", "contexts"]);
+        let sha = GitSha::parse(&git(dir.path(), &["rev-parse", "HEAD"])).unwrap();
+        let mut toml = "repository = \"r\"\nsource = \"https://example.invalid/r\"\n".to_owned();
+        for (name, context) in images {
+            toml.push_str(&format!(
+                "[[images]]\nname = \"{name}\"\ncontext = \"{context}\"\n"
+            ));
+        }
+        toml.push_str(&format!(
+            "[[environments]]\nname = \"canary\"\n[[environments.services]]\nimage = \"{}\"\n",
+            images[0].0
+        ));
+        let config = Config::parse(&toml, dir.path(), "ledger.toml").unwrap();
+        (dir, config, sha)
+    }
+
+    #[test]
+    fn contexts_exported_side_by_side_keep_the_images_order() {
+        let (_dir, config, sha) = repo(&[("b", "ctx-b"), ("a", "ctx-a"), ("a2", "ctx-a")]);
+        let exported = export_contexts(&config, &sha).unwrap();
+        let held: Vec<Vec<&str>> = exported.contexts.iter().map(|c| holds(c)).collect();
+        assert_eq!(held, [["ctx-b.txt"], ["ctx-a.txt"], ["ctx-a.txt"]]);
+    }
+
+    #[test]
+    fn the_first_missing_context_in_the_images_order_is_reported() {
+        for (images, missing) in [
+            (
+                &[("a", "ctx-a"), ("x", "gone-1"), ("y", "gone-2")][..],
+                "gone-1",
+            ),
+            (
+                &[("x", "gone-2"), ("a", "ctx-a"), ("y", "gone-1")][..],
+                "gone-2",
+            ),
+        ] {
+            let (_dir, config, sha) = repo(images);
+            let e = export_contexts(&config, &sha).unwrap_err().to_string();
+            assert!(e.contains(missing), "{e}");
+        }
+    }
 }
