@@ -1,10 +1,10 @@
 //! The inside of the isolation boundary: the helper (`ledger __isolate`) and the init
-//! process of the new PID namespace (`ledger __isolate-init`). Both are fresh,
-//! single-threaded executions of `ledger`, so the namespace calls that need one thread
-//! (`unshare(CLONE_NEWUSER)`) work, and every child is started with `std::process`.
+//! process of the new PID namespace, a fork of the helper. The helper is a fresh,
+//! single-threaded execution of `ledger` and starts no threads, so the namespace
+//! calls that need one thread (`unshare(CLONE_NEWUSER)`) work in both, and the
+//! command is started with `std::process`.
 //! The module comment of `isolate` gives the layout and the status protocol.
 
-use super::INIT_ARG;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
@@ -13,7 +13,7 @@ use nix::unistd::{getgid, getpid, getuid, Pid};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -42,15 +42,6 @@ pub fn adopt(fd: i32) -> std::io::Result<OwnedFd> {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )?;
     Ok(owned)
-}
-
-/// Makes `fd` inheritable by the next child again.
-fn inheritable(fd: &OwnedFd) -> nix::Result<()> {
-    nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-    )
-    .map(drop)
 }
 
 fn step<T>(what: &str, r: nix::Result<T>) -> Result<T, String> {
@@ -184,44 +175,67 @@ fn mask(path: &Path) -> Result<(), String> {
 
 /// Starts the init process (PID 1 of the new PID namespace), hands it the status
 /// pipe, waits for it and relays how the command ended. `Err` holds an exit code.
+///
+/// Init is a fork of this process, not `ledger` run again: the helper starts no
+/// threads, so its child may run any code until it starts the command, and a wrapped
+/// command is spared a second load and start of the `ledger` binary (a third of the
+/// time the isolation adds to it, docs/performance.md).
+#[allow(
+    unsafe_code,
+    reason = "fork(2) has no safe API; the SAFETY comment says why this one is sound"
+)]
+#[allow(
+    clippy::exit,
+    reason = "the forked init must end there, never return into the helper's code"
+)]
 fn start_init(status: File, uid: &str, gid: &str, argv: &[OsString]) -> Result<i32, i32> {
     let mut status = status;
-    let relay = super::client::pipe_inherited_end(true);
-    let relay = io_step("create the exit relay pipe", relay).map_err(|why| {
+    // Both ends close-on-exec: the command holds neither.
+    let relay = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
+    let (relay_read, relay_write) = step("create the exit relay pipe", relay).map_err(|why| {
         report(&mut status, &format!("fail {why}"));
         SETUP_FAILED
     })?;
-    let status_fd = OwnedFd::from(status);
-    let _ = inheritable(&status_fd);
-    let mut status = File::from(status_fd);
-    let child = Command::new("/proc/self/exe")
-        .arg(INIT_ARG)
-        .arg(status.as_raw_fd().to_string())
-        .arg(relay.1.as_raw_fd().to_string())
-        .args([uid, gid, "--"])
-        .args(argv)
-        .spawn();
-    let mut child = match io_step("start the namespace's init process", child) {
-        Ok(c) => c,
-        Err(why) => {
-            report(&mut status, &format!("fail {why}"));
-            return Err(SETUP_FAILED);
+    // SAFETY: this process has one thread: the helper is `ledger` run for this alone,
+    // dispatched first thing in `main`, before any runtime or thread exists, and it
+    // starts none. The child is therefore a whole copy of a single-threaded process
+    // (no lock held by another thread, no allocator state mid-change), in which
+    // ordinary code may run; it leaves only through `process::exit`.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(relay_read);
+            std::process::exit(init(status, File::from(relay_write), uid, gid, argv));
         }
-    };
-    // From here on only init holds the write ends.
-    drop(status);
-    drop(relay.1);
-    let ended = child.wait();
-    let mut word = String::new();
-    let _ = File::from(relay.0).take(64).read_to_string(&mut word);
-    if let Some(sig) = word.strip_prefix("signal ").and_then(|s| s.parse().ok()) {
-        return Ok(die_by(sig));
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            // From here on only init holds the write ends.
+            drop(status);
+            drop(relay_write);
+            let ended = loop {
+                match waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => {}
+                    other => break other,
+                }
+            };
+            let mut word = String::new();
+            let _ = File::from(relay_read).take(64).read_to_string(&mut word);
+            if let Some(sig) = word.strip_prefix("signal ").and_then(|s| s.parse().ok()) {
+                return Ok(die_by(sig));
+            }
+            if let Some(code) = word.strip_prefix("exit ").and_then(|s| s.parse().ok()) {
+                return Ok(code);
+            }
+            // Init itself ended abnormally (killed from outside): pass that on.
+            match ended {
+                Ok(WaitStatus::Exited(_, code)) => Ok(code),
+                _ => Ok(SETUP_FAILED),
+            }
+        }
+        Err(e) => {
+            let why = format!("start the namespace's init process: {}", e.desc_named());
+            report(&mut status, &format!("fail {why}"));
+            Err(SETUP_FAILED)
+        }
     }
-    if let Some(code) = word.strip_prefix("exit ").and_then(|s| s.parse().ok()) {
-        return Ok(code);
-    }
-    // Init itself ended abnormally (killed from outside): pass that on.
-    Ok(ended.ok().and_then(|s| s.code()).unwrap_or(SETUP_FAILED))
 }
 
 /// Ends this process by signal `sig`, as the command ended; a signal this process
@@ -235,18 +249,9 @@ fn die_by(sig: i32) -> i32 {
     128 + sig
 }
 
-/// `__isolate-init STATUS_FD RELAY_FD UID GID -- CMD [ARG]...`
-pub fn init(args: &[OsString]) -> i32 {
-    let (Some(status_fd), Some(relay_fd)) = (parse_fd(args.first()), parse_fd(args.get(1))) else {
-        return SETUP_FAILED;
-    };
-    let (Ok(status), Ok(relay)) = (adopt(status_fd), adopt(relay_fd)) else {
-        return SETUP_FAILED;
-    };
-    let (mut status, mut relay) = (File::from(status), File::from(relay));
-    let text = |i: usize| args.get(i).and_then(|a| a.to_str()).unwrap_or("");
-    let (uid, gid) = (text(2), text(3));
-    let argv = args.get(5..).unwrap_or_default();
+/// PID 1 of the new PID namespace (a fork of the helper): sets up, starts `argv`,
+/// reaps until it ends and writes how on `relay`; returns the exit code.
+fn init(mut status: File, mut relay: File, uid: &str, gid: &str, argv: &[OsString]) -> i32 {
     if let Err(why) = init_setup(uid, gid) {
         report(&mut status, &format!("fail {why}"));
         return SETUP_FAILED;

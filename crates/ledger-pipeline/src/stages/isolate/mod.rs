@@ -9,7 +9,7 @@
 //! ```text
 //! ledger ─► helper (`ledger __isolate`)       user ns 1 (0 ↦ caller's uid), mount ns 1:
 //!   │                                         `/` private, each key path masked
-//!   └─► init (`ledger __isolate-init`)        PID 1 of a new PID namespace, fresh /proc;
+//!   └─► init (a fork of the helper)           PID 1 of a new PID namespace, fresh /proc;
 //!         │                                   then user ns 2 (caller's uid ↦ 0 of ns 1)
 //!         │                                   and mount ns 2, where the masks are locked
 //!         └─► the command                     same uid, cwd, files, network, stdio
@@ -37,8 +37,6 @@ use std::path::PathBuf;
 
 /// The internal subcommand the helper runs as (hidden from `--help`).
 pub const HELPER_ARG: &str = "__isolate";
-/// The internal subcommand of the new PID namespace's init process.
-pub const INIT_ARG: &str = "__isolate-init";
 
 /// What to isolate the command with.
 #[derive(Debug, Clone)]
@@ -78,17 +76,14 @@ pub async fn spawn(
     }
 }
 
-/// Runs the internal subcommand `args[1]` names, if it is [`HELPER_ARG`] or
-/// [`INIT_ARG`]; returns its exit code. `None` for every other command line.
+/// Runs the internal subcommand `args[1]` names, if it is [`HELPER_ARG`]; returns
+/// its exit code. `None` for every other command line.
 pub fn internal_main(args: &[OsString]) -> Option<i32> {
     let which = args.get(1)?;
     #[cfg(target_os = "linux")]
     {
         if which == HELPER_ARG {
             return Some(inside::helper(&args[2..]));
-        }
-        if which == INIT_ARG {
-            return Some(inside::init(&args[2..]));
         }
     }
     let _ = which;
