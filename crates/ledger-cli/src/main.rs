@@ -17,8 +17,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    // The isolation helper and its init process are this binary run again, hidden
-    // from the grammar; they start no threads and no runtime.
+    // The isolation helper is this binary run again, hidden from the grammar; it
+    // starts no thread and no runtime (its init process is a fork of it, which
+    // relies on that).
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = ledger_pipeline::stages::isolate::internal_main(&raw) {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
