@@ -17,6 +17,47 @@ pub struct Chain {
     python_ms: Option<f64>,
 }
 
+/// Prints what isolating a wrapped command costs: the median wall of `stage commit
+/// -- true` against the same stage with `--no-isolation`, alternated, `runs` of each
+/// on one new commit. The stage overhead cannot show it: the isolation starts and
+/// ends inside the command's recorded duration, which counts as wrapped work. Run
+/// last on the store: every stage it adds is a log entry and a checkpoint that a
+/// later `verify` would check too.
+pub fn isolation(dir: &Path, p: &Pipeline, runs: usize) -> Result<(), String> {
+    let ms = isolation_ms(dir, p, runs)?;
+    println!("| measurement | value |");
+    println!("|---|---:|");
+    println!("| isolating a wrapped command: `stage commit -- true` against `--no-isolation` (medians of {runs}, alternated; inside the command's recorded time, so not in the stage overhead) | {ms:.1} ms |");
+    println!();
+    Ok(())
+}
+
+fn isolation_ms(dir: &Path, p: &Pipeline, runs: usize) -> Result<f64, String> {
+    let sha = demo::new_commit(dir, "CHANGES", "isolation\n")?;
+    let timed = |isolated: bool| -> Result<f64, String> {
+        let mut c = Command::new(&p.ledger);
+        c.args(["stage", "commit", "--sha", &sha]).current_dir(dir);
+        if !isolated {
+            c.arg("--no-isolation");
+        }
+        let clock = std::time::Instant::now();
+        let out = c.args(["--", "true"]).output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "{c:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(clock.elapsed().as_secs_f64() * 1000.0)
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        with.push(timed(true)?);
+        without.push(timed(false)?);
+    }
+    Ok(super::median(&mut with) - super::median(&mut without))
+}
+
 /// Cold `ledger --version` and `ledger verify`, the same chain by securesystemslib,
 /// and replay against rebuild, on the local series.
 pub fn chain_measurements(dir: &Path, p: &Pipeline) -> Result<Chain, String> {

@@ -327,6 +327,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     drop(s3);
     let chain = goals::chain_measurements(&local_dir, &local)?;
     let calls = goals::instruction_counts(&local_dir, &local)?;
+    goals::isolation(&local_dir, &local, 20)?;
     // verify --all against raw Ed25519, in the same run.
     let summary = target.join("verify-all-summary.json");
     let _ = std::fs::remove_file(&summary);
