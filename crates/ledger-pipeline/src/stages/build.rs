@@ -183,24 +183,22 @@ pub fn export_contexts(config: &Config, sha: &GitSha) -> Result<Exported, Error>
         let name = format!("{sha}:{}", image.context);
         Ok(ledger_docker::normalize_tar(&archive, &name)?)
     };
-    let Some((first, rest)) = config.images.split_first() else {
-        return Ok(Exported {
-            contexts: Vec::new(),
-        });
-    };
-    let exported: Vec<Result<Vec<u8>, Error>> = std::thread::scope(|scope| {
-        let others: Vec<_> = rest
-            .iter()
+    let contexts = std::thread::scope(|scope| {
+        let mut images = config.images.iter();
+        let first = images.next();
+        let others: Vec<_> = images
             .map(|image| scope.spawn(move || export(image)))
             .collect();
-        let mut all = vec![export(first)];
-        all.extend(others.into_iter().map(|t| {
+        let joined = others.into_iter().map(|t| {
             t.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        }));
-        all
-    });
-    let contexts = exported.into_iter().collect::<Result<Vec<_>, _>>()?;
+        });
+        first
+            .map(export)
+            .into_iter()
+            .chain(joined)
+            .collect::<Result<Vec<_>, _>>()
+    })?;
     tracing::debug!(contexts = contexts.len(), "exported");
     Ok(Exported { contexts })
 }
