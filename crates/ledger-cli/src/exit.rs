@@ -33,7 +33,7 @@ impl From<ErrorClass> for Code {
 }
 
 /// A failure to report: message, optional hint, exit code.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub code: Code,
     pub message: String,

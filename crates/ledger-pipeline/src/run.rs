@@ -5,6 +5,8 @@
 //! touched, and stores the policy that gated it, in that order. [`begin`] does all
 //! three and hands out a [`Passed`] token; every stage's work takes that token, so no
 //! stage can run without its gate, and the gate is evaluated in exactly one place.
+//! [`gate`] (reads) and [`Gated::pass`] (writes) are its two halves, for a caller
+//! that holds the writes until another check has answered.
 
 use crate::error::Error;
 use crate::record::Recorder;
@@ -31,7 +33,7 @@ pub fn check_signer(rec: &Recorder<'_>, stage: Stage) -> Result<(), Error> {
     })
 }
 
-/// Proof that a stage's gate passed: only [`begin`] makes one, and the stages
+/// Proof that a stage's gate passed: only [`begin`] (or [`Gated::pass`]) makes one, and the stages
 /// that need infrastructure take it as an argument, so the gate is always evaluated
 /// before any engine, registry or config is touched.
 #[derive(Debug, Clone)]
@@ -108,14 +110,40 @@ fn read_by_work(rec: &Recorder<'_>, stage: Stage) -> Vec<Stage> {
 /// Starts a run of `stage` for `sha`: checks that the recorder's key may sign it,
 /// evaluates its gate (for deploy and smoke, against `env`'s evidence; for `build`,
 /// with the build-once rule) and stores the policy that gated it. A denial is
-/// [`Error::Denied`] and nothing has run or been written.
-#[tracing::instrument(level = "debug", skip_all, fields(%stage, %sha, env = ?env.map(|e| e.to_string())))]
+/// [`Error::Denied`] and nothing has run or been written. [`gate`] then
+/// [`Gated::pass`].
 pub async fn begin(
     rec: &Recorder<'_>,
     stage: Stage,
     sha: &GitSha,
     env: Option<EnvName>,
 ) -> Result<Passed, Error> {
+    gate(rec, stage, sha, env).await?.pass(rec).await
+}
+
+/// A gate that allowed its stage, before anything was written: [`gate`] reads, this
+/// writes. Held apart so a caller can evaluate the gate beside another check whose
+/// refusal must win (`ledger stage --sha` asks git whether the SHA is a commit of
+/// the repository while the gate reads), and write only once both said yes.
+#[derive(Debug)]
+pub struct Gated<'a> {
+    evidence: Evidence<'a>,
+    report: GateReport,
+    gathered: Gathered,
+    stage: Stage,
+    /// The stage's own objects, listed beside the gate's reads.
+    own: Vec<String>,
+}
+
+/// The reading half of [`begin`]: checks the signer and evaluates the gate, writing
+/// nothing. A denial is [`Error::Denied`].
+#[tracing::instrument(level = "debug", skip_all, fields(%stage, %sha, env = ?env.map(|e| e.to_string())))]
+pub async fn gate<'a>(
+    rec: &Recorder<'a>,
+    stage: Stage,
+    sha: &GitSha,
+    env: Option<EnvName>,
+) -> Result<Gated<'a>, Error> {
     check_signer(rec, stage)?;
     let mut evidence = Evidence::new(rec.store, rec.policy).in_env(env);
     let now = OffsetDateTime::now_utc();
@@ -132,13 +160,28 @@ pub async fn begin(
     if !report.allowed() {
         return Err(Error::Denied(Box::new(report)));
     }
-    adopt_unlogged(&mut evidence, own).await?;
-    rec.store_policy_unless_read(Some(&evidence)).await?;
-    Ok(Passed {
+    Ok(Gated {
+        evidence,
         report,
-        stage,
         gathered,
+        stage,
+        own,
     })
+}
+
+impl Gated<'_> {
+    /// The writing half of [`begin`]: names in this run's log entry the stage's
+    /// objects a killed run left unlogged, stores the policy that gated the stage, and
+    /// hands out the [`Passed`] token. `rec` is the recorder the gate read with.
+    pub async fn pass(mut self, rec: &Recorder<'_>) -> Result<Passed, Error> {
+        adopt_unlogged(&mut self.evidence, self.own).await?;
+        rec.store_policy_unless_read(Some(&self.evidence)).await?;
+        Ok(Passed {
+            report: self.report,
+            stage: self.stage,
+            gathered: self.gathered,
+        })
+    }
 }
 
 /// Every object stored under the prefixes of `stage`'s kinds for `sha`, listed

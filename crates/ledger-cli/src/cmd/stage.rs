@@ -30,52 +30,45 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     }
     let explicit = explicit_sha(&args)?;
     check_wrapped_command(&args)?;
-    let allow = source::Allow {
-        dirty: args.allow_dirty,
-        other_sha: args.allow_other_sha,
-    };
     // git (one to four processes, the larger share of a small stage's own time) runs
     // beside the loading of policy, key and store, which writes no evidence. Its
-    // answer is taken before the gate, which stores the policy, and before a failure
-    // to load: a refusal here writes nothing and is reported as before.
-    let checking = {
-        let (root, stage) = (root.clone(), args.stage);
-        tokio::task::spawn_blocking(move || source::check(&root, stage, explicit.as_ref(), allow))
-    };
-    // An engine stage's config, engine and (for `build`) exported contexts are
-    // prepared beside all of that and the gate, and looked at only once it passed;
-    // `build` without `--sha` starts once the check has read HEAD.
-    let prepare = |sha| ahead::Ahead::start(root.clone(), args.stage, sha, &args.environment);
-    let ahead = prepare(explicit);
-    let checked = async {
-        let checked = checking
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        let ahead = match (&checked, ahead) {
-            (Ok((sha, _)), None) => prepare(Some(*sha)),
-            (_, ahead) => ahead,
-        };
-        (checked, ahead)
-    };
-    let loading = Writer::load(global, &root, args.key.as_deref(), Some(args.stage));
-    let (writer, (checked, ahead)) = tokio::join!(loading, checked);
-    let (sha, source) = checked.map_err(|e| refused(explicit, e))?;
-    let writer = writer?;
-    let rec = writer.recorder();
-    // The one place a stage's run begins: signer, then gate, then the stored policy.
+    // answer is taken before the gate's verdict, which stores the policy, and before
+    // a failure to load: a refusal here writes nothing and is reported as before.
+    let checked = start_checks(&root, &args, explicit);
+    let writer = Writer::load(global, &root, args.key.as_deref(), Some(args.stage)).await;
     // A denial must not depend on config or infrastructure, so this comes first.
     let env_name = matches!(args.stage, Stage::Deploy | Stage::Smoke)
         .then(|| ledger_core::EnvName::parse(&args.environment))
         .transpose()
-        .map_err(ledger_pipeline::Error::from)?;
-    let passed = run::begin(&rec, args.stage, &sha, env_name)
-        .await
-        .map_err(denied)?;
+        .map_err(ledger_pipeline::Error::from);
+    // With `--sha` the gate reads while git still checks that SHA (its refusal, if
+    // any, is reported instead of the gate's verdict, as if it had come first);
+    // without it, the SHA to gate is git's answer.
+    let recorder = writer.as_ref().ok().map(Writer::recorder);
+    let early_gate = async {
+        match (&recorder, explicit, &env_name) {
+            (Some(rec), Some(sha), Ok(env)) => Some(run::gate(rec, args.stage, &sha, *env).await),
+            _ => None,
+        }
+    };
+    let (checked, gated) = tokio::join!(checked, early_gate);
+    let (checked, ahead) = checked.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let (sha, source) = checked.map_err(|e| refused(explicit, e))?;
+    // Borrowed by the early gate, so a failure to load is reported as a copy.
+    let writer = writer.as_ref().map_err(Failure::clone)?;
+    let env_name = env_name?;
+    let rec = writer.recorder();
+    // The one place a stage's run begins: signer, then gate, then the stored policy.
+    let gated = match gated {
+        Some(gated) => gated,
+        None => run::gate(&rec, args.stage, &sha, env_name).await,
+    };
+    let passed = gated.map_err(denied)?.pass(&rec).await.map_err(denied)?;
     let recorded = match args.stage {
         Stage::Commit | Stage::Integration => {
-            return command_stage(&writer, &root, args, sha, source, passed).await;
+            return command_stage(writer, &root, args, sha, source, passed).await;
         }
-        Stage::Decide => return decide(&writer, sha, passed).await,
+        Stage::Decide => return decide(writer, sha, passed).await,
         Stage::Publish => {
             ledger_pipeline::stages::publish::run_publish(&rec, passed, sha, &writer.runner).await
         }
@@ -84,7 +77,7 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
                 Some(ahead) => ahead.take().await,
                 None => unreachable!("engine stages are prepared ahead"),
             };
-            engine_stage(&writer, &args, sha, source, passed, prepared).await?
+            engine_stage(writer, &args, sha, source, passed, prepared).await?
         }
     };
     let recorded = recorded.map_err(denied)?;
@@ -98,6 +91,49 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         writer.store.location()
     );
     Ok(outcome_code(recorded.result))
+}
+
+/// The source check's answer (the SHA the stage runs for and the `source` it
+/// records) and an engine stage's preparation.
+type Checked = (
+    std::result::Result<(GitSha, Option<Source>), source::SourceError>,
+    Option<ahead::Ahead>,
+);
+
+/// Starts the source check of `args.stage` and, for an engine stage, its preparation
+/// ([`ahead`]). A task of its own, so git's answer is awaited (and `build` without
+/// `--sha` prepared once git named HEAD) while the caller loads and gates.
+fn start_checks(
+    root: &Path,
+    args: &StageArgs,
+    explicit: Option<GitSha>,
+) -> tokio::task::JoinHandle<Checked> {
+    let allow = source::Allow {
+        dirty: args.allow_dirty,
+        other_sha: args.allow_other_sha,
+    };
+    let checking = {
+        let (root, stage) = (root.to_path_buf(), args.stage);
+        tokio::task::spawn_blocking(move || source::check(&root, stage, explicit.as_ref(), allow))
+    };
+    // An engine stage's config, engine and (for `build`) exported contexts are
+    // prepared beside all of that and the gate, and looked at only once it passed;
+    // `build` without `--sha` starts once the check has read HEAD.
+    let prepare = {
+        let (root, stage, environment) = (root.to_path_buf(), args.stage, args.environment.clone());
+        move |sha| ahead::Ahead::start(root.clone(), stage, sha, &environment)
+    };
+    let ahead = prepare(explicit);
+    tokio::spawn(async move {
+        let checked = checking
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let ahead = match (&checked, ahead) {
+            (Ok((sha, _)), None) => prepare(Some(*sha)),
+            (_, ahead) => ahead,
+        };
+        (checked, ahead)
+    })
 }
 
 /// The SHA `--sha` names; without it the stage runs for HEAD, which the source check
