@@ -41,12 +41,15 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         .then(|| ledger_core::EnvName::parse(&args.environment))
         .transpose()
         .map_err(ledger_pipeline::Error::from);
-    // With `--sha` the gate reads while git still checks that SHA (its refusal, if
-    // any, is reported instead of the gate's verdict, as if it had come first);
-    // without it, the SHA to gate is git's answer.
+    // With `--sha` a stage that wraps no command gates while git still checks that
+    // SHA (git's refusal, if any, is reported instead of the gate's verdict, as if it
+    // had come first). Without `--sha` the SHA to gate is git's answer; a wrapped
+    // stage's check is two `git` processes, which keep both cores of a small runner
+    // busy, and its gate is small: gating beside them measured slower.
     let recorder = writer.as_ref().ok().map(Writer::recorder);
+    let early = explicit.filter(|_| !matches!(args.stage, Stage::Commit | Stage::Integration));
     let early_gate = async {
-        match (&recorder, explicit, &env_name) {
+        match (&recorder, early, &env_name) {
             (Some(rec), Some(sha), Ok(env)) => Some(run::gate(rec, args.stage, &sha, *env).await),
             _ => None,
         }
