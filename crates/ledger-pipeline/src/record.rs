@@ -127,8 +127,8 @@ pub struct Recorded {
     pub summary: String,
 }
 
-/// Everything needed to write evidence.
-#[derive(Debug)]
+/// Everything needed to write evidence (references only, so copied freely).
+#[derive(Debug, Clone, Copy)]
 pub struct Recorder<'a> {
     pub store: &'a Store,
     /// The policy in force, signed by its owners.

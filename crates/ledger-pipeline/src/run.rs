@@ -33,9 +33,9 @@ pub fn check_signer(rec: &Recorder<'_>, stage: Stage) -> Result<(), Error> {
     })
 }
 
-/// Proof that a stage's gate passed: only [`begin`] (or [`Gated::pass`]) makes one, and the stages
-/// that need infrastructure take it as an argument, so the gate is always evaluated
-/// before any engine, registry or config is touched.
+/// Proof that a stage's gate passed: only [`begin`] (or [`Gated::pass`]) makes one,
+/// and the stages that need infrastructure take it as an argument, so the gate is
+/// always evaluated before any engine, registry or config is touched.
 #[derive(Debug, Clone)]
 pub struct Passed {
     report: GateReport,
@@ -118,7 +118,7 @@ pub async fn begin(
     sha: &GitSha,
     env: Option<EnvName>,
 ) -> Result<Passed, Error> {
-    gate(rec, stage, sha, env).await?.pass(rec).await
+    gate(rec, stage, sha, env).await?.pass().await
 }
 
 /// A gate that allowed its stage, before anything was written: [`gate`] reads, this
@@ -127,6 +127,8 @@ pub async fn begin(
 /// the repository while the gate reads), and write only once both said yes.
 #[derive(Debug)]
 pub struct Gated<'a> {
+    /// The recorder the gate read with, which writes the rest.
+    rec: Recorder<'a>,
     evidence: Evidence<'a>,
     report: GateReport,
     gathered: Gathered,
@@ -161,6 +163,7 @@ pub async fn gate<'a>(
         return Err(Error::Denied(Box::new(report)));
     }
     Ok(Gated {
+        rec: *rec,
         evidence,
         report,
         gathered,
@@ -172,10 +175,12 @@ pub async fn gate<'a>(
 impl Gated<'_> {
     /// The writing half of [`begin`]: names in this run's log entry the stage's
     /// objects a killed run left unlogged, stores the policy that gated the stage, and
-    /// hands out the [`Passed`] token. `rec` is the recorder the gate read with.
-    pub async fn pass(mut self, rec: &Recorder<'_>) -> Result<Passed, Error> {
+    /// hands out the [`Passed`] token, with the recorder the gate read with.
+    pub async fn pass(mut self) -> Result<Passed, Error> {
         adopt_unlogged(&mut self.evidence, self.own).await?;
-        rec.store_policy_unless_read(Some(&self.evidence)).await?;
+        self.rec
+            .store_policy_unless_read(Some(&self.evidence))
+            .await?;
         Ok(Passed {
             report: self.report,
             stage: self.stage,

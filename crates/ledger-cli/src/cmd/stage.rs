@@ -66,7 +66,7 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         Some(gated) => gated,
         None => run::gate(&rec, args.stage, &sha, env_name).await,
     };
-    let passed = gated.map_err(denied)?.pass(&rec).await.map_err(denied)?;
+    let passed = gated.map_err(denied)?.pass().await.map_err(denied)?;
     let recorded = match args.stage {
         Stage::Commit | Stage::Integration => {
             return command_stage(writer, &root, args, sha, source, passed).await;
