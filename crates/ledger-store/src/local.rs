@@ -218,9 +218,22 @@ pub(crate) fn list(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(failed(&dir, e)),
         };
+        // `after` as a name in this folder, when it lies in it: a file whose name
+        // sorts at or before it is skipped before its key is built (most of a long
+        // log's folder, which a gate lists for its last few entries).
+        let after_here = after.and_then(|after| match key.as_str() {
+            "" => Some(after),
+            folder => after.strip_prefix(folder)?.strip_prefix('/'),
+        });
         for entry in entries {
             let entry = entry.map_err(|e| failed(&dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let file_name = entry.file_name();
+            if let (Some(bound), Some(name)) = (after_here, file_name.to_str()) {
+                if name <= bound && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+                    continue;
+                }
+            }
+            let name = file_name.to_string_lossy().into_owned();
             let child = if key.is_empty() {
                 name.clone()
             } else {

@@ -209,6 +209,53 @@ async fn the_local_listing_matches_the_backends_own() {
     assert!(store.list_meta("build/").await.unwrap().is_empty());
 }
 
+/// A local folder listed after a key lists exactly the keys past it, whatever the
+/// key names (a file of the folder, a folder, a key inside a nested folder, no key
+/// at all): the files it skips without building their keys are the ones a whole
+/// listing would have filtered out.
+#[tokio::test]
+async fn a_local_listing_after_a_key_is_the_listing_past_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = local(tmp.path()).await;
+    let log = tmp.path().join("store").join("log");
+    std::fs::create_dir_all(log.join("0005")).unwrap();
+    for n in 1..=9 {
+        std::fs::write(log.join(format!("{n:04}.json")), "entry").unwrap();
+    }
+    // `/` sorts after `.`: the nested folder's keys come after `log/0005.json`.
+    std::fs::write(log.join("0005").join("inner.json"), "nested").unwrap();
+    std::fs::write(log.join("EVIL.json"), "stray").unwrap();
+    // `log/-stray.json` sorts after `log.json` (`/` after `.`), its name before `.json`.
+    std::fs::write(log.join("-stray.json"), "stray").unwrap();
+    std::fs::write(log.join("0007.json#3"), "half-written").unwrap();
+    let all = store.list("log/").await.unwrap();
+    assert_eq!(all.len(), 12, "{all:?}");
+    for after in [
+        "log/0004.json",
+        "log/0004.jsom",
+        "log/0005",
+        "log/0005.json",
+        "log/0005/",
+        "log/0005/a",
+        "log/0005/inner.json",
+        "log/0009.json",
+        "log/EVIL.json",
+        "log/",
+        "log",
+        "log.json",
+        "log-",
+        "a",
+        "z",
+    ] {
+        let past: Vec<String> = all.iter().filter(|k| k.as_str() > after).cloned().collect();
+        assert_eq!(
+            store.list_after("log/", after).await.unwrap(),
+            past,
+            "after {after:?}"
+        );
+    }
+}
+
 /// A listing kept by `list_for_attempts` numbers the next attempt once, without a
 /// request, however stale it is by then; the next asks the store again.
 #[tokio::test]
