@@ -16,7 +16,7 @@ impl Store {
     /// Every key under `prefix` (which must end with `/`), sorted.
     #[tracing::instrument(level = "debug", name = "store.list", skip_all, fields(prefix))]
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let listed = self.list_meta_logged(prefix, None).await?;
+        let listed = self.list_meta_logged(prefix, None, false).await?;
         Ok(listed.into_iter().map(|l| l.key).collect())
     }
 
@@ -26,7 +26,7 @@ impl Store {
     /// tail holds, not what the folder holds.
     #[tracing::instrument(level = "debug", name = "store.list", skip_all, fields(prefix, after))]
     pub async fn list_after(&self, prefix: &str, after: &str) -> Result<Vec<String>, StoreError> {
-        let listed = self.list_meta_logged(prefix, Some(after)).await?;
+        let listed = self.list_meta_logged(prefix, Some(after), false).await?;
         Ok(listed.into_iter().map(|l| l.key).collect())
     }
 
@@ -123,22 +123,25 @@ impl Store {
     /// sorted by key: one listing, however many objects.
     #[tracing::instrument(level = "debug", name = "store.list_meta", skip_all, fields(prefix))]
     pub async fn list_meta(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        self.list_meta_logged(prefix, None).await
+        self.list_meta_logged(prefix, None, true).await
     }
 
     /// `list_meta` inside the caller's span, which gets the prefix (only once it is
-    /// validated) and the outcome.
+    /// validated) and the outcome. Without `stat` a local folder's files are not
+    /// `lstat`ed: sizes and times are left out (0, the epoch) for callers that keep
+    /// the keys alone.
     async fn list_meta_logged(
         &self,
         prefix: &str,
         after: Option<&str>,
+        stat: bool,
     ) -> Result<Vec<Listed>, StoreError> {
         let result = match ObjectKey::parse_prefix(prefix) {
             Err(e) => Err(StoreError::from(e)),
             Ok(prefix) => {
                 tracing::Span::current().record("prefix", prefix);
-                self.list_meta_under(Some(&Path::from(prefix.trim_end_matches('/'))), after)
-                    .await
+                let path = Path::from(prefix.trim_end_matches('/'));
+                self.list_meta_under(Some(&path), after, stat).await
             }
         };
         if let Ok(listed) = &result {
@@ -151,11 +154,12 @@ impl Store {
         &self,
         prefix: Option<&Path>,
         after: Option<&str>,
+        stat: bool,
     ) -> Result<Vec<Listed>, StoreError> {
         let _trip = self.requests.add(Kind::List);
         if let Some(root) = &self.local_root {
             let prefix = prefix.map_or("", |p| p.as_ref());
-            return local::list(root, &self.location, prefix, after);
+            return local::list(root, &self.location, prefix, after, stat);
         }
         let listing = match after {
             Some(after) => self.inner.list_with_offset(prefix, &Path::from(after)),
@@ -183,7 +187,7 @@ impl Store {
         &self,
         prefix: Option<&Path>,
     ) -> Result<Vec<String>, StoreError> {
-        let listed = self.list_meta_under(prefix, None).await?;
+        let listed = self.list_meta_under(prefix, None, false).await?;
         Ok(listed.into_iter().map(|l| l.key).collect())
     }
 }
