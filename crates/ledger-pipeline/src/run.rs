@@ -5,7 +5,7 @@
 //! touched, and stores the policy that gated it, in that order. [`begin`] does all
 //! three and hands out a [`Passed`] token; every stage's work takes that token, so no
 //! stage can run without its gate, and the gate is evaluated in exactly one place.
-//! [`gate`] (reads) and [`Gated::pass`] (writes) are its two halves, for a caller
+//! [`gate()`] (reads) and [`Gated::pass`] (writes) are its two halves, for a caller
 //! that holds the writes until another check has answered.
 
 use crate::error::Error;
@@ -110,7 +110,7 @@ fn read_by_work(rec: &Recorder<'_>, stage: Stage) -> Vec<Stage> {
 /// Starts a run of `stage` for `sha`: checks that the recorder's key may sign it,
 /// evaluates its gate (for deploy and smoke, against `env`'s evidence; for `build`,
 /// with the build-once rule) and stores the policy that gated it. A denial is
-/// [`Error::Denied`] and nothing has run or been written. [`gate`] then
+/// [`Error::Denied`] and nothing has run or been written. [`gate()`] then
 /// [`Gated::pass`].
 pub async fn begin(
     rec: &Recorder<'_>,
@@ -121,7 +121,7 @@ pub async fn begin(
     gate(rec, stage, sha, env).await?.pass().await
 }
 
-/// A gate that allowed its stage, before anything was written: [`gate`] reads, this
+/// A gate that allowed its stage, before anything was written: [`gate()`] reads, this
 /// writes. Held apart so a caller can evaluate the gate beside another check whose
 /// refusal must win (`ledger stage --sha` asks git whether the SHA is a commit of
 /// the repository while the gate reads), and write only once both said yes.
