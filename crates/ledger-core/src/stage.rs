@@ -39,6 +39,12 @@ impl Stage {
         Stage::Decide,
     ];
 
+    /// Whether the stage wraps a command (`ledger stage commit -- …`): `commit` and
+    /// `integration`, the stages that run the project's own code.
+    pub fn wraps_command(self) -> bool {
+        matches!(self, Stage::Commit | Stage::Integration)
+    }
+
     /// The stage's name as used on the command line, in policies and in predicates.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -355,11 +355,6 @@ pub fn head(dir: &Path) -> Result<GitSha, SourceError> {
     })
 }
 
-/// `commit` and `integration`: the stages that run the project's own code.
-fn wraps(stage: Stage) -> bool {
-    matches!(stage, Stage::Commit | Stage::Integration)
-}
-
 /// Checks that `stage` may run for `sha` from the checkout at `dir` (the repository
 /// root), before its gate, and says which SHA it runs for and what its predicate
 /// records as `source`.
@@ -381,15 +376,17 @@ pub fn check(
     // The wrapped stages' `git status` (a process of a couple of milliseconds, like
     // the one finding the tree) starts at once, in `dir`; its answer is used only
     // once `dir` is known to be the tree's top and HEAD the SHA.
-    let status = wraps(stage).then(|| Started::spawn(dir, STATUS));
+    let status = stage.wraps_command().then(|| Started::spawn(dir, STATUS));
     let tree = match (Worktree::find(dir, Some(stage)), sha) {
         (Ok(tree), _) => tree,
         (Err(SourceError::NotARepository { .. }), Some(sha))
-            if !wraps(stage) && stage != Stage::Build =>
+            if !stage.wraps_command() && stage != Stage::Build =>
         {
             return Ok((*sha, None))
         }
-        (Err(SourceError::NotARepository { .. }), Some(sha)) if wraps(stage) && allow.other_sha => {
+        (Err(SourceError::NotARepository { .. }), Some(sha))
+            if stage.wraps_command() && allow.other_sha =>
+        {
             let unchecked = Source {
                 head: None,
                 tree: Tree::Unchecked,
@@ -417,7 +414,7 @@ pub fn check(
         };
         return Ok((sha, Some(exported)));
     }
-    if !wraps(stage) {
+    if !stage.wraps_command() {
         return Ok((sha, None));
     }
     let other = head != Some(sha);

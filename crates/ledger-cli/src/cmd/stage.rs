@@ -47,7 +47,7 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
     // stage's check is two `git` processes, which keep both cores of a small runner
     // busy, and its gate is small: gating beside them measured slower.
     let recorder = writer.as_ref().ok().map(Writer::recorder);
-    let early = explicit.filter(|_| !matches!(args.stage, Stage::Commit | Stage::Integration));
+    let early = explicit.filter(|_| !args.stage.wraps_command());
     let early_gate = async {
         match (&recorder, early, &env_name) {
             (Some(rec), Some(sha), Ok(env)) => Some(run::gate(rec, args.stage, &sha, *env).await),
@@ -172,7 +172,7 @@ pub const SPOOL_DIR: &str = ".ledger/spool";
 /// for the SHA, runs nothing. The signer must still be trusted for the stage; the gate
 /// was passed when the command ran, and its inputs are in the spooled predicate.
 async fn resume(global: &Global, root: &Path, args: &StageArgs, sha: GitSha) -> Result<Code> {
-    if !matches!(args.stage, Stage::Commit | Stage::Integration) {
+    if !args.stage.wraps_command() {
         return Err(Failure::input(format!(
             "--resume records spooled runs of a wrapped command; stage `{}` wraps none",
             args.stage
@@ -212,7 +212,7 @@ fn print_spooled(writer: &Writer, stage: Stage, outcome: &StageOutcome) {
 
 /// `commit` and `integration` wrap a command; the other stages take none.
 fn check_wrapped_command(args: &StageArgs) -> Result<()> {
-    let wraps = matches!(args.stage, Stage::Commit | Stage::Integration);
+    let wraps = args.stage.wraps_command();
     if wraps && args.command.is_empty() {
         return Err(Failure::input(format!(
             "stage `{}` wraps a command, and none was given",

@@ -64,7 +64,7 @@ pub async fn run_command_stage(
     passed: Passed,
     req: CommandStage,
 ) -> Result<StageOutcome, Error> {
-    if !matches!(req.stage, Stage::Commit | Stage::Integration) {
+    if !req.stage.wraps_command() {
         return Err(Error::NotAWrapperStage(req.stage));
     }
     let gate = passed.expect(req.stage, &req.sha)?;
