@@ -69,7 +69,11 @@ pub fn read_regular(path: &Path, limit: usize, links: Links) -> Result<Vec<u8>, 
             limit,
         });
     }
-    let mut buf = Vec::new();
+    // Sized from the metadata, the file is read in one call and its end found by a
+    // second (from an empty buffer, `read_to_end` grows it from 32 bytes, a read for
+    // each doubling: seven for a 2 KB envelope). A file that grew meanwhile is still
+    // read to its end, up to the limit.
+    let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(limit));
     file.take(limit as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(FileError::Io)?;
@@ -136,6 +140,42 @@ mod tests {
                 Err(FileError::NotRegular("a symbolic link"))
             ));
             assert_eq!(read_regular(&link, 5, Links::Follow).unwrap(), b"12345");
+        }
+    }
+
+    #[test]
+    fn a_file_is_read_whole_whatever_its_size_said() {
+        let dir = tempfile::tempdir().unwrap();
+        // Sizes around the buffer's first growth steps and a block.
+        for len in [0, 1, 31, 32, 33, 4095, 4096, 4097, 100_000] {
+            let path = dir.path().join(format!("f{len}"));
+            let data: Vec<u8> = (0..len).map(|i| b"0123456789abcdef"[i % 16]).collect();
+            std::fs::write(&path, &data).unwrap();
+            assert_eq!(read_regular(&path, len, Links::Refuse).unwrap(), data);
+            if len > 0 {
+                assert!(matches!(
+                    read_regular(&path, len - 1, Links::Refuse),
+                    Err(FileError::TooLarge { .. })
+                ));
+            }
+        }
+        // A regular file whose metadata says 0 bytes but which has more (procfs):
+        // read to its end, not to the size it reported.
+        #[cfg(target_os = "linux")]
+        {
+            let status = Path::new("/proc/self/status");
+            assert_eq!(std::fs::metadata(status).unwrap().len(), 0);
+            let read = read_regular(status, 1 << 20, Links::Follow).unwrap();
+            assert!(
+                read.len() > 100 && read.ends_with(b"\n"),
+                "{} bytes",
+                read.len()
+            );
+            let text = String::from_utf8(read).unwrap();
+            assert!(
+                text.starts_with("Name:") && text.contains("\nPid:"),
+                "{text}"
+            );
         }
     }
 }
