@@ -44,7 +44,11 @@ pub(crate) fn map_many<T: Send>(
         threads,
         "reading the local folder directly"
     );
-    let one = |key: &ObjectKey| match read(root, location, key, limit) {
+    // Each folder on the way is checked once for the batch, not once per file in it
+    // (a log of a few hundred entries in one folder); a file in a folder that is not
+    // a real one is read as before, so that its error is its own.
+    let sound = sound_folders(root, location, keys)?;
+    let one = |key: &ObjectKey| match read_from(root, location, key, limit, &sound) {
         Ok(bytes) => Ok(bytes.map(|b| Ok(map(b)))),
         // This object cannot be evidence; the others still can.
         Err(e) if e.is_object_problem() => Ok(Some(Err(e))),
@@ -102,6 +106,49 @@ pub fn cores() -> usize {
         .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
+/// The folders holding `keys` (each as its key's part before the last `/`) that
+/// [`check_path`] found sound: real folders all the way, or not there at all. A
+/// folder that is a link or a file is left out; a failure to look is the batch's.
+fn sound_folders<'k>(
+    root: &Path,
+    location: &str,
+    keys: &'k [ObjectKey],
+) -> Result<std::collections::HashSet<&'k str>, StoreError> {
+    let mut checked = std::collections::HashMap::new();
+    for key in keys {
+        let Some((folder, _)) = key.as_str().rsplit_once('/') else {
+            continue;
+        };
+        if checked.contains_key(folder) {
+            continue;
+        }
+        let sound = match check_path(root, location, folder, Last::Folder) {
+            Ok(_) => true,
+            Err(e) if e.is_object_problem() => false,
+            Err(e) => return Err(e),
+        };
+        checked.insert(folder, sound);
+    }
+    Ok(checked
+        .into_iter()
+        .filter_map(|(folder, sound)| sound.then_some(folder))
+        .collect())
+}
+
+/// [`read`], with the folders in `sound` known to be real folders (or absent).
+fn read_from(
+    root: &Path,
+    location: &str,
+    key: &ObjectKey,
+    limit: usize,
+    sound: &std::collections::HashSet<&str>,
+) -> Result<Option<Bytes>, StoreError> {
+    match key.as_str().rsplit_once('/') {
+        Some((folder, _)) if !sound.contains(folder) => read(root, location, key, limit),
+        _ => read_file(root, location, key, limit),
+    }
+}
+
 /// One file, at most `limit` bytes; `None` when absent. A symbolic link, a FIFO or
 /// any other special file at `key` or on the way to it is refused, not read.
 pub(crate) fn read(
@@ -111,6 +158,17 @@ pub(crate) fn read(
     limit: usize,
 ) -> Result<Option<Bytes>, StoreError> {
     check_path(root, location, key.as_str(), Last::Unchecked)?;
+    read_file(root, location, key, limit)
+}
+
+/// [`read`] of a key whose folders have been checked: the file itself is opened
+/// without following a link and read only if it is a regular file.
+fn read_file(
+    root: &Path,
+    location: &str,
+    key: &ObjectKey,
+    limit: usize,
+) -> Result<Option<Bytes>, StoreError> {
     let refused = |what: &str| StoreError::NotRegular {
         key: key.as_str().to_owned(),
         what: what.to_owned(),

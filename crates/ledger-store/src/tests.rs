@@ -163,6 +163,78 @@ async fn bulk_reads_on(store: &Store) {
         .is_empty());
 }
 
+/// A local bulk read checks each folder once; a file under a linked folder, or
+/// under a file where a folder belongs, is still refused on its own, as a single
+/// read refuses it, and the batch's other files are read.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_bulk_read_refuses_what_a_single_read_refuses_folder_by_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = local(tmp.path()).await;
+    let root = tmp.path().join("store");
+    let outside = tmp.path().join("outside");
+    let mut keys = Vec::new();
+    for n in 0..6 {
+        let k = ObjectKey::parse(&format!("log/{n:016}.json")).unwrap();
+        store.put_create(&k, format!("entry {n}")).await.unwrap();
+        keys.push(k);
+    }
+    // `commit/<sha>/` is a link to a folder outside holding a copy of a real file.
+    let linked = key(ArtifactKind::Commit, 1);
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("commit.json"), "copied").unwrap();
+    std::fs::create_dir_all(root.join("commit")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("commit").join(sha().as_str())).unwrap();
+    // The build's folder is a file where a folder belongs; `deploy/…` is not there.
+    let under_file = key(ArtifactKind::Build, 1);
+    let build_prefix = format!("build/{}", sha());
+    std::fs::create_dir_all(root.join("build")).unwrap();
+    std::fs::write(root.join(&build_prefix), "not a folder").unwrap();
+    let absent = ObjectKey::parse("deploy/none.json").unwrap();
+    let batch: Vec<ObjectKey> = [linked.clone(), under_file.clone(), absent.clone()]
+        .into_iter()
+        .chain(keys.iter().cloned())
+        .chain([key(ArtifactKind::Commit, 2)])
+        .collect();
+    let read = store.map_many(batch.clone(), 64, |b| b).await.unwrap();
+    assert_eq!(read.len(), batch.len());
+    for (k, got) in batch.iter().zip(&read) {
+        let single = store.get(k).await;
+        match got {
+            Some(Err(StoreError::NotRegular { key, what })) => {
+                let Err(StoreError::NotRegular { key: k1, what: w1 }) = single else {
+                    panic!("{k}: the bulk read refused it, a single read gave {single:?}");
+                };
+                assert_eq!((key, what), (&k1, &w1), "{k}");
+            }
+            Some(Ok(bytes)) => assert_eq!(Some(bytes.clone()), single.unwrap(), "{k}"),
+            None => assert_eq!(single.unwrap(), None, "{k}"),
+            Some(Err(e)) => panic!("{k}: {e}"),
+        }
+    }
+    let linked_prefix = format!("commit/{}", sha());
+    for i in [0, batch.len() - 1] {
+        assert!(
+            matches!(&read[i], Some(Err(StoreError::NotRegular { key, what })) if *key == linked_prefix && what == "a symbolic link"),
+            "{}: {:?}",
+            batch[i],
+            read[i]
+        );
+    }
+    assert!(
+        matches!(&read[1], Some(Err(StoreError::NotRegular { key, .. })) if *key == build_prefix),
+        "{:?}",
+        read[1]
+    );
+    assert!(read[2].is_none());
+    for (n, got) in read[3..3 + keys.len()].iter().enumerate() {
+        assert!(
+            matches!(got, Some(Ok(b)) if *b == format!("entry {n}")),
+            "{got:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_local_listing_matches_the_backends_own() {
     let tmp = tempfile::tempdir().unwrap();
