@@ -164,7 +164,7 @@ fn count_requests(stores: &[Store]) {
         .open(&path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
     if let Err(e) = written {
-        eprintln!(
+        say!(
             "warning: LEDGER_COUNT_REQUESTS: cannot append to {}: {e}",
             Path::new(&path).display()
         );

@@ -59,9 +59,9 @@ impl Failure {
     }
 
     pub fn print(&self) {
-        eprintln!("error: {}", self.message);
+        say!("error: {}", self.message);
         if let Some(h) = &self.hint {
-            eprintln!("hint: {h}");
+            say!("hint: {h}");
         }
     }
 }

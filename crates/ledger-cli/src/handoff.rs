@@ -46,7 +46,7 @@ pub fn keep_key_out_of_environ() {
         let value = value.to_string_lossy().into_owned();
         if value.trim_start().starts_with("-----BEGIN") && value.len() <= MAX_HANDOFF {
             let why = reexec_with_pipe(&value);
-            eprintln!(
+            say!(
                 "ledger: warning: could not re-execute without ${SIGNING_KEY_ENV} in the \
                  environment ({why}); processes that can read ledger's environment can \
                  read the key"

@@ -5,6 +5,19 @@
 //! 0 success · 1 the stage's own work failed (evidence recorded) · 2 bad input or
 //! configuration · 3 gate denied · 4 verification failed · 5 infrastructure failing.
 
+/// `eprintln!` in one `write`: stderr is unbuffered, so `eprintln!` writes each
+/// piece of its format on its own (thirteen calls for a stage's result line), and
+/// another process writing to the same log can land between them. A line of at
+/// most `PIPE_BUF` bytes written at once reaches a pipe whole. A failing stderr is
+/// not a reason to panic: the line is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut line = ::std::format!($($arg)*);
+        line.push('\n');
+        let _ = ::std::io::Write::write_all(&mut ::std::io::stderr().lock(), line.as_bytes());
+    }};
+}
+
 mod args;
 mod cmd;
 mod context;
@@ -39,7 +52,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
+            say!("error: could not start the async runtime: {e}");
             return exit::Code::Infrastructure.into();
         }
     };

@@ -84,7 +84,7 @@ async fn genesis(global: &Global, args: &CheckpointArgs) -> Result<Code> {
         .put_create(&key, note.clone())
         .await
         .map_err(Failure::from)?;
-    eprintln!("ledger: started the log with {count} object(s) that exist now; from here on, deletions are detected");
+    say!("ledger: started the log with {count} object(s) that exist now; from here on, deletions are detected");
     print!("{note}");
     Ok(Code::Success)
 }

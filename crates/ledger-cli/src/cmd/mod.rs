@@ -75,7 +75,7 @@ pub fn resolve_commit(revision: Option<&str>, root: &Path) -> Result<GitSha> {
 
 /// A progress line from a long stage, on stderr.
 pub fn progress(line: &str) {
-    eprintln!("ledger: {line}");
+    say!("ledger: {line}");
 }
 
 /// Exit code 0 for a pass, 1 for a recorded failure.
@@ -128,7 +128,7 @@ pub fn create_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
 pub fn denied(e: ledger_pipeline::Error) -> Failure {
     match e {
         ledger_pipeline::Error::At { step, source } => {
-            eprintln!("  x {step}");
+            say!("  x {step}");
             denied(*source)
         }
         ledger_pipeline::Error::Denied(report) => {
@@ -155,33 +155,35 @@ pub fn denied(e: ledger_pipeline::Error) -> Failure {
 /// The release decision and its reasons, on stderr.
 pub fn print_decision(outcome: &DecideOutcome) {
     match outcome.decision {
-        Decision::Promote => eprintln!("ledger: decision PROMOTE; every release rule holds"),
+        Decision::Promote => say!("ledger: decision PROMOTE; every release rule holds"),
         Decision::Reject => {
-            eprintln!(
+            say!(
                 "ledger: decision REJECT; {} release rule(s) failed:",
                 outcome.reasons.len()
             );
             for r in &outcome.reasons {
-                eprintln!("  x {}: {}", r.rule, r.message);
+                say!("  x {}: {}", r.rule, r.message);
             }
         }
     }
-    eprintln!(
+    say!(
         "ledger: evidence {} and {} (lead time {} ms)",
-        outcome.decision_key, outcome.timing_key, outcome.lead_time_ms
+        outcome.decision_key,
+        outcome.timing_key,
+        outcome.lead_time_ms
     );
     let Some(attestations) = &outcome.attestations else {
         return;
     };
-    eprintln!("ledger: SLSA verification summary {}", attestations.vsa_key);
+    say!("ledger: SLSA verification summary {}", attestations.vsa_key);
     let Some(attachment) = &attestations.attachment else {
-        eprintln!("ledger: no image of the release is in a registry: its attestations are in the store only");
+        say!("ledger: no image of the release is in a registry: its attestations are in the store only");
         return;
     };
     for image in &attachment.attached {
-        eprintln!("ledger: VSA and provenance attached to {image}");
+        say!("ledger: VSA and provenance attached to {image}");
     }
     for problem in &attachment.failed {
-        eprintln!("ledger: warning: attestations NOT attached to {problem}; attach them again with `ledger attest {}`", outcome.sha);
+        say!("ledger: warning: attestations NOT attached to {problem}; attach them again with `ledger attest {}`", outcome.sha);
     }
 }

@@ -26,11 +26,11 @@ pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mod
         Mode::Replay => "replay",
         Mode::Rollback => "rollback",
     };
-    eprintln!(
+    say!(
         "ledger: {what} of {sha} to `{}`; checking each step first",
         args.environment
     );
-    eprintln!("  ok SHA is a full commit SHA: {sha}");
+    say!("  ok SHA is a full commit SHA: {sha}");
     let config = released_config(&root, &sha, args)?;
     let engine = ledger_pipeline::connect_environment_engine(&config, &args.environment).await?;
     let req = ReplayRequest {
@@ -41,7 +41,7 @@ pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mod
         lease_wait: std::time::Duration::from_secs(args.lease_wait),
         env: writer.env.clone(),
     };
-    let step = |s: Step, detail: &str| eprintln!("  ok {s}: {detail}");
+    let step = |s: Step, detail: &str| say!("  ok {s}: {detail}");
     let outcome = ledger_pipeline::release::replay::run(
         &writer.recorder(),
         &engine,
@@ -54,7 +54,7 @@ pub async fn replay(global: &Global, sha: &str, args: &ReleaseRunArgs, mode: Mod
     .map_err(denied)?;
     print_replay(&outcome, mode);
     Ok(if outcome.promoted() {
-        eprintln!(
+        say!(
             "ledger: {what} of {sha} done: the same digests run in `{}`; no image was built",
             args.environment
         );
@@ -73,17 +73,17 @@ fn released_config(
 ) -> Result<ledger_pipeline::config::Config> {
     let today = context::load_config(root)?;
     if args.current_config {
-        eprintln!(
+        say!(
             "  ! configuration: today's ledger.toml (--current-config), not the one {} was released with",
             sha.short()
         );
         return Ok(today);
     }
     let config = released(&today, sha, &args.environment).map_err(|e| {
-        eprintln!("  x configuration");
+        say!("  x configuration");
         Failure::from(e)
     })?;
-    eprintln!(
+    say!(
         "  ok configuration: environment `{}` as ledger.toml of {} has it",
         args.environment,
         sha.short()
@@ -94,23 +94,23 @@ fn released_config(
 /// What failed in a replay or rollback, its decision, and what it rolled back from.
 fn print_replay(outcome: &ReplayOutcome, mode: Mode) {
     if outcome.deploy.result != Outcome::Pass {
-        eprintln!("  x deploy: {}", outcome.deploy.summary);
+        say!("  x deploy: {}", outcome.deploy.summary);
     }
     if let Some(smoke) = outcome.smoke.as_ref().filter(|s| s.result != Outcome::Pass) {
-        eprintln!("  x smoke: {}", smoke.summary);
+        say!("  x smoke: {}", smoke.summary);
     }
     if let Some(decision) = &outcome.decision {
         print_decision(decision);
     }
     if let Some(restored) = &outcome.restored {
-        eprintln!(
+        say!(
             "ledger: {}; recorded as {}",
             restored.summary,
             restored.r.key()
         );
     }
     if mode == Mode::Rollback {
-        eprintln!(
+        say!(
             "ledger: rolled back from {}",
             outcome
                 .rollback_from
@@ -145,7 +145,7 @@ pub async fn promote(global: &Global, args: PromoteArgs) -> Result<Code> {
     )
     .await
     .map_err(denied)?;
-    eprintln!(
+    say!(
         "ledger: promote {} to `{}`: deploy {} ({}); evidence {} in {}",
         sha,
         args.to,
@@ -167,10 +167,10 @@ pub async fn attest(global: &Global, args: AttestArgs) -> Result<Code> {
         ledger_pipeline::release::attest::attest(&reader.store, &reader.policy, &sha).await?;
     let statements = attested.statements.join(" and ");
     for image in &attested.attachment.attached {
-        eprintln!("ledger: {statements} attached to {image}");
+        say!("ledger: {statements} attached to {image}");
     }
     for problem in &attested.attachment.failed {
-        eprintln!("ledger: NOT attached to {problem}");
+        say!("ledger: NOT attached to {problem}");
     }
     Ok(if attested.attachment.failed.is_empty() {
         Code::Success

@@ -27,7 +27,7 @@ pub async fn report(global: &Global, args: ReportArgs) -> Result<Code> {
                 })?;
             }
             create_new(path, text.as_bytes(), false)?;
-            eprintln!("ledger: wrote {}", path.display());
+            say!("ledger: wrote {}", path.display());
         }
     }
     Ok(if report.chain.ok {

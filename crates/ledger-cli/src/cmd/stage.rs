@@ -84,7 +84,7 @@ pub async fn stage(global: &Global, args: StageArgs) -> Result<Code> {
         }
     };
     let recorded = recorded.map_err(denied)?;
-    eprintln!(
+    say!(
         "ledger: {} {} (attempt {}): {}; evidence {} in {}",
         args.stage,
         recorded.result.as_str(),
@@ -201,7 +201,7 @@ async fn resume(global: &Global, root: &Path, args: &StageArgs, sha: GitSha) -> 
 }
 
 fn print_spooled(writer: &Writer, stage: Stage, outcome: &StageOutcome) {
-    eprintln!(
+    say!(
         "ledger: recorded the spooled run of {stage}: {} (attempt {}); evidence {} in {}",
         outcome.result.as_str(),
         outcome.r.attempt,
@@ -275,7 +275,7 @@ async fn command_stage(
     let exit = outcome
         .exit_code
         .map_or("a signal".to_owned(), |c| format!("exit code {c}"));
-    eprintln!(
+    say!(
         "ledger: {} {} (attempt {}, {exit}); evidence {} in {}",
         stage,
         outcome.result.as_str(),

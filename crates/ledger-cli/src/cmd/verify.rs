@@ -134,7 +134,7 @@ impl Progress {
             None if !self.quiet => {
                 let step = (total / 10).max(1);
                 if done % step == 0 || done == total {
-                    eprintln!("ledger: verified {done}/{total} SHAs");
+                    say!("ledger: verified {done}/{total} SHAs");
                 }
             }
             None => {}
