@@ -5,17 +5,11 @@
 //! 0 success · 1 the stage's own work failed (evidence recorded) · 2 bad input or
 //! configuration · 3 gate denied · 4 verification failed · 5 infrastructure failing.
 
-/// `eprintln!` in one `write`: stderr is unbuffered, so `eprintln!` writes each
-/// piece of its format on its own (thirteen calls for a stage's result line), and
-/// another process writing to the same log can land between them. A line of at
-/// most `PIPE_BUF` bytes written at once reaches a pipe whole. A failing stderr is
-/// not a reason to panic: the line is dropped.
+/// `eprintln!` in one `write` ([`say_to`] on stderr).
 macro_rules! say {
-    ($($arg:tt)*) => {{
-        let mut line = ::std::format!($($arg)*);
-        line.push('\n');
-        let _ = ::std::io::Write::write_all(&mut ::std::io::stderr().lock(), line.as_bytes());
-    }};
+    ($($arg:tt)*) => {
+        crate::say_to(&mut ::std::io::stderr().lock(), ::std::format_args!($($arg)*))
+    };
 }
 
 mod args;
@@ -76,6 +70,17 @@ fn main() -> ExitCode {
 /// Rust ignores SIGPIPE, so printing into a closed pipe (`ledger show SHA | head`)
 /// would panic; restoring the default makes `ledger` end quietly like other Unix
 /// tools when its reader goes away.
+/// Writes `args` and a newline to `out` in one `write`. stderr is unbuffered, so
+/// `eprintln!` writes each piece of its format on its own (thirteen calls for a
+/// stage's result line), and another process writing to the same log can land
+/// between them; a line of at most `PIPE_BUF` bytes written at once reaches a pipe
+/// whole. A failing stderr is not a reason to panic: the line is dropped.
+fn say_to(out: &mut impl std::io::Write, args: std::fmt::Arguments<'_>) {
+    let mut line = args.to_string();
+    line.push('\n');
+    let _ = out.write_all(line.as_bytes());
+}
+
 #[allow(
     unsafe_code,
     reason = "restoring SIGPIPE's default disposition has no safe API in std or libc"
@@ -110,4 +115,52 @@ fn init_tracing() {
         .with(fmt)
         .with(filter)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::say_to;
+
+    /// Counts the `write` calls it is given; fails them all when `broken`.
+    #[derive(Default)]
+    struct Calls {
+        writes: Vec<Vec<u8>>,
+        broken: bool,
+    }
+
+    impl std::io::Write for Calls {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.broken {
+                return Err(std::io::Error::other("stderr is gone"));
+            }
+            self.writes.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_of_many_pieces_is_one_write_and_a_broken_stderr_no_panic() {
+        let mut out = Calls::default();
+        let (stage, attempt, key) = ("commit", 1, "commit/abc/commit.json");
+        say_to(
+            &mut out,
+            format_args!(
+                "ledger: {stage} pass (attempt {attempt}, exit code {}); evidence {key} in {}",
+                0, ".artifacts"
+            ),
+        );
+        assert_eq!(
+            out.writes,
+            [b"ledger: commit pass (attempt 1, exit code 0); evidence commit/abc/commit.json in .artifacts\n".to_vec()]
+        );
+        let mut broken = Calls {
+            broken: true,
+            ..Calls::default()
+        };
+        say_to(&mut broken, format_args!("error: {}", "x"));
+        assert!(broken.writes.is_empty());
+    }
 }

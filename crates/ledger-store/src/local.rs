@@ -20,6 +20,7 @@
 use crate::file::{describe, read_regular, FileError, Links};
 use crate::{BulkRead, Listed, ObjectKey, StoreError};
 use bytes::Bytes;
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -47,8 +48,8 @@ pub(crate) fn map_many<T: Send>(
     // Each folder on the way is checked once for the batch, not once per file in it
     // (a log of a few hundred entries in one folder); a file in a folder that is not
     // a real one is read as before, so that its error is its own.
-    let sound = sound_folders(root, location, keys)?;
-    let one = |key: &ObjectKey| match read_from(root, location, key, limit, &sound) {
+    let checked = check_folders(root, location, keys)?;
+    let one = |key: &ObjectKey| match read_from(root, location, key, limit, &checked) {
         Ok(bytes) => Ok(bytes.map(|b| Ok(map(b)))),
         // This object cannot be evidence; the others still can.
         Err(e) if e.is_object_problem() => Ok(Some(Err(e))),
@@ -106,45 +107,41 @@ pub fn cores() -> usize {
         .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
-/// The folders holding `keys` (each as its key's part before the last `/`) that
-/// [`check_path`] found sound: real folders all the way, or not there at all. A
-/// folder that is a link or a file is left out; a failure to look is the batch's.
-fn sound_folders<'k>(
+/// The folders holding `keys` (each as its key's part before the last `/`), each
+/// checked once with [`check_path`]: `true` when sound (real folders all the way,
+/// or not there at all), `false` for a link or a file on the way; a failure to look
+/// is the batch's.
+fn check_folders<'k>(
     root: &Path,
     location: &str,
     keys: &'k [ObjectKey],
-) -> Result<std::collections::HashSet<&'k str>, StoreError> {
-    let mut checked = std::collections::HashMap::new();
+) -> Result<HashMap<&'k str, bool>, StoreError> {
+    let mut checked = HashMap::new();
     for key in keys {
         let Some((folder, _)) = key.as_str().rsplit_once('/') else {
             continue;
         };
-        if checked.contains_key(folder) {
-            continue;
+        if let Entry::Vacant(slot) = checked.entry(folder) {
+            slot.insert(match check_path(root, location, folder, Last::Folder) {
+                Ok(_) => true,
+                Err(e) if e.is_object_problem() => false,
+                Err(e) => return Err(e),
+            });
         }
-        let sound = match check_path(root, location, folder, Last::Folder) {
-            Ok(_) => true,
-            Err(e) if e.is_object_problem() => false,
-            Err(e) => return Err(e),
-        };
-        checked.insert(folder, sound);
     }
-    Ok(checked
-        .into_iter()
-        .filter_map(|(folder, sound)| sound.then_some(folder))
-        .collect())
+    Ok(checked)
 }
 
-/// [`read`], with the folders in `sound` known to be real folders (or absent).
+/// [`read`], skipping the folder check for a key whose folder `checked` found sound.
 fn read_from(
     root: &Path,
     location: &str,
     key: &ObjectKey,
     limit: usize,
-    sound: &std::collections::HashSet<&str>,
+    checked: &HashMap<&str, bool>,
 ) -> Result<Option<Bytes>, StoreError> {
     match key.as_str().rsplit_once('/') {
-        Some((folder, _)) if !sound.contains(folder) => read(root, location, key, limit),
+        Some((folder, _)) if checked.get(folder) != Some(&true) => read(root, location, key, limit),
         _ => read_file(root, location, key, limit),
     }
 }
