@@ -57,6 +57,13 @@ pub fn read_regular(path: &Path, limit: usize, links: Links) -> Result<Vec<u8>, 
         }
         Err(e) => return Err(FileError::Io(e)),
     };
+    read_opened(file, limit)
+}
+
+/// Reads `file`, opened without blocking, if it is a regular file of at most `limit`
+/// bytes: the check is made on the open descriptor, so the file cannot be swapped
+/// after it.
+pub fn read_opened(file: std::fs::File, limit: usize) -> Result<Vec<u8>, FileError> {
     let meta = file.metadata().map_err(FileError::Io)?;
     if !meta.file_type().is_file() {
         return Err(FileError::NotRegular(describe(meta.file_type())));

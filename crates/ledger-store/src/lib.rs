@@ -58,7 +58,7 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     location: String,
     /// The folder of a local store, read and listed directly on the caller's thread.
-    local_root: Option<Arc<std::path::Path>>,
+    local_root: Option<Arc<local::Root>>,
     /// Objects this process created that no log entry names yet (`log.rs`).
     pending: Arc<std::sync::Mutex<Vec<ledger_core::tlog::LoggedObject>>>,
     /// The last log entry this process saw or wrote.
@@ -144,7 +144,7 @@ impl Store {
         root: &std::path::Path,
     ) -> Store {
         Store {
-            local_root: Some(Arc::from(root)),
+            local_root: Some(Arc::new(local::Root::new(root))),
             ..Store::from_object_store(inner, location)
         }
     }
@@ -449,7 +449,7 @@ impl Store {
     /// for a bucket, where only a request could tell).
     fn local_path_present(&self, key: &str, last: local::Last) -> Result<bool, StoreError> {
         match &self.local_root {
-            Some(root) => log_failure(local::check_path(root, &self.location, key, last)),
+            Some(root) => log_failure(local::check_path(root.path(), &self.location, key, last)),
             None => Ok(false),
         }
     }

@@ -15,10 +15,17 @@
 //! Nothing below the root is followed if it is a symbolic link, read if it is not a
 //! regular file, or read past its limit ([`crate::file`]): a link inside the store
 //! could point anywhere on the machine, and a FIFO would block a reader forever.
+//! A read opens its key beneath the root in one call where the kernel can
+//! ([`beneath`]), and checks each folder on the way first where it cannot.
 //! [`check_path`] is also what `Store::put_create` runs before every local write.
 
-use crate::file::{describe, read_regular, FileError, Links};
+mod beneath;
+
+pub(crate) use beneath::Root;
+
+use crate::file::{describe, read_opened, read_regular, FileError, Links};
 use crate::{BulkRead, Listed, ObjectKey, StoreError};
+use beneath::Opened;
 use bytes::Bytes;
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
@@ -33,7 +40,7 @@ const MIN_PER_THREAD: usize = 4;
 /// Reads `keys` under `root` on every core (on this thread alone for a few),
 /// mapping each file's bytes as it is read.
 pub(crate) fn map_many<T: Send>(
-    root: &Path,
+    root: &Root,
     location: &str,
     keys: &[ObjectKey],
     limit: usize,
@@ -45,10 +52,14 @@ pub(crate) fn map_many<T: Send>(
         threads,
         "reading the local folder directly"
     );
-    // Each folder on the way is checked once for the batch, not once per file in it
-    // (a log of a few hundred entries in one folder); a file in a folder that is not
-    // a real one is read as before, so that its error is its own.
-    let checked = check_folders(root, location, keys)?;
+    // Where each key is opened beneath the root, nothing is checked first. Else each
+    // folder on the way is checked once for the batch, not once per file in it (a
+    // log of a few hundred entries in one folder); a file in a folder that is not a
+    // real one is read as before, so that its error is its own.
+    let checked = match root.opens_beneath() {
+        true => HashMap::new(),
+        false => check_folders(root.path(), location, keys)?,
+    };
     let one = |key: &ObjectKey| match read_from(root, location, key, limit, &checked) {
         Ok(bytes) => Ok(bytes.map(|b| Ok(map(b)))),
         // This object cannot be evidence; the others still can.
@@ -132,30 +143,58 @@ fn check_folders<'k>(
     Ok(checked)
 }
 
-/// [`read`], skipping the folder check for a key whose folder `checked` found sound.
+/// [`read`], skipping the folder check for a key whose folder `checked` found sound
+/// (where keys are not opened beneath the root).
 fn read_from(
-    root: &Path,
+    root: &Root,
     location: &str,
     key: &ObjectKey,
     limit: usize,
     checked: &HashMap<&str, bool>,
 ) -> Result<Option<Bytes>, StoreError> {
     match key.as_str().rsplit_once('/') {
+        _ if root.opens_beneath() => read(root, location, key, limit),
         Some((folder, _)) if checked.get(folder) != Some(&true) => read(root, location, key, limit),
-        _ => read_file(root, location, key, limit),
+        _ => read_file(root.path(), location, key, limit),
     }
 }
 
 /// One file, at most `limit` bytes; `None` when absent. A symbolic link, a FIFO or
 /// any other special file at `key` or on the way to it is refused, not read.
 pub(crate) fn read(
-    root: &Path,
+    root: &Root,
     location: &str,
     key: &ObjectKey,
     limit: usize,
 ) -> Result<Option<Bytes>, StoreError> {
-    check_path(root, location, key.as_str(), Last::Unchecked)?;
-    read_file(root, location, key, limit)
+    let file = match root.open(key.as_str()) {
+        Opened::File(file) => file,
+        Opened::Absent => return Ok(None),
+        Opened::Refused(e) => return Err(refusal(root.path(), location, key, &e)),
+        Opened::Failed(e) => return Err(io_failure(location, format!("reading {key}"), e)),
+        Opened::Unsupported => {
+            check_path(root.path(), location, key.as_str(), Last::Unchecked)?;
+            return read_file(root.path(), location, key, limit);
+        }
+    };
+    read_result(location, key, read_opened(file, limit))
+}
+
+/// Why opening `key` beneath the root was refused (`e`: a link or a file on the
+/// way), as the folder checks name it: the part that is wrong and what it is. When
+/// they find nothing (put back since), the key itself is named.
+fn refusal(root: &Path, location: &str, key: &ObjectKey, e: &std::io::Error) -> StoreError {
+    if let Err(named) = check_path(root, location, key.as_str(), Last::File) {
+        return named;
+    }
+    StoreError::NotRegular {
+        key: key.as_str().to_owned(),
+        what: match e.raw_os_error() {
+            Some(libc::ENOTDIR) => "under a file where a folder belongs when it was read",
+            _ => "under a symbolic link when it was read",
+        }
+        .to_owned(),
+    }
 }
 
 /// [`read`] of a key whose folders have been checked: the file itself is opened
@@ -166,11 +205,24 @@ fn read_file(
     key: &ObjectKey,
     limit: usize,
 ) -> Result<Option<Bytes>, StoreError> {
+    read_result(
+        location,
+        key,
+        read_regular(&root.join(key.as_str()), limit, Links::Refuse),
+    )
+}
+
+/// A file's read as the store reports it.
+fn read_result(
+    location: &str,
+    key: &ObjectKey,
+    read: Result<Vec<u8>, FileError>,
+) -> Result<Option<Bytes>, StoreError> {
     let refused = |what: &str| StoreError::NotRegular {
         key: key.as_str().to_owned(),
         what: what.to_owned(),
     };
-    match read_regular(&root.join(key.as_str()), limit, Links::Refuse) {
+    match read {
         Ok(bytes) => Ok(Some(Bytes::from(bytes))),
         Err(FileError::NotFound) => Ok(None),
         Err(FileError::NotRegular(what)) => Err(refused(what)),

@@ -8,6 +8,7 @@ use super::*;
 use crate::testing::{self, Race, Racer};
 use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 
+mod beneath;
 mod local_folder;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
