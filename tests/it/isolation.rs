@@ -293,6 +293,56 @@ fn exit_codes_workspace_and_loopback_network_are_unchanged() {
     assert!(!repo.has_object(&attempt_key(4)));
 }
 
+/// The command holds no descriptor but its standard three, isolated or not: not
+/// the store's folder, which ledger keeps open to read beneath it, not the
+/// isolation's pipes, and not what ledger itself was started with: here the key
+/// file, open on descriptor 7 as a job's script might leave it, which would reach
+/// past every mount the isolation hides.
+#[test]
+fn the_command_inherits_no_descriptor_but_its_three() {
+    let repo = Repo::new();
+    // The second stage's gate reads the first's evidence before the command starts.
+    assert_code(&run(&repo, &[], "sh", "true", &[]), 0);
+    // What the shell holds is listed through a child that inherits it (the
+    // listing's own work opens descriptors in the shell).
+    let script = r#"sleep 10 & p=$!
+                    for f in /proc/$p/fd/*; do echo "fd ${f##*/} $(readlink "$f")"; done
+                    kill $p; cat /proc/self/fd/7 <&7 2>&1; true"#;
+    let real_pem = pem(&repo);
+    for flags in [&[][..], &["--no-isolation"][..]] {
+        let mut args = COMMIT.to_vec();
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        let ledger = repo.command(&args);
+        // The same command started by a shell holding the key on descriptor 7.
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", r#"exec "$0" "$@" 7<.ledger/test.key"#])
+            .arg(ledger.get_program())
+            .args(ledger.get_args())
+            .current_dir(repo.path());
+        for (k, v) in ledger.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.output().unwrap();
+        assert_code(&out, 0);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let fds: Vec<&str> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("fd "))
+            .collect();
+        let numbers: Vec<&str> = fds.iter().filter_map(|l| l.split(' ').next()).collect();
+        assert_eq!(numbers, ["0", "1", "2"], "{flags:?}: {fds:?}");
+        assert!(!stdout.contains(".artifacts"), "{flags:?}: {stdout}");
+        assert!(
+            !stdout.contains(&body(&real_pem)[..40]),
+            "{flags:?}: {stdout}"
+        );
+    }
+}
+
 #[test]
 fn a_policy_can_require_isolation() {
     let repo = Repo::new();

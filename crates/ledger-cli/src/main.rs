@@ -15,6 +15,7 @@ macro_rules! say {
 mod args;
 mod cmd;
 mod context;
+mod descriptors;
 mod exit;
 mod handoff;
 mod render;
@@ -24,6 +25,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    // Before anything is started, the helper and the key's handoff among it.
+    descriptors::keep_inherited_to_self();
     // The isolation helper is this binary run again, hidden from the grammar; it
     // starts no thread and no runtime (its init process is a fork of it, which
     // relies on that).
