@@ -251,29 +251,39 @@ impl Store {
                 return Ok(outcome);
             }
         }
-        let path = Path::from(key.as_str());
-        let opts = PutOptions::from(PutMode::Create);
         let trip = self.requests.add(Kind::Put);
-        let put = self
-            .inner
-            .put_opts(&path, PutPayload::from(bytes.clone()), opts)
-            .await;
+        let created = self.create(key, &bytes).await;
         // Ended before the read-back below, which is a round trip of its own.
         drop(trip);
-        match put {
-            Ok(_) => {
-                tracing::debug!(bytes = bytes.len(), "created");
-                self.note_written(key.as_str(), &bytes);
-                Ok(PutOutcome::Created)
-            }
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                tracing::debug!("exists already; reading it back");
-                self.compare_existing(key, &bytes)
-                    .await?
-                    .ok_or_else(|| StoreError::AlreadyExists {
-                        key: key.as_str().to_owned(),
-                    })
-            }
+        if created? {
+            tracing::debug!(bytes = bytes.len(), "created");
+            self.note_written(key.as_str(), &bytes);
+            return Ok(PutOutcome::Created);
+        }
+        tracing::debug!("exists already; reading it back");
+        self.compare_existing(key, &bytes)
+            .await?
+            .ok_or_else(|| StoreError::AlreadyExists {
+                key: key.as_str().to_owned(),
+            })
+    }
+
+    /// One create-only write of `bytes` at `key`: `false` when something is there
+    /// already. A local folder writes beneath its root, following no link, where the
+    /// kernel can (`local::create`); everything else is the backend's own put.
+    async fn create(&self, key: &ObjectKey, bytes: &Bytes) -> Result<bool, StoreError> {
+        let local = self.local_root.as_ref();
+        if let Some(created) =
+            local.and_then(|root| local::create(root, &self.location, key, bytes))
+        {
+            return created;
+        }
+        let path = Path::from(key.as_str());
+        let opts = PutOptions::from(PutMode::Create);
+        let payload = PutPayload::from(bytes.clone());
+        match self.inner.put_opts(&path, payload, opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.unreachable(e)),
         }
     }

@@ -1,23 +1,26 @@
-//! Reads and listings of a local folder store with plain file system calls, made on
-//! the caller's thread (a bulk read on every core).
+//! Reads, listings and create-only writes of a local folder store with plain file
+//! system calls, made on the caller's thread (a bulk read on every core).
 //!
-//! Writes of a local store go through `object_store`'s `LocalFileSystem` like every
-//! other backend, so the write-once rule has one home. Reads and listings do not:
-//! the backend's two hops through tokio's blocking pool per call cost more than the
-//! call (a whole-store walk reads tens of thousands of small files; a cold `verify`
-//! of a ten-artifact chain started 26 threads, a blocking thread per concurrent
-//! read, 8 now: docs/performance.md), so this module reads the same files directly,
-//! on the thread that asks; the runtime's other workers keep running spawned tasks.
-//! The key → path mapping is the backend's own for the only keys that exist
-//! ([`ObjectKey`] segments are `[a-z0-9._-]`, which it stores unescaped), and a
-//! missing file is `None` exactly as `get` says.
+//! `object_store`'s `LocalFileSystem` hands each call to tokio's blocking pool
+//! twice, which costs more than the call (a whole-store walk reads tens of
+//! thousands of small files; a cold `verify` of a ten-artifact chain started 26
+//! threads, a blocking thread per concurrent read, 8 now: docs/performance.md), and
+//! it reaches files by path, through whatever the folders on the way have become
+//! since they were checked. So this module reads the same files directly, on the
+//! thread that asks; the runtime's other workers keep running spawned tasks. Where
+//! the kernel can, keys are opened and written beneath the root in calls that
+//! follow no link ([`beneath`]: its writes are the backend's own staged-file and
+//! hard-link writes, made relative to the folder's descriptor); where it cannot,
+//! each folder on the way is checked first and writes go to the backend. The key →
+//! path mapping is the backend's own for the only keys that exist ([`ObjectKey`]
+//! segments are `[a-z0-9._-]`, which it stores unescaped), and a missing file is
+//! `None` exactly as `get` says.
 //!
 //! Nothing below the root is followed if it is a symbolic link, read if it is not a
 //! regular file, or read past its limit ([`crate::file`]): a link inside the store
 //! could point anywhere on the machine, and a FIFO would block a reader forever.
-//! A read opens its key beneath the root in one call where the kernel can
-//! ([`beneath`]), and checks each folder on the way first where it cannot.
-//! [`check_path`] is also what `Store::put_create` runs before every local write.
+//! [`check_path`] is also what `Store::put_create` runs before every local write:
+//! it names what is wrong, and an object already there is compared, not written.
 
 mod beneath;
 
@@ -25,7 +28,7 @@ pub(crate) use beneath::Root;
 
 use crate::file::{describe, read_opened, read_regular, FileError, Links};
 use crate::{BulkRead, Listed, ObjectKey, StoreError};
-use beneath::Opened;
+use beneath::{Opened, Written};
 use bytes::Bytes;
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
@@ -178,6 +181,24 @@ pub(crate) fn read(
         }
     };
     read_result(location, key, read_opened(file, limit))
+}
+
+/// Creates `key` with `bytes` beneath the root (write-once: `Ok(false)` when
+/// something is there already); `None` where `openat2` is refused, for the backend's
+/// own write after the folder checks. Made on the caller's thread, as reads are.
+pub(crate) fn create(
+    root: &Root,
+    location: &str,
+    key: &ObjectKey,
+    bytes: &[u8],
+) -> Option<Result<bool, StoreError>> {
+    Some(match root.create(key.as_str(), bytes) {
+        Written::Created => Ok(true),
+        Written::Exists => Ok(false),
+        Written::Refused(e) => Err(refusal(root.path(), location, key, &e)),
+        Written::Failed(e) => Err(io_failure(location, format!("writing {key}"), e)),
+        Written::Unsupported => return None,
+    })
 }
 
 /// Why opening `key` beneath the root was refused (`e`: a link or a file on the

@@ -8,10 +8,19 @@
 //! that would leave the folder, fails the open itself, so there is no window to
 //! swap anything in. It is also fewer calls than an `lstat` a folder.
 //!
+//! Writes go the same way ([`Root::create`]): the object's folder is opened
+//! beneath the root (each missing folder made with `mkdirat` in the one opened
+//! before it), and the object is written as `object_store`'s local backend writes
+//! it, relative to that descriptor: a staged `NAME#N` created exclusively,
+//! written and `fsync`ed, hard-linked to `NAME` (which fails if `NAME` exists: the
+//! write-once rule), the folder `fsync`ed, the staged name removed. A folder swapped
+//! for a link after it was opened changes nothing: the descriptor is the folder.
+//!
 //! The folder is opened once per store (`O_PATH`, close-on-exec, so a wrapped
 //! command never inherits it). Where the kernel or a seccomp filter refuses
-//! `openat2`, or elsewhere than Linux, [`Root::open`] says so and reads check the
-//! folders first, as before (docs/storage.md names the window that leaves).
+//! `openat2`, or elsewhere than Linux, [`Root::open`] and [`Root::create`] say so,
+//! and the folders are checked first, as before (docs/storage.md names the window
+//! that leaves).
 
 use std::fs::File;
 use std::path::Path;
@@ -43,6 +52,21 @@ pub(crate) enum Opened {
     /// Any other failure of the call.
     Failed(std::io::Error),
     /// `openat2` is not available here: check the folders, then open.
+    Unsupported,
+}
+
+/// What a create-only write beneath the store's folder came to.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// Written, durably: the file and its folder `fsync`ed.
+    Created,
+    /// Something is already at the key; nothing was written.
+    Exists,
+    /// As [`Opened::Refused`], on the way to the key's folder.
+    Refused(std::io::Error),
+    /// Any other failure; no staged file is left behind.
+    Failed(std::io::Error),
+    /// `openat2` is not available here.
     Unsupported,
 }
 
@@ -84,6 +108,17 @@ impl Root {
         Opened::Unsupported
     }
 
+    /// Creates `key` holding `bytes` unless something is there already; never
+    /// overwrites, never follows a link.
+    pub(crate) fn create(&self, key: &str, bytes: &[u8]) -> Written {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = self.dir() {
+            return create_beneath(dir, key, bytes);
+        }
+        let _ = (key, bytes);
+        Written::Unsupported
+    }
+
     #[cfg(target_os = "linux")]
     fn dir(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
@@ -120,15 +155,14 @@ fn open_dir(path: &Path) -> Option<std::os::fd::OwnedFd> {
 
 #[cfg(target_os = "linux")]
 fn open_beneath(dir: std::os::fd::BorrowedFd<'_>, key: &str) -> Opened {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::fs::{Mode, OFlags};
     use rustix::io::Errno;
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     // `EAGAIN` is the kernel saying a rename elsewhere raced a `..` it resolved and
     // asking for a retry; a store key has no `..`, so this is belt and braces.
     let mut tries = 0;
     loop {
-        return match rustix::fs::openat2(dir, key, flags, Mode::empty(), resolve) {
+        return match rustix::fs::openat2(dir, key, flags, Mode::empty(), BENEATH) {
             Ok(fd) => Opened::File(File::from(fd)),
             Err(Errno::NOENT) => Opened::Absent,
             Err(e @ (Errno::LOOP | Errno::NOTDIR | Errno::XDEV)) => Opened::Refused(e.into()),
@@ -139,4 +173,95 @@ fn open_beneath(dir: std::os::fd::BorrowedFd<'_>, key: &str) -> Opened {
             Err(e) => Opened::Failed(e.into()),
         };
     }
+}
+
+/// The flags every open beneath the root resolves its path with.
+#[cfg(target_os = "linux")]
+const BENEATH: rustix::fs::ResolveFlags = rustix::fs::ResolveFlags::BENEATH
+    .union(rustix::fs::ResolveFlags::NO_SYMLINKS)
+    .union(rustix::fs::ResolveFlags::NO_MAGICLINKS);
+
+#[cfg(target_os = "linux")]
+fn create_beneath(root: std::os::fd::BorrowedFd<'_>, key: &str, bytes: &[u8]) -> Written {
+    use rustix::io::Errno;
+    let (folder, name) = key.rsplit_once('/').unwrap_or((".", key));
+    let written = open_folder(root, folder).and_then(|folder| write_staged(&folder, name, bytes));
+    match written {
+        Ok(true) => Written::Created,
+        Ok(false) => Written::Exists,
+        Err(e @ (Errno::LOOP | Errno::NOTDIR | Errno::XDEV)) => Written::Refused(e.into()),
+        Err(e) => Written::Failed(e.into()),
+    }
+}
+
+/// `folder` (a key's part before its last `/`, or `.`) opened beneath `root` for
+/// writing into and `fsync`; what is missing of it is made, one folder at a time,
+/// each in the one opened before it, and each folder gaining an entry `fsync`ed
+/// (as `object_store` makes them).
+#[cfg(target_os = "linux")]
+fn open_folder(
+    root: std::os::fd::BorrowedFd<'_>,
+    folder: &str,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{openat2, Mode, OFlags};
+    use rustix::io::Errno;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match openat2(root, folder, flags, Mode::empty(), BENEATH) {
+        Err(Errno::NOENT) => {}
+        opened => return opened,
+    }
+    let mut current = openat2(root, ".", flags, Mode::empty(), BENEATH)?;
+    for segment in folder.split('/') {
+        let made = match rustix::fs::mkdirat(&current, segment, Mode::from_raw_mode(0o777)) {
+            Ok(()) => true,
+            Err(Errno::EXIST) => false,
+            Err(e) => return Err(e),
+        };
+        let next = openat2(&current, segment, flags, Mode::empty(), BENEATH)?;
+        if made {
+            rustix::fs::fsync(&current)?;
+        }
+        current = next;
+    }
+    Ok(current)
+}
+
+/// Writes `bytes` to a staged name in `folder` and links it to `name`: `false`
+/// when `name` exists. The staged name goes whatever happens.
+#[cfg(target_os = "linux")]
+fn write_staged(
+    folder: &std::os::fd::OwnedFd,
+    name: &str,
+    bytes: &[u8],
+) -> rustix::io::Result<bool> {
+    use rustix::fs::{linkat, openat, unlinkat, AtFlags, Mode, OFlags};
+    use rustix::io::Errno;
+    use std::io::Write;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    // The first free staged name: others are writes in progress (or left by a
+    // writer that was killed), which listings skip.
+    let mut n = 0u32;
+    let (staged, file) = loop {
+        n = n.checked_add(1).ok_or(Errno::EXIST)?;
+        let staged = format!("{name}#{n}");
+        match openat(folder, &staged, flags, Mode::from_raw_mode(0o666)) {
+            Err(Errno::EXIST) => continue,
+            opened => break (staged, opened?),
+        }
+    };
+    let mut file = File::from(file);
+    let linked = file
+        .write_all(bytes)
+        .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))
+        .and_then(|()| rustix::fs::fsync(&file))
+        .and_then(|()| {
+            drop(file);
+            match linkat(folder, &staged, folder, name, AtFlags::empty()) {
+                Ok(()) => rustix::fs::fsync(folder).map(|()| true),
+                Err(Errno::EXIST) => Ok(false),
+                Err(e) => Err(e),
+            }
+        });
+    let _ = unlinkat(folder, &staged, AtFlags::empty());
+    linked
 }

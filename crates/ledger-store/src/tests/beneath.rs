@@ -118,7 +118,7 @@ fn both_ways_of_reading_refuse_the_same_things() {
 /// swaps did land between reads (some were refused), so the race was run.
 #[test]
 fn a_folder_swapped_for_a_link_while_reading_is_never_read_through() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let outside = tmp.path().join("outside");
@@ -134,19 +134,7 @@ fn a_folder_swapped_for_a_link_while_reading_is_never_read_through() {
     let stop = AtomicBool::new(false);
     let (mut real, mut refused) = (0, 0);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let folder = root.join("commit");
-            while !stop.load(Ordering::Relaxed) {
-                rustix::fs::renameat_with(
-                    rustix::fs::CWD,
-                    folder.join("sha"),
-                    rustix::fs::CWD,
-                    folder.join("link"),
-                    rustix::fs::RenameFlags::EXCHANGE,
-                )
-                .unwrap();
-            }
-        });
+        scope.spawn(|| swap_until(&root.join("commit"), &stop));
         // Ends the swapping however the reads end, a failed assertion among them.
         let _stop = StopOnDrop(&stop);
         for round in 0..4000 {
@@ -176,5 +164,141 @@ struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A local store over `root` whose reads and writes check the folders first, as
+/// where `openat2` is refused.
+fn checking_store(root: &Path) -> Store {
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(root)
+        .unwrap()
+        .with_fsync(true);
+    Store {
+        local_root: Some(Arc::new(Root::checking_folders(root))),
+        ..Store::from_object_store(Arc::new(fs), "loc")
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                out.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A write beneath the folder refuses a linked folder at every depth and a file
+/// where a folder belongs, naming the part as the folder-checking store does,
+/// writes nothing outside, makes missing folders as real ones and never
+/// overwrites.
+#[tokio::test]
+async fn writes_beneath_refuse_what_the_folder_checks_refuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, _) = planted(tmp.path());
+    let outside = tmp.path().join("outside");
+    let before = files_under(&outside);
+    let beneath = Root::new(&root);
+    let checking = checking_store(&root);
+    for key in [
+        "top/b/new.json",
+        "top/new.json",
+        "a/mid/b/new.json",
+        "a/mid/new.json",
+        "file/new.json",
+        "a/file/new.json",
+        "a/b/link.json",
+        "a/b/dangling.json",
+    ] {
+        let key = ObjectKey::parse(key).unwrap();
+        let direct = local::create(&beneath, "loc", &key, b"new").unwrap();
+        let through_store = checking.put_create(&key, &b"new"[..]).await;
+        match (&direct, &through_store) {
+            (Ok(false), Err(StoreError::NotRegular { .. })) => {} // the name is a link
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{key}"),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    assert_eq!(files_under(&outside), before);
+    let deep = ObjectKey::parse("new/x/y/z.json").unwrap();
+    assert!(local::create(&beneath, "loc", &deep, b"deep")
+        .unwrap()
+        .unwrap());
+    assert!(!local::create(&beneath, "loc", &deep, b"other")
+        .unwrap()
+        .unwrap());
+    assert_eq!(std::fs::read(root.join("new/x/y/z.json")).unwrap(), b"deep");
+    for folder in ["new", "new/x", "new/x/y"] {
+        assert!(std::fs::symlink_metadata(root.join(folder))
+            .unwrap()
+            .is_dir());
+    }
+    let left: Vec<_> = files_under(&root.join("new"));
+    assert_eq!(left, [("x/y/z.json".to_owned(), b"deep".to_vec())]);
+}
+
+/// A SHA's folder swapped with a link to a folder outside, over and over, while
+/// new objects are written into it through the store: each write lands in the
+/// store's folder or is refused, and nothing ever appears outside.
+#[test]
+fn a_folder_swapped_for_a_link_while_writing_is_never_written_through() {
+    use std::sync::atomic::AtomicBool;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let outside = tmp.path().join("outside");
+    for folder in [&root, &outside] {
+        std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
+    }
+    symlink(outside.join("commit/sha"), root.join("commit/link")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(Store::open(StoreLocation::Local(root.clone())));
+    let store = store.unwrap();
+    assert!(store.local_root.as_ref().unwrap().opens_beneath());
+    let stop = AtomicBool::new(false);
+    let (mut created, mut refused) = (0, 0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| swap_until(&root.join("commit"), &stop));
+        let _stop = StopOnDrop(&stop);
+        for round in 0..1500 {
+            let key = ObjectKey::parse(&format!("commit/sha/x/{round}.json")).unwrap();
+            match runtime.block_on(store.put_create(&key, format!("{round}"))) {
+                Ok(PutOutcome::Created) => created += 1,
+                Err(StoreError::NotRegular { key, .. }) if key.starts_with("commit/sha") => {
+                    refused += 1
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+    });
+    assert_eq!(files_under(&outside), []);
+    assert!(
+        created > 0 && refused > 0,
+        "{created} created, {refused} refused"
+    );
+}
+
+/// Exchanges `sha` and `link` in `folder` until `stop`.
+fn swap_until(folder: &Path, stop: &std::sync::atomic::AtomicBool) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            folder.join("sha"),
+            rustix::fs::CWD,
+            folder.join("link"),
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .unwrap();
     }
 }
