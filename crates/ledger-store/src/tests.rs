@@ -27,12 +27,18 @@ fn key(kind: ArtifactKind, attempt: u32) -> ObjectKey {
     ObjectKey::from_artifact(&ArtifactRef::new(kind, sha(), attempt))
 }
 
-/// The stores every case runs against: a fresh local folder, and a fresh prefix on
-/// the S3 server when one is configured. The temp dir lives as long as the stores.
+/// The stores every case runs against: a fresh local folder, another read and
+/// written the way a kernel without `openat2` has it done (folders checked first,
+/// the backend's own writes), and a fresh prefix on the S3 server when one is
+/// configured. The temp dir lives as long as the stores.
 async fn backends(label: &str) -> (tempfile::TempDir, Vec<Store>) {
     let tmp = tempfile::tempdir().unwrap();
     let stores = testing::backends(&tmp.path().join("store"), label).await;
-    (tmp, stores.into_iter().map(|(_, s)| s).collect())
+    let checked = tmp.path().join("checked");
+    std::fs::create_dir(&checked).unwrap();
+    let checked = beneath::checking_store(&checked);
+    let stores = stores.into_iter().map(|(_, s)| s).chain([checked]);
+    (tmp, stores.collect())
 }
 
 #[tokio::test]

@@ -169,7 +169,7 @@ impl Drop for StopOnDrop<'_> {
 
 /// A local store over `root` whose reads and writes check the folders first, as
 /// where `openat2` is refused.
-fn checking_store(root: &Path) -> Store {
+pub(super) fn checking_store(root: &Path) -> Store {
     let fs = object_store::local::LocalFileSystem::new_with_prefix(root)
         .unwrap()
         .with_fsync(true);
