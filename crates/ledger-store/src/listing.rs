@@ -159,7 +159,7 @@ impl Store {
         let _trip = self.requests.add(Kind::List);
         if let Some(root) = &self.local_root {
             let prefix = prefix.map_or("", |p| p.as_ref());
-            return local::list(root.path(), &self.location, prefix, after, stat);
+            return local::list(root, &self.location, prefix, after, stat);
         }
         let listing = match after {
             Some(after) => self.inner.list_with_offset(prefix, &Path::from(after)),

@@ -23,11 +23,13 @@
 //! it names what is wrong, and an object already there is compared, not written.
 
 mod beneath;
+mod list;
 
 pub(crate) use beneath::Root;
+pub(crate) use list::list;
 
 use crate::file::{describe, read_opened, read_regular, FileError, Links};
-use crate::{BulkRead, Listed, ObjectKey, StoreError};
+use crate::{BulkRead, ObjectKey, StoreError};
 use beneath::{Opened, Written};
 use bytes::Bytes;
 use std::collections::hash_map::{Entry, HashMap};
@@ -314,126 +316,6 @@ pub(crate) fn check_path(
     Ok(true)
 }
 
-/// Every object under `root/prefix` (`prefix` without its trailing `/`): every file
-/// without the backend's in-progress writes (`NAME#DIGITS`), with size and write
-/// time. Symbolic links are not followed: a link (or a FIFO, a device) is listed as
-/// an object of its own, so that verification sees it and refuses to read it; a
-/// folder on the way to `prefix` that is a link is listed as that one object. One
-/// `lstat` per listed file (none with `stat` false: sizes and times are then left
-/// at 0 and the epoch, for callers that keep the keys alone; an entry's kind comes
-/// from the directory read) and none of the backend's path-to-URL conversions,
-/// which made its listing cost more than reading the same files. With `after`, only
-/// keys that sort after it (the others are skipped before their `lstat`).
-pub(crate) fn list(
-    root: &Path,
-    location: &str,
-    prefix: &str,
-    after: Option<&str>,
-    stat: bool,
-) -> Result<Vec<Listed>, StoreError> {
-    let failed = |path: &Path, e| io_failure(location, format!("listing {}", path.display()), e);
-    if !prefix.is_empty() {
-        if let Err(StoreError::NotRegular { key, .. }) =
-            check_path(root, location, prefix, Last::Folder)
-        {
-            let path = root.join(&key);
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| failed(&path, e))?;
-            return Ok(vec![listed(key, &meta)]);
-        }
-    }
-    let mut out = Vec::new();
-    let mut folders = vec![(root.join(prefix), prefix.to_owned())];
-    while let Some((dir, key)) = folders.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(failed(&dir, e)),
-        };
-        let after_here = after.and_then(|after| name_bound(after, &key));
-        for entry in entries {
-            let entry = entry.map_err(|e| failed(&dir, e))?;
-            let file_name = entry.file_name();
-            if after_here.is_some_and(|bound| sorts_at_or_before(&entry, &file_name, bound)) {
-                continue;
-            }
-            let name = file_name.to_string_lossy().into_owned();
-            let child = if key.is_empty() {
-                name.clone()
-            } else {
-                format!("{key}/{name}")
-            };
-            // A folder's key is a prefix of its objects' keys, so one that sorts
-            // before `after` may still hold keys after it: only files are skipped.
-            let before = after.is_some_and(|after| child.as_str() <= after);
-            if before && entry.file_type().is_ok_and(|t| !t.is_dir()) {
-                continue;
-            }
-            // The entry itself, never what a link points to (both the kind the
-            // directory read gives and `lstat`).
-            let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-            let kind = match entry.file_type() {
-                Ok(kind) => kind,
-                // Gone since the folder was read: not an object.
-                Err(e) if gone(&e) => continue,
-                Err(e) => return Err(failed(&entry.path(), e)),
-            };
-            if kind.is_dir() {
-                folders.push((entry.path(), child));
-                continue;
-            }
-            if before || kind.is_file() && in_progress(&name) {
-                continue;
-            }
-            out.push(match stat.then(|| entry.metadata()) {
-                None => Listed::unstatted(child),
-                Some(Ok(meta)) => listed(child, &meta),
-                Some(Err(e)) if gone(&e) => continue,
-                Some(Err(e)) => return Err(failed(&entry.path(), e)),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    tracing::debug!(prefix, files = out.len(), "listed the local folder");
-    Ok(out)
-}
-
-/// `after` as a name in the folder whose key is `folder`, when it lies in it: a file
-/// whose name sorts at or before that name is skipped before its key is built (most
-/// of a long log's folder, which a gate lists for its last few entries).
-fn name_bound<'a>(after: &'a str, folder: &str) -> Option<&'a str> {
-    match folder {
-        "" => Some(after),
-        folder => after.strip_prefix(folder)?.strip_prefix('/'),
-    }
-}
-
-/// Whether `entry` (named `name`) is a file whose name sorts at or before `bound`
-/// ([`name_bound`]); `false` for a folder, and for a name that is not UTF-8, which
-/// the caller then compares as a key.
-fn sorts_at_or_before(entry: &std::fs::DirEntry, name: &std::ffi::OsStr, bound: &str) -> bool {
-    name.to_str()
-        .is_some_and(|name| name <= bound && entry.file_type().is_ok_and(|t| !t.is_dir()))
-}
-
-fn listed(key: String, meta: &std::fs::Metadata) -> Listed {
-    Listed {
-        key,
-        size: meta.len(),
-        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-    }
-}
-
-impl Listed {
-    /// A key listed without its `lstat` (`list` with `stat` false).
-    fn unstatted(key: String) -> Listed {
-        Listed {
-            key,
-            size: 0,
-            modified: std::time::UNIX_EPOCH,
-        }
-    }
-}
-
 /// A file system call under the store that failed: the store is failing (exit 5),
 /// reported as the backend reports its own I/O errors.
 fn io_failure(location: &str, doing: String, e: std::io::Error) -> StoreError {
@@ -444,10 +326,4 @@ fn io_failure(location: &str, doing: String, e: std::io::Error) -> StoreError {
             source: format!("{doing}: {e}").into(),
         },
     }
-}
-
-/// Whether `name` is one of the backend's in-progress writes: `NAME#DIGITS`.
-fn in_progress(name: &str) -> bool {
-    name.split_once('#')
-        .is_some_and(|(_, suffix)| !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
 }

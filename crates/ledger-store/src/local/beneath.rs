@@ -119,6 +119,25 @@ impl Root {
         Written::Unsupported
     }
 
+    /// The folder `folder` (a key prefix without its `/`; empty for the root) opened
+    /// beneath the root to be listed: `Ok(None)` when absent, `Err` when a link or a
+    /// file is on the way; `None` where `openat2` is refused.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn open_folder(
+        &self,
+        folder: &str,
+    ) -> Option<Result<Option<std::os::fd::OwnedFd>, rustix::io::Errno>> {
+        use rustix::fs::{openat2, Mode, OFlags};
+        let dir = self.dir()?;
+        let folder = if folder.is_empty() { "." } else { folder };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Some(match openat2(dir, folder, flags, Mode::empty(), BENEATH) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+
     #[cfg(target_os = "linux")]
     fn dir(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;

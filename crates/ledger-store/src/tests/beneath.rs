@@ -302,3 +302,54 @@ fn swap_until(folder: &Path, stop: &std::sync::atomic::AtomicBool) {
         .unwrap();
     }
 }
+
+/// A SHA's folder swapped with a link to a folder outside, over and over, while the
+/// store lists it (as a prefix, and inside a listing of its parent): no listing
+/// names what only the outside folder holds; the folder is listed whole or as one
+/// object (the link), and both happened, so the race was run.
+#[test]
+fn a_folder_swapped_for_a_link_while_listing_is_never_listed_through() {
+    use std::sync::atomic::AtomicBool;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let outside = tmp.path().join("outside");
+    for (folder, name) in [(&root, "1.json"), (&outside, "outside.json")] {
+        std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
+        std::fs::write(folder.join("commit/sha/x").join(name), "x").unwrap();
+    }
+    symlink(outside.join("commit/sha"), root.join("commit/link")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(Store::open(StoreLocation::Local(root.clone())));
+    let store = store.unwrap();
+    assert!(store.local_root.as_ref().unwrap().opens_beneath());
+    let stop = AtomicBool::new(false);
+    let (mut whole, mut as_object) = (0, 0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| swap_until(&root.join("commit"), &stop));
+        let _stop = StopOnDrop(&stop);
+        for round in 0..3000 {
+            let prefix = if round % 2 == 0 {
+                "commit/sha/"
+            } else {
+                "commit/"
+            };
+            let listed = runtime.block_on(store.list(prefix)).unwrap();
+            assert!(!listed.iter().any(|k| k.contains("outside")), "{listed:?}");
+            if listed.iter().any(|k| k.ends_with("/x/1.json")) {
+                whole += 1;
+            }
+            if listed
+                .iter()
+                .any(|k| k == "commit/sha" || k == "commit/link")
+            {
+                as_object += 1;
+            }
+        }
+    });
+    assert!(
+        whole > 0 && as_object > 0,
+        "{whole} whole, {as_object} as one object"
+    );
+}

@@ -1,6 +1,7 @@
 //! The local folder's own reads and listings against the single reads and the
 //! backend's listing they stand in for.
 
+use super::beneath;
 use super::*;
 
 /// A local bulk read checks each folder once; a file under a linked folder, or
@@ -95,6 +96,13 @@ async fn the_local_listing_matches_the_backends_own() {
     std::fs::write(dir.join("commit.json#7"), "half-written").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(dir.join("commit.json"), dir.join("link.json")).unwrap();
+    // Listed by descriptor, and by path as where `openat2` is refused.
+    for store in [store, checking(tmp.path())] {
+        listing_matches_the_backends_own(&store).await;
+    }
+}
+
+async fn listing_matches_the_backends_own(store: &Store) {
     let ours = store.list_meta("commit/").await.unwrap();
     let theirs: Vec<object_store::ObjectMeta> = store
         .inner
@@ -148,6 +156,17 @@ async fn a_local_listing_after_a_key_is_the_listing_past_it() {
         std::os::unix::fs::symlink(log.join("0001.json"), log.join("0002.link")).unwrap();
         std::os::unix::fs::symlink(log.join("0005"), log.join("0003.json#4")).unwrap();
     }
+    for store in [store, checking(tmp.path())] {
+        listing_after_is_the_listing_past(&store).await;
+    }
+}
+
+/// The folder-checking store over `local`'s folder.
+fn checking(dir: &std::path::Path) -> Store {
+    beneath::checking_store(&dir.join("store"))
+}
+
+async fn listing_after_is_the_listing_past(store: &Store) {
     // The keys-only listing (no `lstat`) names what the statted one does.
     let all: Vec<String> = store
         .list_meta("log/")
