@@ -26,6 +26,9 @@ fn planted(tmp: &Path) -> (std::path::PathBuf, Vec<ObjectKey>) {
     symlink(outside.join("a/b/real.json"), root.join("a/b/link.json")).unwrap();
     symlink("loop.json", root.join("a/b/loop.json")).unwrap();
     symlink(tmp.join("nowhere"), root.join("a/b/dangling.json")).unwrap();
+    // Links that stay inside the store: to a real folder beside, and to a real file.
+    symlink("b", root.join("a/alias")).unwrap();
+    symlink("real.json", root.join("a/b/inside.json")).unwrap();
     // Files where folders belong, at two depths; a FIFO; a folder where a file is.
     std::fs::write(root.join("file"), "not a folder").unwrap();
     std::fs::write(root.join("a/file"), "not a folder").unwrap();
@@ -48,6 +51,8 @@ fn planted(tmp: &Path) -> (std::path::PathBuf, Vec<ObjectKey>) {
         "a/b/link.json",
         "a/b/loop.json",
         "a/b/dangling.json",
+        "a/alias/real.json",
+        "a/b/inside.json",
         "file/b/real.json",
         "a/file/real.json",
         "a/b/fifo.json",
@@ -99,72 +104,107 @@ fn both_ways_of_reading_refuse_the_same_things() {
     for (k, got) in keys.iter().zip(&expected) {
         assert!(!got.contains("OUTSIDE"), "{k}: {got}");
     }
-    assert_eq!(expected[0], r#"read "evidence""#);
-    assert_eq!(expected[3], "refused top: a symbolic link");
-    assert_eq!(expected[5], "refused a/mid: a symbolic link");
+    let of = |key: &str| &expected[keys.iter().position(|k| k.as_str() == key).unwrap()];
+    assert_eq!(of("a/b/real.json"), r#"read "evidence""#);
+    assert_eq!(of("top/b/real.json"), "refused top: a symbolic link");
+    assert_eq!(of("a/mid/b/real.json"), "refused a/mid: a symbolic link");
+    assert_eq!(of("a/alias/real.json"), "refused a/alias: a symbolic link");
     assert_eq!(
-        expected[10],
-        "refused a/file: a file where a folder belongs"
+        of("a/b/inside.json"),
+        "refused a/b/inside.json: a symbolic link"
     );
-    assert_eq!(expected[13], "absent");
+    let under_file = "refused a/file: a file where a folder belongs";
+    assert_eq!(of("a/file/real.json"), under_file);
+    assert_eq!(of("a/b/absent.json"), "absent");
     assert_eq!(single(&beneath), expected);
     assert_eq!(bulk(&beneath), expected);
     assert_eq!(bulk(&checking), expected);
 }
 
-/// A SHA's folder swapped with a link to a copy outside, atomically and over and
-/// over (`renameat2` with `RENAME_EXCHANGE`), while the same key is read alone and in
+/// A SHA's folder swapped with a link to a copy elsewhere in the store, atomically
+/// and over and over (`renameat2` with `RENAME_EXCHANGE`), while the same key is read alone and in
 /// bulk: every read gives the real evidence or a refusal, never the copy, and the
 /// swaps did land between reads (some were refused), so the race was run.
 #[test]
 fn a_folder_swapped_for_a_link_while_reading_is_never_read_through() {
-    use std::sync::atomic::AtomicBool;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    let outside = tmp.path().join("outside");
+    // A copy elsewhere in the store, which a link that stays beneath its folder
+    // reaches: only `RESOLVE_NO_SYMLINKS` refuses that, not `RESOLVE_BENEATH`.
+    let outside = root.join("copies");
     for (folder, text) in [(&root, "evidence"), (&outside, "OUTSIDE")] {
         std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
         std::fs::write(folder.join("commit/sha/x/1.json"), text).unwrap();
     }
-    symlink(outside.join("commit/sha"), root.join("commit/link")).unwrap();
+    symlink("../copies/commit/sha", root.join("commit/link")).unwrap();
     let key = ObjectKey::parse("commit/sha/x/1.json").unwrap();
     let keys = vec![key.clone(); 8];
-    let reader = Root::new(&root);
-    assert!(reader.opens_beneath(), "openat2 is refused on this machine");
-    let stop = AtomicBool::new(false);
     let (mut real, mut refused) = (0, 0);
-    std::thread::scope(|scope| {
-        scope.spawn(|| swap_until(&root.join("commit"), &stop));
-        // Ends the swapping however the reads end, a failed assertion among them.
-        let _stop = StopOnDrop(&stop);
-        for round in 0..4000 {
-            let reads: Vec<_> = if round % 2 == 0 {
-                vec![local::read(&reader, "loc", &key, LIMIT)]
-            } else {
-                local::map_many(&reader, "loc", &keys, LIMIT, &|b| b)
-                    .unwrap()
-                    .into_iter()
-                    .map(|r| r.map_or(Ok(None), |r| r.map(Some)))
-                    .collect()
-            };
-            for read in &reads {
-                match outcome(read).as_str() {
-                    r#"read "evidence""# => real += 1,
-                    r if r.starts_with("refused commit/sha") => refused += 1,
-                    other => panic!("round {round}: {other}"),
-                }
+    while_swapping(&root, 4000, |store, _, round| {
+        let reader = store.local_root.as_deref().unwrap();
+        let reads: Vec<_> = if round % 2 == 0 {
+            vec![local::read(reader, "loc", &key, LIMIT)]
+        } else {
+            local::map_many(reader, "loc", &keys, LIMIT, &|b| b)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.map_or(Ok(None), |r| r.map(Some)))
+                .collect()
+        };
+        for read in &reads {
+            match outcome(read).as_str() {
+                r#"read "evidence""# => real += 1,
+                r if r.starts_with("refused commit/sha") => refused += 1,
+                other => panic!("round {round}: {other}"),
             }
         }
     });
     assert!(real > 0 && refused > 0, "{real} real, {refused} refused");
 }
 
-struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+/// Runs `round` `rounds` times against the local store at `root` (read and written
+/// beneath its folder), while another thread exchanges its `commit/sha` and
+/// `commit/link` with `renameat2(RENAME_EXCHANGE)` over and over; the swapping ends
+/// however the rounds end, a failed assertion among them.
+fn while_swapping(
+    root: &Path,
+    rounds: u32,
+    mut round: impl FnMut(&Store, &tokio::runtime::Runtime, u32),
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
     }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(Store::open(StoreLocation::Local(root.to_owned())));
+    let store = store.unwrap();
+    let opens_beneath = store.local_root.as_ref().unwrap().opens_beneath();
+    assert!(opens_beneath, "openat2 is refused on this machine");
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let folder = root.join("commit");
+            while !stop.load(Ordering::Relaxed) {
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    folder.join("sha"),
+                    rustix::fs::CWD,
+                    folder.join("link"),
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+            }
+        });
+        let _stop = StopOnDrop(&stop);
+        for n in 0..rounds {
+            round(&store, &runtime, n);
+        }
+    });
 }
 
 /// A local store over `root` whose reads and writes check the folders first, as
@@ -247,39 +287,29 @@ async fn writes_beneath_refuse_what_the_folder_checks_refuse() {
     assert_eq!(left, [("x/y/z.json".to_owned(), b"deep".to_vec())]);
 }
 
-/// A SHA's folder swapped with a link to a folder outside, over and over, while
-/// new objects are written into it through the store: each write lands in the
-/// store's folder or is refused, and nothing ever appears outside.
+/// A SHA's folder swapped with a link to another folder of the store, over and
+/// over, while new objects are written into it through the store: each write lands
+/// in the SHA's folder or is refused, and nothing ever appears in the other.
 #[test]
 fn a_folder_swapped_for_a_link_while_writing_is_never_written_through() {
-    use std::sync::atomic::AtomicBool;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    let outside = tmp.path().join("outside");
+    // A copy elsewhere in the store, which a link that stays beneath its folder
+    // reaches: only `RESOLVE_NO_SYMLINKS` refuses that, not `RESOLVE_BENEATH`.
+    let outside = root.join("copies");
     for folder in [&root, &outside] {
         std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
     }
-    symlink(outside.join("commit/sha"), root.join("commit/link")).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let store = runtime.block_on(Store::open(StoreLocation::Local(root.clone())));
-    let store = store.unwrap();
-    assert!(store.local_root.as_ref().unwrap().opens_beneath());
-    let stop = AtomicBool::new(false);
+    symlink("../copies/commit/sha", root.join("commit/link")).unwrap();
     let (mut created, mut refused) = (0, 0);
-    std::thread::scope(|scope| {
-        scope.spawn(|| swap_until(&root.join("commit"), &stop));
-        let _stop = StopOnDrop(&stop);
-        for round in 0..1500 {
-            let key = ObjectKey::parse(&format!("commit/sha/x/{round}.json")).unwrap();
-            match runtime.block_on(store.put_create(&key, format!("{round}"))) {
-                Ok(PutOutcome::Created) => created += 1,
-                Err(StoreError::NotRegular { key, .. }) if key.starts_with("commit/sha") => {
-                    refused += 1
-                }
-                other => panic!("round {round}: {other:?}"),
+    while_swapping(&root, 1500, |store, runtime, round| {
+        let key = ObjectKey::parse(&format!("commit/sha/x/{round}.json")).unwrap();
+        match runtime.block_on(store.put_create(&key, format!("{round}"))) {
+            Ok(PutOutcome::Created) => created += 1,
+            Err(StoreError::NotRegular { key, .. }) if key.starts_with("commit/sha") => {
+                refused += 1
             }
+            other => panic!("round {round}: {other:?}"),
         }
     });
     assert_eq!(files_under(&outside), []);
@@ -289,63 +319,37 @@ fn a_folder_swapped_for_a_link_while_writing_is_never_written_through() {
     );
 }
 
-/// Exchanges `sha` and `link` in `folder` until `stop`.
-fn swap_until(folder: &Path, stop: &std::sync::atomic::AtomicBool) {
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            folder.join("sha"),
-            rustix::fs::CWD,
-            folder.join("link"),
-            rustix::fs::RenameFlags::EXCHANGE,
-        )
-        .unwrap();
-    }
-}
-
-/// A SHA's folder swapped with a link to a folder outside, over and over, while the
-/// store lists it (as a prefix, and inside a listing of its parent): no listing
-/// names what only the outside folder holds; the folder is listed whole or as one
+/// A SHA's folder swapped with a link to another folder of the store, over and
+/// over, while the store lists it (as the listed folder, on the way to it, and
+/// inside a listing of its parent): no listing names what only the other folder holds; the folder is listed whole or as one
 /// object (the link), and both happened, so the race was run.
 #[test]
 fn a_folder_swapped_for_a_link_while_listing_is_never_listed_through() {
-    use std::sync::atomic::AtomicBool;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    let outside = tmp.path().join("outside");
+    // A copy elsewhere in the store, which a link that stays beneath its folder
+    // reaches: only `RESOLVE_NO_SYMLINKS` refuses that, not `RESOLVE_BENEATH`.
+    let outside = root.join("copies");
     for (folder, name) in [(&root, "1.json"), (&outside, "outside.json")] {
         std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
         std::fs::write(folder.join("commit/sha/x").join(name), "x").unwrap();
     }
-    symlink(outside.join("commit/sha"), root.join("commit/link")).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let store = runtime.block_on(Store::open(StoreLocation::Local(root.clone())));
-    let store = store.unwrap();
-    assert!(store.local_root.as_ref().unwrap().opens_beneath());
-    let stop = AtomicBool::new(false);
+    symlink("../copies/commit/sha", root.join("commit/link")).unwrap();
     let (mut whole, mut as_object) = (0, 0);
-    std::thread::scope(|scope| {
-        scope.spawn(|| swap_until(&root.join("commit"), &stop));
-        let _stop = StopOnDrop(&stop);
-        for round in 0..3000 {
-            let prefix = if round % 2 == 0 {
-                "commit/sha/"
-            } else {
-                "commit/"
-            };
-            let listed = runtime.block_on(store.list(prefix)).unwrap();
-            assert!(!listed.iter().any(|k| k.contains("outside")), "{listed:?}");
-            if listed.iter().any(|k| k.ends_with("/x/1.json")) {
-                whole += 1;
-            }
-            if listed
-                .iter()
-                .any(|k| k == "commit/sha" || k == "commit/link")
-            {
-                as_object += 1;
-            }
+    while_swapping(&root, 3000, |store, runtime, round| {
+        // The link as the listed folder's last part, as a part on its way, and as
+        // an entry of it.
+        let prefix = ["commit/sha/", "commit/sha/x/", "commit/"][round as usize % 3];
+        let listed = runtime.block_on(store.list(prefix)).unwrap();
+        assert!(!listed.iter().any(|k| k.contains("outside")), "{listed:?}");
+        if listed.iter().any(|k| k.ends_with("/x/1.json")) {
+            whole += 1;
+        }
+        if listed
+            .iter()
+            .any(|k| k == "commit/sha" || k == "commit/link")
+        {
+            as_object += 1;
         }
     });
     assert!(
