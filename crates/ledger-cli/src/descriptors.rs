@@ -16,8 +16,8 @@
 #[cfg(target_os = "linux")]
 #[allow(
     unsafe_code,
-    reason = "marking descriptors by number has no safe API: neither call closes \
-              one or touches memory"
+    reason = "marking descriptors by number has no safe API: the call closes none \
+              and touches no memory"
 )]
 pub fn keep_inherited_to_self() {
     // SAFETY: with CLOSE_RANGE_CLOEXEC the call closes no descriptor, so no owned
@@ -30,9 +30,20 @@ pub fn keep_inherited_to_self() {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    if marked == 0 {
-        return;
+    if marked != 0 {
+        mark_each_listed();
     }
+}
+
+/// [`keep_inherited_to_self`] where `close_range` is missing: each descriptor from
+/// 3 up that `/proc/self/fd` lists.
+#[cfg(target_os = "linux")]
+#[allow(
+    unsafe_code,
+    reason = "marking a descriptor by number has no safe API: the call closes none \
+              and touches no memory"
+)]
+fn mark_each_listed() {
     let Ok(listed) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -49,3 +60,38 @@ pub fn keep_inherited_to_self() {
 
 #[cfg(not(target_os = "linux"))]
 pub fn keep_inherited_to_self() {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[allow(
+        unsafe_code,
+        reason = "reading and clearing a descriptor's flags by number"
+    )]
+    fn cloexec(file: &std::fs::File, set: Option<bool>) -> bool {
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` is open for as long as `file` is borrowed; F_GETFD and
+        // F_SETFD read and set its flags and nothing else.
+        unsafe {
+            if let Some(set) = set {
+                libc::fcntl(fd, libc::F_SETFD, if set { libc::FD_CLOEXEC } else { 0 });
+            }
+            libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0
+        }
+    }
+
+    /// Both ways of marking leave an inheritable descriptor close-on-exec and open.
+    #[test]
+    fn an_inherited_descriptor_is_marked_and_kept_both_ways() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        for mark in [keep_inherited_to_self as fn(), mark_each_listed] {
+            assert!(!cloexec(&file, Some(false)));
+            mark();
+            assert!(cloexec(&file, None));
+            // Still open: `fstat` on a closed descriptor fails.
+            assert!(file.metadata().is_ok());
+        }
+    }
+}
