@@ -21,8 +21,12 @@ use std::time::{Duration, Instant};
 
 /// How long the proxy holds the server's bytes: well above what the test server
 /// takes for a burst of requests (a few milliseconds each, one at a time), also on
-/// a loaded CI machine. The two commands wait through 24 round trips of it.
-const LATENCY: Duration = Duration::from_millis(250);
+/// a loaded CI machine. The three commands wait through 24 round trips of it. At
+/// 250 ms, `verify` once counted 4 round trips for its 3 in a full suite run: a
+/// burst of a dozen listings answered one at a time by a server slowed by the
+/// suite's other tests outlasted the delay, so a request of the next round
+/// started after one of the same burst ended.
+const LATENCY: Duration = Duration::from_millis(500);
 
 /// A loopback TCP proxy to `upstream` that delivers what the server sends
 /// [`LATENCY`] after it arrived. Stops accepting when dropped.
