@@ -46,6 +46,8 @@ mod history;
 pub mod interop;
 mod isolation;
 mod log_tail;
+#[cfg(target_os = "linux")]
+mod no_openat2;
 mod project;
 mod prune;
 mod read;
