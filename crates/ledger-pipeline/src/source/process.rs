@@ -49,7 +49,7 @@ fn stdout_of(dir: &Path, args: &[&str], out: std::process::Output) -> Result<Vec
     Ok(out.stdout)
 }
 
-/// `git status`, as [`Worktree::difference`] reads it.
+/// `git status`, as [`super::Worktree::difference`] reads it.
 pub(super) const STATUS: &[&str] = &["status", "--porcelain=v1", "-z", "--untracked-files=all"];
 
 /// A git process started before its answer is needed, so that it runs beside

@@ -145,7 +145,7 @@ fn count(word: &str) -> Option<u64> {
     Some(word.parse::<u64>().unwrap_or(u64::MAX))
 }
 
-/// Reads "<n> passed", "<n> failed", "<n> ignored|skipped" pairs from one line.
+/// Reads `"<n> passed"`, `"<n> failed"`, `"<n> ignored|skipped"` pairs from one line.
 fn count_words(line: &str) -> Option<TestCounts> {
     let words: Vec<&str> = line
         .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=')
