@@ -1,4 +1,6 @@
-//! Opening a store object beneath the store's folder in one system call.
+//! Reaching a local store's objects beneath its folder, following no link: an
+//! object opened in one system call, an object created, a folder opened to be
+//! listed (the walk is `list.rs`'s).
 //!
 //! Checking each folder on the way (`lstat`) and then opening the object are two
 //! calls: a folder swapped for a symbolic link between them is followed, and the
@@ -26,7 +28,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// A local store's folder, for reads beneath it.
+/// A local store's folder, for the reads, writes and listings beneath it.
 #[derive(Debug)]
 pub(crate) struct Root {
     path: Box<Path>,
@@ -78,8 +80,8 @@ impl Root {
         }
     }
 
-    /// A root whose reads check the folders first, as where `openat2` is refused:
-    /// tests hold both ways of reading to the same results.
+    /// A root reached by checked paths, as where `openat2` is refused: tests hold
+    /// both ways of reading, writing and listing to the same results.
     #[cfg(test)]
     pub(crate) fn checking_folders(path: &Path) -> Root {
         Root {
@@ -92,7 +94,7 @@ impl Root {
         &self.path
     }
 
-    /// Whether reads open their keys beneath the folder in one call.
+    /// Whether keys are reached beneath the folder (else by checked paths).
     pub(crate) fn opens_beneath(&self) -> bool {
         self.dir().is_some()
     }
