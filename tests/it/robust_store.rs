@@ -197,15 +197,26 @@ fn a_link_to_a_copy_of_real_evidence_is_not_read_through() {
     assert_code(&gate, 3);
     assert!(text(&gate).contains("symbolic link"), "{}", text(&gate));
     // A folder moved out of the store and linked back in: the SHA's, the stored
-    // policies, the log.
+    // policies, the log; and moved elsewhere inside the store, linked by a relative
+    // path that never leaves it.
     for folder in [format!("commit/{SHA}"), "policies".into(), "log".into()] {
-        let repo = with_commit();
-        let outside = tempfile::tempdir().unwrap();
-        let at = repo.store().join(&folder);
-        let moved = outside.path().join("moved");
-        std::fs::rename(&at, &moved).unwrap();
-        symlink(&moved, &at).unwrap();
-        all_verifiers_fail(&repo, &format!("{folder} in the store is a symbolic link"));
+        for inside in [false, true] {
+            let repo = with_commit();
+            let outside = tempfile::tempdir().unwrap();
+            let at = repo.store().join(&folder);
+            let moved = match inside {
+                false => outside.path().join("moved"),
+                true => repo.store().join("moved"),
+            };
+            std::fs::rename(&at, &moved).unwrap();
+            let up = "../".repeat(folder.matches('/').count());
+            match inside {
+                false => symlink(&moved, &at).unwrap(),
+                true => symlink(format!("{up}moved"), &at).unwrap(),
+            }
+            assert!(at.join(".").is_dir(), "the link leads to the folder");
+            all_verifiers_fail(&repo, &format!("{folder} in the store is a symbolic link"));
+        }
     }
 }
 
