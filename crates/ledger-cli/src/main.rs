@@ -70,9 +70,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Rust ignores SIGPIPE, so printing into a closed pipe (`ledger show SHA | head`)
-/// would panic; restoring the default makes `ledger` end quietly like other Unix
-/// tools when its reader goes away.
 /// Writes `args` and a newline to `out` in one `write`. stderr is unbuffered, so
 /// `eprintln!` writes each piece of its format on its own (thirteen calls for a
 /// stage's result line), and another process writing to the same log can land
@@ -84,6 +81,9 @@ fn say_to(out: &mut impl std::io::Write, args: std::fmt::Arguments<'_>) {
     let _ = out.write_all(line.as_bytes());
 }
 
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`ledger show SHA | head`)
+/// would panic; restoring the default makes `ledger` end quietly like other Unix
+/// tools when its reader goes away.
 #[allow(
     unsafe_code,
     reason = "restoring SIGPIPE's default disposition has no safe API in std or libc"

@@ -157,10 +157,12 @@ fn read_from(
     limit: usize,
     checked: &HashMap<&str, bool>,
 ) -> Result<Option<Bytes>, StoreError> {
+    let sound = |folder| checked.get(folder) == Some(&true);
     match key.as_str().rsplit_once('/') {
-        _ if root.opens_beneath() => read(root, location, key, limit),
-        Some((folder, _)) if checked.get(folder) != Some(&true) => read(root, location, key, limit),
-        _ => read_file(root.path(), location, key, limit),
+        Some((folder, _)) if !root.opens_beneath() && sound(folder) => {
+            read_file(root.path(), location, key, limit)
+        }
+        _ => read(root, location, key, limit),
     }
 }
 
@@ -213,8 +215,8 @@ fn refusal(root: &Path, location: &str, key: &ObjectKey, e: &std::io::Error) -> 
     StoreError::NotRegular {
         key: key.as_str().to_owned(),
         what: match e.raw_os_error() {
-            Some(libc::ENOTDIR) => "under a file where a folder belongs when it was read",
-            _ => "under a symbolic link when it was read",
+            Some(libc::ENOTDIR) => "under a file where a folder belongs when it was opened",
+            _ => "under a symbolic link when it was opened",
         }
         .to_owned(),
     }

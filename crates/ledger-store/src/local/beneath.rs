@@ -129,11 +129,9 @@ impl Root {
         &self,
         folder: &str,
     ) -> Option<Result<Option<std::os::fd::OwnedFd>, rustix::io::Errno>> {
-        use rustix::fs::{openat2, Mode, OFlags};
         let dir = self.dir()?;
         let folder = if folder.is_empty() { "." } else { folder };
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        Some(match openat2(dir, folder, flags, Mode::empty(), BENEATH) {
+        Some(match open_folder(dir, folder) {
             Ok(fd) => Ok(Some(fd)),
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(e) => Err(e),
@@ -202,11 +200,29 @@ const BENEATH: rustix::fs::ResolveFlags = rustix::fs::ResolveFlags::BENEATH
     .union(rustix::fs::ResolveFlags::NO_SYMLINKS)
     .union(rustix::fs::ResolveFlags::NO_MAGICLINKS);
 
+/// How a folder is opened to be listed or written into: a real folder only, never
+/// through a link at its own name, and never inherited by a command `ledger` starts.
+#[cfg(target_os = "linux")]
+pub(super) const FOLDER: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::NOFOLLOW)
+    .union(rustix::fs::OFlags::CLOEXEC);
+
+/// `folder` (a key prefix, or `.`) opened beneath `root`.
+#[cfg(target_os = "linux")]
+fn open_folder(
+    root: std::os::fd::BorrowedFd<'_>,
+    folder: &str,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    rustix::fs::openat2(root, folder, FOLDER, rustix::fs::Mode::empty(), BENEATH)
+}
+
 #[cfg(target_os = "linux")]
 fn create_beneath(root: std::os::fd::BorrowedFd<'_>, key: &str, bytes: &[u8]) -> Written {
     use rustix::io::Errno;
     let (folder, name) = key.rsplit_once('/').unwrap_or((".", key));
-    let written = open_folder(root, folder).and_then(|folder| write_staged(&folder, name, bytes));
+    let written =
+        open_or_make_folder(root, folder).and_then(|folder| write_staged(&folder, name, bytes));
     match written {
         Ok(true) => Written::Created,
         Ok(false) => Written::Exists,
@@ -220,25 +236,24 @@ fn create_beneath(root: std::os::fd::BorrowedFd<'_>, key: &str, bytes: &[u8]) ->
 /// each in the one opened before it, and each folder gaining an entry `fsync`ed
 /// (as `object_store` makes them).
 #[cfg(target_os = "linux")]
-fn open_folder(
+fn open_or_make_folder(
     root: std::os::fd::BorrowedFd<'_>,
     folder: &str,
 ) -> rustix::io::Result<std::os::fd::OwnedFd> {
-    use rustix::fs::{openat2, Mode, OFlags};
+    use rustix::fs::Mode;
     use rustix::io::Errno;
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match openat2(root, folder, flags, Mode::empty(), BENEATH) {
+    match open_folder(root, folder) {
         Err(Errno::NOENT) => {}
         opened => return opened,
     }
-    let mut current = openat2(root, ".", flags, Mode::empty(), BENEATH)?;
+    let mut current = open_folder(root, ".")?;
     for segment in folder.split('/') {
         let made = match rustix::fs::mkdirat(&current, segment, Mode::from_raw_mode(0o777)) {
             Ok(()) => true,
             Err(Errno::EXIST) => false,
             Err(e) => return Err(e),
         };
-        let next = openat2(&current, segment, flags, Mode::empty(), BENEATH)?;
+        let next = open_folder(std::os::fd::AsFd::as_fd(&current), segment)?;
         if made {
             rustix::fs::fsync(&current)?;
         }

@@ -7,6 +7,8 @@
 //! from it without following a link. By path (where `openat2` is refused), the
 //! folder is checked and then read, in two calls (docs/storage.md).
 
+#[cfg(target_os = "linux")]
+use super::beneath::FOLDER;
 use super::{check_path, io_failure, Last, Root};
 use crate::{Listed, StoreError};
 use std::ffi::{OsStr, OsString};
@@ -66,34 +68,16 @@ pub(crate) fn list(
         after,
         stat,
     };
-    // A link or a file on the way is listed as that one object; one that is gone
-    // by the time it is looked at (swapped back) has the folder opened again.
-    for _ in 0..8 {
-        #[cfg(target_os = "linux")]
-        if let Some(top) = root.open_folder(prefix) {
-            match top {
-                Ok(Some(folder)) => {
-                    let folder = FdFolder::new(folder).map_err(|e| walk.failed(prefix, e))?;
-                    return walk.run(folder, prefix);
-                }
-                Ok(None) => return Ok(Vec::new()),
-                Err(_) => match walk.not_a_folder(prefix)? {
-                    Some(object) => return Ok(object),
-                    None => continue,
-                },
-            }
-        }
-        if !prefix.is_empty() {
-            if let Some(object) = walk.not_a_folder(prefix)? {
-                return Ok(object);
-            }
-        }
-        return walk.run(PathFolder(root.path().join(prefix)), prefix);
+    #[cfg(target_os = "linux")]
+    if let Some(listed) = walk.beneath(prefix) {
+        return listed;
     }
-    Err(walk.failed(
-        prefix,
-        std::io::Error::other("a folder on the way kept changing between a link and a folder"),
-    ))
+    if !prefix.is_empty() {
+        if let Some(object) = walk.not_a_folder(prefix)? {
+            return Ok(object);
+        }
+    }
+    walk.run(PathFolder(root.path().join(prefix)), prefix)
 }
 
 struct Walk<'a> {
@@ -123,6 +107,29 @@ impl Walk<'_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.failed(&key, e)),
         }
+    }
+
+    /// The listing walked by descriptor from the folder opened beneath the root;
+    /// `None` where `openat2` is refused. A link or a file on the way is listed as
+    /// that one object; one gone by the time it is looked at (put back) has the
+    /// folder opened again.
+    #[cfg(target_os = "linux")]
+    fn beneath(&self, prefix: &str) -> Option<Result<Vec<Listed>, StoreError>> {
+        for _ in 0..8 {
+            let listed = match self.root.open_folder(prefix)? {
+                Ok(Some(folder)) => FdFolder::new(folder)
+                    .map_err(|e| self.failed(prefix, e))
+                    .and_then(|folder| self.run(folder, prefix)),
+                Ok(None) => Ok(Vec::new()),
+                Err(_) => match self.not_a_folder(prefix) {
+                    Ok(None) => continue,
+                    object => object.map(Option::unwrap_or_default),
+                },
+            };
+            return Some(listed);
+        }
+        let changing = "a folder on the way kept changing between a link and a folder";
+        Some(Err(self.failed(prefix, std::io::Error::other(changing))))
     }
 
     fn run<F: Folder>(&self, top: F, prefix: &str) -> Result<Vec<Listed>, StoreError> {
@@ -243,11 +250,9 @@ impl Folder for FdFolder {
     }
 
     fn child(&self, name: &OsStr) -> std::io::Result<Child<Self>> {
-        use rustix::fs::{openat, Mode, OFlags};
         use rustix::io::Errno;
-        use Child;
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match openat(self.0.fd()?, name, flags, Mode::empty()) {
+        let folder = rustix::fs::openat(self.0.fd()?, name, FOLDER, rustix::fs::Mode::empty());
+        match folder {
             Ok(fd) => Ok(Child::Folder(FdFolder::new(fd)?)),
             Err(Errno::NOENT) => Ok(Child::Gone),
             Err(Errno::LOOP | Errno::NOTDIR) => Ok(Child::NotFolder),

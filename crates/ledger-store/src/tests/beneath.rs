@@ -122,21 +122,16 @@ fn both_ways_of_reading_refuse_the_same_things() {
 }
 
 /// A SHA's folder swapped with a link to a copy elsewhere in the store, atomically
-/// and over and over (`renameat2` with `RENAME_EXCHANGE`), while the same key is read alone and in
-/// bulk: every read gives the real evidence or a refusal, never the copy, and the
-/// swaps did land between reads (some were refused), so the race was run.
+/// and over and over (`renameat2` with `RENAME_EXCHANGE`), while the same key is
+/// read alone and in bulk: every read gives the real evidence or a refusal, never
+/// the copy, and the swaps did land between reads (some were refused), so the race
+/// was run.
 #[test]
 fn a_folder_swapped_for_a_link_while_reading_is_never_read_through() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("store");
-    // A copy elsewhere in the store, which a link that stays beneath its folder
-    // reaches: only `RESOLVE_NO_SYMLINKS` refuses that, not `RESOLVE_BENEATH`.
-    let outside = root.join("copies");
-    for (folder, text) in [(&root, "evidence"), (&outside, "OUTSIDE")] {
-        std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
-        std::fs::write(folder.join("commit/sha/x/1.json"), text).unwrap();
-    }
-    symlink("../copies/commit/sha", root.join("commit/link")).unwrap();
+    let (root, outside) = sha_folder_and_copy(tmp.path());
+    std::fs::write(root.join("commit/sha/x/1.json"), "evidence").unwrap();
+    std::fs::write(outside.join("commit/sha/x/1.json"), "OUTSIDE").unwrap();
     let key = ObjectKey::parse("commit/sha/x/1.json").unwrap();
     let keys = vec![key.clone(); 8];
     let (mut real, mut refused) = (0, 0);
@@ -160,6 +155,20 @@ fn a_folder_swapped_for_a_link_while_reading_is_never_read_through() {
         }
     });
     assert!(real > 0 && refused > 0, "{real} real, {refused} refused");
+}
+
+/// A store folder under `tmp` with an empty `commit/sha/x/`, and a copy of that
+/// layout elsewhere in the store (`copies/`) that `commit/link` leads to by a
+/// relative path; returns both roots. A link that stays beneath the store's folder
+/// is refused only by `RESOLVE_NO_SYMLINKS`, not by `RESOLVE_BENEATH`.
+fn sha_folder_and_copy(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = tmp.join("store");
+    let copy = root.join("copies");
+    for folder in [&root, &copy] {
+        std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
+    }
+    symlink("../copies/commit/sha", root.join("commit/link")).unwrap();
+    (root, copy)
 }
 
 /// Runs `round` `rounds` times against the local store at `root` (read and written
@@ -293,14 +302,7 @@ async fn writes_beneath_refuse_what_the_folder_checks_refuse() {
 #[test]
 fn a_folder_swapped_for_a_link_while_writing_is_never_written_through() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("store");
-    // A copy elsewhere in the store, which a link that stays beneath its folder
-    // reaches: only `RESOLVE_NO_SYMLINKS` refuses that, not `RESOLVE_BENEATH`.
-    let outside = root.join("copies");
-    for folder in [&root, &outside] {
-        std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
-    }
-    symlink("../copies/commit/sha", root.join("commit/link")).unwrap();
+    let (root, outside) = sha_folder_and_copy(tmp.path());
     let (mut created, mut refused) = (0, 0);
     while_swapping(&root, 1500, |store, runtime, round| {
         let key = ObjectKey::parse(&format!("commit/sha/x/{round}.json")).unwrap();
@@ -321,20 +323,15 @@ fn a_folder_swapped_for_a_link_while_writing_is_never_written_through() {
 
 /// A SHA's folder swapped with a link to another folder of the store, over and
 /// over, while the store lists it (as the listed folder, on the way to it, and
-/// inside a listing of its parent): no listing names what only the other folder holds; the folder is listed whole or as one
-/// object (the link), and both happened, so the race was run.
+/// inside a listing of its parent): no listing names what only the other folder
+/// holds; the folder is listed whole or as one object (the link), and both
+/// happened, so the race was run.
 #[test]
 fn a_folder_swapped_for_a_link_while_listing_is_never_listed_through() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("store");
-    // A copy elsewhere in the store, which a link that stays beneath its folder
-    // reaches: only `RESOLVE_NO_SYMLINKS` refuses that, not `RESOLVE_BENEATH`.
-    let outside = root.join("copies");
-    for (folder, name) in [(&root, "1.json"), (&outside, "outside.json")] {
-        std::fs::create_dir_all(folder.join("commit/sha/x")).unwrap();
-        std::fs::write(folder.join("commit/sha/x").join(name), "x").unwrap();
-    }
-    symlink("../copies/commit/sha", root.join("commit/link")).unwrap();
+    let (root, outside) = sha_folder_and_copy(tmp.path());
+    std::fs::write(root.join("commit/sha/x/1.json"), "x").unwrap();
+    std::fs::write(outside.join("commit/sha/x/outside.json"), "x").unwrap();
     let (mut whole, mut as_object) = (0, 0);
     while_swapping(&root, 3000, |store, runtime, round| {
         // The link as the listed folder's last part, as a part on its way, and as
