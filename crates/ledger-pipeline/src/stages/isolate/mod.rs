@@ -91,10 +91,11 @@ pub fn internal_main(args: &[OsString]) -> Option<i32> {
 }
 
 /// A pipe whose read end a child (or the same program after `exec`) inherits, and
-/// whose write end is close-on-exec: `(read, write)`.
+/// whose write end is close-on-exec: `(read, write)`. Only for a process that has one
+/// thread (`ledger` before it re-executes itself).
 #[cfg(target_os = "linux")]
 pub fn pipe_to_child() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
-    client::pipe_inherited_end(false)
+    client::pipe_read_end_inherited()
 }
 
 /// Takes ownership of descriptor `fd`, which this process inherited for that purpose
