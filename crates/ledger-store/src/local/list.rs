@@ -227,7 +227,6 @@ struct FdFolder(rustix::fs::Dir);
 #[cfg(target_os = "linux")]
 impl Folder for FdFolder {
     fn entries(&mut self) -> std::io::Result<Vec<(OsString, Kind)>> {
-        use rustix::fs::FileType;
         use std::os::unix::ffi::OsStrExt;
         let mut out = Vec::new();
         while let Some(entry) = self.0.read() {
@@ -236,15 +235,9 @@ impl Folder for FdFolder {
             if name == b"." || name == b".." {
                 continue;
             }
-            let kind = match entry.file_type() {
-                // A file system that does not say in its folder entries.
-                FileType::Unknown => match self.lstat(entry.file_name())? {
-                    Some(st) => kind_of(FileType::from_raw_mode(st.st_mode)),
-                    None => continue,
-                },
-                kind => kind_of(kind),
-            };
-            out.push((OsStr::from_bytes(name).to_owned(), kind));
+            if let Some(kind) = self.entry_kind(entry.file_type(), entry.file_name())? {
+                out.push((OsStr::from_bytes(name).to_owned(), kind));
+            }
         }
         Ok(out)
     }
@@ -274,6 +267,23 @@ impl Folder for FdFolder {
 impl FdFolder {
     fn new(fd: std::os::fd::OwnedFd) -> std::io::Result<FdFolder> {
         Ok(FdFolder(rustix::fs::Dir::new(fd)?))
+    }
+
+    /// What entry `name` is, from the type its folder entry `reported`; a file system
+    /// that does not say there (`DT_UNKNOWN`) is asked with an `fstatat` that follows
+    /// no link. `None` when the entry is gone by then.
+    fn entry_kind(
+        &self,
+        reported: rustix::fs::FileType,
+        name: &std::ffi::CStr,
+    ) -> std::io::Result<Option<Kind>> {
+        use rustix::fs::FileType;
+        Ok(match reported {
+            FileType::Unknown => self
+                .lstat(name)?
+                .map(|st| kind_of(FileType::from_raw_mode(st.st_mode))),
+            kind => Some(kind_of(kind)),
+        })
     }
 
     /// `name`'s own metadata (`fstatat` without following a link); `None` when gone.
@@ -336,4 +346,39 @@ impl Listed {
 fn in_progress(name: &str) -> bool {
     name.split_once('#')
         .is_some_and(|(_, suffix)| !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A file system that leaves the type out of its folder entries (`DT_UNKNOWN`)
+    /// gets each entry's type from the entry itself, a link never followed: a link to
+    /// a folder or a file is neither, and a name gone meanwhile is skipped.
+    #[test]
+    fn an_entry_of_unknown_type_is_looked_at_without_following_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("folder")).unwrap();
+        std::fs::write(root.join("file"), b"x").unwrap();
+        std::os::unix::fs::symlink("folder", root.join("to-folder")).unwrap();
+        std::os::unix::fs::symlink("file", root.join("to-file")).unwrap();
+        let fd = rustix::fs::open(root, FOLDER, rustix::fs::Mode::empty()).unwrap();
+        let folder = FdFolder::new(fd).unwrap();
+        let unknown = |name: &str| {
+            let name = std::ffi::CString::new(name).unwrap();
+            folder
+                .entry_kind(rustix::fs::FileType::Unknown, &name)
+                .unwrap()
+        };
+        assert_eq!(unknown("folder"), Some(Kind::Folder));
+        assert_eq!(unknown("file"), Some(Kind::File));
+        assert_eq!(unknown("to-folder"), Some(Kind::Other));
+        assert_eq!(unknown("to-file"), Some(Kind::Other));
+        assert_eq!(unknown("gone"), None);
+        // Where the entry says, it is taken at its word (no extra call).
+        let said = std::ffi::CString::new("gone").unwrap();
+        let kind = folder.entry_kind(rustix::fs::FileType::Directory, &said);
+        assert_eq!(kind.unwrap(), Some(Kind::Folder));
+    }
 }
