@@ -31,30 +31,44 @@ fn chain() -> Repo {
     repo
 }
 
-const TARGET: &str = "build/0123456789abcdef0123456789abcdef01234567/build.json";
+/// The build's second attempt, where each forgery is stored.
+const FORGED: &str = "build/0123456789abcdef0123456789abcdef01234567/build.attempt-2.json";
 
-fn envelope(repo: &Repo, key: &str) -> Value {
-    serde_json::from_slice(&repo.read_object(key)).unwrap()
+fn key_file(repo: &Repo, file: &str) -> SigningKey {
+    SigningKey::from_pem(&std::fs::read_to_string(repo.path().join(file)).unwrap()).unwrap()
 }
 
-fn statement_of(env: &Value) -> Statement {
-    Statement::parse(&B64.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap()
+/// An envelope over `payload` bytes exactly, signed by `key`.
+fn signed_bytes(payload: &[u8], key: &SigningKey) -> Vec<u8> {
+    let pae = ledger_core::dsse::pae("application/vnd.in-toto+json", payload);
+    let e = json!({
+        "payload": B64.encode(payload),
+        "payloadType": "application/vnd.in-toto+json",
+        "signatures": [{ "keyid": key.key_id().to_string(), "sig": B64.encode(key.sign(&pae)) }],
+    });
+    serde_json::to_vec(&e).unwrap()
 }
 
-fn repo_key(repo: &Repo) -> SigningKey {
-    SigningKey::from_pem(&std::fs::read_to_string(repo.path().join(".ledger/release.key")).unwrap())
-        .unwrap()
-}
-
-/// Replaces the target envelope with `bytes` and asserts both refusals.
-fn assert_refused(repo: &Repo, what: &str, bytes: Vec<u8>) {
-    repo.tamper_object(TARGET, bytes);
+/// On a fresh chain, stores the build's second attempt as the bytes `forge` makes of
+/// the statement a stage would sign there (this SHA, attempt 2, the current log head)
+/// and of the trusted key, and logs it as `ledger` would: the store and its log agree,
+/// so only the envelope itself is wrong. Asserts that `verify` refuses it naming
+/// `expected` and that the next gate denies.
+fn assert_refused(
+    what: &str,
+    expected: &str,
+    forge: impl FnOnce(&Repo, &Statement, &SigningKey) -> Vec<u8>,
+) {
+    let repo = chain();
+    let stored = repo.record_sealed(ArtifactKind::Build, SHA, |st, key| forge(&repo, st, key));
+    assert_eq!(stored, FORGED);
     let out = repo.ledger(&["verify", SHA]);
     assert_code(&out, 4);
+    let shown = text(&out);
+    let problems = problems_of(&shown, FORGED);
     assert!(
-        text(&out).contains(&format!("FAIL  {TARGET}")),
-        "{what}: {}",
-        text(&out)
+        problems.contains(expected),
+        "{what}: {expected:?} in {shown}"
     );
     let out = repo.ledger(&["gate", "publish", "--sha", SHA]);
     assert_eq!(
@@ -65,96 +79,183 @@ fn assert_refused(repo: &Repo, what: &str, bytes: Vec<u8>) {
     );
 }
 
+/// The problems `verify` lists under `FAIL  key` (its indented lines); empty when
+/// `key` did not fail.
+fn problems_of(shown: &str, key: &str) -> String {
+    let mut lines = shown
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("FAIL  {key}")));
+    let Some(_) = lines.next() else {
+        return String::new();
+    };
+    let block: Vec<&str> = lines.take_while(|l| l.starts_with(' ')).collect();
+    block.join("\n")
+}
+
+/// The harness itself refuses nothing: the second attempt stored and logged the same
+/// way but signed as `ledger` signs verifies, and the gate takes it.
 #[test]
-fn forged_envelopes_fail_verification_and_the_gate() {
+fn a_second_attempt_stored_the_way_the_attacks_are_verifies() {
     let repo = chain();
-    let original = envelope(&repo, TARGET);
-    let original_bytes = repo.read_object(TARGET);
-    let key = repo_key(&repo);
+    let stored = repo.record_sealed(ArtifactKind::Build, SHA, |st, key| {
+        Envelope::sign(st, key).to_bytes()
+    });
+    assert_eq!(stored, FORGED);
+    assert_code(&repo.ledger(&["verify", SHA]), 0);
+    assert_code(&repo.ledger(&["gate", "publish", "--sha", SHA]), 0);
+}
+
+#[test]
+fn forged_signatures_fail_verification_and_the_gate() {
+    assert_refused(
+        "no signatures",
+        "envelope has no signatures",
+        |_, st, key| {
+            let mut e: Value = serde_json::from_slice(&Envelope::sign(st, key).to_bytes()).unwrap();
+            e["signatures"] = json!([]);
+            serde_json::to_vec(&e).unwrap()
+        },
+    );
     let attacker = SigningKey::from_seed(&[66; 32]);
-    let statement = statement_of(&original);
-
-    // No signatures at all.
-    let mut e = original.clone();
-    e["signatures"] = json!([]);
-    assert_refused(&repo, "empty signatures", serde_json::to_vec(&e).unwrap());
-
-    // Signed by a key the policy does not trust.
-    let forged = Envelope::sign(&statement, &attacker);
-    assert_refused(&repo, "untrusted key", forged.to_bytes());
-
-    // The trusted key's id over the attacker's signature.
-    let mut forged = Envelope::sign(&statement, &attacker);
-    forged.signatures[0].keyid = key.key_id().to_string();
     assert_refused(
-        &repo,
-        "trusted keyid, other key's signature",
-        forged.to_bytes(),
+        "a key the policy does not trust",
+        "no signature by a trusted key",
+        |_, st, _| Envelope::sign(st, &attacker).to_bytes(),
     );
-
-    // The payload type changed (the signature covers it through PAE).
-    let mut e = original.clone();
-    e["payloadType"] = json!("application/json");
+    // The commit zone's key: trusted, but not for build.
     assert_refused(
-        &repo,
+        "a key trusted for another stage",
+        "no signature by a trusted key",
+        |repo, st, _| Envelope::sign(st, &key_file(repo, ".ledger/test.key")).to_bytes(),
+    );
+    assert_refused(
+        "the trusted key's id over another key's signature",
+        "does not verify",
+        |_, st, key| {
+            let mut forged = Envelope::sign(st, &attacker);
+            forged.signatures[0].keyid = key.key_id().to_string();
+            forged.to_bytes()
+        },
+    );
+    assert_refused(
         "payloadType changed",
-        serde_json::to_vec(&e).unwrap(),
+        "payloadType is \"application/json\"",
+        |_, st, key| {
+            let mut e: Value = serde_json::from_slice(&Envelope::sign(st, key).to_bytes()).unwrap();
+            e["payloadType"] = json!("application/json");
+            serde_json::to_vec(&e).unwrap()
+        },
     );
+    // The payload type is covered by the signature (PAE): signed as another type,
+    // presented as in-toto.
+    assert_refused(
+        "signed over another payloadType",
+        "does not verify",
+        |_, st, key| {
+            let payload = st.to_bytes();
+            let pae = ledger_core::dsse::pae("application/json", &payload);
+            let e = json!({
+                "payload": B64.encode(&payload),
+                "payloadType": "application/vnd.in-toto+json",
+                "signatures": [{ "keyid": key.key_id().to_string(), "sig": B64.encode(key.sign(&pae)) }],
+            });
+            serde_json::to_vec(&e).unwrap()
+        },
+    );
+}
 
-    // predicateType swapped to another stage's, or downgraded, and re-signed with the
-    // trusted key (an insider mislabelling evidence).
+/// A holder of the trusted key mislabelling evidence: every statement below is signed
+/// by the key the policy trusts for `build`.
+#[test]
+fn mislabelled_statements_signed_by_the_trusted_key_are_refused() {
     for predicate_type in [
         "https://ledger.dev/predicate/commit/v1",
         "https://ledger.dev/predicate/build/v0",
         "https://slsa.dev/provenance/v1",
     ] {
-        let mut st = statement.clone();
-        st.predicate_type = predicate_type.into();
-        assert_refused(&repo, predicate_type, Envelope::sign(&st, &key).to_bytes());
-    }
-
-    // A valid envelope of another stage copied into place.
-    let integration = repo.read_object(&format!("integration/{SHA}/integration.json"));
-    assert_refused(&repo, "another stage's envelope", integration);
-
-    // A payload with a duplicated key, or trailing data, signed by the trusted key.
-    let payload = String::from_utf8(statement.to_bytes()).unwrap();
-    for bad in [
-        payload.replacen("{", "{\"predicateType\":\"x\",", 1),
-        format!("{payload} {{}}"),
-    ] {
-        let pae = ledger_core::dsse::pae("application/vnd.in-toto+json", bad.as_bytes());
-        let e = json!({
-            "payload": B64.encode(bad.as_bytes()),
-            "payloadType": "application/vnd.in-toto+json",
-            "signatures": [{ "keyid": key.key_id().to_string(), "sig": B64.encode(key.sign(&pae)) }],
+        assert_refused(predicate_type, "predicateType is", |_, st, key| {
+            let mut st = st.clone();
+            st.predicate_type = predicate_type.into();
+            Envelope::sign(&st, key).to_bytes()
         });
-        assert_refused(
-            &repo,
-            "non-strict payload JSON",
-            serde_json::to_vec(&e).unwrap(),
-        );
     }
-
-    // The original verifies again: the refusals were about the forgeries.
-    repo.tamper_object(TARGET, original_bytes);
-    assert_code(&repo.ledger(&["verify", SHA]), 0);
+    // A valid envelope of another stage copied into place: signed by that stage's
+    // key, which the policy does not trust for build (re-signed by the trusted key it
+    // is the commit statement above).
+    assert_refused(
+        "another stage's envelope",
+        "no signature by a trusted key",
+        |repo, _, _| repo.read_object(&format!("integration/{SHA}/integration.json")),
+    );
+    // Attempt 1's statement re-signed as attempt 2 (a replay of a passing attempt).
+    assert_refused(
+        "the predicate's attempt",
+        "predicate attempt is 1, but it is stored as attempt 2",
+        |_, st, key| {
+            let mut st = st.clone();
+            st.predicate["attempt"] = json!(1);
+            Envelope::sign(&st, key).to_bytes()
+        },
+    );
+    // A payload with a member given twice, or trailing data.
+    assert_refused(
+        "a duplicated member",
+        "member /predicateType appears twice",
+        |_, st, key| {
+            let payload = String::from_utf8(st.to_bytes()).unwrap();
+            let bad = payload.replacen('{', "{\"predicateType\":\"x\",", 1);
+            signed_bytes(bad.as_bytes(), key)
+        },
+    );
+    assert_refused("trailing data", "trailing", |_, st, key| {
+        let payload = String::from_utf8(st.to_bytes()).unwrap();
+        signed_bytes(format!("{payload} {{}}").as_bytes(), key)
+    });
 }
 
 #[test]
-fn a_duplicated_signature_does_not_meet_a_two_signature_threshold() {
-    let repo = chain();
-    repo.edit_policy(|p| p["stages"]["build"]["min_signatures"] = json!(2));
-    let mut e = envelope(&repo, TARGET);
-    let sig = e["signatures"][0].clone();
-    e["signatures"] = json!([sig.clone(), sig]);
+fn two_signatures_required_means_two_distinct_trusted_keys() {
+    let require_two = |repo: &Repo| {
+        repo.edit_policy(|p| p["stages"]["build"]["min_signatures"] = json!(2));
+    };
+    assert_refused("one signature twice", "repeats key id", |repo, st, key| {
+        require_two(repo);
+        let mut e: Value = serde_json::from_slice(&Envelope::sign(st, key).to_bytes()).unwrap();
+        let sig = e["signatures"][0].clone();
+        e["signatures"] = json!([sig.clone(), sig]);
+        serde_json::to_vec(&e).unwrap()
+    });
     assert_refused(
-        &repo,
-        "one signature twice",
-        serde_json::to_vec(&e).unwrap(),
+        "one signature",
+        "1 distinct trusted signature(s), the policy requires 2",
+        |repo, st, key| {
+            require_two(repo);
+            Envelope::sign(st, key).to_bytes()
+        },
     );
-    let out = repo.ledger(&["verify", SHA]);
-    assert!(text(&out).contains("repeats key id"), "{}", text(&out));
+}
+
+#[test]
+fn evidence_signed_after_its_key_was_revoked_is_refused() {
+    assert_refused(
+        "signed by a revoked key",
+        "which the policy revoked at",
+        |repo, st, key| {
+            // Revoked from this very attempt's time on: attempt 1 still counts.
+            let id = key.key_id().to_string();
+            let from = st.predicate["finished_at"].clone();
+            let new_id = repo.generate_key("new");
+            repo.trust_key("new", &new_id, &["build"]);
+            repo.edit_policy(|p| {
+                for k in p["keys"].as_array_mut().unwrap() {
+                    if k["keyid"] == id.as_str() {
+                        k["revoked_at"] = from.clone();
+                    }
+                }
+            });
+            Envelope::sign(st, key).to_bytes()
+        },
+    );
 }
 
 #[test]
@@ -189,7 +290,7 @@ fn thousands_of_random_mutations_of_any_artifact_are_all_refused() {
     let keys = [
         format!("commit/{SHA}/commit.json"),
         format!("integration/{SHA}/integration.json"),
-        TARGET.to_owned(),
+        format!("build/{SHA}/build.json"),
     ];
     let originals: Vec<Vec<u8>> = keys.iter().map(|k| repo.read_object(k)).collect();
     let verifier = repo.in_process();

@@ -335,17 +335,8 @@ fn tamper_json(repo: &Repo, key: &str, edit: impl FnOnce(&mut serde_json::Value)
     edit(&mut v);
     repo.tamper_object(key, serde_json::to_vec_pretty(&v).unwrap());
     if !key.starts_with("trust/") {
-        relog(repo);
+        repo.relog();
     }
-}
-
-/// Starts the store's log afresh over what is stored now, so that the cases here are
-/// about how an envelope reads, not about the log noticing it changed.
-fn relog(repo: &Repo) {
-    for dir in ["log", "checkpoints"] {
-        let _ = std::fs::remove_dir_all(repo.store().join(dir));
-    }
-    assert_code(&repo.ledger(&["checkpoint", "--genesis"]), 0);
 }
 
 /// The same base64 text with the unused low bits of its last symbol set: the same
@@ -389,7 +380,7 @@ fn envelopes_are_read_alike_by_both() {
     assert_parity(&repo, "a signature given twice", false);
     // A URL-safe base64 signature (DSSE allows either alphabet): accepted by both.
     repo.tamper_object(&commit, original.clone());
-    relog(&repo);
+    repo.relog();
     tamper_json(&repo, &commit, |e| {
         let sig = e["signatures"][0]["sig"]
             .as_str()
@@ -402,7 +393,7 @@ fn envelopes_are_read_alike_by_both() {
     // A signature claiming another trusted key that does not verify: tampering
     // (Envelope.verify skips it and counts the good one).
     repo.tamper_object(&commit, original.clone());
-    relog(&repo);
+    repo.relog();
     tamper_json(&repo, &commit, |e| {
         let forged = serde_json::json!({"keyid": extra, "sig": "A".repeat(86) + "=="});
         e["signatures"].as_array_mut().unwrap().push(forged);
@@ -410,13 +401,13 @@ fn envelopes_are_read_alike_by_both() {
     assert_parity(&repo, "a bad signature by a trusted key", false);
     // Non-canonical base64 of a good signature (a lenient decoder reads the same bytes).
     repo.tamper_object(&commit, original.clone());
-    relog(&repo);
+    repo.relog();
     tamper_json(&repo, &commit, |e| {
         e["signatures"][0]["sig"] = stray_bits(e["signatures"][0]["sig"].as_str().unwrap()).into();
     });
     assert_parity(&repo, "evidence signature in non-canonical base64", false);
     repo.tamper_object(&commit, original);
-    relog(&repo);
+    repo.relog();
     assert_parity(&repo, "restored", true);
     // The same in a trust object: the stored root.
     tamper_json(&repo, "trust/root/1.json", |e| {
