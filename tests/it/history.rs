@@ -20,7 +20,7 @@ pub(crate) fn commit(attempt: u32) -> String {
 }
 
 /// The captured output of commit attempt `attempt` of `SHA`.
-fn commit_log(attempt: u32) -> String {
+pub(crate) fn commit_log(attempt: u32) -> String {
     ArtifactRef::new(ArtifactKind::Commit, sha(), attempt).log_key()
 }
 
@@ -82,7 +82,7 @@ pub(crate) fn assert_next_gate_refuses(repo: &Repo, needle: &str) {
 /// The auditor's verifier (local backend only: it reads a folder), given `extra`
 /// arguments, agrees with `ledger verify`: exit 0 when `ok`, else 1, naming `needle`.
 #[track_caller]
-fn assert_audit(repo: &Repo, backend: &Backend, extra: &[&str], ok: bool, needle: &str) {
+pub(crate) fn assert_audit(repo: &Repo, backend: &Backend, extra: &[&str], ok: bool, needle: &str) {
     if !matches!(backend, Backend::Local) || std::env::var_os("LEDGER_SKIP_INTEROP").is_some() {
         return;
     }
@@ -206,19 +206,24 @@ fn renaming_an_attempt_out_of_sight_is_refused(backend: Backend) {
 /// and writes it over the failing one.
 fn a_re_signed_envelope_in_place_of_the_latest_is_refused(backend: Backend) {
     let repo = repo_with(&backend, &[true, false]);
-    let mut p = repo.predicate(&commit(2));
+    repo.tamper_object(&commit(2), passing_instead(&repo, 2));
+
+    verify(&repo, 4, &[&commit(2), "replaced"]);
+    assert_next_gate_refuses(&repo, "replaced");
+    assert_audit(&repo, &backend, &[], false, &commit(2));
+}
+
+/// Commit attempt `attempt`, which failed, as the stage's key holder would forge it:
+/// the same predicate made to say `pass`, signed with the trusted key.
+pub(crate) fn passing_instead(repo: &Repo, attempt: u32) -> Vec<u8> {
+    let mut p = repo.predicate(&commit(attempt));
     assert_eq!(p["result"], "fail");
     crate::consistent::with_result(ArtifactKind::Commit, &mut p, false);
     let pem = std::fs::read_to_string(repo.path().join(".ledger/test.key")).unwrap();
     let key = ledger_core::SigningKey::from_pem(&pem).unwrap();
     let subject = vec![ledger_core::Subject::git(&sha())];
     let statement = ledger_core::Statement::new(ArtifactKind::Commit, subject, p);
-    let forged = ledger_core::Envelope::sign(&statement, &key).to_bytes();
-    repo.tamper_object(&commit(2), forged);
-
-    verify(&repo, 4, &[&commit(2), "replaced"]);
-    assert_next_gate_refuses(&repo, "replaced");
-    assert_audit(&repo, &backend, &[], false, &commit(2));
+    ledger_core::Envelope::sign(&statement, &key).to_bytes()
 }
 
 /// Attempt 2's envelope (validly signed, passing) copied over attempt 1's key.

@@ -45,6 +45,7 @@ mod gates;
 mod history;
 pub mod interop;
 mod isolation;
+mod log_forgery;
 mod log_tail;
 #[cfg(target_os = "linux")]
 mod no_openat2;
