@@ -256,6 +256,26 @@ mod tests {
         assert!(!pk.verify(b"msg", &sig[..63]));
     }
 
+    /// The identity point is a small-order key: with `R` the identity and `S` = 0,
+    /// `[S]B = R + [k]A` holds for every message, and plain Ed25519 verification
+    /// (`ed25519-dalek`'s `verify`) accepts that signature. `verify_strict`, the
+    /// only check `ledger` makes, refuses it: a policy naming such a key vouches
+    /// for nothing (docs/security.md).
+    #[test]
+    fn a_small_order_key_signs_nothing() {
+        use ed25519_dalek::Verifier;
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let pk = PublicKey::from_bytes(&identity).unwrap();
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        let dalek_sig = ed25519_dalek::Signature::from_bytes(&sig);
+        for message in [&b"any message"[..], b"another one"] {
+            assert!(pk.dalek().verify(message, &dalek_sig).is_ok(), "plain");
+            assert!(!pk.verify(message, &sig), "ledger accepted it");
+        }
+    }
+
     #[test]
     fn key_id_matches_securesystemslib() {
         // Expected value computed with securesystemslib's SSlibKey for the same key
