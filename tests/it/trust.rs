@@ -11,14 +11,6 @@ const POLICY: &str = "policy/pipeline-policy.json";
 const SIGNATURE: &str = "policy/pipeline-policy.sig.json";
 const ROOT: &str = "policy/root.json";
 
-/// Objects that are evidence (not the policy copies and trust objects a stage pins).
-fn evidence(repo: &Repo) -> Vec<String> {
-    repo.stored()
-        .into_iter()
-        .filter(|k| !k.starts_with("policies/") && !k.starts_with("trust/"))
-        .collect()
-}
-
 /// A repository whose first commit stage ran, so the store pins the root.
 fn pinned(backend: &Backend) -> Repo {
     let repo = Repo::on(backend);
@@ -30,25 +22,42 @@ fn pinned(backend: &Backend) -> Repo {
     repo
 }
 
-/// The stage after commit is refused (exit 3, nothing new written), `verify` fails
-/// (exit 4), and both say `needle`.
+/// The stage after commit is refused (exit 3): its command not run, nothing at all
+/// written (no evidence, no policy copy, nothing pinned); `verify` fails (exit 4);
+/// both say `needle`.
 #[track_caller]
 fn assert_untrusted(repo: &Repo, needle: &str) {
-    let before = evidence(repo);
-    let out = repo.ledger(&["stage", "integration", "--sha", SHA, "--", "true"]);
+    let before = repo.stored();
+    let args = ["stage", "integration", "--sha", SHA, "--", "echo", "RAN-IT"];
+    let out = repo.ledger(&args);
     assert_code(&out, 3);
     assert!(text(&out).contains(needle), "{}", text(&out));
-    assert_eq!(evidence(repo), before, "nothing may be written");
+    assert!(!text(&out).contains("RAN-IT"), "{}", text(&out));
+    assert_eq!(repo.stored(), before, "nothing may be written");
     let out = repo.ledger(&["verify", SHA]);
     assert_code(&out, 4);
     assert!(text(&out).contains(needle), "{}", text(&out));
+}
+
+/// [`assert_untrusted`] for a policy that is not in force, and `show`, `report` and
+/// `status` refuse too (exit 4), naming `needle` and `ledger policy sign`.
+#[track_caller]
+fn assert_policy_refused(repo: &Repo, needle: &str) {
+    assert_untrusted(repo, needle);
+    for args in [&["show", SHA][..], &["report", SHA], &["status"]] {
+        let out = repo.ledger(args);
+        assert_code(&out, 4);
+        let shown = text(&out);
+        assert!(shown.contains(needle), "{args:?}: {shown}");
+        assert!(shown.contains("ledger policy sign"), "{args:?}: {shown}");
+    }
 }
 
 fn a_policy_edited_in_the_checkout_is_refused_until_an_owner_signs_it(backend: Backend) {
     let repo = pinned(&backend);
     // The pull request drops the integration gate's conditions.
     repo.edit_policy_unsigned(|p| p["stages"]["integration"] = json!({"requires": []}));
-    assert_untrusted(&repo, "edited after it was signed");
+    assert_policy_refused(&repo, "edited after it was signed");
     let out = repo.ledger(&["stage", "integration", "--sha", SHA, "--", "true"]);
     assert!(text(&out).contains("ledger policy sign"), "{}", text(&out));
     // `policy show` names the change and says it is not in force.
@@ -97,6 +106,15 @@ fn a_checkout_that_brings_its_own_owners_gains_nothing(backend: Backend) {
     assert_code(&attacker.ledger(&["policy", "sign", "--root"]), 0);
     bring(&[ROOT]);
     assert_untrusted(&repo, "from the owners of version 1");
+}
+
+/// The pull request drops the signature file along with its edit: a policy nobody
+/// signed is refused the same way.
+fn a_policy_without_any_signature_is_refused(backend: Backend) {
+    let repo = pinned(&backend);
+    repo.edit_policy_unsigned(|p| p["stages"]["integration"] = json!({"requires": []}));
+    std::fs::remove_file(repo.path().join(SIGNATURE)).unwrap();
+    assert_policy_refused(&repo, "is not signed by the policy owners");
 }
 
 fn evidence_gated_by_an_unsigned_policy_is_refused_by_the_next_gate(backend: Backend) {
@@ -223,10 +241,62 @@ on_both_backends!(
     a_policy_edited_in_the_checkout_is_refused_until_an_owner_signs_it,
     a_checkout_that_brings_its_own_owners_gains_nothing,
     evidence_gated_by_an_unsigned_policy_is_refused_by_the_next_gate,
+    a_policy_without_any_signature_is_refused,
     each_zone_key_signs_only_its_own_stages,
     rotating_the_owners_needs_the_old_owners,
     the_ci_pinned_owners_win_over_the_store,
 );
+
+/// `LEDGER_POLICY_OWNERS` closes the first-use window and holds against the bucket:
+/// an empty store and a checkout bringing the attacker's owners, root and signature
+/// (nothing run, nothing pinned); a store root replaced behind `ledger`'s back; and
+/// the setting names exactly the owners (one more is not the same set).
+#[test]
+fn the_ci_owners_close_the_first_use_window_and_name_exactly_the_owners() {
+    let repo = Repo::new();
+    let owner = repo.key_id(".ledger/policy-owner.pub");
+    let owners = [("LEDGER_POLICY_OWNERS", owner.as_str())];
+    let attacker = Repo::new();
+    attacker.edit_policy(|p| p["stages"]["commit"] = json!({"requires": []}));
+    for f in [POLICY, SIGNATURE, ROOT] {
+        std::fs::copy(attacker.path().join(f), repo.path().join(f)).unwrap();
+    }
+    assert!(repo.stored().is_empty(), "{:?}", repo.stored());
+    let commit = ["stage", "commit", "--sha", SHA, "--", "echo", "RAN-IT"];
+    let out = repo.ledger_env(&commit, &owners);
+    assert_code(&out, 3);
+    assert!(!text(&out).contains("RAN-IT"), "{}", text(&out));
+    assert!(
+        text(&out).contains("LEDGER_POLICY_OWNERS"),
+        "{}",
+        text(&out)
+    );
+    assert!(repo.stored().is_empty(), "pinned: {:?}", repo.stored());
+
+    // With its own owners' files, a first stage runs and pins their root.
+    let fresh = Repo::new();
+    let owner = fresh.key_id(".ledger/policy-owner.pub");
+    let owners = [("LEDGER_POLICY_OWNERS", owner.as_str())];
+    assert_code(&fresh.ledger_env(&commit, &owners), 0);
+    let both = format!("{owner},{}", fresh.generate_key("other"));
+    let out = fresh.ledger_env(&["verify", SHA], &[("LEDGER_POLICY_OWNERS", &both)]);
+    assert_code(&out, 4);
+    assert!(
+        text(&out).contains("LEDGER_POLICY_OWNERS"),
+        "{}",
+        text(&out)
+    );
+
+    // A bucket writer swaps the pinned root for the attacker's version 1.
+    let theirs = std::fs::read(attacker.path().join(ROOT)).unwrap();
+    fresh.tamper_object("trust/root/1.json", theirs);
+    let integration = ["stage", "integration", "--sha", SHA, "--", "echo", "RAN-IT"];
+    let out = fresh.ledger_env(&integration, &owners);
+    assert_code(&out, 3);
+    assert!(!text(&out).contains("RAN-IT"), "{}", text(&out));
+    let out = fresh.ledger_env(&["verify", SHA], &owners);
+    assert_code(&out, 4);
+}
 
 #[test]
 fn a_store_set_up_before_trust_zones_keeps_verifying_after_adoption() {
