@@ -69,6 +69,37 @@ fn a_dead_endpoint_is_exit_5_naming_it_and_writes_nothing() {
     assert!(repo.stored().is_empty(), "{:?}", repo.stored());
 }
 
+/// An S3 store configured without conditional writes (`AWS_CONDITIONAL_PUT=disabled`)
+/// could overwrite evidence: refused at once (exit 5, naming the setting), before
+/// the command runs, also where the stage's first write would only come after it (the
+/// root and policy are pinned already).
+#[test]
+fn a_bucket_without_create_only_writes_is_refused_before_anything_runs() {
+    let Some(server) = server() else { return };
+    let repo = Repo::on(&Backend::S3(server));
+    let without = [("AWS_CONDITIONAL_PUT", "disabled")];
+    let refused = |args: &[&str]| {
+        let out = repo.ledger_env(args, &without);
+        assert_code(&out, 5);
+        let msg = text(&out);
+        assert!(
+            msg.contains("cannot create objects only-if-absent"),
+            "{msg}"
+        );
+        assert!(msg.contains("aws_conditional_put"), "{msg}");
+    };
+    refused(&["stage", "commit", "--sha", SHA, "--", "touch", "ran"]);
+    assert!(repo.stored().is_empty(), "{:?}", repo.stored());
+    assert_code(
+        &repo.ledger(&["stage", "commit", "--sha", SHA, "--", "true"]),
+        0,
+    );
+    let before = repo.stored();
+    refused(&["stage", "integration", "--sha", SHA, "--", "touch", "ran"]);
+    assert!(!repo.path().join("ran").exists(), "the command ran");
+    assert_eq!(repo.stored(), before);
+}
+
 /// A bucket that does not exist: the reachability listing's error (exit 5, naming
 /// the store), for a stage and for a read command alike, although the policy's
 /// trust state is read at the same time and fails too; nothing runs.

@@ -324,6 +324,19 @@ mod cloud {
         let endpoint = builder
             .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
             .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
+        // Without conditional writes every create-only put fails, but only once it is
+        // made: the first a stage makes may come after its command ran. Refused here,
+        // before anything is read or run.
+        let conditional = builder.get_config_value(&AmazonS3ConfigKey::ConditionalPut);
+        if conditional.is_some_and(|mode| mode.eq_ignore_ascii_case("disabled")) {
+            return Err(StoreError::NoCreateOnly {
+                location: shown(bucket, endpoint),
+                source: object_store::Error::NotImplemented {
+                    operation: "create-only put (aws_conditional_put is `disabled`)".into(),
+                    implementer: "AmazonS3".into(),
+                },
+            });
+        }
         let store = builder.build().map_err(|e| config_error(bucket, e))?;
         Ok((Arc::new(store), shown(bucket, endpoint)))
     }
