@@ -64,12 +64,12 @@ fn pem(repo: &Repo) -> String {
 }
 
 /// The base64 body of a PEM key, its lines joined.
-fn body(pem: &str) -> String {
+pub(crate) fn body(pem: &str) -> String {
     pem.lines().filter(|l| !l.starts_with("-----")).collect()
 }
 
 /// Every stored object, envelope payloads decoded, as text.
-fn everything_stored(repo: &Repo) -> String {
+pub(crate) fn everything_stored(repo: &Repo) -> String {
     let mut all = String::new();
     for key in repo.stored() {
         let bytes = repo.read_object(&key);
@@ -87,7 +87,7 @@ fn everything_stored(repo: &Repo) -> String {
 /// Fails if `haystack` holds the key: its base64 body, or any PEM block or
 /// base64-looking token that loads as a key with the real key's id.
 #[track_caller]
-fn assert_no_key(haystack: &str, real: &SigningKey, real_pem: &str, what: &str) {
+pub(crate) fn assert_no_key(haystack: &str, real: &SigningKey, real_pem: &str, what: &str) {
     assert!(
         !haystack.contains(&body(real_pem)),
         "{what} holds the key's base64 body:\n{haystack}"

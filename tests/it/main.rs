@@ -59,6 +59,7 @@ mod report;
 mod robust_store;
 mod round_trips;
 mod runs;
+mod secrets;
 mod slsa_interop;
 mod source;
 mod status;
