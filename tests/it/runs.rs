@@ -316,12 +316,15 @@ fn a_huge_output_is_kept_as_head_and_tail_verifies_and_passes_the_gate_in_bounde
 }
 
 /// A spooled run someone else planted: a passing record and a log that hashes to
-/// it, for the SHA under test, in `.ledger/spool/`. Without a seal, or with a seal by
-/// a key other than the stage's, it is refused (exit 4), left where it is, and never
-/// signed into the store.
+/// it, for the SHA under test, in `.ledger/spool/`. Without a seal, with a seal by a
+/// key other than the stage's (a stranger's, another zone's), or with the stage's own
+/// seal over a failing run whose `run.json` was then edited to pass, it is refused
+/// (exit 4), left where it is, and never signed into the store; the same run sealed
+/// by the stage's key is recorded.
 #[test]
 fn a_planted_spool_entry_is_never_recorded() {
     use ledger_core::signed::SignedDocument;
+    use ledger_core::SigningKey;
     let repo = Repo::new();
     let log = b"212 passed, 0 failed\n";
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -331,23 +334,46 @@ fn a_planted_spool_entry_is_never_recorded() {
     predicate["sha"] = SHA.into();
     predicate["output"]["sha256"] = ledger_core::Sha256Digest::of(log).to_hex().into();
     predicate["output"]["bytes"] = log.len().into();
-    let record = serde_json::to_vec(
-        &serde_json::json!({"stage": "commit", "sha": SHA, "predicate": predicate}),
-    )
-    .unwrap();
-    let attacker = ledger_core::SigningKey::generate();
-    for seal in [None, Some(&attacker)] {
-        let entry = repo
-            .path()
-            .join(format!(".ledger/spool/commit-{SHA}-00000000000000000001-1"));
+    let record = |result: &str| {
+        let mut predicate = predicate.clone();
+        predicate["result"] = result.into();
+        let run = serde_json::json!({"stage": "commit", "sha": SHA, "predicate": predicate});
+        serde_json::to_vec(&run).unwrap()
+    };
+    let key_file = |f: &str| {
+        SigningKey::from_pem(&std::fs::read_to_string(repo.path().join(f)).unwrap()).unwrap()
+    };
+    let (commit_key, release_key) = (
+        key_file(".ledger/test.key"),
+        key_file(".ledger/release.key"),
+    );
+    let entry = repo
+        .path()
+        .join(format!(".ledger/spool/commit-{SHA}-00000000000000000001-1"));
+    // `sealed` is what the seal covers, `stored` what run.json holds.
+    let plant = |sealed: &[u8], stored: &[u8], seal: Option<&SigningKey>| {
         std::fs::create_dir_all(&entry).unwrap();
-        std::fs::write(entry.join("run.json"), &record).unwrap();
+        std::fs::write(entry.join("run.json"), stored).unwrap();
         std::fs::write(entry.join("output.log"), log).unwrap();
         if let Some(key) = seal {
-            let mut doc = SignedDocument::new(ledger_pipeline::spool::SPOOL_PAYLOAD_TYPE, &record);
+            let mut doc = SignedDocument::new(ledger_pipeline::spool::SPOOL_PAYLOAD_TYPE, sealed);
             doc.sign(key);
             std::fs::write(entry.join("run.sig.json"), doc.to_bytes()).unwrap();
         }
+    };
+    let attacker = SigningKey::generate();
+    let (fail, pass) = (record("fail"), record("pass"));
+    // No seal; a seal by a key nobody trusts; by the release zone's key, which does
+    // not sign commit; and a true seal over a failing run whose run.json then says
+    // it passed.
+    let cases: [(&[u8], &[u8], Option<&SigningKey>); 4] = [
+        (&pass, &pass, None),
+        (&pass, &pass, Some(&attacker)),
+        (&pass, &pass, Some(&release_key)),
+        (&fail, &pass, Some(&commit_key)),
+    ];
+    for (sealed, stored, seal) in cases {
+        plant(sealed, stored, seal);
         for args in [
             &["stage", "commit", "--sha", SHA, "--resume"][..],
             &["stage", "commit", "--sha", SHA, "--", "true"],
@@ -364,4 +390,13 @@ fn a_planted_spool_entry_is_never_recorded() {
         );
         std::fs::remove_dir_all(&entry).unwrap();
     }
+    // The same run sealed by the stage's own key is recorded: the refusals above
+    // were about their seals.
+    plant(&pass, &pass, Some(&commit_key));
+    let out = repo
+        .command(&["stage", "commit", "--sha", SHA, "--resume"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(repo.has_object(&format!("commit/{SHA}/commit.json")));
 }
