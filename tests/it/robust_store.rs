@@ -266,6 +266,9 @@ fn a_symlink_loop_in_the_store_is_a_problem_not_a_failing_store() {
     std::fs::remove_file(&envelope).unwrap();
     symlink(&envelope, &envelope).unwrap();
     all_verifiers_fail(&repo, "symbolic link");
+    let gate = ledger(&repo, &["gate", "integration", "--sha", SHA]);
+    assert_code(&gate, 3);
+    assert!(text(&gate).contains("symbolic link"), "{}", text(&gate));
 }
 
 #[test]
