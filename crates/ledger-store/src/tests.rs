@@ -10,6 +10,7 @@ use ledger_core::{ArtifactKind, ArtifactRef, GitSha};
 
 mod beneath;
 mod local_folder;
+mod overwriting;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
