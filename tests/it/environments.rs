@@ -302,3 +302,37 @@ fn promotion_is_refused_when_the_latest_canary_smoke_is_hidden() {
         "a refused promotion touched production"
     );
 }
+
+/// What canary proved must be what production gets: a canary redeployed since its
+/// last smoke, then a release candidate published again (another manifest) since
+/// canary ran, are each refused with production untouched; once canary runs and
+/// smokes the new manifest, the promotion goes through.
+#[test]
+fn promotion_is_refused_for_an_unsmoked_redeploy_or_another_manifest() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    configure(&p, free_port(), "/health", &[]);
+    promotion_policy(&p, 0);
+    let s = p.sha(73);
+    p.run_through(&s, "publish");
+    let run = |args: &[&str]| assert_code(&p.repo.ledger(args), 0);
+    let canary = |stage: &str| run(&["stage", stage, "--sha", &s, "--env", "canary"]);
+    let refused = |reason: &str| {
+        assert_denied(&promote(&p, &s, &[APPROVED]), reason);
+        assert!(
+            running_in(&p, "production").is_empty(),
+            "a refused promotion touched production"
+        );
+    };
+    canary("deploy");
+    canary("smoke");
+    canary("deploy");
+    refused("smoke it again first");
+    canary("smoke");
+    run(&["stage", "publish", "--sha", &s]);
+    refused("ran another manifest");
+    canary("deploy");
+    canary("smoke");
+    assert_code(&promote(&p, &s, &[APPROVED]), 0);
+    assert!(!running_in(&p, "production").is_empty());
+}
