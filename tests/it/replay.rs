@@ -219,3 +219,40 @@ fn rollback_refuses_a_release_whose_later_reject_was_deleted() {
     assert!(text(&out).contains(&reject), "{}", text(&out));
     assert_eq!(running(&p), current, "a refused rollback touched what runs");
 }
+
+/// A release that was only ever decided by a replay (published, never decided in a
+/// run of its own, then replayed: the replay's decision promotes) is no rollback
+/// target, and the rule holds with the policy's `rollback` section removed.
+#[test]
+fn a_release_decided_only_by_a_replay_is_no_rollback_target() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let (good, replayed) = (p.sha(26), p.sha(27));
+    p.run_through(&good, "decide");
+    p.run_through(&replayed, "publish");
+    assert_code(&p.ledger(&["replay", &replayed, "--current-config"]), 0);
+    let decision = p
+        .repo
+        .predicate(&format!("release/{replayed}/decision.json"));
+    assert_eq!(decision["replay"], true, "{decision}");
+    assert_eq!(running(&p), replayed);
+    let never = "was never decided outside a replay";
+    let out = p.ledger(&["rollback", "--to", &replayed, "--current-config"]);
+    assert_code(&out, 3);
+    assert!(text(&out).contains(never), "{}", text(&out));
+    p.repo.edit_policy(|policy| {
+        policy.as_object_mut().unwrap().remove("rollback");
+    });
+    let out = p.ledger(&["rollback", "--to", &replayed, "--current-config"]);
+    assert_code(&out, 3);
+    assert!(text(&out).contains(never), "{}", text(&out));
+    assert_eq!(running(&p), replayed, "refusals touch nothing");
+    // The rehearsal docs/replay-and-rollback.md suggests: a SHA no commit has.
+    let nowhere = "0000000000000000000000000000000000000001";
+    let out = p.ledger(&["rollback", "--to", nowhere]);
+    assert_code(&out, 2);
+    assert!(text(&out).contains("x configuration"), "{}", text(&out));
+    let out = p.ledger(&["rollback", "--to", nowhere, "--current-config"]);
+    assert_code(&out, 3);
+    assert!(text(&out).contains("never decided"), "{}", text(&out));
+}
