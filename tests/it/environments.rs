@@ -120,6 +120,44 @@ fn assert_denied_from_an_unapproved_runner(p: &Project, s: &str) {
     );
 }
 
+/// `approved_runners` holds for every command that acts on production, not only for
+/// `promote`: its smoke, a replay and a rollback from an unapproved runner are each
+/// denied naming the runner, and what runs there stays.
+fn assert_unapproved_runners_touch_nothing_in_production(p: &Project, s: &str) {
+    let host = ledger_pipeline::ci::host_name();
+    let unapproved = format!("runner {host} is not approved for environment `production`");
+    let before: Vec<String> = running_in(p, "production")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let before_store = p.repo.stored();
+    for args in [
+        &["stage", "smoke", "--sha", s, "--env", "production"][..],
+        &["replay", s, "--env", "production", "--current-config"],
+        &[
+            "rollback",
+            "--to",
+            s,
+            "--env",
+            "production",
+            "--current-config",
+        ],
+    ] {
+        let out = p.repo.ledger(args);
+        assert_denied(&out, &unapproved);
+    }
+    let after: Vec<String> = running_in(p, "production")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(before, after, "an unapproved runner changed production");
+    assert_eq!(
+        p.repo.stored(),
+        before_store,
+        "an unapproved runner wrote evidence"
+    );
+}
+
 /// The production deployment names the canary evidence it was promoted on, as its
 /// promotion record and as hash-linked inputs, and the approved runner.
 fn assert_the_deployment_records_the_promotion(p: &Project, s: &str) {
@@ -205,6 +243,7 @@ fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
     assert_denied_until_canary_passes_and_soaks(&p, canary_port, &s);
     assert_denied_from_an_unapproved_runner(&p, &s);
     promote_and_assert_the_same_digests_run(&p, &s);
+    assert_unapproved_runners_touch_nothing_in_production(&p, &s);
 
     // Production smoke and the decision follow; the chain verifies.
     assert_code(
