@@ -129,6 +129,27 @@ fn assert_dry_run_and_threshold_delete_nothing(p: &Project, r: &Releases) {
     assert!(!p.repo.store().join("prune").exists());
 }
 
+/// `--apply --force` refused before anything is deleted: signing with a key not
+/// trusted for `deploy` (the commit zone's), and with an engine that does not
+/// answer (exit 5).
+fn assert_refusals_before_deleting(p: &Project, r: &Releases) {
+    let (gone_id, gone_ref) = &r.gone;
+    let apply = ["prune", "--min-age-days", "0", "--apply", "--force"];
+    let with_key = [&apply[..], &["--key", ".ledger/test.key"]].concat();
+    let out = p.ledger(&with_key);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("deploy"), "{}", text(&out));
+    let dead = format!("tcp://127.0.0.1:{}", crate::dead_port());
+    let out = p.repo.ledger_env(&apply, &[("DOCKER_HOST", &dead)]);
+    assert_code(&out, 5);
+    assert!(text(&out).contains(&dead[6..]), "{}", text(&out));
+    assert!(
+        on_engine(gone_id) && in_registry(gone_ref),
+        "a refused prune deleted"
+    );
+    assert!(!p.repo.store().join("prune").exists());
+}
+
 /// `--apply --force` deletes the unpromoted SHA's copies and nothing protected.
 fn apply_and_assert_only_the_unpromoted_images_are_gone(p: &Project, r: &Releases) {
     let (gone_id, gone_ref) = &r.gone;
@@ -263,6 +284,7 @@ fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     assert_eq!(json_of(&out)["candidates"].as_array().unwrap().len(), 0);
 
     assert_dry_run_and_threshold_delete_nothing(&p, &r);
+    assert_refusals_before_deleting(&p, &r);
     apply_and_assert_only_the_unpromoted_images_are_gone(&p, &r);
     assert_one_signed_prune_record(&p, &r);
 
