@@ -149,7 +149,7 @@ fn deploy_evidence_of_one_environment_cannot_stand_for_another() {
 fn a_result_that_contradicts_its_own_fields_does_not_verify() {
     use ledger_core::ArtifactKind;
     type Edit = fn(&mut serde_json::Value);
-    let cases: [(ArtifactKind, &str, Edit); 4] = [
+    let cases: [(ArtifactKind, &str, Edit); 6] = [
         (
             ArtifactKind::Commit,
             "its command exited with code 1",
@@ -166,6 +166,12 @@ fn a_result_that_contradicts_its_own_fields_does_not_verify() {
         ),
         (ArtifactKind::Smoke, "1 of its 2 check(s) failed", |p| {
             p["checks"][1]["ok"] = false.into();
+        }),
+        (ArtifactKind::Smoke, "it ran no checks", |p| {
+            p["checks"] = serde_json::json!([]);
+        }),
+        (ArtifactKind::Build, "it records a build failure", |p| {
+            p["failure"] = serde_json::json!({"image": "api", "message": "push refused"});
         }),
         (
             ArtifactKind::Deployment,

@@ -94,10 +94,12 @@ fn derived_result(typed: &AnyPredicate) -> Option<(Outcome, String)> {
         ),
         AnyPredicate::Smoke(p) => {
             let failed = p.checks.iter().filter(|c| !c.ok).count();
-            pass_if(
-                !p.checks.is_empty() && failed == 0,
-                format!("{failed} of its {} check(s) failed", p.checks.len()),
-            )
+            let why = if p.checks.is_empty() {
+                "it ran no checks".to_owned()
+            } else {
+                format!("{failed} of its {} check(s) failed", p.checks.len())
+            };
+            pass_if(!p.checks.is_empty() && failed == 0, why)
         }
         AnyPredicate::Build(p) => pass_if(
             p.failure.is_none(),
