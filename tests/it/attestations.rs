@@ -372,6 +372,16 @@ fn a_rejected_release_fails_verify_image_and_a_bad_reference_is_exit_2() {
         let out = p.ledger(&["verify", "--image", bad]);
         assert_code(&out, 2);
     }
+    // A registry that does not answer is exit 5, naming it (fails closed, not a pass).
+    let dead = format!("127.0.0.1:{}", crate::dead_port());
+    let digest = reference.split_once('@').unwrap().1;
+    let out = p.ledger(&[
+        "verify",
+        "--image",
+        &format!("{dead}/ledger-it/api@{digest}"),
+    ]);
+    assert_code(&out, 5);
+    assert!(text(&out).contains(&dead), "{}", text(&out));
 }
 
 #[test]

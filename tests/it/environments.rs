@@ -261,18 +261,35 @@ fn promotion_is_denied_until_every_rule_holds_then_runs_the_same_digests() {
 fn a_missing_required_variable_is_exit_2_before_the_engine_and_values_stay_out() {
     let Some(_) = engine() else { return };
     let p = Project::new(None);
-    configure(&p, free_port(), "/health", &["PAYMENT_TOKEN", "REGION"]);
+    configure(
+        &p,
+        free_port(),
+        "/health",
+        &["PAYMENT_TOKEN", "REGION", "AUDIT_ID"],
+    );
     let s = p.sha(71);
     p.run_through(&s, "publish");
     let before = p.repo.stored();
+    // Two unset and one set but empty: all three named, by `stage deploy` and by
+    // `promote` alike, before the engine is touched.
+    for args in [
+        &["stage", "deploy", "--sha", &s, "--env", "production"][..],
+        &["promote", &s, "--to", "production"],
+    ] {
+        let out = p.repo.ledger_env(args, &[("REGION", "")]);
+        assert_code(&out, 2);
+        for name in ["PAYMENT_TOKEN", "REGION", "AUDIT_ID"] {
+            assert!(text(&out).contains(name), "{args:?}: {}", text(&out));
+        }
+    }
     let out = p.repo.ledger_env(
         &["stage", "deploy", "--sha", &s, "--env", "production"],
-        &[("REGION", "eu")],
+        &[("REGION", "eu"), ("AUDIT_ID", "7")],
     );
     assert_code(&out, 2);
     assert!(text(&out).contains("PAYMENT_TOKEN"), "{}", text(&out));
     assert!(
-        !text(&out).contains("REGION"),
+        !text(&out).contains("REGION") && !text(&out).contains("AUDIT_ID"),
         "a set variable was reported missing: {}",
         text(&out)
     );
@@ -288,7 +305,11 @@ fn a_missing_required_variable_is_exit_2_before_the_engine_and_values_stay_out()
     let secret = "pay-7d1f0c2e9b8a4f35-secret";
     let out = p.repo.ledger_env(
         &["stage", "deploy", "--sha", &s, "--env", "production"],
-        &[("REGION", "eu"), ("PAYMENT_TOKEN", secret)],
+        &[
+            ("REGION", "eu"),
+            ("AUDIT_ID", "7"),
+            ("PAYMENT_TOKEN", secret),
+        ],
     );
     assert_code(&out, 0);
     assert!(!text(&out).contains(secret));
