@@ -256,3 +256,33 @@ fn a_release_decided_only_by_a_replay_is_no_rollback_target() {
     assert_code(&out, 3);
     assert!(text(&out).contains("never decided"), "{}", text(&out));
 }
+
+/// A replay runs only a release whose chain passes the `replay` gate, not one that
+/// merely verifies: with its latest integration attempt failed since it was
+/// published, a replay is denied naming the gate and runs nothing; with the policy's
+/// `replay` gate removed, the default gate denies it the same way.
+#[test]
+fn a_replay_is_denied_when_the_chain_no_longer_passes_its_gate() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let s = p.sha(28);
+    p.run_through(&s, "publish");
+    let failed = ["stage", "integration", "--sha", &s, "--", "false"];
+    assert_code(&p.ledger(&failed), 1);
+    assert_code(&p.ledger(&["verify", &s]), 0);
+    let denied = || {
+        let out = p.ledger(&["replay", &s, "--current-config"]);
+        assert_code(&out, 3);
+        assert!(text(&out).contains("/replay"), "{}", text(&out));
+        assert!(text(&out).contains("integration"), "{}", text(&out));
+        assert!(
+            p.containers().is_empty(),
+            "a denied replay started something"
+        );
+    };
+    denied();
+    p.repo.edit_policy(|policy| {
+        assert!(policy.as_object_mut().unwrap().remove("replay").is_some());
+    });
+    denied();
+}
