@@ -182,6 +182,41 @@ fn deploy_refuses_a_manifest_that_names_a_tag() {
     assert!(p.containers().is_empty());
 }
 
+/// A lease another runner holds: a deploy waits `--lease-wait`, then fails (exit 5)
+/// naming the holder, with nothing started; a lease that has expired is taken over,
+/// and the deployment records the takeover.
+#[test]
+fn a_held_lease_stops_a_deploy_naming_its_holder_and_an_expired_one_is_taken_over() {
+    use time::format_description::well_known::Rfc3339;
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let s = p.sha(12);
+    p.run_through(&s, "publish");
+    let now = time::OffsetDateTime::now_utc();
+    let lease = |seq: u64, expires: time::OffsetDateTime| {
+        let lease = serde_json::json!({
+            "environment": "production", "seq": seq, "holder": "other-host/run-42",
+            "sha": s, "acquired_at": (now - time::Duration::minutes(1)).format(&Rfc3339).unwrap(),
+            "expires_at": expires.format(&Rfc3339).unwrap(), "takeover_of": null,
+        });
+        serde_json::to_vec(&lease).unwrap()
+    };
+    let held = lease(1, now + time::Duration::hours(1));
+    p.repo
+        .write_logged("leases/production/0000000001.json", held);
+    let out = p.ledger(&["stage", "deploy", "--sha", &s, "--lease-wait", "1"]);
+    assert_code(&out, 5);
+    assert!(text(&out).contains("other-host/run-42"), "{}", text(&out));
+    assert!(p.containers().is_empty(), "a deploy ran without the lease");
+
+    let expired = lease(2, now - time::Duration::seconds(1));
+    p.repo
+        .write_logged("leases/production/0000000002.json", expired);
+    assert_code(&p.ledger(&["stage", "deploy", "--sha", &s]), 0);
+    let deployment = p.repo.predicate(&format!("infra/{s}/deployment.json"));
+    assert_eq!(deployment["lease"]["takeover"], true, "{deployment}");
+}
+
 #[test]
 fn concurrent_deploys_to_one_environment_are_serialized() {
     let Some(_) = engine() else { return };
