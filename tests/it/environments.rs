@@ -396,3 +396,24 @@ fn promotion_is_refused_for_an_unsmoked_redeploy_or_another_manifest() {
     assert_code(&promote(&p, &s, &[APPROVED]), 0);
     assert!(!running_in(&p, "production").is_empty());
 }
+
+/// Without a `promotion` rule in the policy, `promote` takes the environment before
+/// the target in `ledger.toml` as where the release must have passed (canary here),
+/// asks no soak time, and direct deploys to production stay allowed.
+#[test]
+fn without_a_promotion_rule_promote_uses_the_environment_before_and_no_soak() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    configure(&p, free_port(), "/health", &[]);
+    let s = p.sha(74);
+    p.run_through(&s, "publish");
+    assert_denied(&promote(&p, &s, &[]), "never reached `canary`");
+    for stage in ["deploy", "smoke"] {
+        let args = ["stage", stage, "--sha", &s, "--env", "canary"];
+        assert_code(&p.repo.ledger(&args), 0);
+    }
+    assert_code(&promote(&p, &s, &[]), 0);
+    assert!(!running_in(&p, "production").is_empty());
+    let direct = ["stage", "deploy", "--sha", &s, "--env", "production"];
+    assert_code(&p.repo.ledger(&direct), 0);
+}
