@@ -410,4 +410,30 @@ mod tests {
             assert_eq!(evaluate(&g, "/x", &verified(&p), NOW).allowed, ok, "{c:?}");
         }
     }
+
+    /// Strings compare lexically, byte by byte (so "10" sorts before "9", and
+    /// RFC 3339 times of one offset in time order); a string never orders against
+    /// a number.
+    #[test]
+    fn strings_compare_lexically() {
+        let p = json!({"version": "10", "finished_at": "2026-11-24T11:00:00Z"});
+        for (c, ok) in [
+            (cond("/version", Op::Lt, json!("9")), true),
+            (cond("/version", Op::Gt, json!("9")), false),
+            (cond("/version", Op::Ge, json!("10")), true),
+            (cond("/version", Op::Eq, json!(10)), false),
+            (cond("/version", Op::Gt, json!(9)), false),
+            (
+                cond("/finished_at", Op::Gt, json!("2026-11-24T10:59:59Z")),
+                true,
+            ),
+            (
+                cond("/finished_at", Op::Le, json!("2026-11-24T10:59:59Z")),
+                false,
+            ),
+        ] {
+            let g = gate(Stage::Smoke, vec![c.clone()], None);
+            assert_eq!(evaluate(&g, "/x", &verified(&p), NOW).allowed, ok, "{c:?}");
+        }
+    }
 }
