@@ -1,6 +1,7 @@
 //! `status` over recorded evidence: which release counts as the last promoted one
 //! (a replay of an old release does not; a release whose newest `reject` was deleted
-//! does not either), with what could not be vouched for named under `ignored`.
+//! does not either) and which runs (not one whose deployment is gone or replaced),
+//! with what could not be vouched for named under `ignored`.
 
 use crate::read::{assert_output_schema, json};
 use crate::{assert_code, Repo};
@@ -62,4 +63,39 @@ fn a_deleted_reject_does_not_make_a_release_the_last_promoted_one() {
         .count();
     assert_eq!(naming, 2, "{v:#}");
     assert_eq!(v["environments"][0]["running"]["sha"], a.as_str(), "{v:#}");
+}
+
+/// Only deployment evidence that verifies says what runs: the newest deployment of
+/// an environment deleted (the log still names it), or replaced by other bytes, is
+/// named under `ignored`, and `status` does not report its release as running
+/// there (the one before it is).
+#[test]
+fn a_deleted_or_replaced_deployment_does_not_say_what_runs() {
+    for replace in [false, true] {
+        let repo = Repo::new();
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        repo.record(ArtifactKind::Deployment, &a, |_| {});
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        repo.record(ArtifactKind::Deployment, &b, |_| {});
+        let out = repo.ledger(&["status", "--json"]);
+        assert_eq!(json(&out)["environments"][0]["running"]["sha"], b.as_str());
+        let newest = format!("infra/{b}/deployment.json");
+        if replace {
+            let other = repo.read_object(&format!("infra/{a}/deployment.json"));
+            repo.tamper_object(&newest, other);
+        } else {
+            repo.delete_object(&newest);
+        }
+        let out = repo.ledger(&["status", "--json"]);
+        let v = json(&out);
+        assert_output_schema("status", &v);
+        assert_eq!(v["environments"][0]["running"]["sha"], a.as_str(), "{v:#}");
+        let ignored = v["ignored"].as_array().unwrap();
+        assert!(
+            ignored
+                .iter()
+                .any(|i| i.as_str().unwrap().starts_with(&newest)),
+            "replaced: {replace}: {v:#}"
+        );
+    }
 }
