@@ -239,8 +239,9 @@ fn assert_a_stale_release_raises_the_freshness_alarm(p: &Project) {
 /// A promoted release whose decision an attacker deleted from the store, once
 /// another release runs: the log still names the decision, so prune cannot tell the
 /// release was never promoted; it leaves its images alone and names the deletion.
+/// The same when the decision is put back altered.
 #[test]
-fn prune_leaves_a_release_alone_whose_decision_was_deleted() {
+fn prune_leaves_a_release_alone_whose_decision_was_deleted_or_altered() {
     let Some(_) = engine() else { return };
     let Some(registry) = registry() else {
         eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
@@ -251,17 +252,30 @@ fn prune_leaves_a_release_alone_whose_decision_was_deleted() {
     p.run_through(&promoted, "decide");
     p.run_through(&current, "decide");
     let decision = format!("release/{promoted}/decision.json");
+    let original = p.repo.read_object(&decision);
     p.repo.delete_object(&decision);
-    let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
-    assert_code(&out, 0);
-    let plan = json_of(&out);
-    crate::read::assert_output_schema("prune", &plan);
-    let candidates = plan["candidates"].as_array().unwrap();
-    assert!(
-        candidates.iter().all(|c| c["sha"] != promoted.as_str()),
-        "{plan:#}"
-    );
-    assert!(plan["ignored"].to_string().contains(&decision), "{plan:#}");
+    let left_alone = |how: &str| {
+        let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
+        assert_code(&out, 0);
+        let plan = json_of(&out);
+        crate::read::assert_output_schema("prune", &plan);
+        let candidates = plan["candidates"].as_array().unwrap();
+        assert!(
+            candidates.iter().all(|c| c["sha"] != promoted.as_str()),
+            "{how}: {plan:#}"
+        );
+        assert!(
+            plan["ignored"].to_string().contains(&decision),
+            "{how}: {plan:#}"
+        );
+    };
+    left_alone("deleted");
+    // Put back with one byte changed: it does not verify either.
+    let mut altered = original;
+    let at = altered.len() - 8;
+    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+    p.repo.tamper_object(&decision, altered);
+    left_alone("altered");
     let (id, reference) = build_image(&p, &promoted);
     assert!(on_engine(&id) && in_registry(&reference));
 }
