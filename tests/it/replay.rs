@@ -286,3 +286,32 @@ fn a_replay_is_denied_when_the_chain_no_longer_passes_its_gate() {
     });
     denied();
 }
+
+/// A rollback whose redeploy is not healthy (today's configuration makes it start
+/// unhealthy) restores what ran, records the failure (exit 1), and leaves the
+/// target a valid rollback target: its own run's decision is unchanged.
+#[test]
+fn a_rollback_whose_redeploy_is_unhealthy_restores_what_ran() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let (good, current) = (p.sha(29), p.sha(30));
+    p.run_through(&good, "decide");
+    p.run_through(&current, "decide");
+    p.configure(", UNHEALTHY = \"1\"");
+    let out = p.ledger(&["rollback", "--to", &good, "--current-config"]);
+    assert_code(&out, 1);
+    assert_eq!(running(&p), current, "what ran was not restored");
+    let d = p
+        .repo
+        .predicate(&format!("infra/{good}/deployment.attempt-2.json"));
+    assert_eq!(d["result"], "fail", "{d}");
+    assert_eq!(d["failure"]["restored"], true, "{d}");
+    assert_eq!(d["rollback_from"], current.as_str(), "{d}");
+    assert_code(&p.ledger(&["verify", &good]), 0);
+    p.configure("");
+    assert_code(
+        &p.ledger(&["rollback", "--to", &good, "--current-config"]),
+        0,
+    );
+    assert_eq!(running(&p), good);
+}
