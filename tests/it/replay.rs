@@ -314,4 +314,8 @@ fn a_rollback_whose_redeploy_is_unhealthy_restores_what_ran() {
         0,
     );
     assert_eq!(running(&p), good);
+    let out = p.ledger(&["status"]);
+    assert_code(&out, 0);
+    let rolled = format!("rollback from {}", &current[..12]);
+    assert!(text(&out).contains(&rolled), "{}", text(&out));
 }
