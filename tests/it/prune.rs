@@ -280,6 +280,47 @@ fn prune_leaves_a_release_alone_whose_decision_was_deleted_or_altered() {
     assert!(on_engine(&id) && in_registry(&reference));
 }
 
+/// A release that was deployed but never promoted, whose container someone removed
+/// behind `ledger`'s back: no engine shows it running, but its deployment evidence
+/// says it runs, and that alone protects its images.
+#[test]
+fn prune_keeps_what_the_evidence_says_runs_when_no_engine_shows_it() {
+    let Some(engine) = engine() else { return };
+    let Some(registry) = registry() else {
+        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
+        return;
+    };
+    let p = Project::new(Some(registry));
+    let deployed = p.sha(35);
+    p.run_through(&deployed, "deploy");
+    for c in p.containers() {
+        runtime().block_on(engine.remove(&c.id)).unwrap();
+    }
+    assert!(p.containers().is_empty());
+    let out = p.ledger(&["prune", "--min-age-days", "0", "--json"]);
+    assert_code(&out, 0);
+    let plan = json_of(&out);
+    let candidates = plan["candidates"].as_array().unwrap();
+    assert!(
+        candidates.iter().all(|c| c["sha"] != deployed.as_str()),
+        "{plan:#}"
+    );
+    let (id, reference) = build_image(&p, &deployed);
+    let protected = plan["protected"].to_string();
+    let digest = reference.split_once('@').unwrap().1;
+    assert!(protected.contains(digest), "{plan:#}");
+    assert!(
+        protected.contains("recorded as running in production"),
+        "{plan:#}"
+    );
+    let out = p.ledger(&["prune", "--min-age-days", "0", "--apply", "--force"]);
+    assert_code(&out, 0);
+    assert!(
+        on_engine(&id) && in_registry(&reference),
+        "a running release was pruned"
+    );
+}
+
 #[test]
 fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
     let Some(_) = engine() else { return };
