@@ -40,6 +40,17 @@ fn on_engine(id: &str) -> bool {
         .is_some()
 }
 
+/// The engine and the test registry, or `None` (the case is skipped, saying why)
+/// where either is missing outside CI.
+fn engine_and_registry() -> Option<(ledger_docker::Engine, String)> {
+    let engine = engine()?;
+    let Some(registry) = registry() else {
+        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
+        return None;
+    };
+    Some((engine, registry))
+}
+
 fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
@@ -242,9 +253,7 @@ fn assert_a_stale_release_raises_the_freshness_alarm(p: &Project) {
 /// The same when the decision is put back altered.
 #[test]
 fn prune_leaves_a_release_alone_whose_decision_was_deleted_or_altered() {
-    let Some(_) = engine() else { return };
-    let Some(registry) = registry() else {
-        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
+    let Some((_, registry)) = engine_and_registry() else {
         return;
     };
     let p = Project::new(Some(registry));
@@ -285,9 +294,7 @@ fn prune_leaves_a_release_alone_whose_decision_was_deleted_or_altered() {
 /// says it runs, and that alone protects its images.
 #[test]
 fn prune_keeps_what_the_evidence_says_runs_when_no_engine_shows_it() {
-    let Some(engine) = engine() else { return };
-    let Some(registry) = registry() else {
-        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
+    let Some((engine, registry)) = engine_and_registry() else {
         return;
     };
     let p = Project::new(Some(registry));
@@ -323,9 +330,7 @@ fn prune_keeps_what_the_evidence_says_runs_when_no_engine_shows_it() {
 
 #[test]
 fn prune_deletes_only_never_promoted_images_and_records_what_it_did() {
-    let Some(_) = engine() else { return };
-    let Some(registry) = registry() else {
-        eprintln!("LEDGER_TEST_REGISTRY not set; skipping");
+    let Some((_, registry)) = engine_and_registry() else {
         return;
     };
     let p = Project::new(Some(registry));
