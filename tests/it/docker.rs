@@ -217,44 +217,56 @@ fn a_held_lease_stops_a_deploy_naming_its_holder_and_an_expired_one_is_taken_ove
     assert_eq!(deployment["lease"]["takeover"], true, "{deployment}");
 }
 
-#[test]
-fn concurrent_deploys_to_one_environment_are_serialized() {
-    let Some(_) = engine() else { return };
-    let p = Project::new(None);
-    let s = p.sha(7);
-    p.run_through(&s, "publish");
-    let spawn = || {
+/// Runs the two `ledger` command lines at once in `p`'s repository; both must pass.
+/// Returns the two deployments of `s` they recorded, the one whose lease was taken
+/// first first, after asserting that the later took the lease only once the earlier
+/// had finished, and that one container runs.
+fn run_together(p: &Project, s: &str, a: &[&str], b: &[&str]) -> (Value, Value) {
+    let dir = p.repo.path().to_path_buf();
+    let spawn = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_ledger"))
-            .args(["stage", "deploy", "--sha", &s, "--lease-wait", "120"])
-            .current_dir(p.repo.path())
+            .args(args)
+            .current_dir(&dir)
             .env_remove("LEDGER_STORE")
             .env_remove("LEDGER_SIGNING_KEY")
             .output()
+            .unwrap()
     };
-    let (a, b) = std::thread::scope(|scope| {
-        let a = scope.spawn(spawn);
-        let b = scope.spawn(spawn);
-        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    let (out_a, out_b) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| spawn(a));
+        let second = scope.spawn(|| spawn(b));
+        (first.join().unwrap(), second.join().unwrap())
     });
-    assert_code(&a, 0);
-    assert_code(&b, 0);
+    assert_code(&out_a, 0);
+    assert_code(&out_b, 0);
     let first = p.repo.predicate(&format!("infra/{s}/deployment.json"));
     let second = p
         .repo
         .predicate(&format!("infra/{s}/deployment.attempt-2.json"));
     let (l1, l2) = (&first["lease"], &second["lease"]);
     let (earlier, later) = if l1["acquired_at"].as_str() < l2["acquired_at"].as_str() {
-        (&first, &second)
+        (first, second)
     } else {
-        (&second, &first)
+        (second, first)
     };
     // The later deploy acquired the lease only after the earlier one had finished.
     assert!(
         later["lease"]["acquired_at"].as_str().unwrap() >= earlier["finished_at"].as_str().unwrap(),
-        "{first}\n{second}"
+        "{earlier}\n{later}"
     );
-    assert_eq!(later["previous_release"], s.as_str());
+    assert_eq!(later["previous_release"], s);
     assert_eq!(p.containers().into_iter().filter(|c| c.running).count(), 1);
+    (earlier, later)
+}
+
+#[test]
+fn concurrent_deploys_to_one_environment_are_serialized() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let s = p.sha(7);
+    p.run_through(&s, "publish");
+    let deploy = ["stage", "deploy", "--sha", &s, "--lease-wait", "120"];
+    let (earlier, _) = run_together(&p, &s, &deploy, &deploy);
     // The lease lasts the environment's configured `lease_ttl_seconds`.
     let at = |v: &Value| {
         time::OffsetDateTime::parse(
@@ -263,8 +275,27 @@ fn concurrent_deploys_to_one_environment_are_serialized() {
         )
         .unwrap()
     };
-    let ttl = at(&l1["expires_at"]) - at(&l1["acquired_at"]);
-    assert_eq!(ttl.whole_seconds(), 600, "{l1}");
+    let lease = &earlier["lease"];
+    let ttl = at(&lease["expires_at"]) - at(&lease["acquired_at"]);
+    assert_eq!(ttl.whole_seconds(), 600, "{lease}");
+}
+
+/// A replay takes the environment's lease like a deploy: run beside one, the two
+/// never overlap.
+#[test]
+fn a_replay_beside_a_deploy_to_one_environment_is_serialized() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let s = p.sha(13);
+    p.run_through(&s, "publish");
+    let deploy = ["stage", "deploy", "--sha", &s, "--lease-wait", "120"];
+    let replay = ["replay", &s, "--current-config", "--lease-wait", "120"];
+    let (earlier, later) = run_together(&p, &s, &deploy, &replay);
+    let replays = [&earlier, &later]
+        .iter()
+        .filter(|d| d["replay"] == true)
+        .count();
+    assert_eq!(replays, 1, "{earlier}\n{later}");
 }
 
 #[test]
