@@ -319,3 +319,27 @@ fn a_rollback_whose_redeploy_is_unhealthy_restores_what_ran() {
     let rolled = format!("rollback from {}", &current[..12]);
     assert!(text(&out).contains(&rolled), "{}", text(&out));
 }
+
+/// When nothing ran in the environment before a replay whose smoke fails, there is
+/// nothing to restore: the replayed release keeps running (exit 1, its decision a
+/// reject), and `status` raises the rejected-release alarm until someone acts
+/// (docs/replay-and-rollback.md, the limitation).
+#[test]
+fn a_failed_replay_into_an_empty_environment_runs_on_under_the_alarm() {
+    let Some(_) = engine() else { return };
+    let p = Project::new(None);
+    let s = p.sha(31);
+    p.run_through(&s, "publish");
+    assert!(p.containers().is_empty());
+    p.configure_with("", "/missing");
+    assert_code(&p.ledger(&["replay", &s, "--current-config"]), 1);
+    let decision = p.repo.predicate(&format!("release/{s}/decision.json"));
+    assert_eq!(decision["decision"], "reject", "{decision}");
+    assert_eq!(running(&p), s);
+    let out = p.ledger(&["status"]);
+    assert!(
+        text(&out).contains("REJECTED RELEASE ALARM"),
+        "{}",
+        text(&out)
+    );
+}
