@@ -34,10 +34,6 @@ fn chain() -> Repo {
 /// The build's second attempt, where each forgery is stored.
 const FORGED: &str = "build/0123456789abcdef0123456789abcdef01234567/build.attempt-2.json";
 
-fn key_file(repo: &Repo, file: &str) -> SigningKey {
-    SigningKey::from_pem(&std::fs::read_to_string(repo.path().join(file)).unwrap()).unwrap()
-}
-
 /// An envelope over `payload` bytes exactly, signed by `key`.
 fn signed_bytes(payload: &[u8], key: &SigningKey) -> Vec<u8> {
     let pae = ledger_core::dsse::pae("application/vnd.in-toto+json", payload);
@@ -126,7 +122,7 @@ fn forged_signatures_fail_verification_and_the_gate() {
     assert_refused(
         "a key trusted for another stage",
         "no signature by a trusted key",
-        |repo, st, _| Envelope::sign(st, &key_file(repo, ".ledger/test.key")).to_bytes(),
+        |repo, st, _| Envelope::sign(st, &repo.signing_key(".ledger/test.key")).to_bytes(),
     );
     assert_refused(
         "the trusted key's id over another key's signature",

@@ -167,10 +167,7 @@ fn deploy_refuses_a_manifest_that_names_a_tag() {
         vec![ledger_core::Subject::git(&gitsha)],
         pred,
     );
-    let key = ledger_core::SigningKey::from_pem(
-        &std::fs::read_to_string(p.repo.path().join(".ledger/release.key")).unwrap(),
-    )
-    .unwrap();
+    let key = p.repo.signing_key(".ledger/release.key");
     // Written and logged as the key's holder would through ledger.
     p.repo.write_logged(
         &format!("release-candidate/{s}/manifest.json"),

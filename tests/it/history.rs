@@ -219,8 +219,7 @@ pub(crate) fn passing_instead(repo: &Repo, attempt: u32) -> Vec<u8> {
     let mut p = repo.predicate(&commit(attempt));
     assert_eq!(p["result"], "fail");
     crate::consistent::with_result(ArtifactKind::Commit, &mut p, false);
-    let pem = std::fs::read_to_string(repo.path().join(".ledger/test.key")).unwrap();
-    let key = ledger_core::SigningKey::from_pem(&pem).unwrap();
+    let key = repo.signing_key(".ledger/test.key");
     let subject = vec![ledger_core::Subject::git(&sha())];
     let statement = ledger_core::Statement::new(ArtifactKind::Commit, subject, p);
     ledger_core::Envelope::sign(&statement, &key).to_bytes()

@@ -42,8 +42,7 @@ fn an_attempt_removed_before_the_log_was_started_again_is_refused() {
 /// The log's newest head, and the name of the newest stored checkpoint.
 fn newest(repo: &Repo) -> (Checkpoint, String) {
     let all = entries(repo);
-    let (_, last) = all.last().unwrap();
-    let (key, _) = &all[all.len() - 1];
+    let (key, last) = all.last().unwrap();
     let head = Checkpoint {
         size: last.seq,
         head: Sha256Digest::of(&repo.read_object(key)),
@@ -55,11 +54,6 @@ fn newest(repo: &Repo) -> (Checkpoint, String) {
         .max()
         .unwrap();
     (head, stored)
-}
-
-fn test_key(repo: &Repo) -> SigningKey {
-    let pem = std::fs::read_to_string(repo.path().join(".ledger/test.key")).unwrap();
-    SigningKey::from_pem(&pem).unwrap()
 }
 
 /// A true checkpoint of the log's head, signed by a key the policy does not trust,
@@ -100,9 +94,10 @@ fn an_altered_checkpoint_is_refused() {
 fn a_checkpoint_stored_under_another_name_is_refused() {
     let repo = repo_with(&Backend::Local, &[true, true]);
     let (head, stored) = newest(&repo);
-    let signed = head.sign(&test_key(&repo));
+    let key = repo.signing_key(".ledger/test.key");
+    let signed = head.sign(&key);
     assert_eq!(repo.read_object(&stored), signed.as_bytes());
-    let elsewhere = tlog::checkpoint_key(head.size - 1, test_key(&repo).key_id());
+    let elsewhere = tlog::checkpoint_key(head.size - 1, key.key_id());
     repo.delete_object(&elsewhere);
     repo.tamper_object(&elsewhere, signed.into_bytes());
     verify(&repo, 4, &[&elsewhere, "it was moved"]);

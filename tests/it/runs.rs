@@ -340,13 +340,8 @@ fn a_planted_spool_entry_is_never_recorded() {
         let run = serde_json::json!({"stage": "commit", "sha": SHA, "predicate": predicate});
         serde_json::to_vec(&run).unwrap()
     };
-    let key_file = |f: &str| {
-        SigningKey::from_pem(&std::fs::read_to_string(repo.path().join(f)).unwrap()).unwrap()
-    };
-    let (commit_key, release_key) = (
-        key_file(".ledger/test.key"),
-        key_file(".ledger/release.key"),
-    );
+    let commit_key = repo.signing_key(".ledger/test.key");
+    let release_key = repo.signing_key(".ledger/release.key");
     let entry = repo
         .path()
         .join(format!(".ledger/spool/commit-{SHA}-00000000000000000001-1"));

@@ -59,6 +59,12 @@ impl crate::Repo {
 }
 
 impl crate::Repo {
+    /// The private key in `file` (relative to the repository), as `ledger init` wrote it.
+    pub fn signing_key(&self, file: &str) -> SigningKey {
+        let pem = std::fs::read_to_string(self.path().join(file)).unwrap();
+        SigningKey::from_pem(&pem).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
     /// Alters the first signature of the stored envelope `key` (one base64 character
     /// changed) in place; returns the bytes it had, to put back.
     pub fn break_signature(&self, key: &str) -> Vec<u8> {
@@ -152,8 +158,7 @@ impl crate::Repo {
         seal: impl FnOnce(&Statement, &SigningKey) -> Vec<u8>,
     ) -> String {
         let sha = GitSha::parse(sha).unwrap();
-        let pem = std::fs::read_to_string(self.path().join(key_file)).unwrap();
-        let key = SigningKey::from_pem(&pem).unwrap();
+        let key = self.signing_key(key_file);
         let attempt = store.next_attempt(kind, &sha).await.unwrap();
         let r = ArtifactRef::new(kind, sha, attempt);
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

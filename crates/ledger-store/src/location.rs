@@ -332,7 +332,7 @@ mod cloud {
             return Err(StoreError::NoCreateOnly {
                 location: shown(bucket, endpoint),
                 source: object_store::Error::NotImplemented {
-                    operation: "create-only put (aws_conditional_put is `disabled`)".into(),
+                    operation: "create-only put, aws_conditional_put being disabled".into(),
                     implementer: "AmazonS3".into(),
                 },
             });
